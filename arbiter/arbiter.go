@@ -1,0 +1,366 @@
+package arbiter
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/sockets"
+)
+
+// Publisher receives every lifecycle event. Publish must not block: the
+// arbiter calls it from its watcher loops.
+type Publisher interface {
+	Publish(pubsub.Event)
+}
+
+// ErrNoWatcher is returned for a watcher name the arbiter does not know.
+var ErrNoWatcher = errors.New("no such watcher")
+
+// Options are the arbiter's collaborators. The zero value is usable.
+type Options struct {
+	// Logger receives the arbiter's log; nil discards it.
+	Logger *slog.Logger
+	// Publisher receives lifecycle events; nil drops them.
+	Publisher Publisher
+	// Stdout and Stderr are where workers write when their output is not
+	// captured; nil means the arbiter's own.
+	Stdout, Stderr *os.File
+}
+
+// Arbiter owns the sockets and the watchers of one configuration. Create it
+// with New, then call Run.
+type Arbiter struct {
+	log     *slog.Logger
+	pub     Publisher
+	launch  launcher
+	orphanc chan exitStatus
+	reloadc chan reloadReq
+	started chan struct{}
+	wg      sync.WaitGroup // watcher loops
+
+	// snap is what other goroutines may read: replaced, never modified,
+	// and only by the Run goroutine.
+	snap atomic.Pointer[snapshot]
+	// Owned by the Run goroutine (New before Run starts).
+	cfg *config.Config
+}
+
+type snapshot struct {
+	watchers []*Watcher // in start order: priority descending, then file order
+	sockets  []*sockets.Socket
+}
+
+type reloadReq struct {
+	cfg   *config.Config
+	reply chan error
+}
+
+// New binds every socket of cfg, so that a port in use or a bad path fails
+// here, before any worker exists. The error names the config file and line.
+func New(cfg *config.Config, opts Options) (*Arbiter, error) {
+	a := &Arbiter{
+		log:     opts.Logger,
+		pub:     opts.Publisher,
+		orphanc: make(chan exitStatus, 64),
+		reloadc: make(chan reloadReq),
+		started: make(chan struct{}),
+		cfg:     cfg,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	l := execLauncher{stdout: opts.Stdout, stderr: opts.Stderr}
+	if l.stdout == nil {
+		l.stdout = os.Stdout
+	}
+	if l.stderr == nil {
+		l.stderr = os.Stderr
+	}
+	a.launch = l
+	socks, err := bindSockets(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.snap.Store(&snapshot{watchers: a.newWatchers(cfg, socks, nil), sockets: socks})
+	return a, nil
+}
+
+// bindSockets binds the sockets of cfg, reusing those of old whose spec did
+// not change. On failure it closes what it bound and returns a *config.Error.
+func bindSockets(cfg *config.Config, old []*sockets.Socket) ([]*sockets.Socket, error) {
+	var socks, fresh []*sockets.Socket
+	for _, spec := range cfg.Sockets {
+		if i := slices.IndexFunc(old, func(s *sockets.Socket) bool { return s.Spec() == spec }); i >= 0 {
+			socks = append(socks, old[i])
+			continue
+		}
+		s, err := sockets.Bind(spec)
+		if err != nil {
+			for _, f := range fresh {
+				f.Close()
+			}
+			key := "port"
+			if spec.Path != "" {
+				key = "path"
+			}
+			section := "socket:" + spec.Name
+			pos := cfg.Pos(section, key)
+			if pos.Line == 0 {
+				pos = cfg.Pos(section, "")
+			}
+			return nil, &config.Error{File: pos.File, Line: pos.Line, Section: section, Key: key, Msg: err.Error()}
+		}
+		fresh = append(fresh, s)
+		socks = append(socks, s)
+	}
+	return socks, nil
+}
+
+// newWatchers creates the watchers of cfg in start order, reusing those of
+// keep (by lower-cased name).
+func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep map[string]*Watcher) []*Watcher {
+	var ws []*Watcher
+	for _, wc := range cfg.Watchers {
+		if w, ok := keep[strings.ToLower(wc.Name)]; ok {
+			ws = append(ws, w)
+			continue
+		}
+		ws = append(ws, newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch))
+	}
+	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.cfg.Priority, x.cfg.Priority) })
+	return ws
+}
+
+// watcherSockets is the sockets a worker of w receives, in the config's
+// socket order: those its command references (and its stdin_socket), or all
+// of them with use_sockets.
+func watcherSockets(w *config.Watcher, all []*sockets.Socket) []*sockets.Socket {
+	want := map[string]bool{}
+	for _, name := range w.SocketRefs() {
+		want[name] = true
+	}
+	if w.StdinSocket != "" {
+		want[strings.ToLower(w.StdinSocket)] = true
+	}
+	var out []*sockets.Socket
+	for _, s := range all {
+		if w.UseSockets || want[s.Name()] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Watchers returns the watchers in start order.
+func (a *Arbiter) Watchers() []*Watcher { return a.snap.Load().watchers }
+
+// Watcher returns the watcher named name (case-insensitively, as Circus
+// looks them up), or nil.
+func (a *Arbiter) Watcher(name string) *Watcher {
+	for _, w := range a.snap.Load().watchers {
+		if strings.EqualFold(w.name, name) {
+			return w
+		}
+	}
+	return nil
+}
+
+// Sockets returns the bound sockets in config order.
+func (a *Arbiter) Sockets() []*sockets.Socket { return a.snap.Load().sockets }
+
+// Started is closed once Run has started every autostart watcher (or
+// failed to).
+func (a *Arbiter) Started() <-chan struct{} { return a.started }
+
+// Run starts the watchers in priority order and supervises them until ctx
+// is done, then shuts down (see the package documentation) and returns.
+// Nothing it started is running when it returns.
+func (a *Arbiter) Run(ctx context.Context) error {
+	theReaper.acquire(a.orphanc)
+	orphansDone := make(chan struct{})
+	stopOrphans := make(chan struct{})
+	go func() {
+		defer close(orphansDone)
+		a.reapOrphans(stopOrphans)
+	}()
+	defer func() {
+		theReaper.release(a.orphanc)
+		close(stopOrphans)
+		<-orphansDone
+	}()
+	// Daemons that double-fork leave orphans; as a subreaper we get them
+	// and reap them, so none lingers as a zombie.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		a.log.Warn("cannot become a child subreaper", "err", err)
+	}
+
+	for _, w := range a.Watchers() {
+		a.wg.Go(w.run)
+	}
+	a.startAll(ctx, a.Watchers(), a.cfg.Circus.WarmupDelay)
+	close(a.started)
+	a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
+
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case req := <-a.reloadc:
+			req.reply <- a.apply(ctx, req.cfg)
+		}
+	}
+	a.shutdown()
+	return nil
+}
+
+// startAll starts the autostart watchers one after another, highest
+// priority first, pausing warmup between them.
+func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration) {
+	first := true
+	for _, w := range ws {
+		if !w.cfg.Autostart {
+			continue
+		}
+		if !first && warmup > 0 {
+			t := time.NewTimer(warmup)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		first = false
+		if err := w.Start(ctx); err != nil {
+			a.log.Error("start failed", "watcher", w.name, "err", err)
+		}
+	}
+}
+
+// shutdown is the one shutdown sequence: watchers stopped in reverse
+// priority (those of equal priority together), each gracefully; then their
+// loops ended; then the sockets closed and unix socket files removed.
+func (a *Arbiter) shutdown() {
+	a.log.Info("arbiter stopping")
+	ws := a.Watchers()
+	a.stopWatchers(ws)
+	for _, w := range ws {
+		close(w.quit)
+	}
+	a.wg.Wait()
+	for _, s := range a.Sockets() {
+		if err := s.Close(); err != nil {
+			a.log.Warn("closing socket", "socket", s.Name(), "err", err)
+		}
+	}
+	a.log.Info("arbiter stopped")
+}
+
+// stopWatchers stops ws in reverse priority order; a background context,
+// because graceful_timeout already bounds every stop.
+func (a *Arbiter) stopWatchers(ws []*Watcher) {
+	for end := len(ws); end > 0; {
+		start := end - 1
+		for start > 0 && ws[start-1].cfg.Priority == ws[end-1].cfg.Priority {
+			start--
+		}
+		var wg sync.WaitGroup
+		for _, w := range ws[start:end] {
+			wg.Go(func() {
+				if err := w.Stop(context.Background()); err != nil {
+					a.log.Error("stop failed", "watcher", w.name, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+		end = start
+	}
+}
+
+func (a *Arbiter) reapOrphans(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case st := <-a.orphanc:
+			a.log.Info("reaped orphan", "pid", st.pid, "exit_code", exitCode(st.status))
+			if a.pub != nil {
+				a.pub.Publish(pubsub.Event{Kind: pubsub.Orphan, Pid: st.pid, ExitCode: exitCode(st.status), Time: time.Now()})
+			}
+		}
+	}
+}
+
+// Reload applies a new configuration to a running arbiter: sockets whose
+// spec changed are bound anew first (so a failure changes nothing);
+// watchers that are new start, those gone stop, those whose options or
+// sockets changed are stopped and started again with the new options, and
+// unchanged ones are not touched (same pids). It returns when done.
+func (a *Arbiter) Reload(ctx context.Context, cfg *config.Config) error {
+	reply := make(chan error, 1)
+	select {
+	case a.reloadc <- reloadReq{cfg: cfg, reply: reply}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
+	old := a.snap.Load()
+	socks, err := bindSockets(cfg, old.sockets)
+	if err != nil {
+		return err
+	}
+	keep := map[string]*Watcher{}
+	var gone []*Watcher
+	for _, w := range old.watchers {
+		i := slices.IndexFunc(cfg.Watchers, func(c *config.Watcher) bool { return strings.EqualFold(c.Name, w.name) })
+		if i >= 0 && reflect.DeepEqual(w.cfg, cfg.Watchers[i]) && slices.Equal(w.socks, watcherSockets(cfg.Watchers[i], socks)) {
+			keep[strings.ToLower(w.name)] = w
+			continue
+		}
+		gone = append(gone, w)
+	}
+	a.stopWatchers(gone)
+	for _, w := range gone {
+		close(w.quit)
+		<-w.done
+	}
+	ws := a.newWatchers(cfg, socks, keep)
+	var fresh []*Watcher
+	for _, w := range ws {
+		if _, kept := keep[strings.ToLower(w.name)]; !kept {
+			fresh = append(fresh, w)
+			a.wg.Go(w.run)
+		}
+	}
+	a.snap.Store(&snapshot{watchers: ws, sockets: socks})
+	a.cfg = cfg
+	for _, s := range old.sockets {
+		if !slices.Contains(socks, s) {
+			s.Close()
+		}
+	}
+	a.startAll(ctx, fresh, 0)
+	a.log.Info("configuration reloaded", "kept", len(keep), "stopped", len(gone), "started", len(fresh))
+	return nil
+}

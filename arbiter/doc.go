@@ -1,0 +1,66 @@
+// Package arbiter supervises pools of worker processes ("watchers") the way
+// Circus does: it binds the configured sockets once, starts every watcher's
+// workers with those sockets inherited, replaces a worker the moment it dies,
+// and stops them gracefully.
+//
+// # Lifecycle
+//
+// [New] binds every socket (so a port in use fails before any worker
+// exists). [Arbiter.Run] starts the autostart watchers one after another,
+// highest priority first, [circus] warmup_delay apart; each spawns its
+// numprocesses workers warmup_delay apart and becomes active. A worker that
+// dies is reaped at once (SIGCHLD, never polling) and replaced at once. Too
+// many unexpected deaths within a window (the flapping limit: flapping.*
+// keys or Circus's Flapping plugin section) stop the watcher, which is tried
+// again after retry_in, up to max_retry times. Deaths the arbiter caused
+// (stop, max_age recycling) never count. Failed spawns (a missing program)
+// are retried with a growing pause and stop the watcher after max_retry.
+//
+// Stopping a worker sends stop_signal to its process group (so its
+// descendants get it too), and SIGKILL to the group after graceful_timeout.
+// When a worker is reaped, whatever is left in its group is killed: no
+// grandchild outlives its worker. The arbiter is a child subreaper, so
+// orphans of double-forking programs are reaped, never left as zombies.
+//
+// When Run's context is done, the one shutdown sequence runs: watchers stop
+// in reverse priority (those of equal priority together), each as above;
+// the watcher loops end; the sockets close and unix socket files are
+// removed. Nothing Run started is running when it returns.
+//
+// # Process state
+//
+// A worker starts in its own process group with its watcher's environment
+// (copy_env, [env] sections), working_dir, uid, gid and supplementary
+// groups, and fds 3.. holding its sockets (announced three ways:
+// $(circus.sockets.NAME) in cmd and args, LISTEN_FDS/LISTEN_FDNAMES/
+// LISTEN_PID, and the fd order). What os/exec cannot set between fork and
+// exec (umask, rlimits, nice, chroot before the credentials, LISTEN_PID =
+// the worker's own pid) is set by an exec shim: this binary re-invoked with
+// the target's argv, whose C constructor (shim.c) applies the state and
+// execs the target before the Go runtime starts. It costs one extra exec
+// (about 2 ms here), so only workers that need it go through it. The
+// package therefore needs cgo.
+//
+// # Concurrency
+//
+// One goroutine owns each piece of mutable state. Each [Watcher] has a loop
+// goroutine owning its workers, counters and its single timer; its methods
+// send it requests carrying their own reply channel, so a slow stop of one
+// watcher never delays a command on another, and commands on one watcher
+// run in order. The Run goroutine owns the set of watchers and sockets and
+// publishes immutable snapshots of it. Exactly one goroutine per process
+// waits for children (wait4(-1) on SIGCHLD) and routes each exit to the
+// owning watcher; all forks happen on one OS thread that lives as long as
+// the reaper, because the parent-death signal (SIGKILL, so workers die with
+// a killed arbiter) is tied to the forking thread. Nothing calls
+// exec.Cmd.Wait; a program embedding this package must not wait for
+// children itself while an Arbiter runs.
+//
+// # Events
+//
+// Every state change emits exactly one [pubsub.Event] through the
+// [Publisher], from the loop that made it: spawn, reap (exit code, or the
+// negative signal number), kill (each signal sent by the stop machinery),
+// start, stop; and Ringmaster's own flapping and orphan. The same facts go
+// to the log.
+package arbiter

@@ -1,0 +1,66 @@
+package arbiter
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Process is one worker of a watcher. It is owned by its watcher's loop.
+type Process struct {
+	Pid     int
+	Wid     int
+	Started time.Time
+
+	proc proc
+	// expireAt is when max_age recycles it (zero: never).
+	expireAt time.Time
+	// stopping is set once the arbiter has decided this worker should go;
+	// its death is then expected, never counted as a crash.
+	stopping bool
+	// killAt is when a stopping worker gets SIGKILL.
+	killAt time.Time
+	killed bool
+}
+
+// ProcessInfo is a snapshot of one worker, safe to keep.
+type ProcessInfo struct {
+	Pid      int
+	Wid      int
+	Started  time.Time
+	Stopping bool
+}
+
+// childrenOf lists the direct children of pid, for stop_children: they may
+// have left the worker's process group, which the group signal would miss.
+func childrenOf(pid int) []int {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		return nil
+	}
+	var kids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, k)
+			}
+		}
+	}
+	return kids
+}
+
+// exitCode renders a wait status as Circus reports it: the exit status, or
+// the negative signal number when a signal killed the worker.
+func exitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return -int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}

@@ -1,0 +1,312 @@
+package arbiter
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/sockets"
+)
+
+// defaultPath is searched for a bare command when the worker's environment
+// has no PATH (a watcher without copy_env gets only its [env] variables).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// proc is a started worker as the watcher loop sees it. The real one wraps
+// os.Process (which signals through a pidfd, so a recycled pid is never
+// hit); tests substitute a fake to drive the loop's timing logic.
+type proc interface {
+	Pid() int
+	// Signal signals the worker itself.
+	Signal(sig syscall.Signal) error
+	// SignalGroup signals the worker's process group. It is only called
+	// while the worker is known not to have been reaped, or just after, to
+	// reach what it left behind.
+	SignalGroup(sig syscall.Signal) error
+	// Release frees the handle once the worker has been reaped.
+	Release()
+}
+
+// launcher starts one worker of a watcher; exits of what it starts must be
+// delivered to exits.
+type launcher interface {
+	launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus) (proc, error)
+}
+
+// osProc is a real child process.
+type osProc struct{ p *os.Process }
+
+func (o osProc) Pid() int { return o.p.Pid }
+
+func (o osProc) Signal(sig syscall.Signal) error { return o.p.Signal(sig) }
+
+func (o osProc) SignalGroup(sig syscall.Signal) error {
+	err := unix.Kill(-o.p.Pid, sig)
+	if err == unix.ESRCH {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+func (o osProc) Release() { _ = o.p.Release() }
+
+// execLauncher starts real processes through the process-wide reaper.
+type execLauncher struct {
+	stdout, stderr *os.File
+}
+
+func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus) (proc, error) {
+	h, err := sockets.Prepare(socks)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+
+	env := workerEnv(w)
+	if len(socks) > 0 {
+		env = append(env, h.Env...)
+	}
+	lookup := spawnVars(w, wid, h.FDs, env)
+	argv, err := workerArgv(w, lookup)
+	if err != nil {
+		return nil, err
+	}
+	exe := argv[0]
+	if w.Shell {
+		exe = "/bin/sh"
+	} else if w.Executable != "" {
+		exe = config.Expand(w.Executable, lookup)
+	}
+	exe, err = lookPath(exe, envValue(env, "PATH"), w.Chroot)
+	if err != nil {
+		return nil, err
+	}
+
+	files, closeFiles, err := workerFiles(w, socks, h, l.stdout, l.stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFiles()
+
+	attr := &os.ProcAttr{
+		Env:   env,
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	}
+	dir := w.WorkingDir
+	path := exe
+	if needsShim(w, len(socks) > 0) {
+		attr.Env = append(attr.Env, shimEnv(w, exe, dir, len(files), len(socks) > 0)...)
+		path = shimExe
+	} else {
+		attr.Dir = dir
+		if uid, gid, groups, ok := credentials(w); ok {
+			attr.Sys.Credential = &syscall.Credential{Uid: uid, Gid: gid, Groups: groups, NoSetGroups: groups == nil}
+		}
+	}
+	p, err := theReaper.start(func() (*os.Process, error) {
+		return os.StartProcess(path, argv, attr)
+	}, exits)
+	if err != nil {
+		return nil, err
+	}
+	return osProc{p}, nil
+}
+
+// workerEnv is the environment a worker starts with, as Circus builds it:
+// the arbiter's own only with copy_env, then the [env] sections.
+func workerEnv(w *config.Watcher) []string {
+	m := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := m[k]; !ok {
+			order = append(order, k)
+		}
+		m[k] = v
+	}
+	if w.CopyEnv {
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			// A worker's socket variables describe its own fds, never the
+			// arbiter's, and the shim's protocol is not for it.
+			if strings.HasPrefix(k, "LISTEN_") || strings.HasPrefix(k, "__RINGMASTER_SHIM_") {
+				continue
+			}
+			set(k, v)
+		}
+	}
+	if w.Virtualenv != "" {
+		set("VIRTUAL_ENV", w.Virtualenv)
+		p := filepath.Join(w.Virtualenv, "bin")
+		if old := m["PATH"]; old != "" {
+			p += ":" + old
+		}
+		set("PATH", p)
+	}
+	keys := make([]string, 0, len(w.Env))
+	for k := range w.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		set(k, w.Env[k])
+	}
+	env := make([]string, 0, len(order))
+	for _, k := range order {
+		env = append(env, k+"="+m[k])
+	}
+	return env
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// spawnVars resolves the $(circus.X) variables Circus substitutes at spawn
+// time in cmd, args and shell_args.
+func spawnVars(w *config.Watcher, wid int, fds map[string]int, env []string) func(string) (string, bool) {
+	return func(key string) (string, bool) {
+		switch {
+		case key == "wid":
+			return strconv.Itoa(wid), true
+		case strings.HasPrefix(key, "sockets."):
+			fd, ok := fds[strings.TrimPrefix(key, "sockets.")]
+			return strconv.Itoa(fd), ok
+		case strings.HasPrefix(key, "env."):
+			name := strings.TrimPrefix(key, "env.")
+			for _, kv := range env {
+				if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(k, name) {
+					return v, true
+				}
+			}
+			return "", false
+		}
+		for k, v := range w.Options {
+			if strings.EqualFold(k, key) {
+				return v, true
+			}
+		}
+		return "", false
+	}
+}
+
+// workerArgv builds argv as Circus does: cmd and args substituted and
+// shlex-split; with shell, everything joined into one sh -c string followed
+// by shell_args.
+func workerArgv(w *config.Watcher, lookup func(string) (string, bool)) ([]string, error) {
+	argv, err := splitWords(config.Expand(w.Cmd, lookup))
+	if err != nil {
+		return nil, fmt.Errorf("cmd %q: %w", w.Cmd, err)
+	}
+	if w.Args != "" {
+		more, err := splitWords(config.Expand(w.Args, lookup))
+		if err != nil {
+			return nil, fmt.Errorf("args %q: %w", w.Args, err)
+		}
+		argv = append(argv, more...)
+	}
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("cmd %q is empty", w.Cmd)
+	}
+	if !w.Shell {
+		return argv, nil
+	}
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = quoteWord(a)
+	}
+	sh := []string{"/bin/sh", "-c", strings.Join(quoted, " ")}
+	if w.ShellArgs != "" {
+		sh = append(sh, strings.Fields(config.Expand(w.ShellArgs, lookup))...)
+	}
+	return sh, nil
+}
+
+// lookPath finds a bare command in the worker's PATH (inside its chroot, if
+// any), so that a missing program fails the spawn with a clear error rather
+// than a child that dies at once. Paths with a slash are left to execve,
+// relative to the working directory, as Circus does.
+func lookPath(exe, path, chroot string) (string, error) {
+	if strings.Contains(exe, "/") {
+		return exe, nil
+	}
+	if path == "" {
+		path = defaultPath
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, exe)
+		if fi, err := os.Stat(filepath.Join(chroot, p)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec %q: not found in PATH %q", exe, path)
+}
+
+// workerFiles returns fds 0.. of a worker: stdio, then its sockets from fd 3.
+func workerFiles(w *config.Watcher, socks []*sockets.Socket, h *sockets.Handoff, stdout, stderr *os.File) ([]*os.File, func(), error) {
+	var opened []*os.File
+	closeAll := func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
+	devnull := func() (*os.File, error) {
+		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err == nil {
+			opened = append(opened, f)
+		}
+		return f, err
+	}
+	files := make([]*os.File, 3, 3+len(h.Files))
+	var err error
+	switch {
+	case w.StdinSocket != "":
+		for i, s := range socks {
+			if s.Name() == w.StdinSocket {
+				files[0] = h.Files[i]
+			}
+		}
+		if files[0] == nil {
+			return nil, closeAll, fmt.Errorf("stdin_socket %q: no such socket", w.StdinSocket)
+		}
+	case w.CloseChildStdin:
+		files[0], err = devnull()
+	default:
+		files[0] = os.Stdin
+	}
+	if err == nil {
+		if w.CloseChildStdout {
+			files[1], err = devnull()
+		} else {
+			files[1] = stdout
+		}
+	}
+	if err == nil {
+		if w.CloseChildStderr {
+			files[2], err = devnull()
+		} else {
+			files[2] = stderr
+		}
+	}
+	if err != nil {
+		closeAll()
+		return nil, func() {}, err
+	}
+	files = append(files, h.Files...)
+	return files, closeAll, nil
+}

@@ -1,0 +1,537 @@
+package arbiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/sockets"
+)
+
+// State is a watcher's state, named as Circus names it.
+type State int
+
+// A watcher's states. Stopped is the zero value.
+const (
+	Stopped State = iota
+	Starting
+	Active
+	Stopping
+)
+
+func (s State) String() string {
+	switch s {
+	case Starting:
+		return "starting"
+	case Active:
+		return "active"
+	case Stopping:
+		return "stopping"
+	}
+	return "stopped"
+}
+
+// ErrStopped is returned to a Start that the watcher's own decision to stop
+// (flapping, spawn failures) or a Stop command overtook.
+var ErrStopped = errors.New("watcher stopped")
+
+// Watcher is one pool of workers running the same command. Its loop
+// goroutine owns every field below the channels; its methods send requests
+// to that loop and may be called from any goroutine.
+type Watcher struct {
+	name   string
+	log    *slog.Logger
+	pub    Publisher
+	launch launcher
+	socks  []*sockets.Socket
+
+	reqc  chan func()
+	exitc chan exitStatus
+	quit  chan struct{}
+	done  chan struct{}
+
+	// Owned by the loop.
+	cfg          *config.Watcher
+	state        State
+	procs        map[int]*Process
+	startWaiters []chan<- error
+	stopWaiters  []chan<- error
+	restartAfter bool      // a Start arrived while stopping
+	spawnAt      time.Time // the next spawn not before (warmup_delay, spawn-failure backoff)
+	spawnFails   int       // consecutive failed spawns
+	deaths       []time.Time
+	flapRetries  int
+	lastFlap     time.Time
+	retryAt      time.Time // restart after flapping at this time; zero: none
+	timer        *time.Timer
+}
+
+func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
+	return &Watcher{
+		name:   cfg.Name,
+		log:    log.With("watcher", cfg.Name),
+		pub:    pub,
+		launch: l,
+		socks:  socks,
+		reqc:   make(chan func()),
+		exitc:  make(chan exitStatus, 256),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		cfg:    cfg,
+		procs:  make(map[int]*Process),
+	}
+}
+
+// Name returns the watcher's name as configured.
+func (w *Watcher) Name() string { return w.name }
+
+// run is the watcher's loop. It returns once quit is closed and no worker is
+// left.
+func (w *Watcher) run() {
+	defer close(w.done)
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
+	defer w.timer.Stop()
+	quit := w.quit
+	for {
+		select {
+		case f := <-w.reqc:
+			f()
+		case st := <-w.exitc:
+			w.handleExit(st)
+		case <-w.timer.C:
+			w.tick()
+		case <-quit:
+			quit = nil
+		}
+		if quit == nil && len(w.procs) == 0 {
+			return
+		}
+		w.rearm()
+	}
+}
+
+// do runs f on the loop and waits until it has run.
+func (w *Watcher) do(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case w.reqc <- func() { f(); close(ran) }:
+	case <-w.done:
+		return fmt.Errorf("watcher %s: %w", w.name, ErrStopped)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-ran
+	return nil
+}
+
+// await sends f a reply channel on the loop and waits for the reply.
+func (w *Watcher) await(ctx context.Context, f func(chan<- error)) error {
+	reply := make(chan error, 1)
+	if err := w.do(ctx, func() { f(reply) }); err != nil {
+		return err
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Start starts the watcher's workers and returns when all numprocesses of
+// them have been spawned (the watcher is active), or with an error if the
+// watcher stopped itself meanwhile. Starting an active watcher does nothing.
+func (w *Watcher) Start(ctx context.Context) error {
+	return w.await(ctx, func(reply chan<- error) { w.beginStart(reply, true) })
+}
+
+// Stop stops every worker gracefully (stop_signal to its process group, then
+// SIGKILL after graceful_timeout) and returns when all have been reaped.
+func (w *Watcher) Stop(ctx context.Context) error {
+	return w.await(ctx, func(reply chan<- error) {
+		w.retryAt = time.Time{}
+		w.restartAfter = false
+		w.stopWaiters = append(w.stopWaiters, reply)
+		w.beginStop("stop requested")
+	})
+}
+
+// Info returns the watcher's state and a snapshot of its workers.
+func (w *Watcher) Info(ctx context.Context) (State, []ProcessInfo, error) {
+	var (
+		st    State
+		procs []ProcessInfo
+	)
+	err := w.do(ctx, func() {
+		st = w.state
+		for _, p := range w.procs {
+			procs = append(procs, ProcessInfo{Pid: p.Pid, Wid: p.Wid, Started: p.Started, Stopping: p.stopping})
+		}
+	})
+	return st, procs, err
+}
+
+func (w *Watcher) emit(ev pubsub.Event) {
+	if w.pub == nil {
+		return
+	}
+	ev.Watcher = w.name
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	w.pub.Publish(ev)
+}
+
+func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
+	if commanded {
+		w.flapRetries = 0
+		w.retryAt = time.Time{}
+	}
+	switch w.state {
+	case Active:
+		if reply != nil {
+			reply <- nil
+		}
+		return
+	case Stopping:
+		w.restartAfter = true
+	case Stopped:
+		w.state = Starting
+		w.spawnAt = time.Time{}
+		w.spawnFails = 0
+		w.deaths = nil
+		w.log.Info("starting", "numprocesses", w.cfg.NumProcesses)
+	}
+	if reply != nil {
+		w.startWaiters = append(w.startWaiters, reply)
+	}
+	w.reconcile()
+}
+
+func (w *Watcher) becomeActive() {
+	w.state = Active
+	w.log.Info("started", "numprocesses", len(w.procs))
+	w.emit(pubsub.Event{Kind: pubsub.Start})
+	for _, r := range w.startWaiters {
+		r <- nil
+	}
+	w.startWaiters = nil
+}
+
+// beginStop moves the watcher to stopping and sends every worker its stop
+// signal; the stop completes in handleExit when the last worker is reaped.
+func (w *Watcher) beginStop(reason string) {
+	for _, r := range w.startWaiters {
+		r <- fmt.Errorf("watcher %s: %w: %s", w.name, ErrStopped, reason)
+	}
+	w.startWaiters = nil
+	if w.state == Stopped && len(w.procs) == 0 {
+		w.finishStop()
+		return
+	}
+	if w.state != Stopping {
+		w.log.Info("stopping", "reason", reason)
+	}
+	w.state = Stopping
+	for _, p := range w.procs {
+		if !p.stopping {
+			w.stopProc(p)
+		}
+	}
+	if len(w.procs) == 0 {
+		w.finishStop()
+	}
+}
+
+func (w *Watcher) finishStop() {
+	if w.state != Stopped {
+		w.state = Stopped
+		w.log.Info("stopped")
+		w.emit(pubsub.Event{Kind: pubsub.Stop})
+	}
+	for _, r := range w.stopWaiters {
+		r <- nil
+	}
+	w.stopWaiters = nil
+	if w.restartAfter {
+		w.restartAfter = false
+		w.beginStart(nil, false)
+	}
+}
+
+// stopProc sends a worker its stop signal and arms the SIGKILL deadline.
+func (w *Watcher) stopProc(p *Process) {
+	now := time.Now()
+	p.stopping = true
+	p.killAt = now.Add(w.cfg.GracefulTimeout)
+	sig := w.cfg.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	w.signal(p, sig)
+	if w.cfg.StopChildren {
+		// Children still in the group were signalled with it; these are
+		// the ones that left it.
+		for _, kid := range childrenOf(p.Pid) {
+			if err := syscall.Kill(kid, sig); err == nil {
+				w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: kid, Wid: p.Wid, Signal: int(sig)})
+			}
+		}
+	}
+	if w.cfg.GracefulTimeout <= 0 {
+		w.escalate(p)
+	}
+}
+
+// signal sends sig to a worker's process group, which reaches its
+// descendants too; to the worker alone if it has left its group.
+func (w *Watcher) signal(p *Process, sig syscall.Signal) {
+	err := p.proc.SignalGroup(sig)
+	if err != nil {
+		err = p.proc.Signal(sig)
+	}
+	if err != nil && !errors.Is(err, os.ErrProcessDone) {
+		w.log.Warn("signal failed", "pid", p.Pid, "signal", sig, "err", err)
+		return
+	}
+	w.log.Debug("signalled", "pid", p.Pid, "signal", sig)
+	w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: p.Pid, Wid: p.Wid, Signal: int(sig)})
+}
+
+func (w *Watcher) escalate(p *Process) {
+	p.killed = true
+	w.log.Warn("escalating to SIGKILL", "pid", p.Pid, "graceful_timeout", w.cfg.GracefulTimeout)
+	w.signal(p, syscall.SIGKILL)
+}
+
+// live counts the workers that are not on their way out.
+func (w *Watcher) live() int {
+	n := 0
+	for _, p := range w.procs {
+		if !p.stopping {
+			n++
+		}
+	}
+	return n
+}
+
+// reconcile brings the number of live workers to numprocesses: spawning
+// while starting (paced by warmup_delay) or, once active, at once to replace
+// a dead worker; stopping the oldest when there are too many.
+func (w *Watcher) reconcile() {
+	if w.state != Starting && w.state != Active {
+		return
+	}
+	target := w.cfg.NumProcesses
+	for w.live() < target {
+		if w.state == Active && !w.cfg.Respawn {
+			break
+		}
+		if time.Now().Before(w.spawnAt) {
+			return // the timer comes back here
+		}
+		if !w.spawnOne() {
+			return
+		}
+		if w.state == Starting && w.cfg.WarmupDelay > 0 && w.live() < target {
+			w.spawnAt = time.Now().Add(w.cfg.WarmupDelay)
+		}
+	}
+	for w.live() > target {
+		var oldest *Process
+		for _, p := range w.procs {
+			if !p.stopping && (oldest == nil || p.Started.Before(oldest.Started)) {
+				oldest = p
+			}
+		}
+		w.stopProc(oldest)
+	}
+	if w.state == Starting {
+		w.becomeActive()
+	}
+}
+
+// spawnOne starts one worker. A failure is retried with a growing pause
+// (never the busy loop Circus falls into with max_retry = -1), and after
+// max_retry failures in a row the watcher stops.
+func (w *Watcher) spawnOne() bool {
+	wid := w.freeWid()
+	p, err := w.launch.launch(w.cfg, w.socks, wid, w.exitc)
+	now := time.Now()
+	if err != nil {
+		w.spawnFails++
+		w.log.Error("spawn failed", "wid", wid, "err", err, "attempt", w.spawnFails)
+		if w.cfg.MaxRetry >= 0 && w.spawnFails > w.cfg.MaxRetry {
+			w.log.Error("giving up", "reason", "spawn failed", "attempts", w.spawnFails)
+			w.beginStop(fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err))
+			return false
+		}
+		w.spawnAt = now.Add(min(100*time.Millisecond<<min(w.spawnFails-1, 6), 5*time.Second))
+		return false
+	}
+	w.spawnFails = 0
+	proc := &Process{Pid: p.Pid(), Wid: wid, Started: now, proc: p}
+	if w.cfg.MaxAge > 0 {
+		age := w.cfg.MaxAge
+		if w.cfg.MaxAgeVariance > 0 {
+			age += rand.N(w.cfg.MaxAgeVariance)
+		}
+		proc.expireAt = now.Add(age)
+	}
+	w.procs[proc.Pid] = proc
+	w.log.Info("spawned", "pid", proc.Pid, "wid", wid)
+	w.emit(pubsub.Event{Kind: pubsub.Spawn, Pid: proc.Pid, Wid: wid, Time: now})
+	return true
+}
+
+// freeWid is Circus's wid: the smallest slot number no worker holds.
+func (w *Watcher) freeWid() int {
+	used := make(map[int]bool, len(w.procs))
+	for _, p := range w.procs {
+		used[p.Wid] = true
+	}
+	wid := 1
+	for used[wid] {
+		wid++
+	}
+	return wid
+}
+
+func (w *Watcher) handleExit(st exitStatus) {
+	p := w.procs[st.pid]
+	if p == nil {
+		w.log.Warn("exit of an unknown worker", "pid", st.pid)
+		return
+	}
+	delete(w.procs, st.pid)
+	// Whatever the worker left in its group goes with it, as systemd's
+	// control-group kill mode does: a stopped or crashed worker's
+	// grandchildren never run on unsupervised.
+	_ = p.proc.SignalGroup(syscall.SIGKILL)
+	p.proc.Release()
+	code := exitCode(st.status)
+	w.emit(pubsub.Event{Kind: pubsub.Reap, Pid: p.Pid, Wid: p.Wid, ExitCode: code})
+	if p.stopping {
+		w.log.Info("reaped", "pid", p.Pid, "exit_code", code)
+	} else {
+		w.log.Warn("worker died", "pid", p.Pid, "wid", p.Wid, "exit_code", code, "age", time.Since(p.Started).Round(time.Millisecond))
+		if w.flapped() {
+			return
+		}
+		if w.state == Active && !w.cfg.Respawn && len(w.procs) == 0 {
+			w.state = Stopping
+			w.finishStop()
+			return
+		}
+	}
+	if w.state == Stopping {
+		if len(w.procs) == 0 {
+			w.finishStop()
+		}
+		return
+	}
+	w.reconcile()
+}
+
+// flapped records an unexpected death and, when there were too many within
+// the window, stops the watcher and schedules a retry. Deaths the arbiter
+// caused (stop, restart, max_age) never count (unlike Circus #965).
+func (w *Watcher) flapped() bool {
+	c := w.cfg
+	if c.FlapAttempts <= 0 || w.state == Stopping {
+		return false
+	}
+	now := time.Now()
+	keep := w.deaths[:0]
+	for _, t := range w.deaths {
+		if now.Sub(t) < c.FlapWindow {
+			keep = append(keep, t)
+		}
+	}
+	w.deaths = append(keep, now)
+	if len(w.deaths) < c.FlapAttempts {
+		return false
+	}
+	w.deaths = nil
+	// A watcher that ran a whole window after its last retry starts a new
+	// episode rather than using up its retries.
+	if now.Sub(w.lastFlap) > c.FlapRetryIn+c.FlapWindow {
+		w.flapRetries = 0
+	}
+	w.lastFlap = now
+	w.flapRetries++
+	reason := fmt.Sprintf("%d deaths within %s", c.FlapAttempts, c.FlapWindow)
+	if c.FlapMaxRetry >= 0 && w.flapRetries > c.FlapMaxRetry {
+		reason += fmt.Sprintf("; gave up after %d retries", c.FlapMaxRetry)
+		w.log.Error("flapping: stopped for good", "reason", reason)
+		w.emit(pubsub.Event{Kind: pubsub.Flapping, Reason: reason})
+		w.beginStop("flapping: " + reason)
+		return true
+	}
+	w.log.Error("flapping: stopped", "reason", reason, "retry_in", c.FlapRetryIn, "retry", w.flapRetries, "max_retry", c.FlapMaxRetry)
+	w.emit(pubsub.Event{Kind: pubsub.Flapping, Reason: reason})
+	w.beginStop("flapping: " + reason)
+	w.retryAt = now.Add(c.FlapRetryIn)
+	return true
+}
+
+// tick handles every deadline that has passed: SIGKILL escalation, max_age
+// recycling, the flapping retry and paced spawns.
+func (w *Watcher) tick() {
+	now := time.Now()
+	for _, p := range w.procs {
+		switch {
+		case p.stopping && !p.killed && !now.Before(p.killAt):
+			w.escalate(p)
+		case !p.stopping && !p.expireAt.IsZero() && !now.Before(p.expireAt):
+			w.log.Info("recycling", "pid", p.Pid, "reason", "max_age", "age", now.Sub(p.Started).Round(time.Second))
+			// Mark it first so that reconcile spawns the replacement
+			// before the old worker has even been signalled.
+			p.stopping = true
+			w.reconcile()
+			p.stopping = false
+			w.stopProc(p)
+		}
+	}
+	if w.state == Stopped && !w.retryAt.IsZero() && !now.Before(w.retryAt) {
+		w.retryAt = time.Time{}
+		w.log.Info("flapping: retrying", "retry", w.flapRetries)
+		w.beginStart(nil, false)
+	}
+	w.reconcile()
+}
+
+// rearm sets the timer to the earliest deadline the loop is waiting for.
+func (w *Watcher) rearm() {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if (w.state == Starting || w.state == Active) && w.live() < w.cfg.NumProcesses {
+		earlier(w.spawnAt)
+	}
+	for _, p := range w.procs {
+		if p.stopping && !p.killed {
+			earlier(p.killAt)
+		} else if !p.stopping {
+			earlier(p.expireAt)
+		}
+	}
+	if w.state == Stopped {
+		earlier(w.retryAt)
+	}
+	w.timer.Stop()
+	if !next.IsZero() {
+		w.timer.Reset(max(time.Until(next), 0))
+	}
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"math"
+	"strings"
+)
+
+// circusKeys are the keys of [circus] that Circus 0.19 reads, plus those it
+// documents but ignores (statsd_close_outputs, httpd_close_outputs,
+// stream_backend), which are accepted so that its users' files load quietly.
+var circusKeys = []string{
+	"endpoint", "endpoint_owner", "pubsub_endpoint", "stats_endpoint", "statsd",
+	"multicast_endpoint", "check_delay", "warmup_delay", "include", "include_dir",
+	"umask", "httpd", "httpd_host", "httpd_port", "debug", "debug_gc", "pidfile",
+	"loglevel", "logoutput", "loggerconfig", "fqdn_prefix",
+	"statsd_close_outputs", "httpd_close_outputs", "stream_backend",
+}
+
+// readCircus reads the [circus] section into c.
+func readCircus(f *fields, c *Circus) {
+	known := map[string]bool{}
+	for _, k := range circusKeys {
+		known[k] = true
+	}
+	for _, k := range f.sec.keys {
+		c.Options[k.name] = f.vals[k.name]
+		if !known[k.name] {
+			f.unknownKey(k.name, circusKeys)
+		}
+	}
+	f.str("endpoint", &c.Endpoint)
+	f.str("endpoint_owner", &c.EndpointOwner)
+	f.str("pubsub_endpoint", &c.PubsubEndpoint)
+	if _, ok := f.get("stats_endpoint"); ok {
+		// Circus: setting stats_endpoint turns the stats streamer on.
+		f.str("stats_endpoint", &c.StatsEndpoint)
+		c.Statsd = true
+	} else {
+		f.boolean("statsd", &c.Statsd)
+	}
+	f.str("multicast_endpoint", &c.MulticastEndpoint)
+	// Negative check_delay is kept: Circus's own tests use -1.
+	f.seconds("check_delay", &c.CheckDelay, true)
+	f.seconds("warmup_delay", &c.WarmupDelay, false)
+	if v, ok := f.get("include"); ok {
+		c.Include = strings.Fields(v)
+	}
+	if v, ok := f.get("include_dir"); ok {
+		c.IncludeDir = strings.Fields(v)
+	}
+	f.umask("umask", &c.Umask)
+	f.boolean("httpd", &c.Httpd)
+	f.str("httpd_host", &c.HttpdHost)
+	f.integer("httpd_port", &c.HttpdPort, 0, 65535)
+	f.boolean("debug", &c.Debug)
+	f.boolean("debug_gc", &c.DebugGC)
+	f.str("pidfile", &c.Pidfile)
+	f.str("loglevel", &c.LogLevel)
+	f.str("logoutput", &c.LogOutput)
+	f.str("loggerconfig", &c.LoggerConfig)
+	f.str("fqdn_prefix", &c.FQDNPrefix)
+	switch strings.ToLower(c.LogLevel) {
+	case "critical", "error", "warning", "warn", "info", "debug":
+		c.LogLevel = strings.ToLower(c.LogLevel)
+	default:
+		f.errorf("loglevel", "%q is not a log level (critical, error, warning, info, debug)", c.LogLevel)
+	}
+}
+
+// maxInt bounds integer keys that have no natural upper limit.
+const maxInt = math.MaxInt32

@@ -1,0 +1,176 @@
+package config
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/sockets"
+)
+
+// Config is one loaded Circus configuration: the main file and its includes.
+// Every field is plain data with Circus's defaults applied (see [Defaults]);
+// substitutions that Circus performs at load time ($(circus.env.X)) are done,
+// those it performs at spawn time ($(circus.wid), $(circus.sockets.NAME)) are
+// left for [Expand].
+type Config struct {
+	// File is the path of the main file, as given to [Load].
+	File string
+	// Files are the files read: the main file, then its includes in the
+	// order read (their keys lose to those read before).
+	Files []string
+	// Circus holds the [circus] section.
+	Circus Circus
+	// Watchers are the [watcher:NAME] sections in file order.
+	Watchers []*Watcher
+	// Sockets are the [socket:NAME] sections in file order; a child's fds
+	// follow this order.
+	Sockets []sockets.Spec
+	// Plugins are the [plugin:NAME] sections in file order.
+	Plugins []*Plugin
+	// Env is the [env] section, applied to every watcher.
+	Env map[string]string
+	// Warnings are problems that do not stop the arbiter: unknown keys,
+	// options parsed but not yet acted upon.
+	Warnings []*Error
+
+	// pos maps "section\x00key" (and "section\x00" for the header) to where
+	// it was read, so that errors found later (a port in use at bind time)
+	// can still name the file and line.
+	pos map[string]Position
+}
+
+// Position is where a section header or key was read.
+type Position struct {
+	File string
+	Line int
+}
+
+// Circus is the [circus] section.
+type Circus struct {
+	Endpoint          string // default tcp://127.0.0.1:5555
+	EndpointOwner     string
+	PubsubEndpoint    string // default tcp://127.0.0.1:5556
+	StatsEndpoint     string // default tcp://127.0.0.1:5557
+	Statsd            bool   // forced true when stats_endpoint is set, as Circus does
+	MulticastEndpoint string // kept for compatibility; Ringmaster never enables multicast discovery
+	CheckDelay        time.Duration
+	WarmupDelay       time.Duration // between successive watchers at start
+	Include           []string
+	IncludeDir        []string
+	Umask             int // -1 when unset
+	Httpd             bool
+	HttpdHost         string // default localhost
+	HttpdPort         int    // default 8080
+	Debug             bool
+	DebugGC           bool
+	Pidfile           string
+	LogLevel          string // default info
+	LogOutput         string // default "-"
+	LoggerConfig      string
+	FQDNPrefix        string
+	// Options holds every key of the section as written (after
+	// substitution), for `globaloptions` and for keys we do not know.
+	Options map[string]string
+}
+
+// Watcher is one [watcher:NAME] section.
+type Watcher struct {
+	Name       string
+	Cmd        string // required; shlex-split at spawn after substitution
+	Args       string
+	Shell      bool
+	ShellArgs  string
+	Executable string
+	WorkingDir string // "" means the arbiter's working directory
+
+	// User and Group are the raw uid/gid values; UID, GID and Groups are
+	// them resolved at load time. UID and GID are -1 when unset (run as the
+	// arbiter's). Groups are the supplementary groups of the user (as
+	// initgroups sets them), nil when UID is unset.
+	User   string
+	Group  string
+	UID    int
+	GID    int
+	Groups []int
+
+	CopyEnv         bool
+	CopyPath        bool
+	Virtualenv      string
+	VirtualenvPyVer string
+	// Env is the merged environment of [env] and every matching
+	// [env:PATTERNS] section (later sections win), not yet including the
+	// arbiter's environment (copy_env is applied at spawn).
+	Env map[string]string
+
+	NumProcesses     int // default 1
+	WarmupDelay      time.Duration
+	Autostart        bool // default true
+	Respawn          bool // default true
+	Singleton        bool
+	OnDemand         bool
+	Priority         int
+	MaxRetry         int           // default 5; -1 = forever
+	GracefulTimeout  time.Duration // default 30s
+	StopSignal       syscall.Signal
+	StopChildren     bool
+	SendHup          bool
+	MaxAge           time.Duration
+	MaxAgeVariance   time.Duration // default 30s
+	UseSockets       bool
+	StdinSocket      string
+	CloseChildStdin  bool // default true
+	CloseChildStdout bool
+	CloseChildStderr bool
+
+	// Ringmaster's own process-state options (chpst-like), beyond Circus.
+	Umask  int    // -1 when unset; octal in the file
+	Nice   int    // 0 = unchanged
+	Chroot string // "" = none
+
+	// Rlimits are the rlimit_* keys, in file order.
+	Rlimits []Rlimit
+
+	// Flapping limit: more than FlapAttempts unexpected deaths within
+	// FlapWindow stop the watcher; it is started again after FlapRetryIn,
+	// at most FlapMaxRetry times (-1 = forever). Read from flapping.* keys
+	// or a [plugin:x] use = circus.plugins.flapping.Flapping section.
+	FlapAttempts int
+	FlapWindow   time.Duration
+	FlapRetryIn  time.Duration
+	FlapMaxRetry int
+
+	// StdoutStream and StderrStream are the stdout_stream.* and
+	// stderr_stream.* keys, without the prefix; kept for the output-streams
+	// issue.
+	StdoutStream map[string]string
+	StderrStream map[string]string
+	// Hooks are the hooks.* keys.
+	Hooks map[string]Hook
+
+	// Options holds every key of the section as written (after load-time
+	// substitution): the source of $(circus.<key>) at spawn, and of
+	// free-form keys for plugins.
+	Options map[string]string
+}
+
+// Rlimit is one rlimit_NAME key. Infinity is represented by
+// unix.RLIM_INFINITY (an empty value in the file).
+type Rlimit struct {
+	Name     string // lower-case, without the rlimit_ prefix: "nofile"
+	Resource int    // unix.RLIMIT_*
+	Value    uint64
+}
+
+// Hook is one hooks.NAME key: a dotted Python callable and whether its
+// errors are ignored.
+type Hook struct {
+	Callable     string
+	IgnoreErrors bool
+}
+
+// Plugin is one [plugin:NAME] section.
+type Plugin struct {
+	Name    string
+	Use     string
+	Options map[string]string
+}

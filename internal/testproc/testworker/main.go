@@ -1,0 +1,198 @@
+// Command testworker plays the worker roles of Ringmaster's tests. The first
+// argument names the role:
+//
+//	serve [--fd N]       answer HTTP on fd N, or on the LISTEN_FDS socket
+//	exit CODE            exit at once with CODE
+//	sleep                sleep until killed
+//	ignoreterm FILE      ignore SIGTERM, start a grandchild (which ignores it
+//	                     too), write "PID GRANDCHILDPID" to FILE, sleep
+//	describe FILE        write the process state (ids, limits, umask, nice,
+//	                     env, cwd, fds) as JSON to FILE, then sleep
+//	orphan FILE          start a grandchild in a new session that lives
+//	                     200ms, write its pid to FILE, exit 0
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "testworker: role missing")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		serve(os.Args[2:])
+	case "exit":
+		code, _ := strconv.Atoi(arg(2))
+		os.Exit(code)
+	case "sleep":
+		sleepForever()
+	case "ignoreterm":
+		signal.Ignore(syscall.SIGTERM)
+		gc := exec.Command(os.Args[0], "sleepignore")
+		if err := gc.Start(); err != nil {
+			fail(err)
+		}
+		write(arg(2), fmt.Sprintf("%d %d", os.Getpid(), gc.Process.Pid))
+		sleepForever()
+	case "sleepignore":
+		signal.Ignore(syscall.SIGTERM)
+		sleepForever()
+	case "describe":
+		describe(arg(2))
+		sleepForever()
+	case "orphan":
+		gc := exec.Command(os.Args[0], "sleepfor", "200ms")
+		gc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := gc.Start(); err != nil {
+			fail(err)
+		}
+		write(arg(2), strconv.Itoa(gc.Process.Pid))
+		os.Exit(0)
+	case "sleepfor":
+		d, _ := time.ParseDuration(arg(2))
+		time.Sleep(d)
+	default:
+		fail(fmt.Errorf("unknown role %q", os.Args[1]))
+	}
+}
+
+// sleepForever blocks until the process is killed. A bare select{} would
+// not: with no other goroutine the runtime reports a deadlock and exits.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+func arg(i int) string {
+	if i < len(os.Args) {
+		return os.Args[i]
+	}
+	return ""
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "testworker:", err)
+	os.Exit(3)
+}
+
+// write replaces path atomically, so a reader polling for it never sees a
+// partial file.
+func write(path, s string) {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(s), 0o666); err != nil {
+		fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		fail(err)
+	}
+}
+
+func serve(args []string) {
+	fd := -1
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--fd" {
+			fd, _ = strconv.Atoi(args[i+1])
+		}
+	}
+	if fd < 0 {
+		if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+			fail(fmt.Errorf("no --fd and LISTEN_PID=%q is not my pid %d", os.Getenv("LISTEN_PID"), os.Getpid()))
+		}
+		if n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS")); n < 1 {
+			fail(fmt.Errorf("no --fd and LISTEN_FDS=%q", os.Getenv("LISTEN_FDS")))
+		}
+		fd = 3
+	}
+	l, err := net.FileListener(os.NewFile(uintptr(fd), "listener"))
+	if err != nil {
+		fail(err)
+	}
+	pid := os.Getpid()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "pid %d\n", pid)
+	})}
+	go func() {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM)
+		<-c
+		srv.Close()
+	}()
+	_ = srv.Serve(l)
+}
+
+// State is what describe reports.
+type State struct {
+	Pid       int               `json:"pid"`
+	UID       int               `json:"uid"`
+	GID       int               `json:"gid"`
+	Groups    []int             `json:"groups"`
+	Umask     int               `json:"umask"`
+	Nice      int               `json:"nice"`
+	NoFile    [2]uint64         `json:"nofile"`
+	Core      [2]uint64         `json:"core"`
+	Cwd       string            `json:"cwd"`
+	Env       map[string]string `json:"env"`
+	Fds       []int             `json:"fds"`
+	Pgid      int               `json:"pgid"`
+	NonBlock3 bool              `json:"nonblock3"`
+}
+
+func describe(path string) {
+	s := State{Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Env: map[string]string{}}
+	s.Groups, _ = os.Getgroups()
+	s.Umask = syscall.Umask(0)
+	syscall.Umask(s.Umask)
+	prio, _ := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	s.Nice = 20 - prio // the raw syscall returns 20 - nice
+	var rl syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	s.NoFile = [2]uint64{rl.Cur, rl.Max}
+	_ = syscall.Getrlimit(syscall.RLIMIT_CORE, &rl)
+	s.Core = [2]uint64{rl.Cur, rl.Max}
+	s.Cwd, _ = os.Getwd()
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		s.Env[k] = v
+	}
+	s.Pgid, _ = syscall.Getpgid(0)
+	// The fds as they were at exec: read /proc before the runtime opens
+	// more than its own (the epoll fd and its pipe are created lazily, on
+	// first network use, which describe never makes).
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range ents {
+			fd, _ := strconv.Atoi(e.Name())
+			// The runtime itself opens /proc/self/fd for this listing and,
+			// since Go 1.25, its cgroup's cpu files at start-up.
+			if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && !strings.HasPrefix(t, "/proc/") && !strings.HasPrefix(t, "/sys/fs/cgroup/") {
+				s.Fds = append(s.Fds, fd)
+			}
+		}
+	}
+	if fl, err := fcntl(3); err == nil {
+		s.NonBlock3 = fl&syscall.O_NONBLOCK != 0
+	}
+	b, _ := json.Marshal(s)
+	write(path, string(b))
+}
+
+func fcntl(fd int) (int, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

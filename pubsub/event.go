@@ -1,0 +1,58 @@
+// Package pubsub holds the lifecycle event that every layer of Ringmaster
+// shares: the arbiter emits it, and the ZeroMQ publisher, the stats stream and
+// the web console render it.
+//
+// This file defines the event only; the bounded fan-out (Bus) and the ZeroMQ
+// PUB sink arrive with the event-stream issue.
+package pubsub
+
+import "time"
+
+// Kind is what happened. The String form is Circus's topic suffix
+// ("watcher.<name>.<kind>") for Circus's kinds.
+type Kind int
+
+// Circus's event kinds, then Ringmaster's own.
+const (
+	Spawn   Kind = iota + 1 // a worker was started
+	Reap                    // a worker was waited for
+	Kill                    // a stop signal was sent to a worker
+	Start                   // a watcher became active
+	Stop                    // a watcher became stopped
+	Reload                  // a watcher finished a reload
+	Updated                 // a watcher option was set
+	Add                     // a watcher was added at runtime
+	Remove                  // a watcher was removed at runtime
+
+	Flapping // a watcher died too often and was stopped (Ringmaster)
+	Orphan   // an orphaned descendant was reaped (Ringmaster)
+)
+
+var kindNames = [...]string{
+	Spawn: "spawn", Reap: "reap", Kill: "kill", Start: "start", Stop: "stop",
+	Reload: "reload", Updated: "updated", Add: "add", Remove: "remove",
+	Flapping: "flapping", Orphan: "orphan",
+}
+
+func (k Kind) String() string {
+	if k > 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Event is one lifecycle fact. Fields that do not apply to a kind are zero.
+type Event struct {
+	Kind    Kind
+	Watcher string    // the watcher's name as configured
+	Pid     int       // the worker, for spawn, reap, kill and orphan
+	Wid     int       // the worker's slot number, for spawn, reap and kill
+	Time    time.Time // when it happened (for spawn: the process start time)
+	// ExitCode is the exit status for reap, or the negative signal number
+	// when the worker was killed by a signal, as Circus reports it.
+	ExitCode int
+	// Signal is the signal number sent, for kill.
+	Signal int
+	// Reason says why, for flapping and for stops the arbiter decided on.
+	Reason string
+}
