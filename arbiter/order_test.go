@@ -1,0 +1,113 @@
+package arbiter_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+)
+
+// Watchers start highest priority first and stop in reverse; one with
+// autostart = false is left stopped.
+func TestPriorityOrderAndAutostart(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[watcher:low]
+cmd = WORKER sleep
+priority = 1
+
+[watcher:high]
+cmd = WORKER sleep
+priority = 10
+
+[watcher:manual]
+cmd = WORKER sleep
+autostart = false
+priority = 20
+`)
+	if st, _, _ := r.Watcher("manual").Info(context.Background()); st != arbiter.Stopped {
+		t.Errorf("autostart = false watcher is %v, want stopped", st)
+	}
+	r.stop()
+	var starts, stops []string
+	for _, ev := range r.events.of(pubsub.Start) {
+		starts = append(starts, ev.Watcher)
+	}
+	for _, ev := range r.events.of(pubsub.Stop) {
+		stops = append(stops, ev.Watcher)
+	}
+	if got, want := fmt.Sprint(starts), "[high low]"; got != want {
+		t.Errorf("start order = %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(stops), "[low high]"; got != want {
+		t.Errorf("stop order = %s, want %s", got, want)
+	}
+}
+
+// A program that cannot be executed is retried max_retry times, then the
+// watcher stops and says why; the arbiter itself keeps running.
+func TestMissingProgramGivesUp(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[watcher:ghost]
+cmd = /nonexistent/program --flag
+max_retry = 2
+
+[watcher:fine]
+cmd = WORKER sleep
+`)
+	waitFor(t, "the ghost watcher to stop", 10*time.Second, func() bool {
+		st, _, _ := r.Watcher("ghost").Info(context.Background())
+		return st == arbiter.Stopped && strings.Contains(r.log.String(), "giving up")
+	})
+	if n := strings.Count(r.log.String(), `msg="spawn failed" watcher=ghost`); n != 3 {
+		t.Errorf("spawn attempts = %d, want 3 (the first and max_retry = 2 retries)", n)
+	}
+	if !strings.Contains(r.log.String(), "/nonexistent/program") {
+		t.Errorf("the log does not name the missing program:\n%s", r.log.String())
+	}
+	if len(r.pids(t, "fine")) != 1 {
+		t.Errorf("the other watcher is not running")
+	}
+}
+
+// chroot confines the worker; the static testworker runs inside a bare
+// directory.
+func TestChroot(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	root := t.TempDir()
+	b, err := os.ReadFile(worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "testworker"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "work"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start(t, `
+[watcher:jailed]
+cmd = /testworker describe /work/state.json
+chroot = `+root+`
+working_dir = /work
+`)
+	out := filepath.Join(root, "work", "state.json")
+	waitFor(t, "the report inside the chroot", 10*time.Second, func() bool {
+		_, err := os.Stat(out)
+		return err == nil
+	})
+	b, _ = os.ReadFile(out)
+	if !strings.Contains(string(b), `"cwd":"/work"`) {
+		t.Errorf("report = %s, want cwd /work seen from inside the chroot", b)
+	}
+}
