@@ -231,6 +231,9 @@ func (a *Arbiter) Run(ctx context.Context) error {
 func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration) {
 	first := true
 	for _, w := range ws {
+		if ctx.Err() != nil {
+			return
+		}
 		if !w.cfg.Autostart {
 			continue
 		}

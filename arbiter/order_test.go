@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,5 +110,39 @@ working_dir = /work
 	b, _ = os.ReadFile(out)
 	if !strings.Contains(string(b), `"cwd":"/work"`) {
 		t.Errorf("report = %s, want cwd /work seen from inside the chroot", b)
+	}
+}
+
+// stop_children reaches a child that left the worker's process group, which
+// the group signal cannot.
+func TestStopChildren(t *testing.T) {
+	t.Parallel()
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	r := start(t, `
+[watcher:parent]
+cmd = WORKER childoutside `+pidfile+`
+stop_children = true
+graceful_timeout = 5
+`)
+	var pid, child int
+	waitFor(t, "the worker's pids", 10*time.Second, func() bool {
+		b, err := os.ReadFile(pidfile)
+		if err != nil {
+			return false
+		}
+		_, err = fmt.Sscanf(string(b), "%d %d", &pid, &child)
+		return err == nil
+	})
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+	if err := r.Watcher("parent").Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the child outside the group to die", 10*time.Second, func() bool { return gone(child) })
+	var killed []int
+	for _, ev := range r.events.of(pubsub.Kill) {
+		killed = append(killed, ev.Pid)
+	}
+	if fmt.Sprint(killed) != fmt.Sprint([]int{pid, child}) {
+		t.Errorf("kill events for pids %v, want %v", killed, []int{pid, child})
 	}
 }

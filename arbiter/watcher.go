@@ -276,14 +276,18 @@ func (w *Watcher) stopProc(p *Process) {
 	if sig == 0 {
 		sig = syscall.SIGTERM
 	}
-	w.signal(p, sig)
+	var kids []int
 	if w.cfg.StopChildren {
-		// Children still in the group were signalled with it; these are
-		// the ones that left it.
-		for _, kid := range childrenOf(p.Pid) {
-			if err := syscall.Kill(kid, sig); err == nil {
-				w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: kid, Wid: p.Wid, Signal: int(sig)})
-			}
+		// Listed before the group signal: a worker that dies of it at once
+		// leaves a zombie whose children can no longer be listed.
+		kids = childrenOf(p.Pid)
+	}
+	w.signal(p, sig)
+	// Children still in the group were signalled with it; this reaches
+	// those that left it.
+	for _, kid := range kids {
+		if err := syscall.Kill(kid, sig); err == nil {
+			w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: kid, Wid: p.Wid, Signal: int(sig)})
 		}
 	}
 	if w.cfg.GracefulTimeout <= 0 {

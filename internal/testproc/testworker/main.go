@@ -8,6 +8,8 @@
 //	                     too), write "PID GRANDCHILDPID" to FILE, sleep
 //	describe FILE        write the process state (ids, limits, umask, nice,
 //	                     env, cwd, fds) as JSON to FILE, then sleep
+//	childoutside FILE    start a child in a process group of its own, write
+//	                     "PID CHILDPID" to FILE, sleep
 //	orphan FILE          start a grandchild in a new session that lives
 //	                     200ms, write its pid to FILE, exit 0
 package main
@@ -52,6 +54,16 @@ func main() {
 		sleepForever()
 	case "describe":
 		describe(arg(2))
+		sleepForever()
+	case "childoutside":
+		// A child that left the worker's process group: only
+		// stop_children reaches it.
+		gc := exec.Command(os.Args[0], "sleep")
+		gc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := gc.Start(); err != nil {
+			fail(err)
+		}
+		write(arg(2), fmt.Sprintf("%d %d", os.Getpid(), gc.Process.Pid))
 		sleepForever()
 	case "orphan":
 		gc := exec.Command(os.Args[0], "sleepfor", "200ms")
