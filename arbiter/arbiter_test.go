@@ -2,7 +2,6 @@ package arbiter_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
@@ -227,24 +227,11 @@ nice = 5
 	}
 	ini += "\n[env:state]\nGREETING = hello $(circus.env.HOME)\n"
 	r := start(t, ini)
-	var st struct {
-		Pid       int               `json:"pid"`
-		UID       int               `json:"uid"`
-		GID       int               `json:"gid"`
-		Groups    []int             `json:"groups"`
-		Umask     int               `json:"umask"`
-		Nice      int               `json:"nice"`
-		NoFile    [2]uint64         `json:"nofile"`
-		Core      [2]uint64         `json:"core"`
-		Cwd       string            `json:"cwd"`
-		Env       map[string]string `json:"env"`
-		Fds       []int             `json:"fds"`
-		Pgid      int               `json:"pgid"`
-		NonBlock3 bool              `json:"nonblock3"`
-	}
+	var st testproc.State
 	waitFor(t, "the worker's report", 10*time.Second, func() bool {
-		b, err := os.ReadFile(out)
-		return err == nil && json.Unmarshal(b, &st) == nil
+		var ok bool
+		st, ok = testproc.ReadState(out)
+		return ok
 	})
 	pids := r.pids(t, "state")
 	if len(pids) != 1 || pids[0] != st.Pid {

@@ -182,17 +182,7 @@ func (r *running) pids(t *testing.T, name string) []int {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testproc.WaitFor(t, what, d, cond)
 }
 
-// gone reports whether pid no longer exists, not even as a zombie.
-func gone(pid int) bool {
-	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	return os.IsNotExist(err)
-}
+var gone = testproc.Gone

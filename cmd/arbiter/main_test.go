@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -227,34 +226,16 @@ func (p *arbiterProc) stop(t *testing.T, sig syscall.Signal) {
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testproc.WaitFor(t, what, d, cond)
 }
 
-// readPid reads the pid from a describe report.
+// readPid reads the pid from a describe report, 0 until there is one.
 func readPid(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	var st struct {
-		Pid int `json:"pid"`
-	}
-	if json.Unmarshal(b, &st) != nil {
-		return 0
-	}
+	st, _ := testproc.ReadState(path)
 	return st.Pid
 }
 
-func gone(pid int) bool {
-	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	return os.IsNotExist(err)
-}
+var gone = testproc.Gone
 
 // SIGHUP re-reads the file: a bad one changes nothing; a good one starts
 // the new watcher and leaves the unchanged one alone. SIGINT then stops

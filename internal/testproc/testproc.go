@@ -8,11 +8,14 @@
 package testproc
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"testing"
+	"time"
 )
 
 // Build compiles testworker into dir and returns its path. Call it from
@@ -31,4 +34,49 @@ func Build(dir string) (string, error) {
 		return "", fmt.Errorf("testproc: go build testworker: %w\n%s", err, b)
 	}
 	return out, nil
+}
+
+// State is what testworker's describe role reports about itself.
+type State struct {
+	Pid       int               `json:"pid"`
+	UID       int               `json:"uid"`
+	GID       int               `json:"gid"`
+	Groups    []int             `json:"groups"`
+	Umask     int               `json:"umask"`
+	Nice      int               `json:"nice"`
+	NoFile    [2]uint64         `json:"nofile"`
+	Core      [2]uint64         `json:"core"`
+	Cwd       string            `json:"cwd"`
+	Env       map[string]string `json:"env"`
+	Fds       []int             `json:"fds"`
+	Pgid      int               `json:"pgid"`
+	NonBlock3 bool              `json:"nonblock3"`
+}
+
+// ReadState reads a describe report; ok is false until it is complete.
+func ReadState(path string) (st State, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return st, false
+	}
+	return st, json.Unmarshal(b, &st) == nil
+}
+
+// WaitFor polls cond every few milliseconds until it holds, and fails the
+// test if it does not within d.
+func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Gone reports whether pid no longer exists, not even as a zombie.
+func Gone(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return os.IsNotExist(err)
 }

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 func main() {
@@ -146,25 +148,8 @@ func serve(args []string) {
 	_ = srv.Serve(l)
 }
 
-// State is what describe reports.
-type State struct {
-	Pid       int               `json:"pid"`
-	UID       int               `json:"uid"`
-	GID       int               `json:"gid"`
-	Groups    []int             `json:"groups"`
-	Umask     int               `json:"umask"`
-	Nice      int               `json:"nice"`
-	NoFile    [2]uint64         `json:"nofile"`
-	Core      [2]uint64         `json:"core"`
-	Cwd       string            `json:"cwd"`
-	Env       map[string]string `json:"env"`
-	Fds       []int             `json:"fds"`
-	Pgid      int               `json:"pgid"`
-	NonBlock3 bool              `json:"nonblock3"`
-}
-
 func describe(path string) {
-	s := State{Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Env: map[string]string{}}
+	s := testproc.State{Pid: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Env: map[string]string{}}
 	s.Groups, _ = os.Getgroups()
 	s.Umask = syscall.Umask(0)
 	syscall.Umask(s.Umask)
