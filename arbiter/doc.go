@@ -33,13 +33,13 @@
 // (copy_env, [env] sections), working_dir, uid, gid and supplementary
 // groups, and fds 3.. holding its sockets (announced three ways:
 // $(circus.sockets.NAME) in cmd and args, LISTEN_FDS/LISTEN_FDNAMES/
-// LISTEN_PID, and the fd order). What os/exec cannot set between fork and
-// exec (umask, rlimits, nice, chroot before the credentials, LISTEN_PID =
-// the worker's own pid) is set by an exec shim: this binary re-invoked with
-// the target's argv, whose C constructor (shim.c) applies the state and
-// execs the target before the Go runtime starts. It costs one extra exec
-// (about 2 ms here), so only workers that need it go through it. The
-// package therefore needs cgo.
+// LISTEN_PID, and the fd order). Workers are not started with os/exec,
+// which cannot set state between fork and exec: spawn.c forks them with a
+// vfork-style clone (as glibc's posix_spawn does) and, in the child, with
+// raw system calls only, applies the umask, rlimits, niceness, chroot,
+// credentials, working directory and LISTEN_PID = the worker's own pid,
+// closes every fd beyond those handed over, and execs the worker: one exec
+// per worker, whatever it needs. The package therefore needs cgo.
 //
 // # Concurrency
 //
@@ -52,7 +52,8 @@
 // waits for children (wait4(-1) on SIGCHLD) and routes each exit to the
 // owning watcher; all forks happen on one OS thread that lives as long as
 // the reaper, because the parent-death signal (SIGKILL, so workers die with
-// a killed arbiter) is tied to the forking thread. Nothing calls
+// a killed arbiter) is tied to the forking thread. Workers are signalled
+// through pidfds, so a recycled pid is never hit. Nothing calls
 // exec.Cmd.Wait; a program embedding this package must not wait for
 // children itself while an Arbiter runs.
 //

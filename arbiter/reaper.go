@@ -41,13 +41,13 @@ type reaper struct {
 }
 
 type spawnReq struct {
-	start func() (*os.Process, error)
+	start func() (int, proc, error)
 	owner chan<- exitStatus
 	reply chan spawnReply
 }
 
 type spawnReply struct {
-	proc *os.Process
+	proc proc
 	err  error
 }
 
@@ -97,8 +97,10 @@ func (r *reaper) release(orphans chan<- exitStatus) {
 }
 
 // start runs fn on the spawner thread and registers the new pid as owned by
-// owner before any exit of it can be routed.
-func (r *reaper) start(fn func() (*os.Process, error), owner chan<- exitStatus) (*os.Process, error) {
+// owner before any exit of it can be routed. fn returns the child's pid
+// even when it fails after creating one (a child that could not exec), so
+// that its exit is reaped quietly rather than taken for an orphan's.
+func (r *reaper) start(fn func() (int, proc, error), owner chan<- exitStatus) (proc, error) {
 	r.mu.Lock()
 	spawnc, stop := r.spawnc, r.stop
 	r.mu.Unlock()
@@ -129,12 +131,15 @@ func (r *reaper) spawner(reqs <-chan spawnReq, stop <-chan struct{}) {
 			// route an exit, cannot take this child for an orphan before
 			// its owner is recorded, however fast it dies.
 			r.mu.Lock()
-			proc, err := req.start()
-			if err == nil {
-				r.owners[proc.Pid] = req.owner
+			pid, p, err := req.start()
+			switch {
+			case err == nil:
+				r.owners[pid] = req.owner
+			case pid > 0:
+				r.owners[pid] = nil // reaped and dropped
 			}
 			r.mu.Unlock()
-			req.reply <- spawnReply{proc: proc, err: err}
+			req.reply <- spawnReply{proc: p, err: err}
 		}
 	}
 }
@@ -169,9 +174,11 @@ func (r *reaper) drain() {
 		orphans := slices.Clone(r.orphans)
 		r.mu.Unlock()
 		if ok {
-			// Watcher loops never block on outsiders and drain this
-			// channel promptly, so a blocking send is bounded.
-			owner <- st
+			if owner != nil {
+				// Watcher loops never block on outsiders and drain
+				// this channel promptly, so a blocking send is bounded.
+				owner <- st
+			}
 			continue
 		}
 		for _, c := range orphans {

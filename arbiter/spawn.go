@@ -9,8 +9,6 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/sockets"
 )
@@ -39,23 +37,6 @@ type proc interface {
 type launcher interface {
 	launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus) (proc, error)
 }
-
-// osProc is a real child process.
-type osProc struct{ p *os.Process }
-
-func (o osProc) Pid() int { return o.p.Pid }
-
-func (o osProc) Signal(sig syscall.Signal) error { return o.p.Signal(sig) }
-
-func (o osProc) SignalGroup(sig syscall.Signal) error {
-	err := unix.Kill(-o.p.Pid, sig)
-	if err == unix.ESRCH {
-		return os.ErrProcessDone
-	}
-	return err
-}
-
-func (o osProc) Release() { _ = o.p.Release() }
 
 // execLauncher starts real processes through the process-wide reaper.
 type execLauncher struct {
@@ -95,29 +76,56 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 	}
 	defer closeFiles()
 
-	attr := &os.ProcAttr{
-		Env:   env,
-		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	attr := &spawnAttr{
+		path:      exe,
+		argv:      argv,
+		env:       env,
+		listenPID: len(socks) > 0,
+		files:     files,
+		dir:       w.WorkingDir,
+		chroot:    w.Chroot,
+		umask:     w.Umask,
+		nice:      w.Nice,
+		rlimits:   w.Rlimits,
 	}
-	dir := w.WorkingDir
-	path := exe
-	if needsShim(w, len(socks) > 0) {
-		attr.Env = append(attr.Env, shimEnv(w, exe, dir, len(files), len(socks) > 0)...)
-		path = shimExe
-	} else {
-		attr.Dir = dir
-		if uid, gid, groups, ok := credentials(w); ok {
-			attr.Sys.Credential = &syscall.Credential{Uid: uid, Gid: gid, Groups: groups, NoSetGroups: groups == nil}
+	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
+	return theReaper.start(func() (int, proc, error) {
+		pid, pidfd, err := forkExec(attr)
+		if err != nil {
+			return pid, nil, err
+		}
+		return pid, &pidfdProc{pid: pid, pidfd: pidfd}, nil
+	}, exits)
+}
+
+// credentials returns the uid, gid and supplementary groups a worker of w
+// runs with, and whether they differ from the arbiter's own (so that an
+// unprivileged arbiter never tries a setgroups it cannot do).
+func credentials(w *config.Watcher) (uid, gid uint32, groups []uint32, change bool) {
+	uid, gid = uint32(os.Getuid()), uint32(os.Getgid())
+	if w.UID >= 0 {
+		uid = uint32(w.UID)
+		change = change || w.UID != os.Getuid()
+	}
+	if w.GID >= 0 {
+		gid = uint32(w.GID)
+		change = change || w.GID != os.Getgid()
+	}
+	if w.UID >= 0 && w.UID != os.Getuid() {
+		// initgroups, as Circus does: the user's supplementary groups.
+		groups = make([]uint32, 0, len(w.Groups)+1)
+		for _, g := range w.Groups {
+			groups = append(groups, uint32(g))
+		}
+		if len(groups) == 0 {
+			groups = append(groups, gid)
 		}
 	}
-	p, err := theReaper.start(func() (*os.Process, error) {
-		return os.StartProcess(path, argv, attr)
-	}, exits)
-	if err != nil {
-		return nil, err
+	if change && groups == nil && os.Getuid() == 0 {
+		// A gid change alone must not leave root's supplementary groups.
+		groups = []uint32{gid}
 	}
-	return osProc{p}, nil
+	return uid, gid, groups, change
 }
 
 // workerEnv is the environment a worker starts with, as Circus builds it:
@@ -135,8 +143,8 @@ func workerEnv(w *config.Watcher) []string {
 		for _, kv := range os.Environ() {
 			k, v, _ := strings.Cut(kv, "=")
 			// A worker's socket variables describe its own fds, never the
-			// arbiter's, and the shim's protocol is not for it.
-			if strings.HasPrefix(k, "LISTEN_") || strings.HasPrefix(k, "__RINGMASTER_SHIM_") {
+			// arbiter's.
+			if strings.HasPrefix(k, "LISTEN_") {
 				continue
 			}
 			set(k, v)

@@ -397,8 +397,8 @@ func (a *arbiter) workers(comm string) map[int]bool {
 	return m
 }
 
-// waitWorkers waits until exactly n workers run comm (the exec shim, if the
-// arbiter uses one, has by then exec'd the real program).
+// waitWorkers waits until exactly n workers run comm (a worker seen between
+// fork and exec still runs the arbiter's image, so comm is what counts).
 func (a *arbiter) waitWorkers(t *testing.T, comm string, n int) map[int]bool {
 	t.Helper()
 	var m map[int]bool

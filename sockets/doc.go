@@ -44,8 +44,8 @@
 //   - systemd's socket activation: Handoff.Env carries LISTEN_FDS=N and
 //     LISTEN_FDNAMES=name1:name2..., so sd_listen_fds and go-systemd's
 //     activation package work. LISTEN_PID must equal the child's own pid,
-//     which only code running in the child can know: the arbiter's exec
-//     shim sets it, this package does not.
+//     which only code running in the child can know: the arbiter's spawner
+//     sets it in the child before exec; this package does not.
 //   - Plain order: a program that simply expects its listener on fd 3 (and
 //     the next ones on 4, 5...) gets exactly that.
 //

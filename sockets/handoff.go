@@ -22,7 +22,7 @@ type Handoff struct {
 	Files []*os.File
 	// Env holds "LISTEN_FDS=N" and "LISTEN_FDNAMES=a:b" for systemd-style
 	// children. LISTEN_PID, which must be the child's own pid, is left to
-	// the arbiter's exec shim.
+	// the arbiter's spawner, in the child before exec.
 	Env []string
 	// FDs maps a socket name to its fd number in the child (3+i): the value
 	// of $(circus.sockets.NAME).

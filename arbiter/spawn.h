@@ -1,0 +1,58 @@
+// The spawner's interface, shared by spawn.c and spawn_linux.go.
+
+#include <signal.h>
+#include <stdint.h>
+#include <fcntl.h>
+
+enum {
+	RM_STAGE_CLONE = 1,
+	RM_STAGE_SIGMASK,
+	RM_STAGE_SETPGID,
+	RM_STAGE_FDS,
+	RM_STAGE_RLIMIT,
+	RM_STAGE_NICE,
+	RM_STAGE_CHROOT,
+	RM_STAGE_SETGROUPS,
+	RM_STAGE_SETGID,
+	RM_STAGE_SETUID,
+	RM_STAGE_PDEATHSIG,
+	RM_STAGE_CHDIR,
+	RM_STAGE_EXEC,
+};
+
+struct rm_rlimit {
+	int resource;
+	uint64_t value;
+};
+
+struct rm_spawn {
+	// In.
+	const char *path;
+	char *const *argv;
+	char *const *envp;
+	char *listen_pid; // 21 bytes inside an env string, or NULL
+	int *fds;         // fds[i] becomes fd i; -1: closed
+	int nfds;
+	const char *dir;    // or NULL
+	const char *chroot; // or NULL
+	int umask;          // -1: unchanged
+	int set_nice;
+	int nice;
+	const struct rm_rlimit *rlimits;
+	int nrlimits;
+	int set_groups;
+	const uint32_t *groups;
+	int ngroups;
+	int set_creds;
+	uint32_t uid, gid;
+	int pdeathsig;
+	int ppid;
+	// Out.
+	int pidfd;
+	int err;
+	int stage;
+	// Scratch.
+	sigset_t oldmask;
+};
+
+int rm_spawn_run(struct rm_spawn *s);

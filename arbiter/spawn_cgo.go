@@ -1,0 +1,217 @@
+package arbiter
+
+/*
+#include <stdlib.h>
+#include "spawn.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringmaster-dev/ringmaster/config"
+)
+
+// spawnAttr is everything the child applies between fork and exec.
+type spawnAttr struct {
+	path      string
+	argv      []string
+	env       []string
+	listenPID bool       // add LISTEN_PID=<the child's own pid>
+	files     []*os.File // files[i] becomes fd i; nil: closed
+	dir       string
+	chroot    string
+	umask     int // -1: unchanged
+	nice      int // 0: unchanged
+	rlimits   []config.Rlimit
+	setCreds  bool
+	uid, gid  uint32
+	groups    []uint32 // set when non-nil
+}
+
+var stageNames = map[C.int]string{
+	C.RM_STAGE_CLONE:     "clone",
+	C.RM_STAGE_SIGMASK:   "sigprocmask",
+	C.RM_STAGE_SETPGID:   "setpgid",
+	C.RM_STAGE_FDS:       "dup2",
+	C.RM_STAGE_RLIMIT:    "setrlimit",
+	C.RM_STAGE_NICE:      "setpriority",
+	C.RM_STAGE_CHROOT:    "chroot",
+	C.RM_STAGE_SETGROUPS: "setgroups",
+	C.RM_STAGE_SETGID:    "setgid",
+	C.RM_STAGE_SETUID:    "setuid",
+	C.RM_STAGE_PDEATHSIG: "prctl PR_SET_PDEATHSIG",
+	C.RM_STAGE_CHDIR:     "chdir",
+	C.RM_STAGE_EXEC:      "exec",
+}
+
+// forkExec starts a worker in its own process group with attr applied, and
+// returns its pid and a pidfd for it. When the child was created but
+// failed before exec (it has then exited with status 127), pid is positive
+// and err says which step failed. It must run on the spawner thread: the
+// parent-death signal is tied to the thread that forks.
+func forkExec(a *spawnAttr) (pid, pidfd int, err error) {
+	var allocs []unsafe.Pointer
+	defer func() {
+		for _, p := range allocs {
+			C.free(p)
+		}
+	}()
+	cstr := func(s string) *C.char {
+		p := C.CString(s)
+		allocs = append(allocs, unsafe.Pointer(p))
+		return p
+	}
+	carray := func(n, size int) unsafe.Pointer {
+		p := C.calloc(C.size_t(max(n, 1)), C.size_t(size))
+		allocs = append(allocs, p)
+		return p
+	}
+	cstrings := func(ss []string, extra int) []*C.char {
+		arr := unsafe.Slice((**C.char)(carray(len(ss)+extra+1, int(unsafe.Sizeof((*C.char)(nil))))), len(ss)+extra+1)
+		for i, s := range ss {
+			arr[i] = cstr(s)
+		}
+		return arr
+	}
+
+	s := (*C.struct_rm_spawn)(carray(1, int(unsafe.Sizeof(C.struct_rm_spawn{}))))
+	s.path = cstr(a.path)
+	s.argv = (**C.char)(unsafe.Pointer(&cstrings(a.argv, 0)[0]))
+	env := cstrings(a.env, 1)
+	if a.listenPID {
+		// Room for the digits, which the child writes in place.
+		slot := cstr("LISTEN_PID=" + "000000000000000000000")
+		env[len(a.env)] = slot
+		s.listen_pid = (*C.char)(unsafe.Add(unsafe.Pointer(slot), len("LISTEN_PID=")))
+	}
+	s.envp = (**C.char)(unsafe.Pointer(&env[0]))
+
+	fds := unsafe.Slice((*C.int)(carray(len(a.files), int(unsafe.Sizeof(C.int(0))))), max(len(a.files), 1))
+	for i, f := range a.files {
+		fds[i] = -1
+		if f == nil {
+			continue
+		}
+		// Through SyscallConn, not Fd, which would make the file blocking.
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return 0, -1, fmt.Errorf("fd %d: %w", i, err)
+		}
+		if err := rc.Control(func(fd uintptr) { fds[i] = C.int(fd) }); err != nil {
+			return 0, -1, fmt.Errorf("fd %d: %w", i, err)
+		}
+	}
+	s.fds = &fds[0]
+	s.nfds = C.int(len(a.files))
+	if a.dir != "" {
+		s.dir = cstr(a.dir)
+	}
+	if a.chroot != "" {
+		s.chroot = cstr(a.chroot)
+	}
+	s.umask = C.int(a.umask)
+	if a.nice != 0 {
+		s.set_nice = 1
+		s.nice = C.int(a.nice)
+	}
+	if len(a.rlimits) > 0 {
+		rl := unsafe.Slice((*C.struct_rm_rlimit)(carray(len(a.rlimits), int(unsafe.Sizeof(C.struct_rm_rlimit{})))), len(a.rlimits))
+		for i, r := range a.rlimits {
+			rl[i].resource = C.int(r.Resource)
+			rl[i].value = C.uint64_t(r.Value)
+		}
+		s.rlimits = &rl[0]
+		s.nrlimits = C.int(len(a.rlimits))
+	}
+	if a.groups != nil {
+		g := unsafe.Slice((*C.uint32_t)(carray(len(a.groups), 4)), max(len(a.groups), 1))
+		for i, id := range a.groups {
+			g[i] = C.uint32_t(id)
+		}
+		s.set_groups = 1
+		s.groups = &g[0]
+		s.ngroups = C.int(len(a.groups))
+	}
+	if a.setCreds {
+		s.set_creds = 1
+		s.uid = C.uint32_t(a.uid)
+		s.gid = C.uint32_t(a.gid)
+	}
+	s.pdeathsig = C.int(syscall.SIGKILL)
+	s.ppid = C.int(os.Getpid())
+
+	// Held for writing, as os/exec does, so that no fd is created without
+	// close-on-exec while the child inherits the table.
+	syscall.ForkLock.Lock()
+	p := int(C.rm_spawn_run(s))
+	syscall.ForkLock.Unlock()
+	runtime.KeepAlive(a.files)
+
+	if s.err != 0 {
+		detail := ""
+		switch s.stage {
+		case C.RM_STAGE_EXEC:
+			detail = fmt.Sprintf(" %q", a.path)
+		case C.RM_STAGE_CHDIR:
+			detail = fmt.Sprintf(" %q", a.dir)
+		case C.RM_STAGE_CHROOT:
+			detail = fmt.Sprintf(" %q", a.chroot)
+		case C.RM_STAGE_SETUID:
+			detail = fmt.Sprintf(" %d", a.uid)
+		case C.RM_STAGE_SETGID:
+			detail = fmt.Sprintf(" %d", a.gid)
+		}
+		err := fmt.Errorf("%s%s: %w", stageNames[s.stage], detail, syscall.Errno(s.err))
+		if p > 0 {
+			unix.Close(int(s.pidfd))
+		}
+		return max(p, 0), -1, err
+	}
+	if p <= 0 {
+		return 0, -1, errors.New("BUG: clone returned no pid and no error")
+	}
+	return p, int(s.pidfd), nil
+}
+
+// pidfdProc is a real worker. Signals to it go through its pidfd, so a
+// recycled pid is never hit.
+type pidfdProc struct {
+	pid   int
+	pidfd int
+}
+
+func (p *pidfdProc) Pid() int { return p.pid }
+
+func (p *pidfdProc) Signal(sig syscall.Signal) error {
+	if p.pidfd < 0 {
+		return os.ErrProcessDone
+	}
+	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	if err == unix.ESRCH {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+func (p *pidfdProc) SignalGroup(sig syscall.Signal) error {
+	err := unix.Kill(-p.pid, sig)
+	if err == unix.ESRCH {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+func (p *pidfdProc) Release() {
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
+}
