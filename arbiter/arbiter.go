@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"reflect"
@@ -328,10 +329,20 @@ func (a *Arbiter) Reload(ctx context.Context, cfg *config.Config) error {
 }
 
 func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
+	d := config.Compare(a.cfg, cfg)
+	if d.CircusChanged {
+		// Circus restarts every watcher for this, and again on every later
+		// reload (its bug); the [circus] options that matter at run time
+		// today are read at start.
+		a.log.Warn("changes in [circus] take effect at the next start")
+	}
 	old := a.snap.Load()
+	// A changed socket is bound anew before anything stops, so a failure
+	// (its new address in use, or its old address, which the running
+	// workers still hold) changes nothing.
 	socks, err := bindSockets(cfg, old.sockets)
 	if err != nil {
-		return err
+		return fmt.Errorf("reload: %w", err)
 	}
 	keep := map[string]*Watcher{}
 	var gone []*Watcher
@@ -364,6 +375,8 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	a.startAll(ctx, fresh, 0)
-	a.log.Info("configuration reloaded", "kept", len(keep), "stopped", len(gone), "started", len(fresh))
+	a.log.Info("configuration reloaded", "kept", len(keep), "stopped", len(gone), "started", len(fresh),
+		"watchers_added", d.WatchersAdded, "watchers_removed", d.WatchersRemoved, "watchers_changed", d.WatchersChanged,
+		"sockets_added", d.SocketsAdded, "sockets_removed", d.SocketsRemoved, "sockets_changed", d.SocketsChanged)
 	return nil
 }

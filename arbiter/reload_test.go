@@ -1,0 +1,119 @@
+package arbiter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// freePort returns a port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Reload applies the difference: unchanged watchers keep their workers,
+// changed ones are restarted with the new options, removed ones stop, new
+// ones start, and a socket moved to a new port is served there by
+// restarted workers while the old port closes.
+func TestReloadAppliesDifference(t *testing.T) {
+	t.Parallel()
+	portA, portB := freePort(t), freePort(t)
+	ini := func(port int, tail string) string {
+		return fmt.Sprintf(`
+[socket:web]
+host = 127.0.0.1
+port = %d
+
+[watcher:web]
+cmd = WORKER serve --fd $(circus.sockets.web)
+
+[watcher:keep]
+cmd = WORKER sleep
+`, port) + tail
+	}
+	r := start(t, ini(portA, "\n[watcher:change]\ncmd = WORKER sleep\n\n[watcher:gone]\ncmd = WORKER sleep\n"))
+	before := map[string][]int{}
+	for _, name := range []string{"web", "keep", "change", "gone"} {
+		waitFor(t, name+" running", 10*time.Second, func() bool { return len(r.pids(t, name)) == 1 })
+		before[name] = r.pids(t, name)
+	}
+
+	cfg := loadINI(t, ini(portB, "\n[watcher:change]\ncmd = WORKER sleep\nnumprocesses = 2\n\n[watcher:new]\ncmd = WORKER sleep\n"))
+	if err := r.Reload(context.Background(), cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := r.pids(t, "keep"); !slices.Equal(got, before["keep"]) {
+		t.Errorf("unchanged watcher pids %v -> %v, want untouched", before["keep"], got)
+	}
+	if got := r.pids(t, "change"); len(got) != 2 || slices.Contains(got, before["change"][0]) {
+		t.Errorf("changed watcher pids %v -> %v, want 2 new workers", before["change"], got)
+	}
+	if r.Watcher("gone") != nil || !gone(before["gone"][0]) {
+		t.Errorf("removed watcher still known or its worker %d still alive", before["gone"][0])
+	}
+	if got := r.pids(t, "new"); len(got) != 1 {
+		t.Errorf("new watcher pids = %v, want 1", got)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	pid, err := get(c, fmt.Sprintf("127.0.0.1:%d", portB))
+	if err != nil || !slices.Contains(r.pids(t, "web"), pid) || slices.Contains(before["web"], pid) {
+		t.Errorf("new port answered by pid %d (%v); want a restarted web worker, not %v", pid, err, before["web"])
+	}
+	if _, err := get(c, fmt.Sprintf("127.0.0.1:%d", portA)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("old port after the reload: %v, want connection refused", err)
+	}
+}
+
+// A reload whose socket cannot be bound changes nothing and says why.
+func TestReloadRefusedKeepsRunning(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	r := start(t, `
+[socket:web]
+host = 127.0.0.1
+port = 0
+
+[watcher:web]
+cmd = WORKER serve --fd $(circus.sockets.web)
+`)
+	waitFor(t, "the worker", 10*time.Second, func() bool { return len(r.pids(t, "web")) == 1 })
+	before := r.pids(t, "web")
+	addr := r.Sockets()[0].Addr()
+	cfg := loadINI(t, fmt.Sprintf(`
+[socket:web]
+host = 127.0.0.1
+port = %d
+
+[watcher:web]
+cmd = WORKER serve --fd $(circus.sockets.web)
+numprocesses = 3
+`, busy.Addr().(*net.TCPAddr).Port))
+	err = r.Reload(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "test.ini:4: [socket:web] port:") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Reload = %v, want an error naming test.ini:4 [socket:web] port and the address in use", err)
+	}
+	if got := r.pids(t, "web"); !slices.Equal(got, before) {
+		t.Errorf("pids after a refused reload %v -> %v, want untouched", before, got)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	if pid, err := get(c, addr); err != nil || pid != before[0] {
+		t.Errorf("old socket after a refused reload: pid %d, %v; want pid %d serving", pid, err, before[0])
+	}
+}
