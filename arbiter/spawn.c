@@ -156,6 +156,11 @@ int rm_spawn_run(struct rm_spawn *s) {
 		s->stage = RM_STAGE_CLONE;
 	} else {
 		pid = clone(rm_child, (char *)stack + RM_STACK_SIZE, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, s, &s->pidfd);
+		if (pid < 0 && errno == EINVAL) {
+			// A kernel before 5.2 has no CLONE_PIDFD: signal by pid.
+			s->pidfd = -1;
+			pid = clone(rm_child, (char *)stack + RM_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, s);
+		}
 		if (pid < 0) {
 			s->err = errno;
 			s->stage = RM_STAGE_CLONE;

@@ -191,10 +191,18 @@ type pidfdProc struct {
 func (p *pidfdProc) Pid() int { return p.pid }
 
 func (p *pidfdProc) Signal(sig syscall.Signal) error {
-	if p.pidfd < 0 {
+	if p.pid <= 0 {
+		// Released: kill(0) would hit the arbiter's own group.
 		return os.ErrProcessDone
 	}
-	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	var err error
+	if p.pidfd >= 0 {
+		err = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	} else {
+		// No pidfd (an old kernel): the worker is not reaped yet while
+		// its owner holds this handle, so its pid is still its own.
+		err = unix.Kill(p.pid, sig)
+	}
 	if err == unix.ESRCH {
 		return os.ErrProcessDone
 	}
@@ -202,6 +210,9 @@ func (p *pidfdProc) Signal(sig syscall.Signal) error {
 }
 
 func (p *pidfdProc) SignalGroup(sig syscall.Signal) error {
+	if p.pid <= 0 {
+		return os.ErrProcessDone
+	}
 	err := unix.Kill(-p.pid, sig)
 	if err == unix.ESRCH {
 		return os.ErrProcessDone
@@ -212,6 +223,7 @@ func (p *pidfdProc) SignalGroup(sig syscall.Signal) error {
 func (p *pidfdProc) Release() {
 	if p.pidfd >= 0 {
 		unix.Close(p.pidfd)
-		p.pidfd = -1
 	}
+	// Never signal a released worker: its pid may be someone else's now.
+	p.pid, p.pidfd = 0, -1
 }

@@ -262,3 +262,38 @@ func TestWarmupDelayAndImmediateRespawn(t *testing.T) {
 		}
 	})
 }
+
+// Many workers dying at once (an OOM kill, a pkill) is not a crash loop:
+// deaths are counted per slot.
+func TestFlappingCountsPerSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &fakeLauncher{dieOn: map[syscall.Signal]bool{syscall.SIGTERM: true}, start: time.Now()}
+		ev := &eventLog{}
+		w := runWatcher(t, testWatcher(func(c *config.Watcher) { c.NumProcesses = 5 }), l, ev)
+		if err := w.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Twice, every worker killed at once: 10 deaths, 2 per slot.
+		for range 2 {
+			_, procs, _ := w.Info(context.Background())
+			for _, p := range procs {
+				w.exitc <- exitStatus{pid: p.Pid, status: unix.WaitStatus(syscall.SIGKILL)}
+			}
+			synctest.Wait()
+		}
+		if got := state(t, w); got != Active {
+			t.Errorf("state after 2 mass kills = %v, want active (3 deaths per slot flap)", got)
+		}
+		// A third death of one slot within the window trips the limit.
+		_, procs, _ := w.Info(context.Background())
+		for _, p := range procs {
+			if p.Wid == 1 {
+				w.exitc <- exitStatus{pid: p.Pid, status: unix.WaitStatus(1 << 8)}
+			}
+		}
+		synctest.Wait()
+		if got := state(t, w); got != Stopped || ev.count(pubsub.Flapping) != 1 {
+			t.Errorf("state after slot 1 died 3 times = %v with %d flapping events, want stopped and 1", got, ev.count(pubsub.Flapping))
+		}
+	})
+}

@@ -63,10 +63,10 @@ type Watcher struct {
 	procs        map[int]*Process
 	startWaiters []chan<- error
 	stopWaiters  []chan<- error
-	restartAfter bool      // a Start arrived while stopping
-	spawnAt      time.Time // the next spawn not before (warmup_delay, spawn-failure backoff)
-	spawnFails   int       // consecutive failed spawns
-	deaths       []time.Time
+	restartAfter bool                // a Start arrived while stopping
+	spawnAt      time.Time           // the next spawn not before (warmup_delay, spawn-failure backoff)
+	spawnFails   int                 // consecutive failed spawns
+	deaths       map[int][]time.Time // unexpected deaths by wid, within the flapping window
 	flapRetries  int
 	lastFlap     time.Time
 	retryAt      time.Time // restart after flapping at this time; zero: none
@@ -427,7 +427,7 @@ func (w *Watcher) handleExit(st exitStatus) {
 		w.log.Info("reaped", "pid", p.Pid, "exit_code", code)
 	} else {
 		w.log.Warn("worker died", "pid", p.Pid, "wid", p.Wid, "exit_code", code, "age", time.Since(p.Started).Round(time.Millisecond))
-		if w.flapped() {
+		if w.flapped(p.Wid) {
 			return
 		}
 		if w.state == Active && !w.cfg.Respawn && len(w.procs) == 0 {
@@ -445,23 +445,30 @@ func (w *Watcher) handleExit(st exitStatus) {
 	w.reconcile()
 }
 
-// flapped records an unexpected death and, when there were too many within
-// the window, stops the watcher and schedules a retry. Deaths the arbiter
+// flapped records an unexpected death of the worker in slot wid and, when
+// that slot died too often within the window, stops the watcher and
+// schedules a retry. Deaths are counted per slot, so a pool that loses many
+// workers at once (an OOM kill, a pkill) is not taken for a crash loop,
+// while a program that cannot stay up trips the limit in every slot. With
+// one worker this is Circus's Flapping plugin exactly. Deaths the arbiter
 // caused (stop, restart, max_age) never count (unlike Circus #965).
-func (w *Watcher) flapped() bool {
+func (w *Watcher) flapped(wid int) bool {
 	c := w.cfg
 	if c.FlapAttempts <= 0 || w.state == Stopping {
 		return false
 	}
 	now := time.Now()
-	keep := w.deaths[:0]
-	for _, t := range w.deaths {
+	if w.deaths == nil {
+		w.deaths = map[int][]time.Time{}
+	}
+	keep := w.deaths[wid][:0]
+	for _, t := range w.deaths[wid] {
 		if now.Sub(t) < c.FlapWindow {
 			keep = append(keep, t)
 		}
 	}
-	w.deaths = append(keep, now)
-	if len(w.deaths) < c.FlapAttempts {
+	w.deaths[wid] = append(keep, now)
+	if len(w.deaths[wid]) < c.FlapAttempts {
 		return false
 	}
 	w.deaths = nil
