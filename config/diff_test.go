@@ -42,3 +42,4 @@ func TestCompare(t *testing.T) {
 		})
 	}
 }
+

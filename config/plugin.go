@@ -57,6 +57,9 @@ func readPlugin(f *fields, name string, flap *flapping) *Plugin {
 	case p.Use == "":
 		f.errorf("use", "missing: name the plugin class (for example %s)", flappingPlugin)
 	case p.Use == flappingPlugin:
+		// The plugin's own defaults, which a Circus user of it expects,
+		// rather than Ringmaster's built-in limit.
+		*flap = flapping{attempts: 2, window: time.Second, retryIn: 7 * time.Second, maxRetry: 5}
 		flap.read(f, "")
 		active := true
 		f.boolean("active", &active)

@@ -156,10 +156,12 @@ func TestFlapping(t *testing.T) {
 			limit{3, 1500 * time.Millisecond, 7 * time.Second, 5}},
 		{"watcher overrides plugin", "[plugin:flap]\nuse = circus.plugins.flapping.Flapping\nattempts = 3\n" +
 			"[watcher:w]\ncmd = w\nflapping.attempts = 4\nflapping.retry_in = 2\nflapping.max_retry = -1\n",
-			limit{4, 5 * time.Second, 2 * time.Second, -1}},
+			limit{4, time.Second, 2 * time.Second, -1}},
+		{"plugin without options: Circus's plugin defaults", "[plugin:flap]\nuse = circus.plugins.flapping.Flapping\n[watcher:w]\ncmd = w\n",
+			limit{2, time.Second, 7 * time.Second, 5}},
 		{"check_flapping off", "[watcher:w]\ncmd = w\ncheck_flapping = false\n", limit{0, 5 * time.Second, 7 * time.Second, 5}},
 		{"plugin inactive", "[plugin:flap]\nuse = circus.plugins.flapping.Flapping\nactive = false\n[watcher:w]\ncmd = w\n",
-			limit{0, 5 * time.Second, 7 * time.Second, 5}},
+			limit{0, time.Second, 7 * time.Second, 5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
