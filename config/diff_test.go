@@ -42,4 +42,3 @@ func TestCompare(t *testing.T) {
 		})
 	}
 }
-
