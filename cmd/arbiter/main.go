@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,12 +47,21 @@ func run(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "", "debug, info, warning, error or critical (default: [circus] loglevel, else info)")
 	logOutput := fs.String("log-output", "", "- or stdout, stderr, or a file to append to (default: [circus] logoutput, else -)")
 	pidfile := fs.String("pidfile", "", "write the arbiter's pid to this file (default: [circus] pidfile)")
+	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: arbiter [flags] CONFIG\n\nRuns the watchers of a Circus configuration file in the foreground.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *version {
+		v := "(devel)"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			v = bi.Main.Version
+		}
+		fmt.Fprintf(stderr, "arbiter (Ringmaster) %s\n", v)
+		return 0
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

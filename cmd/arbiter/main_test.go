@@ -292,3 +292,35 @@ use_sockets = true
 		}
 	}
 }
+
+// A killed arbiter takes its workers with it (the parent-death signal), so
+// none is left holding the socket; Circus leaves them running as orphans.
+func TestKilledArbiterTakesWorkers(t *testing.T) {
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "circus.ini")
+	writeINI(t, ini, fmt.Sprintf("[watcher:a]\ncmd = WORKER describe %s/a-$(circus.wid).json\nnumprocesses = 2\n", dir))
+	p := startArbiter(t, ini)
+	var pids []int
+	waitFor(t, "2 workers", 10*time.Second, func() bool {
+		pids = pids[:0]
+		for _, f := range []string{"a-1.json", "a-2.json"} {
+			if pid := readPid(filepath.Join(dir, f)); pid > 0 {
+				pids = append(pids, pid)
+			}
+		}
+		return len(pids) == 2
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p.done <- nil
+	waitFor(t, "the workers to die with the arbiter", 10*time.Second, func() bool { return gone(pids[0]) && gone(pids[1]) })
+}
+
+func TestVersion(t *testing.T) {
+	code, out := runToExit(t, "--version")
+	if code != 0 || !strings.HasPrefix(out, "arbiter (Ringmaster) ") {
+		t.Errorf("--version: exit %d, output %q", code, out)
+	}
+}
