@@ -9,8 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Process is one worker of a watcher. It is owned by its watcher's loop.
-type Process struct {
+// worker is one process of a watcher, owned by its watcher's loop.
+type worker struct {
 	Pid     int
 	Wid     int
 	Started time.Time

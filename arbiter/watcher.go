@@ -60,7 +60,7 @@ type Watcher struct {
 	// Owned by the loop.
 	cfg          *config.Watcher
 	state        State
-	procs        map[int]*Process
+	procs        map[int]*worker
 	startWaiters []chan<- error
 	stopWaiters  []chan<- error
 	restartAfter bool                // a Start arrived while stopping
@@ -85,7 +85,7 @@ func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, 
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		cfg:    cfg,
-		procs:  make(map[int]*Process),
+		procs:  make(map[int]*worker),
 	}
 }
 
@@ -268,7 +268,7 @@ func (w *Watcher) finishStop() {
 }
 
 // stopProc sends a worker its stop signal and arms the SIGKILL deadline.
-func (w *Watcher) stopProc(p *Process) {
+func (w *Watcher) stopProc(p *worker) {
 	now := time.Now()
 	p.stopping = true
 	p.killAt = now.Add(w.cfg.GracefulTimeout)
@@ -297,7 +297,7 @@ func (w *Watcher) stopProc(p *Process) {
 
 // signal sends sig to a worker's process group, which reaches its
 // descendants too; to the worker alone if it has left its group.
-func (w *Watcher) signal(p *Process, sig syscall.Signal) {
+func (w *Watcher) signal(p *worker, sig syscall.Signal) {
 	err := p.proc.SignalGroup(sig)
 	if err != nil {
 		err = p.proc.Signal(sig)
@@ -310,7 +310,7 @@ func (w *Watcher) signal(p *Process, sig syscall.Signal) {
 	w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: p.Pid, Wid: p.Wid, Signal: int(sig)})
 }
 
-func (w *Watcher) escalate(p *Process) {
+func (w *Watcher) escalate(p *worker) {
 	p.killed = true
 	w.log.Warn("escalating to SIGKILL", "pid", p.Pid, "graceful_timeout", w.cfg.GracefulTimeout)
 	w.signal(p, syscall.SIGKILL)
@@ -350,7 +350,7 @@ func (w *Watcher) reconcile() {
 		}
 	}
 	for w.live() > target {
-		var oldest *Process
+		var oldest *worker
 		for _, p := range w.procs {
 			if !p.stopping && (oldest == nil || p.Started.Before(oldest.Started)) {
 				oldest = p
@@ -382,7 +382,7 @@ func (w *Watcher) spawnOne() bool {
 		return false
 	}
 	w.spawnFails = 0
-	proc := &Process{Pid: p.Pid(), Wid: wid, Started: now, proc: p}
+	proc := &worker{Pid: p.Pid(), Wid: wid, Started: now, proc: p}
 	if w.cfg.MaxAge > 0 {
 		age := w.cfg.MaxAge
 		if w.cfg.MaxAgeVariance > 0 {
