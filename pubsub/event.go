@@ -24,14 +24,15 @@ const (
 	Add                     // a watcher was added at runtime
 	Remove                  // a watcher was removed at runtime
 
-	Flapping // a watcher died too often and was stopped (Ringmaster)
-	Orphan   // an orphaned descendant was reaped (Ringmaster)
+	Flapping     // a watcher died too often and was stopped (Ringmaster)
+	Orphan       // an orphaned descendant was reaped (Ringmaster)
+	ReloadConfig // the configuration was re-read and applied (Ringmaster)
 )
 
 var kindNames = [...]string{
 	Spawn: "spawn", Reap: "reap", Kill: "kill", Start: "start", Stop: "stop",
 	Reload: "reload", Updated: "updated", Add: "add", Remove: "remove",
-	Flapping: "flapping", Orphan: "orphan",
+	Flapping: "flapping", Orphan: "orphan", ReloadConfig: "reloadconfig",
 }
 
 func (k Kind) String() string {
@@ -42,9 +43,11 @@ func (k Kind) String() string {
 }
 
 // Event is one lifecycle fact. Fields that do not apply to a kind are zero.
+// An event with no Watcher is about the arbiter itself (Start, Stop,
+// ReloadConfig, Orphan).
 type Event struct {
 	Kind    Kind
-	Watcher string    // the watcher's name as configured
+	Watcher string    // the watcher's name as configured; "" for the arbiter
 	Pid     int       // the worker, for spawn, reap, kill and orphan
 	Wid     int       // the worker's slot number, for spawn, reap and kill
 	Time    time.Time // when it happened (for spawn: the process start time)
@@ -55,4 +58,7 @@ type Event struct {
 	Signal int
 	// Reason says why, for flapping and for stops the arbiter decided on.
 	Reason string
+	// Seq numbers the events of one Bus from 1 without gaps, so that a
+	// subscriber can tell it missed some; set by the Bus.
+	Seq uint64
 }
