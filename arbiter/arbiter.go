@@ -214,6 +214,7 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	a.startAll(ctx, a.Watchers(), a.cfg.Circus.WarmupDelay)
 	close(a.started)
 	a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
+	a.emit(pubsub.Event{Kind: pubsub.Start})
 
 	for done := false; !done; {
 		select {
@@ -271,6 +272,18 @@ func (a *Arbiter) shutdown() {
 		}
 	}
 	a.log.Info("arbiter stopped")
+	a.emit(pubsub.Event{Kind: pubsub.Stop})
+}
+
+// emit publishes an arbiter-level event (one without a watcher).
+func (a *Arbiter) emit(ev pubsub.Event) {
+	if a.pub == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	a.pub.Publish(ev)
 }
 
 // stopWatchers stops ws in reverse priority order; a background context,
@@ -301,9 +314,7 @@ func (a *Arbiter) reapOrphans(stop <-chan struct{}) {
 			return
 		case st := <-a.orphanc:
 			a.log.Info("reaped orphan", "pid", st.pid, "exit_code", exitCode(st.status))
-			if a.pub != nil {
-				a.pub.Publish(pubsub.Event{Kind: pubsub.Orphan, Pid: st.pid, ExitCode: exitCode(st.status), Time: time.Now()})
-			}
+			a.emit(pubsub.Event{Kind: pubsub.Orphan, Pid: st.pid, ExitCode: exitCode(st.status)})
 		}
 	}
 }
@@ -375,6 +386,7 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	a.startAll(ctx, fresh, 0)
+	a.emit(pubsub.Event{Kind: pubsub.ReloadConfig})
 	a.log.Info("configuration reloaded", "kept", len(keep), "stopped", len(gone), "started", len(fresh),
 		"watchers_added", d.WatchersAdded, "watchers_removed", d.WatchersRemoved, "watchers_changed", d.WatchersChanged,
 		"sockets_added", d.SocketsAdded, "sockets_removed", d.SocketsRemoved, "sockets_changed", d.SocketsChanged)
