@@ -1,9 +1,3 @@
-// Package pubsub holds the lifecycle event that every layer of Ringmaster
-// shares: the arbiter emits it, and the ZeroMQ publisher, the stats stream and
-// the web console render it.
-//
-// This file defines the event only; the bounded fan-out (Bus) and the ZeroMQ
-// PUB sink arrive with the event-stream issue.
 package pubsub
 
 import "time"

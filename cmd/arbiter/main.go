@@ -108,11 +108,26 @@ func run(args []string, stderr io.Writer) int {
 		defer os.Remove(pf)
 	}
 
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log})
+	ev, err := startEvents(cfg, log)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
+	defer ev.Close()
+	statsSink, err := listenStats(cfg, log)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ev.bus})
+	if err != nil {
+		if statsSink != nil {
+			statsSink.Close()
+		}
+		printErr(stderr, err)
+		return 1
+	}
+	defer runStats(statsSink, a, log)()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	defer stop()
 	hup := make(chan os.Signal, 1)

@@ -62,8 +62,14 @@ func (b *syncBuf) String() string {
 	return b.buf.String()
 }
 
+// writeINI writes a test config. One without a [circus] section gets one,
+// at the end so that line numbers hold, putting the event endpoint on a
+// free port: tests run in parallel, and a developer may run Circus itself.
 func writeINI(t *testing.T, path, ini string) {
 	t.Helper()
+	if !strings.Contains(ini, "[circus]") {
+		ini += "\n[circus]\npubsub_endpoint = tcp://127.0.0.1:0\n"
+	}
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(ini, "WORKER", worker)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +253,7 @@ func TestSIGHUPAndShutdown(t *testing.T) {
 	pidfile := filepath.Join(dir, "arbiter.pid")
 	base := fmt.Sprintf(`[circus]
 pidfile = %s
+pubsub_endpoint = tcp://127.0.0.1:0
 
 [socket:web]
 path = %s
@@ -268,7 +275,7 @@ use_sockets = true
 	waitFor(t, "the reload to be refused", 10*time.Second, func() bool {
 		return strings.Contains(p.out.String(), "reload refused; keeping the running configuration")
 	})
-	if !strings.Contains(p.out.String(), `circus.ini:13: [watcher:b] numprocesses: \"many\" is not a number`) {
+	if !strings.Contains(p.out.String(), `circus.ini:14: [watcher:b] numprocesses: \"many\" is not a number`) {
 		t.Errorf("refused reload does not say why with file:line:\n%s", p.out.String())
 	}
 

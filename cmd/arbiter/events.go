@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/stats"
+)
+
+// events is the arbiter's event stream: the Bus every layer publishes to,
+// and the ZeroMQ PUB endpoint that renders it as Circus does.
+type events struct {
+	bus  *pubsub.Bus
+	sink *pubsub.Sink
+	sub  *pubsub.Subscription
+	wg   sync.WaitGroup
+}
+
+// startEvents binds [circus] pubsub_endpoint and forwards the Bus to it.
+// A failure names the config line.
+func startEvents(cfg *config.Config, log *slog.Logger) (*events, error) {
+	sink, err := pubsub.Listen(cfg.Circus.PubsubEndpoint, pubsub.SinkOptions{Logger: log.With("endpoint", "pubsub")})
+	if err != nil {
+		return nil, configErr(cfg, "pubsub_endpoint", err)
+	}
+	e := &events{bus: pubsub.NewBus(), sink: sink}
+	// Deep enough for a burst (every worker of a large pool dying at once);
+	// beyond it events are dropped and counted, never waited for.
+	e.sub = e.bus.Subscribe(16384)
+	e.wg.Go(func() { _ = pubsub.Forward(context.Background(), e.sub, sink) })
+	log.Info("publishing events", "endpoint", sink.Addr())
+	return e, nil
+}
+
+// Close forwards what the Bus still holds, then closes the endpoint.
+func (e *events) Close() {
+	e.sub.Close()
+	e.wg.Wait()
+	e.sink.Close()
+}
+
+// configErr attaches the [circus] key's position to err.
+func configErr(cfg *config.Config, key string, err error) error {
+	pos := cfg.Pos("circus", key)
+	return &config.Error{File: pos.File, Line: pos.Line, Section: "circus", Key: key, Msg: err.Error()}
+}
+
+// listenStats binds [circus] stats_endpoint when statsd is on (nil
+// otherwise). It is bound before the arbiter's own sockets, so that a
+// failure leaves nothing behind.
+func listenStats(cfg *config.Config, log *slog.Logger) (*pubsub.Sink, error) {
+	if !cfg.Circus.Statsd {
+		return nil, nil
+	}
+	sink, err := pubsub.Listen(cfg.Circus.StatsEndpoint, pubsub.SinkOptions{Logger: log.With("endpoint", "stats")})
+	if err != nil {
+		return nil, configErr(cfg, "stats_endpoint", err)
+	}
+	return sink, nil
+}
+
+// runStats publishes stat.* on sink once a second, as circusd-stats does.
+// The returned stop ends it and closes sink. Stats are an extra: when they
+// cannot start, the arbiter runs without them and says why.
+func runStats(sink *pubsub.Sink, a *arbiter.Arbiter, log *slog.Logger) (stop func()) {
+	if sink == nil {
+		return func() {}
+	}
+	p, err := stats.New(stats.FromArbiter(a), sink, time.Second)
+	if err != nil {
+		log.Error("stats disabled", "err", err)
+		sink.Close()
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = p.Run(ctx) })
+	log.Info("publishing stats", "endpoint", sink.Addr())
+	return func() {
+		cancel()
+		wg.Wait()
+		sink.Close()
+	}
+}

@@ -1,0 +1,94 @@
+// Package pubsub carries Ringmaster's lifecycle events: the [Event] every
+// layer shares, the in-process [Bus] that fans them out without ever
+// blocking the arbiter, Circus's wire rendering ([Topic], [Body]), and the
+// ZeroMQ PUB endpoint ([Sink]) that Circus's tools and any libzmq SUB read.
+//
+// The arbiter's main wires them as
+//
+//	bus := pubsub.NewBus()
+//	sink, err := pubsub.Listen("tcp://127.0.0.1:5556", pubsub.SinkOptions{})
+//	go pubsub.Forward(ctx, bus.Subscribe(1000), sink) // owned and waited for by main
+//	... watchers call bus.Publish(ev) ...
+//
+// # Lifecycle
+//
+// A [Bus] needs no shutdown; a [Subscription] ends with
+// [Subscription.Close], which closes its channel. [Listen] binds at once, so
+// a busy or forbidden endpoint is an error before anything starts, and
+// starts the accept loop. [Sink.Close] stops accepting, drops every
+// connection with whatever was queued for it (Circus sets ZMQ_LINGER 0), waits
+// for every goroutine the Sink started, and unlinks an ipc socket file.
+// [Forward] returns when its context ends or its subscription is closed;
+// stop it before closing the Sink.
+//
+// # Concurrency
+//
+// Publishing never blocks (DESIGN.md, concurrency point 4).
+// [Bus.Publish] may be called from any number of goroutines. It takes one
+// short mutex to number the event and make a non-blocking send to each
+// subscription's bounded channel; a full channel loses that event, for that
+// subscription only, and counts it ([Subscription.Dropped]). The Bus has no
+// goroutines.
+//
+// [Sink.Send] is non-blocking in the same way. The Sink owns its sockets
+// (DESIGN.md, point 5): an accept loop, and per connection one goroutine
+// that does the ZMTP handshake under [SinkOptions.HandshakeTimeout] and
+// then writes, plus one that reads subscriptions. A connection that is
+// silent or sends garbage costs only its own goroutine until its handshake
+// deadline. Each subscriber has its own queue of [SinkOptions.QueueSize]
+// messages (libzmq's SNDHWM: when it is full, messages are dropped for that
+// subscriber and counted, see [Sink.Stats]) and each write carries
+// [SinkOptions.WriteTimeout]; a subscriber that takes nothing for that long
+// is disconnected. Nothing a subscriber does can delay Send, another
+// subscriber, or a new connection.
+//
+// # Protocol
+//
+// The Sink speaks ZMTP 3.0 with the NULL mechanism as a PUB, through
+// zmq4's connection layer (zmq4.Open, Conn.RecvMsg); libzmq and zmq4 SUBs
+// connect to it unchanged. Filtering is on the publisher side, by prefix:
+// a subscriber gets a message when one of its subscriptions (sent as
+// "\x01prefix", withdrawn as "\x00prefix") prefixes the topic; the empty
+// prefix matches everything. As with any PUB, events sent before a
+// subscriber's subscription arrives are not delivered to it. Each message
+// is written with writev, several queued messages per system call, from
+// bytes encoded once per Send for all subscribers. Inbound frames over
+// 1 MiB close the connection (zmq4 would allocate whatever size a peer
+// declares). A PONG that zmq4 sends in answer to a heartbeat PING goes out
+// between whole messages.
+//
+// Each event is one message of two frames, [topic, body]. The topic is
+// "watcher.<name>.<kind>", the watcher's name lower-cased with spaces as
+// "_" ("Web Srv" → watcher.web_srv.start), or "arbiter.<kind>" for the
+// arbiter's own events, a prefix Circus never uses. The body is JSON exactly
+// as Circus's Python writes it: keys in this order, ", " and ": "
+// separators, non-ASCII escaped as \uXXXX, time as float seconds since the
+// epoch with at most six decimals ("1795464673.79315", "1795464673.0").
+//
+//	topic                        body                                              from
+//	watcher.<name>.spawn         {"process_pid": P, "time": T, "seq": N}           Circus
+//	watcher.<name>.reap          {"process_pid": P, "time": T, "exit_code": E,     Circus
+//	                              "seq": N}  E = exit status, or -signal if killed
+//	watcher.<name>.kill          {"process_pid": P, "time": T, "seq": N}           Circus
+//	watcher.<name>.start         {"time": T, "seq": N}                             Circus
+//	watcher.<name>.stop          {"time": T, "seq": N}                             Circus
+//	watcher.<name>.reload        {"time": T, "seq": N}                             Circus
+//	watcher.<name>.updated       {"time": T, "seq": N}                             Circus
+//	watcher.<name>.add           {"time": T, "seq": N}                             Circus
+//	watcher.<name>.remove        {"time": T, "seq": N}                             Circus
+//	watcher.<name>.flapping      {"time": T, "reason": R, "seq": N}                Ringmaster
+//	arbiter.orphan               {"process_pid": P, "time": T, "exit_code": E,     Ringmaster
+//	                              "seq": N}
+//	arbiter.start                {"time": T, "seq": N}                             Ringmaster
+//	arbiter.stop                 {"time": T, "seq": N}                             Ringmaster
+//	arbiter.reloadconfig         {"time": T, "seq": N}                             Ringmaster
+//
+// "seq" is the one key Ringmaster adds to Circus's bodies: the Bus numbers
+// its events 1, 2, 3... without gaps, so a subscriber that sees a jump knows
+// it missed events (a full queue here, or its own high-water mark). Circus's
+// clients read bodies as dicts and ignore it. A flapping event does not
+// replace Circus's stop: the watcher that stops also publishes stop. On a
+// restart the order is Circus's: kill×N, reap×N, stop, spawn×N, start.
+// Circus's hook_success and hook_failure events are not published (no
+// hooks yet).
+package pubsub

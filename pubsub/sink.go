@@ -1,0 +1,322 @@
+package pubsub
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// SinkOptions configures [Listen]. The zero value is the safe default.
+type SinkOptions struct {
+	// AllowRemote permits a tcp endpoint on a non-loopback address. Events
+	// are readable by anyone who can connect, so it is off by default.
+	AllowRemote bool
+	// Mode is the permission of an ipc socket file; 0 means 0600.
+	Mode fs.FileMode
+	// HandshakeTimeout bounds a new connection's ZMTP greeting and handshake;
+	// 0 means 5s.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds each write to a subscriber; a subscriber that
+	// accepts nothing for that long is disconnected. 0 means 10s.
+	WriteTimeout time.Duration
+	// QueueSize is how many messages wait for one subscriber before further
+	// ones are dropped for it (libzmq's SNDHWM); 0 means 1000.
+	QueueSize int
+	// Logger receives connection-level news; nil discards it.
+	Logger *slog.Logger
+}
+
+func (o SinkOptions) withDefaults() SinkOptions {
+	if o.Mode == 0 {
+		o.Mode = 0o600
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 5 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Sink is a ZeroMQ PUB socket: it accepts SUB peers (libzmq or zmq4) and
+// sends each of them the messages whose topic one of its subscriptions
+// prefixes. See the package documentation for its goroutines and limits.
+type Sink struct {
+	opts SinkOptions // immutable after Listen
+	ln   net.Listener
+	addr string
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
+
+	sent    atomic.Uint64 // messages written, all subscribers
+	dropped atomic.Uint64 // messages dropped, all subscribers, past ones too
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{} // every accepted connection still open
+	peers  map[*peer]struct{}    // connections past the handshake
+}
+
+// Listen binds a PUB endpoint, "tcp://host:port" (port 0 picks one; host "*"
+// means every interface) or "ipc:///path", and starts accepting subscribers.
+//
+// A tcp host that is not loopback is refused unless opts.AllowRemote. An ipc
+// path left behind by a dead process is replaced, but only if nothing
+// answers on it; the new socket file gets opts.Mode (0600 by default) and is
+// removed by Close.
+func Listen(endpoint string, opts SinkOptions) (*Sink, error) {
+	opts = opts.withDefaults()
+	var (
+		ln   net.Listener
+		addr string
+		err  error
+	)
+	switch {
+	case strings.HasPrefix(endpoint, "tcp://"):
+		ln, err = listenTCP(endpoint, opts)
+		if err == nil {
+			addr = "tcp://" + ln.Addr().String()
+		}
+	case strings.HasPrefix(endpoint, "ipc://"):
+		path := strings.TrimPrefix(endpoint, "ipc://")
+		ln, err = listenIPC(endpoint, path, opts)
+		addr = endpoint
+	default:
+		return nil, fmt.Errorf("pubsub endpoint %q: want tcp://host:port or ipc:///path", endpoint)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{
+		opts:  opts,
+		ln:    ln,
+		addr:  addr,
+		done:  make(chan struct{}),
+		conns: make(map[net.Conn]struct{}),
+		peers: make(map[*peer]struct{}),
+	}
+	s.wg.Go(s.acceptLoop)
+	return s, nil
+}
+
+func listenTCP(endpoint string, opts SinkOptions) (net.Listener, error) {
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(endpoint, "tcp://"))
+	if err != nil {
+		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
+	}
+	if host == "*" {
+		host = ""
+	}
+	if !opts.AllowRemote && !isLoopback(host) {
+		return nil, fmt.Errorf("pubsub endpoint %q is not loopback: events would be readable by anyone "+
+			"who can connect to it; bind 127.0.0.1 or allow remote subscribers explicitly", endpoint)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
+	}
+	return ln, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func listenIPC(endpoint, path string, opts SinkOptions) (net.Listener, error) {
+	if path == "" {
+		return nil, fmt.Errorf("pubsub endpoint %q: empty path", endpoint)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
+	}
+	// There is a moment between bind and chmod where the umask decides; the
+	// umask is process-wide, so a library cannot narrow it safely.
+	if err := os.Chmod(path, opts.Mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
+	}
+	return ln, nil
+}
+
+// removeStaleSocket removes path if it is a unix socket nobody listens on.
+// Anything else at path is left alone and reported.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket; remove it or choose another path", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s is in use by another process", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	return os.Remove(path)
+}
+
+// Addr returns the endpoint actually bound, such as "tcp://127.0.0.1:40123".
+func (s *Sink) Addr() string { return s.addr }
+
+// Send queues the two-frame message [topic, body] for every subscriber with a
+// subscription that prefixes topic (an empty subscription matches all). It
+// never blocks: a subscriber whose queue is full loses the message, counted
+// in its Dropped. Subscribers still in their handshake, or that have not
+// subscribed yet, do not get it (ZeroMQ's "slow joiner"). body must not be
+// modified afterwards. Send is safe for concurrent use; messages from one
+// goroutine reach each subscriber in order.
+func (s *Sink) Send(topic string, body []byte) {
+	var msg []byte
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.peers {
+		if !p.wants(topic) {
+			continue
+		}
+		if msg == nil {
+			msg = encodeMessage(topic, body)
+		}
+		select {
+		case p.q <- msg:
+		default:
+			p.dropped.Add(1)
+			s.dropped.Add(1)
+		}
+	}
+}
+
+// SinkStats is a snapshot of a [Sink]'s counters.
+type SinkStats struct {
+	Subscribers int         // connections past the handshake
+	Sent        uint64      // messages written to subscribers, since Listen
+	Dropped     uint64      // messages dropped for full queues, since Listen
+	Peers       []PeerStats // sorted by Remote
+}
+
+// PeerStats describes one connected subscriber.
+type PeerStats struct {
+	Remote        string   // the peer's address
+	Subscriptions []string // its topic prefixes
+	Queued        int      // messages waiting in its queue
+	Sent          uint64
+	Dropped       uint64
+}
+
+// Stats returns the current counters. It is safe for concurrent use.
+func (s *Sink) Stats() SinkStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := SinkStats{Subscribers: len(s.peers), Sent: s.sent.Load(), Dropped: s.dropped.Load()}
+	for p := range s.peers {
+		st.Peers = append(st.Peers, PeerStats{
+			Remote:        p.remote,
+			Subscriptions: append([]string(nil), *p.topics.Load()...),
+			Queued:        len(p.q),
+			Sent:          p.sent.Load(),
+			Dropped:       p.dropped.Load(),
+		})
+	}
+	slices.SortFunc(st.Peers, func(a, b PeerStats) int { return strings.Compare(a.Remote, b.Remote) })
+	return st
+}
+
+// Close stops accepting, disconnects every subscriber (queued messages are
+// discarded, as with ZMQ_LINGER 0, Circus's setting), waits for all of the
+// Sink's goroutines to return, and removes an ipc socket file. Calling it
+// again returns nil.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	err := s.ln.Close()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("close pubsub endpoint %s: %w", s.addr, err)
+	}
+	return nil
+}
+
+func (s *Sink) acceptLoop() {
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			// Out of fds or similar: wait a little rather than spin, as
+			// net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.opts.Logger.Warn("accept failed", "endpoint", s.addr, "err", err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-s.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[nc] = struct{}{}
+		s.wg.Go(func() { s.serve(nc) })
+		s.mu.Unlock()
+	}
+}
+
+// forget drops a finished connection from the Sink's books.
+func (s *Sink) forget(nc net.Conn, p *peer) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	if p != nil {
+		delete(s.peers, p)
+	}
+	s.mu.Unlock()
+}
