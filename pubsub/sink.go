@@ -31,6 +31,11 @@ type SinkOptions struct {
 	// QueueSize is how many messages wait for one subscriber before further
 	// ones are dropped for it (libzmq's SNDHWM); 0 means 1000.
 	QueueSize int
+	// SendBuffer, when positive, sets each subscriber connection's kernel
+	// send buffer (SO_SNDBUF, libzmq's ZMQ_SNDBUF). The kernel otherwise
+	// grows it to megabytes, which a stuck subscriber fills before its
+	// queue, and so its drop count, moves at all.
+	SendBuffer int
 	// Logger receives connection-level news; nil discards it.
 	Logger *slog.Logger
 }
@@ -299,6 +304,9 @@ func (s *Sink) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		if tc, ok := nc.(*net.TCPConn); ok && s.opts.SendBuffer > 0 {
+			_ = tc.SetWriteBuffer(s.opts.SendBuffer)
+		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
