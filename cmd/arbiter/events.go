@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ type events struct {
 	bus  *pubsub.Bus
 	sink *pubsub.Sink
 	sub  *pubsub.Subscription
+	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
@@ -28,17 +30,49 @@ func startEvents(cfg *config.Config, log *slog.Logger) (*events, error) {
 	if err != nil {
 		return nil, configErr(cfg, "pubsub_endpoint", err)
 	}
-	e := &events{bus: pubsub.NewBus(), sink: sink}
+	e := &events{bus: pubsub.NewBus(), sink: sink, stop: make(chan struct{})}
 	// Deep enough for a burst (every worker of a large pool dying at once);
 	// beyond it events are dropped and counted, never waited for.
 	e.sub = e.bus.Subscribe(16384)
 	e.wg.Go(func() { _ = pubsub.Forward(context.Background(), e.sub, sink) })
+	e.wg.Go(func() { e.reportDrops(log, 10*time.Second) })
 	log.Info("publishing events", "endpoint", sink.Addr())
 	return e, nil
 }
 
+// reportDrops logs, at most once per interval, the events that slow
+// subscribers lost since the last report: a subscriber that misses events
+// learns it from the gaps in their seq, the operator from this.
+func (e *events) reportDrops(log *slog.Logger, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastBus, lastSink uint64
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		st := e.sink.Stats()
+		busDropped := e.sub.Dropped()
+		if st.Dropped == lastSink && busDropped == lastBus {
+			continue
+		}
+		var slow []string
+		for _, p := range st.Peers {
+			if p.Dropped > 0 {
+				slow = append(slow, fmt.Sprintf("%s dropped %d", p.Remote, p.Dropped))
+			}
+		}
+		log.Warn("events dropped for slow subscribers", "since_last", st.Dropped-lastSink,
+			"total", st.Dropped, "subscribers", slow, "dropped_before_the_endpoint", busDropped)
+		lastSink, lastBus = st.Dropped, busDropped
+	}
+}
+
 // Close forwards what the Bus still holds, then closes the endpoint.
 func (e *events) Close() {
+	close(e.stop)
 	e.sub.Close()
 	e.wg.Wait()
 	e.sink.Close()

@@ -18,8 +18,9 @@ import (
 )
 
 var (
-	arbiterBin string
-	worker     string
+	arbiterBin   string
+	circusctlBin string
+	worker       string
 )
 
 func TestMain(m *testing.M) {
@@ -33,6 +34,11 @@ func TestMain(m *testing.M) {
 		arbiterBin = filepath.Join(dir, "arbiter")
 		if b, err := exec.Command("go", "build", "-o", arbiterBin, ".").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, b)
+			return 1
+		}
+		circusctlBin = filepath.Join(dir, "circusctl")
+		if b, err := exec.Command("go", "build", "-o", circusctlBin, "../circusctl").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build circusctl: %v\n%s", err, b)
 			return 1
 		}
 		if worker, err = testproc.Build(dir); err != nil {
