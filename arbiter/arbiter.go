@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -25,6 +26,19 @@ import (
 // arbiter calls it from its watcher loops.
 type Publisher interface {
 	Publish(pubsub.Event)
+}
+
+// onlyNumProcesses reports whether two watcher configs differ in
+// numprocesses alone.
+func onlyNumProcesses(a, b *config.Watcher) bool {
+	strip := func(w *config.Watcher) config.Watcher {
+		c := *w
+		c.NumProcesses = 0
+		c.Options = maps.Clone(w.Options)
+		delete(c.Options, "numprocesses")
+		return c
+	}
+	return reflect.DeepEqual(strip(a), strip(b))
 }
 
 // ErrNoWatcher is returned for a watcher name the arbiter does not know.
@@ -141,7 +155,7 @@ func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep 
 		}
 		ws = append(ws, newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch))
 	}
-	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.cfg.Priority, x.cfg.Priority) })
+	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.spec.Priority, x.spec.Priority) })
 	return ws
 }
 
@@ -236,7 +250,7 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 		if ctx.Err() != nil {
 			return
 		}
-		if !w.cfg.Autostart {
+		if !w.spec.Autostart {
 			continue
 		}
 		if !first && warmup > 0 {
@@ -291,7 +305,7 @@ func (a *Arbiter) emit(ev pubsub.Event) {
 func (a *Arbiter) stopWatchers(ws []*Watcher) {
 	for end := len(ws); end > 0; {
 		start := end - 1
-		for start > 0 && ws[start-1].cfg.Priority == ws[end-1].cfg.Priority {
+		for start > 0 && ws[start-1].spec.Priority == ws[end-1].spec.Priority {
 			start--
 		}
 		var wg sync.WaitGroup
@@ -357,13 +371,26 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	keep := map[string]*Watcher{}
 	var gone []*Watcher
+	type change struct {
+		w          *Watcher
+		cfg        *config.Watcher
+		socks      []*sockets.Socket
+		resizeOnly bool
+	}
+	var changes []change
 	for _, w := range old.watchers {
 		i := slices.IndexFunc(cfg.Watchers, func(c *config.Watcher) bool { return strings.EqualFold(c.Name, w.name) })
-		if i >= 0 && reflect.DeepEqual(w.cfg, cfg.Watchers[i]) && slices.Equal(w.socks, watcherSockets(cfg.Watchers[i], socks)) {
-			keep[strings.ToLower(w.name)] = w
+		if i < 0 {
+			gone = append(gone, w)
 			continue
 		}
-		gone = append(gone, w)
+		keep[strings.ToLower(w.name)] = w
+		nc, ns := cfg.Watchers[i], watcherSockets(cfg.Watchers[i], socks)
+		if reflect.DeepEqual(w.spec, nc) && slices.Equal(w.specSocks, ns) {
+			continue
+		}
+		changes = append(changes, change{w: w, cfg: nc, socks: ns, resizeOnly: onlyNumProcesses(w.spec, nc) && slices.Equal(w.specSocks, ns)})
+		w.spec, w.specSocks = nc, ns
 	}
 	a.stopWatchers(gone)
 	for _, w := range gone {
@@ -380,6 +407,24 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	a.snap.Store(&snapshot{watchers: ws, sockets: socks})
 	a.cfg = cfg
+	// Changed watchers are reloaded gracefully, all at once: each one's
+	// new workers start before its old ones stop, on the new sockets if
+	// those changed, so a moved socket is served without a gap.
+	var wg sync.WaitGroup
+	for _, c := range changes {
+		wg.Go(func() {
+			var err error
+			if c.resizeOnly {
+				err = c.w.setNumProcesses(ctx, c.cfg)
+			} else {
+				err = c.w.reconfigure(ctx, c.cfg, c.socks)
+			}
+			if err != nil {
+				a.log.Error("reload failed", "watcher", c.w.name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 	for _, s := range old.sockets {
 		if !slices.Contains(socks, s) {
 			s.Close()
@@ -387,7 +432,7 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	a.startAll(ctx, fresh, 0)
 	a.emit(pubsub.Event{Kind: pubsub.ReloadConfig})
-	a.log.Info("configuration reloaded", "kept", len(keep), "stopped", len(gone), "started", len(fresh),
+	a.log.Info("configuration reloaded", "reloaded", len(changes), "stopped", len(gone), "started", len(fresh),
 		"watchers_added", d.WatchersAdded, "watchers_removed", d.WatchersRemoved, "watchers_changed", d.WatchersChanged,
 		"sockets_added", d.SocketsAdded, "sockets_removed", d.SocketsRemoved, "sockets_changed", d.SocketsChanged)
 	return nil

@@ -147,3 +147,37 @@ graceful_timeout = 5
 		t.Errorf("kill events for pids %v, want %v", killed, []int{pid, child})
 	}
 }
+
+// A stop then a start, Circus's restart, publishes in Circus's order:
+// kill×N, reap×N, stop, spawn×N, start.
+func TestRestartEventOrder(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[watcher:web]
+cmd = WORKER sleep
+numprocesses = 2
+`)
+	w := r.Watcher("web")
+	r.events.mu.Lock()
+	from := len(r.events.events)
+	r.events.mu.Unlock()
+	if err := w.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.events.mu.Lock()
+	var kinds []string
+	for _, ev := range r.events.events[from:] {
+		// Orphans of other tests' workers reach every arbiter in the
+		// process; only this watcher's events count.
+		if ev.Watcher == "web" {
+			kinds = append(kinds, ev.Kind.String())
+		}
+	}
+	r.events.mu.Unlock()
+	if got, want := fmt.Sprint(kinds), "[kill kill reap reap stop spawn spawn start]"; got != want {
+		t.Errorf("events of a restart = %s, want %s", got, want)
+	}
+}

@@ -21,6 +21,10 @@ type worker struct {
 	// stopping is set once the arbiter has decided this worker should go;
 	// its death is then expected, never counted as a crash.
 	stopping bool
+	// retiring marks a worker whose replacement is started first (max_age,
+	// graceful reload): it no longer counts toward numprocesses, but it is
+	// only signalled once the replacement runs.
+	retiring bool
 	// killAt is when a stopping worker gets SIGKILL.
 	killAt time.Time
 	killed bool

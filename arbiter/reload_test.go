@@ -25,9 +25,10 @@ func freePort(t *testing.T) int {
 }
 
 // Reload applies the difference: unchanged watchers keep their workers,
-// changed ones are restarted with the new options, removed ones stop, new
-// ones start, and a socket moved to a new port is served there by
-// restarted workers while the old port closes.
+// changed ones are reloaded gracefully with the new options, one whose
+// numprocesses alone changed is resized in place, removed ones stop, new
+// ones start, and a socket moved to a new port is served there by new
+// workers while the old port closes.
 func TestReloadAppliesDifference(t *testing.T) {
 	t.Parallel()
 	portA, portB := freePort(t), freePort(t)
@@ -44,14 +45,14 @@ cmd = WORKER serve --fd $(circus.sockets.web)
 cmd = WORKER sleep
 `, port) + tail
 	}
-	r := start(t, ini(portA, "\n[watcher:change]\ncmd = WORKER sleep\n\n[watcher:gone]\ncmd = WORKER sleep\n"))
+	r := start(t, ini(portA, "\n[watcher:change]\ncmd = WORKER sleep\n\n[watcher:resize]\ncmd = WORKER sleep\n\n[watcher:gone]\ncmd = WORKER sleep\n"))
 	before := map[string][]int{}
-	for _, name := range []string{"web", "keep", "change", "gone"} {
+	for _, name := range []string{"web", "keep", "change", "resize", "gone"} {
 		waitFor(t, name+" running", 10*time.Second, func() bool { return len(r.pids(t, name)) == 1 })
 		before[name] = r.pids(t, name)
 	}
 
-	cfg := loadINI(t, ini(portB, "\n[watcher:change]\ncmd = WORKER sleep\nnumprocesses = 2\n\n[watcher:new]\ncmd = WORKER sleep\n"))
+	cfg := loadINI(t, ini(portB, "\n[watcher:change]\ncmd = WORKER sleep\nnumprocesses = 2\ngraceful_timeout = 5\n\n[watcher:resize]\ncmd = WORKER sleep\nnumprocesses = 3\n\n[watcher:new]\ncmd = WORKER sleep\n"))
 	if err := r.Reload(context.Background(), cfg); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
@@ -60,6 +61,9 @@ cmd = WORKER sleep
 	}
 	if got := r.pids(t, "change"); len(got) != 2 || slices.Contains(got, before["change"][0]) {
 		t.Errorf("changed watcher pids %v -> %v, want 2 new workers", before["change"], got)
+	}
+	if got := r.pids(t, "resize"); len(got) != 3 || !slices.Contains(got, before["resize"][0]) {
+		t.Errorf("watcher with only numprocesses changed: pids %v -> %v, want its worker kept and 2 more", before["resize"], got)
 	}
 	if r.Watcher("gone") != nil || !gone(before["gone"][0]) {
 		t.Errorf("removed watcher still known or its worker %d still alive", before["gone"][0])

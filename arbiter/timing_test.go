@@ -297,3 +297,76 @@ func TestFlappingCountsPerSlot(t *testing.T) {
 		}
 	})
 }
+
+// A graceful reload starts every replacement before any old worker is
+// signalled; a sequential one replaces them one at a time, warmup_delay
+// apart, each replacement before its old worker.
+func TestReloadOrder(t *testing.T) {
+	tests := []struct {
+		name       string
+		sequential bool
+		want       []string
+	}{
+		{"graceful", false, []string{
+			"spawn 1003@0s", "spawn 1004@0s", "signal 1001 15@0s", "signal 1002 15@0s"}},
+		{"sequential", true, []string{
+			"spawn 1003@0s", "signal 1001 15@0s", "spawn 1004@1s", "signal 1002 15@1s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := &fakeLauncher{dieOn: map[syscall.Signal]bool{syscall.SIGTERM: true}}
+				ev := &eventLog{}
+				w := runWatcher(t, testWatcher(func(c *config.Watcher) {
+					c.NumProcesses = 2
+					c.WarmupDelay = time.Second
+				}), l, ev)
+				if err := w.Start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				l.mu.Lock()
+				l.start, l.log = time.Now(), nil
+				l.mu.Unlock()
+				if err := w.Reload(context.Background(), tt.sequential); err != nil {
+					t.Fatal(err)
+				}
+				if got := l.events(); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+					t.Errorf("events = %v\nwant %v", got, tt.want)
+				}
+				if ev.count(pubsub.Reload) != 1 {
+					t.Errorf("reload events = %d, want 1", ev.count(pubsub.Reload))
+				}
+				if st, procs, _ := w.Info(context.Background()); st != Active || len(procs) != 2 {
+					t.Errorf("after the reload: %v with %d workers, want active with 2", st, len(procs))
+				}
+			})
+		})
+	}
+}
+
+// Incr returns once the pool has its new size: spawned when growing,
+// reaped when shrinking (the oldest go first).
+func TestIncrDecr(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &fakeLauncher{dieOn: map[syscall.Signal]bool{syscall.SIGTERM: true}, start: time.Now()}
+		w := runWatcher(t, testWatcher(nil), l, nil)
+		if err := w.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := w.Incr(context.Background(), 2); err != nil || n != 3 {
+			t.Fatalf("Incr(2) = %d, %v; want 3", n, err)
+		}
+		if _, procs, _ := w.Info(context.Background()); len(procs) != 3 {
+			t.Errorf("after Incr(2): %d workers, want 3", len(procs))
+		}
+		if n, err := w.Incr(context.Background(), -5); err != nil || n != 0 {
+			t.Fatalf("Incr(-5) = %d, %v; want 0 (never below)", n, err)
+		}
+		if _, procs, _ := w.Info(context.Background()); len(procs) != 0 {
+			t.Errorf("after Incr(-5): %d workers, want 0", len(procs))
+		}
+		if got, want := l.events()[3], "signal 1001 15@0s"; got != want {
+			t.Errorf("first worker stopped by the decrement: %q, want the oldest, %q", got, want)
+		}
+	})
+}

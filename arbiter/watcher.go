@@ -50,15 +50,24 @@ type Watcher struct {
 	log    *slog.Logger
 	pub    Publisher
 	launch launcher
-	socks  []*sockets.Socket
 
 	reqc  chan func()
 	exitc chan exitStatus
 	quit  chan struct{}
 	done  chan struct{}
 
+	// Owned by the Arbiter's Run goroutine: the config and sockets last
+	// applied, against which a reload compares.
+	spec      *config.Watcher
+	specSocks []*sockets.Socket
+
 	// Owned by the loop.
 	cfg          *config.Watcher
+	socks        []*sockets.Socket
+	target       int // numprocesses, changed at run time by Incr
+	reload       *reloadOp
+	queued       []func() // reloads waiting for the running one
+	scaleWaiters []chan<- error
 	state        State
 	procs        map[int]*worker
 	startWaiters []chan<- error
@@ -85,7 +94,11 @@ func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, 
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		cfg:    cfg,
+		target: cfg.NumProcesses,
 		procs:  make(map[int]*worker),
+
+		spec:      cfg,
+		specSocks: socks,
 	}
 }
 
@@ -173,7 +186,7 @@ func (w *Watcher) Info(ctx context.Context) (State, []ProcessInfo, error) {
 	err := w.do(ctx, func() {
 		st = w.state
 		for _, p := range w.procs {
-			procs = append(procs, ProcessInfo{Pid: p.Pid, Wid: p.Wid, Started: p.Started, Stopping: p.stopping})
+			procs = append(procs, ProcessInfo{Pid: p.Pid, Wid: p.Wid, Started: p.Started, Stopping: p.stopping || p.retiring})
 		}
 	})
 	return st, procs, err
@@ -208,7 +221,7 @@ func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
 		w.spawnAt = time.Time{}
 		w.spawnFails = 0
 		w.deaths = nil
-		w.log.Info("starting", "numprocesses", w.cfg.NumProcesses)
+		w.log.Info("starting", "numprocesses", w.target)
 	}
 	if reply != nil {
 		w.startWaiters = append(w.startWaiters, reply)
@@ -261,6 +274,7 @@ func (w *Watcher) finishStop() {
 		r <- nil
 	}
 	w.stopWaiters = nil
+	w.progress()
 	if w.restartAfter {
 		w.restartAfter = false
 		w.beginStart(nil, false)
@@ -320,7 +334,7 @@ func (w *Watcher) escalate(p *worker) {
 func (w *Watcher) live() int {
 	n := 0
 	for _, p := range w.procs {
-		if !p.stopping {
+		if !p.stopping && !p.retiring {
 			n++
 		}
 	}
@@ -334,10 +348,10 @@ func (w *Watcher) reconcile() {
 	if w.state != Starting && w.state != Active {
 		return
 	}
-	target := w.cfg.NumProcesses
+	target := w.target
 	for w.live() < target {
-		if w.state == Active && !w.cfg.Respawn {
-			break
+		if w.state == Active && !w.cfg.Respawn && w.reload == nil {
+			break // a reload replaces workers even so
 		}
 		if time.Now().Before(w.spawnAt) {
 			return // the timer comes back here
@@ -352,7 +366,9 @@ func (w *Watcher) reconcile() {
 	for w.live() > target {
 		var oldest *worker
 		for _, p := range w.procs {
-			if !p.stopping && (oldest == nil || p.Started.Before(oldest.Started)) {
+			// Ties (one clock tick) go to the lower slot, started first.
+			if !p.stopping && !p.retiring && (oldest == nil || p.Started.Before(oldest.Started) ||
+				p.Started.Equal(oldest.Started) && p.Wid < oldest.Wid) {
 				oldest = p
 			}
 		}
@@ -440,9 +456,11 @@ func (w *Watcher) handleExit(st exitStatus) {
 		if len(w.procs) == 0 {
 			w.finishStop()
 		}
+		w.progress()
 		return
 	}
 	w.reconcile()
+	w.progress()
 }
 
 // flapped records an unexpected death of the worker in slot wid and, when
@@ -502,13 +520,12 @@ func (w *Watcher) tick() {
 		switch {
 		case p.stopping && !p.killed && !now.Before(p.killAt):
 			w.escalate(p)
-		case !p.stopping && !p.expireAt.IsZero() && !now.Before(p.expireAt):
+		case !p.stopping && !p.retiring && !p.expireAt.IsZero() && !now.Before(p.expireAt):
 			w.log.Info("recycling", "pid", p.Pid, "reason", "max_age", "age", now.Sub(p.Started).Round(time.Second))
-			// Mark it first so that reconcile spawns the replacement
+			// Retired first so that reconcile spawns the replacement
 			// before the old worker has even been signalled.
-			p.stopping = true
+			p.retiring = true
 			w.reconcile()
-			p.stopping = false
 			w.stopProc(p)
 		}
 	}
@@ -518,6 +535,7 @@ func (w *Watcher) tick() {
 		w.beginStart(nil, false)
 	}
 	w.reconcile()
+	w.progress()
 }
 
 // rearm sets the timer to the earliest deadline the loop is waiting for.
@@ -528,13 +546,16 @@ func (w *Watcher) rearm() {
 			next = t
 		}
 	}
-	if (w.state == Starting || w.state == Active) && w.live() < w.cfg.NumProcesses {
+	if (w.state == Starting || w.state == Active) && w.live() < w.target {
 		earlier(w.spawnAt)
+	}
+	if w.reload != nil {
+		earlier(w.reload.pauseUntil)
 	}
 	for _, p := range w.procs {
 		if p.stopping && !p.killed {
 			earlier(p.killAt)
-		} else if !p.stopping {
+		} else if !p.stopping && !p.retiring {
 			earlier(p.expireAt)
 		}
 	}

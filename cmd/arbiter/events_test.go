@@ -86,8 +86,8 @@ func (f *frames) maxSeq() uint64 {
 }
 
 // Every event the arbiter publishes reaches a Go SUB, a libzmq SUB and
-// circusctl listen as the same bytes, in Circus's order for a restart:
-// kill×N, reap×N, stop, spawn×N, start.
+// circusctl listen as the same bytes, here those of a graceful reload:
+// spawn×N (the new workers first), kill×N, reap×N, reload.
 func TestEventsReachEverySubscriber(t *testing.T) {
 	needPyzmq(t)
 	dir := t.TempDir()
@@ -185,14 +185,14 @@ while True:
 		return false
 	})
 
-	// A change of the watcher's options restarts it.
+	// A change of the watcher's options reloads it gracefully.
 	from := goSub.maxSeq() + 1
 	writeINI(t, ini, base+"graceful_timeout = 5\n")
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	want := []string{"watcher.web_srv.kill", "watcher.web_srv.kill", "watcher.web_srv.reap", "watcher.web_srv.reap",
-		"watcher.web_srv.stop", "watcher.web_srv.spawn", "watcher.web_srv.spawn", "watcher.web_srv.start", "arbiter.reloadconfig"}
+	want := []string{"watcher.web_srv.spawn", "watcher.web_srv.spawn", "watcher.web_srv.kill", "watcher.web_srv.kill",
+		"watcher.web_srv.reap", "watcher.web_srv.reap", "watcher.web_srv.reload", "arbiter.reloadconfig"}
 	var got [][2]string
-	waitFor(t, "the restart's events at every subscriber", 20*time.Second, func() bool {
+	waitFor(t, "the reload's events at every subscriber", 20*time.Second, func() bool {
 		got = goSub.since(from)
 		return len(got) >= len(want) && len(pySub.since(from)) >= len(want) && len(ctlSub.since(from)) >= len(want)
 	})
@@ -201,7 +201,7 @@ while True:
 		topics = append(topics, fr[0])
 	}
 	if fmt.Sprint(topics) != fmt.Sprint(want) {
-		t.Errorf("topics of a restart = %v\nwant %v", topics, want)
+		t.Errorf("topics of a reload = %v\nwant %v", topics, want)
 	}
 	bodies := map[string]*regexp.Regexp{
 		"kill":         regexp.MustCompile(`^\{"process_pid": \d+, "time": \d+\.\d+, "seq": \d+\}$`),
@@ -210,6 +210,7 @@ while True:
 		"stop":         regexp.MustCompile(`^\{"time": \d+\.\d+, "seq": \d+\}$`),
 		"start":        regexp.MustCompile(`^\{"time": \d+\.\d+, "seq": \d+\}$`),
 		"reloadconfig": regexp.MustCompile(`^\{"time": \d+\.\d+, "seq": \d+\}$`),
+		"reload":       regexp.MustCompile(`^\{"time": \d+\.\d+, "seq": \d+\}$`),
 	}
 	for _, fr := range got {
 		kind := fr[0][strings.LastIndex(fr[0], ".")+1:]

@@ -1,0 +1,207 @@
+package arbiter
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/sockets"
+)
+
+// reloadOp is a graceful reload in progress: every worker that ran when it
+// began (old) is replaced, the replacement started before the old worker
+// is signalled, so that capacity never dips.
+type reloadOp struct {
+	old        []int // pids to replace, in start order
+	sequential bool
+	reply      chan<- error
+	// Sequential only: the old worker being replaced now (0: none), and
+	// when the next may begin (warmup_delay after the last one's reap).
+	current    int
+	pauseUntil time.Time
+}
+
+// Reload replaces every worker gracefully and returns when the old ones
+// are gone: all new workers first, then the old ones stopped (Circus's
+// graceful reload), or with sequential one at a time, warmup_delay apart. A
+// stopped watcher is started. The watcher publishes reload when done.
+func (w *Watcher) Reload(ctx context.Context, sequential bool) error {
+	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, nil, nil, sequential) })
+}
+
+// reconfigure is Reload with new options and sockets: the new workers get
+// them, the old ones keep theirs until they stop.
+func (w *Watcher) reconfigure(ctx context.Context, cfg *config.Watcher, socks []*sockets.Socket) error {
+	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, cfg, socks, false) })
+}
+
+// Incr changes the number of workers by delta (negative: fewer, never
+// below 0) and returns the new numprocesses once the pool has that many
+// workers running and none of the removed ones left. A singleton watcher
+// is not resized (as in Circus).
+func (w *Watcher) Incr(ctx context.Context, delta int) (int, error) {
+	var n int
+	err := w.await(ctx, func(reply chan<- error) {
+		if !w.cfg.Singleton {
+			w.target = max(w.target+delta, 0)
+		}
+		n = w.target
+		w.log.Info("resizing", "numprocesses", n)
+		w.scaleWaiters = append(w.scaleWaiters, reply)
+		w.reconcile()
+		w.progress()
+	})
+	return n, err
+}
+
+// setNumProcesses adopts cfg, which differs from the watcher's options in
+// numprocesses alone, and resizes the pool to it in place, as Circus's
+// reloadconfig does; it returns when the pool has that size.
+func (w *Watcher) setNumProcesses(ctx context.Context, cfg *config.Watcher) error {
+	return w.await(ctx, func(reply chan<- error) {
+		w.cfg, w.target = cfg, cfg.NumProcesses
+		w.scaleWaiters = append(w.scaleWaiters, reply)
+		w.reconcile()
+		w.progress()
+	})
+}
+
+// NumProcesses returns the number of workers the watcher keeps.
+func (w *Watcher) NumProcesses(ctx context.Context) (int, error) {
+	var n int
+	err := w.do(ctx, func() { n = w.target })
+	return n, err
+}
+
+func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*sockets.Socket, sequential bool) {
+	if w.reload != nil {
+		// One at a time, in order: this one starts when the running one ends.
+		w.queued = append(w.queued, func() { w.beginReload(reply, cfg, socks, sequential) })
+		return
+	}
+	if cfg != nil {
+		w.cfg, w.socks, w.target = cfg, socks, cfg.NumProcesses
+	}
+	if w.state == Stopped || w.state == Stopping {
+		w.beginStart(reply, true)
+		return
+	}
+	op := &reloadOp{sequential: sequential, reply: reply}
+	for _, p := range w.procs {
+		if !p.stopping && !p.retiring {
+			op.old = append(op.old, p.Pid)
+		}
+	}
+	slices.SortFunc(op.old, func(a, b int) int { return w.procs[a].Started.Compare(w.procs[b].Started) })
+	w.reload = op
+	w.log.Info("reloading", "workers", len(op.old), "sequential", sequential)
+	if !sequential {
+		for _, pid := range op.old {
+			w.procs[pid].retiring = true
+		}
+		w.reconcile()
+	}
+	w.progress()
+}
+
+// progress moves along whatever waits for the pool to change: a reload in
+// progress, and Incr calls waiting for the pool to reach its size. The loop
+// calls it after every reap, spawn and deadline.
+func (w *Watcher) progress() {
+	w.progressReload()
+	if len(w.scaleWaiters) > 0 && (w.state != Active && w.state != Starting || w.settled()) {
+		var err error
+		if w.state != Active && w.state != Starting {
+			err = fmt.Errorf("watcher %s: %w", w.name, ErrStopped)
+		}
+		for _, r := range w.scaleWaiters {
+			r <- err
+		}
+		w.scaleWaiters = nil
+	}
+}
+
+// settled reports whether the pool is at its size with nothing on its way
+// out.
+func (w *Watcher) settled() bool {
+	if w.live() != w.target {
+		return false
+	}
+	for _, p := range w.procs {
+		if p.stopping || p.retiring {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *Watcher) progressReload() {
+	op := w.reload
+	if op == nil {
+		return
+	}
+	if w.state != Active && w.state != Starting {
+		// Stopped meanwhile (a stop command, flapping, spawn failures).
+		w.endReload(fmt.Errorf("watcher %s: reload interrupted: %w", w.name, ErrStopped))
+		return
+	}
+	alive := func(pid int) bool { _, ok := w.procs[pid]; return ok }
+	if !op.sequential {
+		if w.live() < w.target {
+			return // replacements still to come
+		}
+		for _, pid := range op.old {
+			if p := w.procs[pid]; p != nil && !p.stopping {
+				w.stopProc(p)
+			}
+		}
+	} else {
+		if op.current != 0 {
+			if alive(op.current) {
+				return
+			}
+			op.current = 0
+			op.pauseUntil = time.Now().Add(w.cfg.WarmupDelay)
+		}
+		if time.Now().Before(op.pauseUntil) {
+			return // the timer comes back here
+		}
+		for _, pid := range op.old {
+			p := w.procs[pid]
+			if p == nil || p.stopping {
+				continue
+			}
+			p.retiring = true
+			w.reconcile()
+			if w.live() < w.target {
+				p.retiring = false // no replacement yet (spawn failing): keep it
+				return
+			}
+			w.stopProc(p)
+			op.current = pid
+			return
+		}
+	}
+	if slices.ContainsFunc(op.old, alive) {
+		return
+	}
+	w.log.Info("reloaded", "replaced", len(op.old))
+	w.emit(pubsub.Event{Kind: pubsub.Reload})
+	w.endReload(nil)
+}
+
+func (w *Watcher) endReload(err error) {
+	op := w.reload
+	w.reload = nil
+	if op.reply != nil {
+		op.reply <- err
+	}
+	if len(w.queued) > 0 {
+		next := w.queued[0]
+		w.queued = w.queued[1:]
+		next()
+	}
+}
