@@ -172,6 +172,85 @@ func TestHTTPRespawnAfterKill(t *testing.T) {
 	a.stop(t)
 }
 
+// A steady request load sees no failed request while the pool is
+// reloaded gracefully (a changed option: new workers first, old ones
+// drained), grown and shrunk, each by SIGHUP.
+func TestHTTPReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	a := startArbiter(t, "http.ini")
+	before := a.waitWorkers(t, "httpworker", 4)
+
+	var ok, failed atomic.Int64
+	firstErr := make(chan error, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+			for ctx.Err() == nil {
+				if _, err := fetch(c, a.url); err == nil {
+					ok.Add(1)
+				} else if ctx.Err() == nil {
+					failed.Add(1)
+					t.Logf("%s request failed: %v", time.Now().Format("15:04:05.000"), err)
+					select {
+					case firstErr <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	rewrite := func(re, repl string) {
+		t.Helper()
+		b, err := os.ReadFile(a.ini)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rx := regexp.MustCompile(re)
+		if !rx.Match(b) {
+			t.Fatalf("%s has no line matching %s", a.ini, re)
+		}
+		if err := os.WriteFile(a.ini, rx.ReplaceAll(b, []byte(repl)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := func(what string) {
+		t.Helper()
+		n := ok.Load()
+		waitFor(t, startDeadline, "requests served after "+what, func() bool { return ok.Load() > n+20 })
+	}
+
+	rewrite(`(?m)^graceful_timeout = \d+$`, "graceful_timeout = 14")
+	waitFor(t, startDeadline, "4 new workers replacing the old ones", func() bool {
+		now := a.workers("httpworker")
+		for pid := range now {
+			if before[pid] {
+				return false
+			}
+		}
+		return len(now) == 4
+	})
+	served("the reload")
+	rewrite(`(?m)^numprocesses = \d+$`, "numprocesses = 6")
+	a.waitWorkers(t, "httpworker", 6)
+	served("growing to 6")
+	rewrite(`(?m)^numprocesses = \d+$`, "numprocesses = 2")
+	a.waitWorkers(t, "httpworker", 2)
+	served("shrinking to 2")
+
+	cancel()
+	wg.Wait()
+	t.Logf("request loop: %d answered, %d failed", ok.Load(), failed.Load())
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during reload and resizes (first: %v); want none", n, <-firstErr)
+	}
+	a.stop(t)
+}
+
 func TestHTTPDrainOnStop(t *testing.T) {
 	t.Parallel()
 	a := startArbiter(t, "http.ini")
@@ -240,6 +319,7 @@ type arbiter struct {
 	done chan struct{} // closed when cmd.Wait returned
 	url  string
 	addr string
+	ini  string // the config it runs, which a test may rewrite and SIGHUP
 }
 
 var (
@@ -300,6 +380,7 @@ func startArbiter(t *testing.T, name string) *arbiter {
 		cmd:  cmd,
 		done: make(chan struct{}),
 		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		ini:  filepath.Join(dir, name),
 	}
 	a.url = "http://" + a.addr + "/"
 	go func() {

@@ -34,6 +34,8 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -138,7 +140,22 @@ func serve(ln net.Listener, drain time.Duration) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// fresh counts accepted connections whose first request has not been
+	// read yet: net/http's Shutdown drops those without an answer (the
+	// client sees EOF), so the drain below waits for them first.
+	var (
+		fresh    atomic.Int64
+		newConns sync.Map // net.Conn -> struct{}, while in StateNew
+	)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				newConns.Store(c, struct{}{})
+				fresh.Add(1)
+			} else if _, was := newConns.LoadAndDelete(c); was {
+				fresh.Add(-1) // read its request, or closed without one
+			}
+		}}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -155,6 +172,15 @@ func serve(ln net.Listener, drain time.Duration) error {
 	log.Printf("stopping: draining in-flight requests (at most %v)", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	// Stop accepting first: the socket is shared, so connections not yet
+	// accepted wait in its backlog for the other workers. Then let every
+	// connection already accepted get its request read (they are the ones
+	// Shutdown would drop), and only then shut down.
+	ln.Close()
+	<-errc
+	for deadline := time.Now().Add(time.Second); fresh.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
