@@ -112,6 +112,21 @@ func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*
 // calls it after every reap, spawn and deadline.
 func (w *Watcher) progress() {
 	w.progressReload()
+	keep := w.killWaiters[:0]
+	for _, k := range w.killWaiters {
+		gone := true
+		for _, pid := range k.pids {
+			if _, ok := w.procs[pid]; ok {
+				gone = false
+			}
+		}
+		if gone {
+			k.reply <- nil
+		} else {
+			keep = append(keep, k)
+		}
+	}
+	w.killWaiters = keep
 	if len(w.scaleWaiters) > 0 && (w.state != Active && w.state != Starting || w.settled()) {
 		var err error
 		if w.state != Active && w.state != Starting {

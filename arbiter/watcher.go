@@ -68,6 +68,7 @@ type Watcher struct {
 	reload       *reloadOp
 	queued       []func() // reloads waiting for the running one
 	scaleWaiters []chan<- error
+	killWaiters  []killWait
 	state        State
 	procs        map[int]*worker
 	startWaiters []chan<- error

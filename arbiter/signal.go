@@ -1,0 +1,119 @@
+package arbiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// ErrNoProcess is returned for a pid that is not a worker of the watcher.
+var ErrNoProcess = errors.New("no such process")
+
+// Signal sends sig to the watcher's workers, as Circus's signal command
+// does: to the worker pid (0: every worker); with children, to its
+// children instead; with recursive, to the worker and all its descendants.
+// It is not a stop: nothing is escalated, and a worker that dies of it is
+// replaced as any other.
+func (w *Watcher) Signal(ctx context.Context, pid int, sig syscall.Signal, children, recursive bool) error {
+	var err error
+	if e := w.do(ctx, func() {
+		var targets []*worker
+		for _, p := range w.procs {
+			if pid == 0 || p.Pid == pid {
+				targets = append(targets, p)
+			}
+		}
+		if len(targets) == 0 && pid != 0 {
+			err = fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
+			return
+		}
+		for _, p := range targets {
+			var pids []int
+			if !children {
+				pids = append(pids, p.Pid)
+			}
+			if children || recursive {
+				pids = append(pids, descendants(p.Pid, recursive)...)
+			}
+			for _, q := range pids {
+				if q == p.Pid {
+					if e := p.proc.Signal(sig); e != nil && err == nil {
+						err = fmt.Errorf("signal %d: %w", q, e)
+					}
+				} else if e := syscall.Kill(q, sig); e != nil && e != syscall.ESRCH && err == nil {
+					err = fmt.Errorf("signal %d: %w", q, e)
+				}
+			}
+			w.log.Info("signalled", "pid", p.Pid, "signal", sig, "children", children, "recursive", recursive)
+		}
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
+// descendants lists the children of pid, and with all their descendants
+// too, children first.
+func descendants(pid int, all bool) []int {
+	var out []int
+	queue := childrenOf(pid)
+	for len(queue) > 0 {
+		q := queue[0]
+		queue = queue[1:]
+		out = append(out, q)
+		if all {
+			queue = append(queue, childrenOf(q)...)
+		}
+	}
+	return out
+}
+
+// Kill stops the worker pid (0: every worker) gracefully, as Circus's kill
+// command does: its stop signal to its group, SIGKILL after the watcher's
+// graceful_timeout (or timeout, when positive). Killed workers are
+// replaced, each replacement started before its old worker is signalled.
+// It returns when the killed workers have been reaped.
+func (w *Watcher) Kill(ctx context.Context, pid int, timeout time.Duration) error {
+	return w.await(ctx, func(reply chan<- error) {
+		var targets []*worker
+		for _, p := range w.procs {
+			if !p.stopping && !p.retiring && (pid == 0 || p.Pid == pid) {
+				targets = append(targets, p)
+			}
+		}
+		if len(targets) == 0 {
+			if pid == 0 {
+				reply <- nil
+			} else {
+				reply <- fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
+			}
+			return
+		}
+		for _, p := range targets {
+			p.retiring = true
+		}
+		w.reconcile()
+		for _, p := range targets {
+			w.stopProc(p)
+			if timeout > 0 {
+				p.killAt = time.Now().Add(timeout)
+			}
+		}
+		w.killWaiters = append(w.killWaiters, killWait{pids: pidsOf(targets), reply: reply})
+	})
+}
+
+type killWait struct {
+	pids  []int
+	reply chan<- error
+}
+
+func pidsOf(ps []*worker) []int {
+	out := make([]int, len(ps))
+	for i, p := range ps {
+		out[i] = p.Pid
+	}
+	return out
+}
