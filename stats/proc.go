@@ -19,6 +19,7 @@ const clockTicks = 100
 
 // procStat holds the fields of /proc/PID/stat a sample uses.
 type procStat struct {
+	comm      string // changes on exec, so it tells a cached argv[0] is stale
 	ppid      int
 	utime     uint64 // clock ticks
 	stime     uint64
@@ -93,6 +94,9 @@ func (r *reader) stat(pid int) (procStat, error) {
 		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f)+2)
 	}
 	var st procStat
+	if j := bytes.IndexByte(b, '('); j >= 0 && j < i {
+		st.comm = string(b[j+1 : i])
+	}
 	var errs [7]error
 	st.ppid, errs[0] = strconv.Atoi(string(f[1]))
 	st.utime, errs[1] = strconv.ParseUint(string(f[11]), 10, 64)

@@ -52,6 +52,7 @@ type procMark struct {
 	start     uint64 // starttime, which tells a reused pid apart
 	cur, prev cpuPoint
 	identAt   time.Time
+	comm      string // at identAt: an exec since then makes the identity stale
 	uid       int
 	cmdline   string
 }
@@ -163,7 +164,9 @@ func (s *Sampler) sampleLocked(p Process, now time.Time, children bool) (Info, e
 	} else {
 		in.na |= naMem
 	}
-	if m := s.marks[p.Pid]; !m.identAt.IsZero() && now.Sub(m.identAt) < identTTL {
+	// A child sampled between fork and exec still shows its parent's argv;
+	// comm changes with the exec, so the cached identity is dropped then.
+	if m := s.marks[p.Pid]; !m.identAt.IsZero() && now.Sub(m.identAt) < identTTL && m.comm == st.comm {
 		in.Username, in.Cmdline = s.userLocked(m.uid), m.cmdline
 	} else {
 		uid, uidErr := s.r.realUID(p.Pid)
@@ -183,7 +186,7 @@ func (s *Sampler) sampleLocked(p Process, now time.Time, children bool) (Info, e
 		// Cache only a complete identity: a worker sampled between fork
 		// and exec has no argv yet, and its uid may be about to change.
 		if uidErr == nil && cmdErr == nil && in.Cmdline != "" {
-			m.identAt, m.uid, m.cmdline = now, uid, in.Cmdline
+			m.identAt, m.comm, m.uid, m.cmdline = now, st.comm, uid, in.Cmdline
 			s.marks[p.Pid] = m
 		}
 	}

@@ -217,3 +217,30 @@ func baseName(p string) string {
 	}
 	return p
 }
+
+// A process that execs is reported under its new name at once, not after
+// the identity cache expires: a worker sampled between fork and exec
+// still shows its parent's argv. (A flaky TestSampleChildren found it.)
+func TestCmdlineAfterExec(t *testing.T) {
+	s := newSampler(t)
+	cmd := exec.Command("sh", "-c", "read x; exec sleep 100")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	first, err := s.Process(Process{Pid: cmd.Process.Pid}, false)
+	if err != nil || first.Cmdline != "sh" {
+		t.Fatalf("before exec: cmdline %q (%v), want sh", first.Cmdline, err)
+	}
+	if _, err := in.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sampler to see the exec", 5*time.Second, func() bool {
+		got, err := s.Process(Process{Pid: cmd.Process.Pid}, false)
+		return err == nil && got.Cmdline == "sleep"
+	})
+}
