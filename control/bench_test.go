@@ -1,0 +1,60 @@
+package control
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkListRoundTrip measures one client's sequential list calls, Go
+// Client to Server over loopback TCP; it reports the median and p99.
+func BenchmarkListRoundTrip(b *testing.B) {
+	s := serve(b, newTestHandler(), ServerOptions{Logger: discardLogger()})
+	c := dial(b, s.Addr())
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		if _, err := c.Call(ctx, "list", nil); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "median-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkTenClients measures throughput: 10 clients, each calling list
+// sequentially; it reports commands per second.
+func BenchmarkTenClients(b *testing.B) {
+	s := serve(b, newTestHandler(), ServerOptions{Logger: discardLogger()})
+	clients := make([]*Client, 10)
+	for i := range clients {
+		clients[i] = dial(b, s.Addr())
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		n := b.N / 10
+		if i < b.N%10 {
+			n++
+		}
+		wg.Go(func() {
+			for range n {
+				if _, err := c.Call(ctx, "list", nil); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cmds/s")
+}
