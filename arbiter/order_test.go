@@ -181,3 +181,39 @@ numprocesses = 2
 		t.Errorf("events of a restart = %s, want %s", got, want)
 	}
 }
+
+// Watchers do not wait on each other: while one takes its graceful_timeout
+// to stop, another grows at once (Circus's global lock makes such a
+// command fail with "arbiter is already running ...").
+func TestSlowStopDoesNotDelayOtherWatchers(t *testing.T) {
+	t.Parallel()
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	r := start(t, `
+[watcher:stubborn]
+cmd = WORKER ignoreterm `+pidfile+`
+graceful_timeout = 3
+
+[watcher:other]
+cmd = WORKER sleep
+`)
+	waitFor(t, "the stubborn worker", 10*time.Second, func() bool { _, err := os.Stat(pidfile); return err == nil })
+	stopDone := make(chan time.Time, 1)
+	begin := time.Now()
+	go func() {
+		_ = r.Watcher("stubborn").Stop(context.Background())
+		stopDone <- time.Now()
+	}()
+	waitFor(t, "the stop to be under way", 10*time.Second, func() bool {
+		st, _, _ := r.Watcher("stubborn").Info(context.Background())
+		return st == arbiter.Stopping
+	})
+	if n, err := r.Watcher("other").Incr(context.Background(), 2); err != nil || n != 3 {
+		t.Fatalf("Incr during another watcher's stop = %d, %v", n, err)
+	}
+	incrDone := time.Now()
+	stopped := <-stopDone
+	if !incrDone.Before(stopped) {
+		t.Errorf("Incr finished %s after the start, not before the other watcher's stop (%s)", incrDone.Sub(begin), stopped.Sub(begin))
+	}
+	t.Logf("incr done after %s; the slow stop after %s", incrDone.Sub(begin).Round(time.Millisecond), stopped.Sub(begin).Round(time.Millisecond))
+}
