@@ -40,8 +40,9 @@ func (w *Watcher) reconfigure(ctx context.Context, cfg *config.Watcher, socks []
 
 // Incr changes the number of workers by delta (negative: fewer, never
 // below 0) and returns the new numprocesses once the pool has that many
-// workers running and none of the removed ones left. A singleton watcher
-// is not resized (as in Circus).
+// workers running and none of the removed ones left; a stopped watcher
+// keeps it for its next start. A singleton watcher is not resized (as in
+// Circus).
 func (w *Watcher) Incr(ctx context.Context, delta int) (int, error) {
 	var n int
 	err := w.await(ctx, func(reply chan<- error) {
@@ -127,13 +128,11 @@ func (w *Watcher) progress() {
 		}
 	}
 	w.killWaiters = keep
+	// A stopped watcher keeps the new size for its next start, as Circus
+	// does; a running one answers once its pool has that size.
 	if len(w.scaleWaiters) > 0 && (w.state != Active && w.state != Starting || w.settled()) {
-		var err error
-		if w.state != Active && w.state != Starting {
-			err = fmt.Errorf("watcher %s: %w", w.name, ErrStopped)
-		}
 		for _, r := range w.scaleWaiters {
-			r <- err
+			r <- nil
 		}
 		w.scaleWaiters = nil
 	}

@@ -368,5 +368,18 @@ func TestIncrDecr(t *testing.T) {
 		if got, want := l.events()[3], "signal 1001 15@0s"; got != want {
 			t.Errorf("first worker stopped by the decrement: %q, want the oldest, %q", got, want)
 		}
+		// A stopped watcher keeps the size for its next start.
+		if err := w.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := w.Incr(context.Background(), 2); err != nil || n != 2 {
+			t.Fatalf("Incr(2) on a stopped watcher = %d, %v; want 2", n, err)
+		}
+		if err := w.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, procs, _ := w.Info(context.Background()); len(procs) != 2 {
+			t.Errorf("started after Incr(2) while stopped: %d workers, want 2", len(procs))
+		}
 	})
 }
