@@ -22,6 +22,15 @@
 // grandchild outlives its worker. The arbiter is a child subreaper, so
 // orphans of double-forking programs are reaped, never left as zombies.
 //
+// A running watcher can be resized ([Watcher.Incr]), reloaded gracefully
+// ([Watcher.Reload]: every replacement started before the old workers are
+// signalled, or with sequential one at a time, warmup_delay apart), sent a
+// signal ([Watcher.Signal]) or have workers stopped and replaced
+// ([Watcher.Kill]). [Arbiter.Reload] applies a new configuration: unchanged
+// watchers are not touched, one whose numprocesses alone changed is
+// resized in place, changed ones are reloaded gracefully (on their new
+// sockets if those moved), new ones start and removed ones stop.
+//
 // When Run's context is done, the one shutdown sequence runs: watchers stop
 // in reverse priority (those of equal priority together), each as above;
 // the watcher loops end; the sockets close and unix socket files are
@@ -62,6 +71,7 @@
 // Every state change emits exactly one [pubsub.Event] through the
 // [Publisher], from the loop that made it: spawn, reap (exit code, or the
 // negative signal number), kill (each signal sent by the stop machinery),
-// start, stop; and Ringmaster's own flapping and orphan. The same facts go
-// to the log.
+// start, stop, reload; and Ringmaster's own flapping, and for the arbiter
+// itself start, stop, reloadconfig and orphan. The same facts go to the
+// log.
 package arbiter
