@@ -14,6 +14,9 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/security/null"
+
+	"github.com/ringmaster-dev/ringmaster/internal/pyjson"
+	"github.com/ringmaster-dev/ringmaster/internal/zmtpguard"
 )
 
 // clientMaxReply bounds one reply a [Client] accepts (stats of a big
@@ -94,7 +97,7 @@ func Dial(endpoint string, timeout time.Duration) (*Client, error) {
 		return nil, fmt.Errorf("dial %s: handshake: %w", endpoint, err)
 	}
 	nc.SetDeadline(time.Time{})
-	gc.divert()
+	gc.Divert()
 	c := &Client{
 		endpoint: endpoint,
 		nc:       nc,
@@ -191,9 +194,9 @@ func (c *Client) enqueue(ctx context.Context, o outgoing) error {
 func encodeRequest(id, command string, props map[string]any, msgType string) ([]byte, error) {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"id": `...)
-	b = appendPyString(b, id)
+	b = pyjson.AppendString(b, id)
 	b = append(b, `, "command": `...)
-	b = appendPyString(b, command)
+	b = pyjson.AppendString(b, command)
 	b = append(b, `, "properties": `...)
 	var err error
 	if props == nil {
@@ -203,10 +206,10 @@ func encodeRequest(id, command string, props map[string]any, msgType string) ([]
 	}
 	if msgType != "" {
 		b = append(b, `, "msg_type": `...)
-		b = appendPyString(b, msgType)
+		b = pyjson.AppendString(b, msgType)
 	}
 	b = append(b, '}')
-	return appendFrame(make([]byte, 0, len(b)+9), 0, b), nil
+	return zmtpguard.AppendFrame(make([]byte, 0, len(b)+9), 0, b), nil
 }
 
 // replyError returns the *CallError of an error reply, else nil.
@@ -269,11 +272,11 @@ func (c *Client) write() error {
 			return ErrClosed
 		case <-c.dead:
 			return nil
-		case <-c.gc.kick:
+		case <-c.gc.Kick():
 		case o = <-c.q:
 			bufs = append(bufs, o.msg)
 		}
-		if ctl := c.gc.takeControl(); ctl != nil {
+		if ctl := c.gc.TakeControl(); ctl != nil {
 			bufs = append(bufs, ctl)
 		}
 		if len(bufs) == 0 {

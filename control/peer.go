@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/security/null"
+
+	"github.com/ringmaster-dev/ringmaster/internal/zmtpguard"
 )
 
 // peer is one connection past its handshake. Its reader goroutine decodes
@@ -43,7 +45,7 @@ func (s *Server) serve(nc net.Conn) {
 		return
 	}
 	nc.SetDeadline(time.Time{})
-	gc.divert()
+	gc.Divert()
 
 	p := &peer{
 		s:     s,
@@ -147,11 +149,11 @@ func (p *peer) send(envelope bool, body []byte) bool {
 	var m []byte
 	if envelope {
 		m = make([]byte, 0, len(body)+11)
-		m = appendFrame(m, flagMore, nil)
+		m = zmtpguard.AppendFrame(m, zmtpguard.FlagMore, nil)
 	} else {
 		m = make([]byte, 0, len(body)+9)
 	}
-	m = appendFrame(m, 0, body)
+	m = zmtpguard.AppendFrame(m, 0, body)
 	select {
 	case p.q <- m:
 		return true
@@ -166,27 +168,9 @@ func (p *peer) write(gc *guardConn, nc net.Conn, readerDone <-chan struct{}) err
 	batch := make([][]byte, 0, writeBatch+1)
 	for {
 		clear(batch) // let written replies go
-		bufs := batch[:0]
-		select {
-		case <-p.s.done:
-			return net.ErrClosed
-		case <-readerDone:
-			return errors.New("peer closed the connection")
-		case <-gc.kick:
-		case m := <-p.q:
-			bufs = append(bufs, m)
-		drain:
-			for len(bufs) < writeBatch {
-				select {
-				case m := <-p.q:
-					bufs = append(bufs, m)
-				default:
-					break drain
-				}
-			}
-		}
-		if ctl := gc.takeControl(); ctl != nil {
-			bufs = append(bufs, ctl)
+		bufs, _, err := gc.Gather(batch[:0], p.q, writeBatch, p.s.done, readerDone)
+		if err != nil {
+			return err
 		}
 		if len(bufs) == 0 {
 			continue

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"reflect"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/ringmaster-dev/ringmaster/internal/pyjson"
 )
 
 // Python-compatible JSON: what Circus's json.dumps writes with its defaults
@@ -41,7 +41,7 @@ func appendPy(b []byte, v any) ([]byte, error) {
 	case nil:
 		return append(b, "null"...), nil
 	case string:
-		return appendPyString(b, v), nil
+		return pyjson.AppendString(b, v), nil
 	case bool:
 		return strconv.AppendBool(b, v), nil
 	case int:
@@ -49,7 +49,7 @@ func appendPy(b []byte, v any) ([]byte, error) {
 	case int64:
 		return strconv.AppendInt(b, v, 10), nil
 	case float64:
-		return appendPyFloat(b, v), nil
+		return pyjson.AppendFloat(b, v), nil
 	case Object:
 		return appendPyObject(b, v)
 	case []string:
@@ -58,7 +58,7 @@ func appendPy(b []byte, v any) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ", "...)
 			}
-			b = appendPyString(b, s)
+			b = pyjson.AppendString(b, s)
 		}
 		return append(b, ']'), nil
 	case json.RawMessage:
@@ -80,7 +80,7 @@ func appendPyObject(b []byte, o Object) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = appendPyString(b, f.Key)
+		b = pyjson.AppendString(b, f.Key)
 		b = append(b, ": "...)
 		if b, err = appendPy(b, f.Value); err != nil {
 			return b, fmt.Errorf("%s: %w", f.Key, err)
@@ -100,11 +100,11 @@ func appendPyReflect(b []byte, rv reflect.Value) ([]byte, error) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		return strconv.AppendUint(b, rv.Uint(), 10), nil
 	case reflect.Float32:
-		return appendPyFloat(b, float64(float32(rv.Float()))), nil
+		return pyjson.AppendFloat(b, float64(float32(rv.Float()))), nil
 	case reflect.Float64:
-		return appendPyFloat(b, rv.Float()), nil
+		return pyjson.AppendFloat(b, rv.Float()), nil
 	case reflect.String:
-		return appendPyString(b, rv.String()), nil
+		return pyjson.AppendString(b, rv.String()), nil
 	case reflect.Pointer, reflect.Interface:
 		if rv.IsNil() {
 			return append(b, "null"...), nil
@@ -175,7 +175,7 @@ func appendPyMap(b []byte, rv reflect.Value) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = appendPyString(b, m.key)
+		b = pyjson.AppendString(b, m.key)
 		b = append(b, ": "...)
 		if b, err = appendPy(b, m.val.Interface()); err != nil {
 			return b, err
@@ -237,7 +237,7 @@ func appendPyRaw(b []byte, raw []byte) ([]byte, error) {
 			stack = append(stack, frame{object: t == '{', first: true, key: t == '{'})
 			continue
 		case string:
-			b = appendPyString(b, t)
+			b = pyjson.AppendString(b, t)
 		case json.Number:
 			b = appendPyNumber(b, string(t))
 		case bool:
@@ -261,115 +261,5 @@ func appendPyNumber(b []byte, s string) []byte {
 		return append(b, s...)
 	}
 	f, _ := strconv.ParseFloat(s, 64) // out of range is ±Inf, as in Python
-	return appendPyFloat(b, f)
-}
-
-// appendPyFloat renders f as Python's float repr: the shortest digits that
-// read back as f, in positional form for exponents -4 to 15 (with ".0" when
-// integral), else as "1e+16" or "1.5e-05".
-func appendPyFloat(b []byte, f float64) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(b, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(b, "Infinity"...)
-	case math.IsInf(f, -1):
-		return append(b, "-Infinity"...)
-	case f == 0:
-		if math.Signbit(f) {
-			return append(b, "-0.0"...)
-		}
-		return append(b, "0.0"...)
-	}
-	// e form gives the digits and the exponent: "-1.2345e+09".
-	var buf [32]byte
-	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64)
-	neg := e[0] == '-'
-	if neg {
-		e = e[1:]
-	}
-	mant, exp, _ := bytes.Cut(e, []byte("e"))
-	digits := string(mant[:1]) + string(bytes.TrimPrefix(mant[1:], []byte(".")))
-	x, _ := strconv.Atoi(string(exp))
-	if neg {
-		b = append(b, '-')
-	}
-	if x < -4 || x >= 16 {
-		b = append(b, digits[0])
-		if len(digits) > 1 {
-			b = append(b, '.')
-			b = append(b, digits[1:]...)
-		}
-		b = append(b, 'e')
-		if x < 0 {
-			b = append(b, '-')
-			x = -x
-		} else {
-			b = append(b, '+')
-		}
-		if x < 10 {
-			b = append(b, '0')
-		}
-		return strconv.AppendInt(b, int64(x), 10)
-	}
-	if x < 0 {
-		b = append(b, "0."...)
-		for range -x - 1 {
-			b = append(b, '0')
-		}
-		return append(b, digits...)
-	}
-	if len(digits) <= x+1 {
-		b = append(b, digits...)
-		for range x + 1 - len(digits) {
-			b = append(b, '0')
-		}
-		return append(b, ".0"...)
-	}
-	b = append(b, digits[:x+1]...)
-	b = append(b, '.')
-	return append(b, digits[x+1:]...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendPyString renders s as json.dumps does with ensure_ascii: ASCII
-// printable as is, the usual short escapes, everything else \uXXXX
-// (surrogate pairs above U+FFFF). Invalid UTF-8 becomes U+FFFD.
-func appendPyString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for _, r := range s {
-		switch {
-		case r == '"':
-			b = append(b, `\"`...)
-		case r == '\\':
-			b = append(b, `\\`...)
-		case r == '\n':
-			b = append(b, `\n`...)
-		case r == '\r':
-			b = append(b, `\r`...)
-		case r == '\t':
-			b = append(b, `\t`...)
-		case r == '\b':
-			b = append(b, `\b`...)
-		case r == '\f':
-			b = append(b, `\f`...)
-		case r >= 0x20 && r < 0x7f:
-			b = append(b, byte(r))
-		case r > 0xffff:
-			r -= 0x10000
-			b = appendU4(b, 0xd800+(r>>10))
-			b = appendU4(b, 0xdc00+(r&0x3ff))
-		default:
-			if r == utf8.RuneError {
-				r = 0xfffd
-			}
-			b = appendU4(b, r)
-		}
-	}
-	return append(b, '"')
-}
-
-func appendU4(b []byte, r rune) []byte {
-	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+	return pyjson.AppendFloat(b, f)
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/pyjson"
 )
 
 // Reply is a handler's answer, rendered by the server with the request's id
@@ -52,14 +54,14 @@ func (r Reply) AppendRender(b []byte, id json.RawMessage, t time.Time) ([]byte, 
 		status = "ok"
 	}
 	b = append(b, `{"status": `...)
-	b = appendPyString(b, status)
+	b = pyjson.AppendString(b, status)
 	if r.Err != nil {
 		b = append(b, `, "reason": `...)
-		b = appendPyString(b, r.Err.Reason)
+		b = pyjson.AppendString(b, r.Err.Reason)
 		b = append(b, `, "tb": null`...)
 	}
 	b = append(b, `, "time": `...)
-	b = appendPyFloat(b, float64(t.UnixNano())/1e9)
+	b = pyjson.AppendFloat(b, float64(t.UnixNano())/1e9)
 	if r.Err != nil {
 		b = append(b, `, "errno": `...)
 		b = fmt.Appendf(b, "%d", int(r.Err.Errno))
@@ -67,7 +69,7 @@ func (r Reply) AppendRender(b []byte, id json.RawMessage, t time.Time) ([]byte, 
 		var err error
 		for _, f := range r.Fields {
 			b = append(b, ", "...)
-			b = appendPyString(b, f.Key)
+			b = pyjson.AppendString(b, f.Key)
 			b = append(b, ": "...)
 			if b, err = appendPy(b, f.Value); err != nil {
 				return b, fmt.Errorf("reply field %s: %w", f.Key, err)

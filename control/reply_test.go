@@ -2,7 +2,6 @@ package control
 
 import (
 	"encoding/json"
-	"math"
 	"regexp"
 	"testing"
 	"time"
@@ -66,26 +65,6 @@ func TestRenderTime(t *testing.T) {
 	}
 	if want := `{"status": "ok", "time": 1795464666.2683172, "id": null}`; string(got) != want {
 		t.Errorf("Render() = %s, want %s", got, want)
-	}
-}
-
-func TestPyFloat(t *testing.T) {
-	t.Parallel()
-	// Python 3: repr(float(x)) for each.
-	tests := []struct {
-		in   float64
-		want string
-	}{
-		{0, "0.0"}, {math.Copysign(0, -1), "-0.0"}, {1, "1.0"}, {2.5, "2.5"}, {-3, "-3.0"},
-		{0.1, "0.1"}, {1e15, "1000000000000000.0"}, {1e16, "1e+16"}, {1.5e16, "1.5e+16"},
-		{1e22, "1e+22"}, {0.0001, "0.0001"}, {0.00001, "1e-05"}, {1.5e-7, "1.5e-07"},
-		{123.456, "123.456"}, {1795464666.2683172, "1795464666.2683172"}, {1e100, "1e+100"},
-		{math.Inf(1), "Infinity"}, {math.Inf(-1), "-Infinity"}, {math.NaN(), "NaN"},
-	}
-	for _, tc := range tests {
-		if got := string(appendPyFloat(nil, tc.in)); got != tc.want {
-			t.Errorf("appendPyFloat(%v) = %s, want %s", tc.in, got, tc.want)
-		}
 	}
 }
 

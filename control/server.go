@@ -7,11 +7,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"os"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/zmqendpoint"
 )
 
 // Handler executes control requests. Handle is called in a goroutine of its
@@ -93,7 +92,7 @@ type Server struct {
 	h      Handler
 	ln     net.Listener
 	addr   string
-	ipc    string // socket file to remove on Close, or ""
+	ep     *zmqendpoint.Endpoint // its ipc socket file is removed by Close
 	done   chan struct{}
 	ctx    context.Context // cancelled by Close: the Handle calls' context
 	cancel context.CancelFunc
@@ -113,25 +112,14 @@ type Server struct {
 // is removed by Close.
 func Listen(endpoint string, h Handler, opts ServerOptions) (*Server, error) {
 	opts = opts.withDefaults()
-	var (
-		ln   net.Listener
-		addr string
-		ipc  string
-		err  error
-	)
-	switch {
-	case strings.HasPrefix(endpoint, "tcp://"):
-		ln, err = listenTCP(endpoint, opts)
-		if err == nil {
-			addr = "tcp://" + ln.Addr().String()
-		}
-	case strings.HasPrefix(endpoint, "ipc://"):
-		ipc = strings.TrimPrefix(endpoint, "ipc://")
-		ln, err = listenIPC(endpoint, ipc, opts)
-		addr = endpoint
-	default:
-		return nil, fmt.Errorf("control endpoint %q: want tcp://host:port or ipc:///path", endpoint)
-	}
+	ep, err := zmqendpoint.Listen(endpoint, zmqendpoint.Options{
+		Name:        "control",
+		AllowRemote: opts.AllowRemote,
+		Refusal: "anyone who can connect could stop " +
+			"or run programs; bind 127.0.0.1, use ipc://, or allow remote control explicitly",
+		Mode:     opts.Mode,
+		KeepFile: true, // Close removes it, after the last connection is gone
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -139,9 +127,9 @@ func Listen(endpoint string, h Handler, opts ServerOptions) (*Server, error) {
 	s := &Server{
 		opts:   opts,
 		h:      h,
-		ln:     ln,
-		addr:   addr,
-		ipc:    ipc,
+		ln:     ep.Listener,
+		addr:   ep.Addr,
+		ep:     ep,
 		done:   make(chan struct{}),
 		ctx:    ctx,
 		cancel: cancel,
@@ -149,80 +137,6 @@ func Listen(endpoint string, h Handler, opts ServerOptions) (*Server, error) {
 	}
 	s.wg.Go(s.acceptLoop)
 	return s, nil
-}
-
-func listenTCP(endpoint string, opts ServerOptions) (net.Listener, error) {
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(endpoint, "tcp://"))
-	if err != nil {
-		return nil, fmt.Errorf("control endpoint %q: %w", endpoint, err)
-	}
-	if host == "*" {
-		host = ""
-	}
-	if !opts.AllowRemote && !isLoopback(host) {
-		return nil, fmt.Errorf("control endpoint %q is not loopback: anyone who can connect could stop "+
-			"or run programs; bind 127.0.0.1, use ipc://, or allow remote control explicitly", endpoint)
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
-	if err != nil {
-		return nil, fmt.Errorf("control endpoint %q: %w", endpoint, err)
-	}
-	return ln, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func listenIPC(endpoint, path string, opts ServerOptions) (net.Listener, error) {
-	if path == "" {
-		return nil, fmt.Errorf("control endpoint %q: empty path", endpoint)
-	}
-	if err := removeStaleSocket(path); err != nil {
-		return nil, fmt.Errorf("control endpoint %q: %w", endpoint, err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control endpoint %q: %w", endpoint, err)
-	}
-	// Close removes the file itself, after the last connection is gone.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	// There is a moment between bind and chmod where the umask decides; the
-	// umask is process-wide, so a library cannot narrow it safely.
-	if err := os.Chmod(path, opts.Mode); err != nil {
-		ln.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("control endpoint %q: %w", endpoint, err)
-	}
-	return ln, nil
-}
-
-// removeStaleSocket removes path if it is a unix socket nobody listens on.
-// Anything else at path is left alone and reported.
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket; remove it or choose another path", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("%s is in use by another process", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("probe %s: %w", path, err)
-	}
-	return os.Remove(path)
 }
 
 // Addr returns the endpoint actually bound, such as "tcp://127.0.0.1:40123".
@@ -248,10 +162,8 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
-	if s.ipc != "" {
-		if rerr := os.Remove(s.ipc); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
-			err = rerr
-		}
+	if rerr := s.ep.RemoveFile(); rerr != nil && err == nil {
+		err = rerr
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("close control endpoint %s: %w", s.addr, err)
@@ -260,39 +172,17 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) acceptLoop() {
-	var backoff time.Duration
-	for {
-		nc, err := s.ln.Accept()
-		if err != nil {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			// Out of fds or similar: wait a little rather than spin, as
-			// net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.opts.Logger.Warn("accept failed", "endpoint", s.addr, "err", err)
-			t := time.NewTimer(backoff)
-			select {
-			case <-s.done:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			continue
-		}
-		backoff = 0
+	zmqendpoint.AcceptLoop(s.ln, s.done, s.opts.Logger, s.addr, func(nc net.Conn) bool {
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		if s.closed {
-			s.mu.Unlock()
 			nc.Close()
-			return
+			return false
 		}
 		s.conns[nc] = struct{}{}
 		s.wg.Go(func() { s.serve(nc) })
-		s.mu.Unlock()
-	}
+		return true
+	})
 }
 
 // forget drops a finished connection from the Server's books.

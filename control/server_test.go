@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/zmtpguard"
 )
 
 func TestClientRoundTrip(t *testing.T) {
@@ -166,7 +168,7 @@ func TestMalformedInputs(t *testing.T) {
 		fmt.Sprintf("invalid message: %d bytes, more than the limit of %d", 27+2*(600<<10), 1<<20))
 
 	// A frame declaring more than 16 MiB closes the connection.
-	hdr := []byte{flagLong, 0, 0, 0, 0, 0x10, 0, 0, 1}
+	hdr := []byte{zmtpguard.FlagLong, 0, 0, 0, 0, 0x10, 0, 0, 1}
 	if _, err := p.nc.Write(hdr); err != nil {
 		t.Fatal(err)
 	}

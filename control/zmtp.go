@@ -7,17 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
+
+	"github.com/ringmaster-dev/ringmaster/internal/zmtpguard"
 )
 
 // ZMTP 3.0 framing, as much as this package needs beyond zmq4's codec.
 
 const (
-	flagMore    = 0x01
-	flagLong    = 0x02
-	flagCommand = 0x04
-	greetingLen = 64 // the ZMTP 3.0 greeting zmq4 reads in one piece
-
 	// frameOverhead is what each inbound frame costs against the message
 	// limit beyond its body, so that a message of a million empty frames
 	// is as oversized as a million-byte one (zmq4 keeps a slice entry per
@@ -31,40 +27,6 @@ const (
 
 var errInboundTooLarge = errors.New("inbound ZMTP frame too large")
 
-// appendFrame appends one ZMTP frame: header and body.
-func appendFrame(b []byte, flags byte, body []byte) []byte {
-	if len(body) > 255 {
-		b = append(b, flags|flagLong)
-		b = binary.BigEndian.AppendUint64(b, uint64(len(body)))
-	} else {
-		b = append(b, flags, byte(len(body)))
-	}
-	return append(b, body...)
-}
-
-// completeFrames returns the length of the longest prefix of b made of
-// whole frames.
-func completeFrames(b []byte) int {
-	n := 0
-	for {
-		rest := b[n:]
-		if len(rest) < 2 {
-			return n
-		}
-		hdr, size := 2, uint64(rest[1])
-		if rest[0]&flagLong != 0 {
-			if len(rest) < 9 {
-				return n
-			}
-			hdr, size = 9, binary.BigEndian.Uint64(rest[1:9])
-		}
-		if uint64(len(rest)-hdr) < size {
-			return n
-		}
-		n += hdr + int(size)
-	}
-}
-
 // guardConn is the net.Conn given to zmq4.Open.
 //
 // Reading, it parses the ZMTP frames zmq4 will see and rewrites any user
@@ -74,11 +36,11 @@ func completeFrames(b []byte) int {
 // [guardConn.oversized], so the reader can answer it. A command frame over
 // the limit, or a frame over discardFactor times it, fails the read.
 //
-// Writing, once diverted after the handshake, it keeps zmq4's own writes (a
-// PONG answering a PING) in a buffer that the connection's writer goroutine
-// sends between whole messages, so they never interleave with ours.
+// Writing, it is a [zmtpguard.Diverter]: once diverted after the handshake,
+// zmq4's own writes (a PONG answering a PING) wait in a buffer that the
+// connection's writer goroutine sends between whole messages.
 type guardConn struct {
-	net.Conn
+	*zmtpguard.Diverter
 	limit uint64
 
 	// Read state, touched only by the goroutine reading (handshake, then
@@ -96,21 +58,15 @@ type guardConn struct {
 	overLen uint64 // its declared size
 	msgs    uint64 // user messages completed
 	big     map[uint64]uint64
-
-	mu       sync.Mutex
-	diverted bool   // after the handshake: writes go to ctl
-	ctl      []byte // frames zmq4 wrote, for the writer goroutine
-	kick     chan struct{}
 }
 
 func newGuardConn(nc net.Conn, limit int) *guardConn {
 	return &guardConn{
-		Conn:  nc,
-		limit: uint64(limit),
-		br:    bufio.NewReaderSize(nc, 16<<10),
-		greet: greetingLen,
-		big:   make(map[uint64]uint64),
-		kick:  make(chan struct{}, 1),
+		Diverter: zmtpguard.NewDiverter(nc),
+		limit:    uint64(limit),
+		br:       bufio.NewReaderSize(nc, 16<<10),
+		greet:    zmtpguard.GreetingLen,
+		big:      make(map[uint64]uint64),
 	}
 }
 
@@ -149,14 +105,14 @@ func (c *guardConn) header() error {
 		return err
 	}
 	flags, size, n := c.hdr[0], uint64(c.hdr[1]), 2
-	if flags&flagLong != 0 {
+	if flags&zmtpguard.FlagLong != 0 {
 		if _, err := io.ReadFull(c.br, c.hdr[2:9]); err != nil {
 			return err
 		}
 		size, n = binary.BigEndian.Uint64(c.hdr[1:9]), 9
 	}
-	more := flags&flagMore != 0
-	if flags&flagCommand != 0 {
+	more := flags&zmtpguard.FlagMore != 0
+	if flags&zmtpguard.FlagCommand != 0 {
 		if size > c.limit {
 			return fmt.Errorf("%w: a %d-byte command", errInboundTooLarge, size)
 		}
@@ -170,7 +126,7 @@ func (c *guardConn) header() error {
 			// The first oversized frame becomes an empty one that keeps
 			// its MORE flag; later ones vanish until the last, which is
 			// also an empty frame, so the message stays well formed.
-			c.out = append(c.out[:0], flags&flagMore, 0)
+			c.out = append(c.out[:0], flags&zmtpguard.FlagMore, 0)
 		} else if !more {
 			c.out = append(c.out[:0], 0, 0)
 		}
@@ -210,39 +166,4 @@ func (c *guardConn) oversized(i uint64) (uint64, bool) {
 		delete(c.big, i)
 	}
 	return n, ok
-}
-
-func (c *guardConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	if !c.diverted {
-		c.mu.Unlock()
-		return c.Conn.Write(p)
-	}
-	c.ctl = append(c.ctl, p...)
-	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-// divert sends later writes to the control buffer.
-func (c *guardConn) divert() {
-	c.mu.Lock()
-	c.diverted = true
-	c.mu.Unlock()
-}
-
-// takeControl removes and returns the whole control frames written so far.
-func (c *guardConn) takeControl() []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := completeFrames(c.ctl)
-	if n == 0 {
-		return nil
-	}
-	out := c.ctl[:n:n]
-	c.ctl = append([]byte(nil), c.ctl[n:]...)
-	return out
 }

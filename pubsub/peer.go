@@ -52,7 +52,7 @@ func (s *Sink) serve(nc net.Conn) {
 		return
 	}
 	nc.SetDeadline(time.Time{})
-	pc.divert()
+	pc.Divert()
 
 	p := &peer{remote: nc.RemoteAddr().String(), q: make(chan []byte, s.opts.QueueSize)}
 	p.topics.Store(new([]string))
@@ -125,29 +125,11 @@ func (s *Sink) write(p *peer, pc *peerConn, nc net.Conn, readerDone <-chan struc
 	batch := make([][]byte, 0, writeBatch+1)
 	for {
 		clear(batch) // let written messages go
-		bufs := batch[:0]
-		select {
-		case <-s.done:
-			return net.ErrClosed
-		case <-readerDone:
-			return errors.New("peer closed the connection")
-		case <-pc.kick:
-		case m := <-p.q:
-			bufs = append(bufs, m)
-		drain:
-			for len(bufs) < writeBatch {
-				select {
-				case m := <-p.q:
-					bufs = append(bufs, m)
-				default:
-					break drain
-				}
-			}
+		bufs, k, err := pc.Gather(batch[:0], p.q, writeBatch, s.done, readerDone)
+		if err != nil {
+			return err
 		}
-		n := uint64(len(bufs))
-		if ctl := pc.takeControl(); ctl != nil {
-			bufs = append(bufs, ctl)
-		}
+		n := uint64(k)
 		if len(bufs) == 0 {
 			continue
 		}

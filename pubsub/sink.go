@@ -6,13 +6,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/zmqendpoint"
 )
 
 // SinkOptions configures [Listen]. The zero value is the safe default.
@@ -87,108 +87,26 @@ type Sink struct {
 // removed by Close.
 func Listen(endpoint string, opts SinkOptions) (*Sink, error) {
 	opts = opts.withDefaults()
-	var (
-		ln   net.Listener
-		addr string
-		err  error
-	)
-	switch {
-	case strings.HasPrefix(endpoint, "tcp://"):
-		ln, err = listenTCP(endpoint, opts)
-		if err == nil {
-			addr = "tcp://" + ln.Addr().String()
-		}
-	case strings.HasPrefix(endpoint, "ipc://"):
-		path := strings.TrimPrefix(endpoint, "ipc://")
-		ln, err = listenIPC(endpoint, path, opts)
-		addr = endpoint
-	default:
-		return nil, fmt.Errorf("pubsub endpoint %q: want tcp://host:port or ipc:///path", endpoint)
-	}
+	ep, err := zmqendpoint.Listen(endpoint, zmqendpoint.Options{
+		Name:        "pubsub",
+		AllowRemote: opts.AllowRemote,
+		Refusal: "events would be readable by anyone " +
+			"who can connect to it; bind 127.0.0.1 or allow remote subscribers explicitly",
+		Mode: opts.Mode, // the listener's Close removes the file
+	})
 	if err != nil {
 		return nil, err
 	}
 	s := &Sink{
 		opts:  opts,
-		ln:    ln,
-		addr:  addr,
+		ln:    ep.Listener,
+		addr:  ep.Addr,
 		done:  make(chan struct{}),
 		conns: make(map[net.Conn]struct{}),
 		peers: make(map[*peer]struct{}),
 	}
 	s.wg.Go(s.acceptLoop)
 	return s, nil
-}
-
-func listenTCP(endpoint string, opts SinkOptions) (net.Listener, error) {
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(endpoint, "tcp://"))
-	if err != nil {
-		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
-	}
-	if host == "*" {
-		host = ""
-	}
-	if !opts.AllowRemote && !isLoopback(host) {
-		return nil, fmt.Errorf("pubsub endpoint %q is not loopback: events would be readable by anyone "+
-			"who can connect to it; bind 127.0.0.1 or allow remote subscribers explicitly", endpoint)
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
-	if err != nil {
-		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
-	}
-	return ln, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func listenIPC(endpoint, path string, opts SinkOptions) (net.Listener, error) {
-	if path == "" {
-		return nil, fmt.Errorf("pubsub endpoint %q: empty path", endpoint)
-	}
-	if err := removeStaleSocket(path); err != nil {
-		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
-	}
-	// There is a moment between bind and chmod where the umask decides; the
-	// umask is process-wide, so a library cannot narrow it safely.
-	if err := os.Chmod(path, opts.Mode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("pubsub endpoint %q: %w", endpoint, err)
-	}
-	return ln, nil
-}
-
-// removeStaleSocket removes path if it is a unix socket nobody listens on.
-// Anything else at path is left alone and reported.
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket; remove it or choose another path", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		c.Close()
-		return fmt.Errorf("%s is in use by another process", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("probe %s: %w", path, err)
-	}
-	return os.Remove(path)
 }
 
 // Addr returns the endpoint actually bound, such as "tcp://127.0.0.1:40123".
@@ -281,42 +199,20 @@ func (s *Sink) Close() error {
 }
 
 func (s *Sink) acceptLoop() {
-	var backoff time.Duration
-	for {
-		nc, err := s.ln.Accept()
-		if err != nil {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			// Out of fds or similar: wait a little rather than spin, as
-			// net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.opts.Logger.Warn("accept failed", "endpoint", s.addr, "err", err)
-			t := time.NewTimer(backoff)
-			select {
-			case <-s.done:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			continue
-		}
-		backoff = 0
+	zmqendpoint.AcceptLoop(s.ln, s.done, s.opts.Logger, s.addr, func(nc net.Conn) bool {
 		if tc, ok := nc.(*net.TCPConn); ok && s.opts.SendBuffer > 0 {
 			_ = tc.SetWriteBuffer(s.opts.SendBuffer)
 		}
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		if s.closed {
-			s.mu.Unlock()
 			nc.Close()
-			return
+			return false
 		}
 		s.conns[nc] = struct{}{}
 		s.wg.Go(func() { s.serve(nc) })
-		s.mu.Unlock()
-	}
+		return true
+	})
 }
 
 // forget drops a finished connection from the Sink's books.

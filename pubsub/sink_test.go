@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -277,7 +276,7 @@ func TestCloseTwiceAndStats(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close() = %v, want nil", err)
 	}
-	if _, err := net.Dial("tcp", strings.TrimPrefix(s.Addr(), "tcp://")); err == nil {
-		t.Errorf("Dial after Close succeeded")
-	}
+	// Not checked by dialling the port again: once free, the kernel may
+	// hand it to another test's listener. goleak checks that the accept
+	// loop ended.
 }

@@ -1,11 +1,11 @@
 package pubsub
 
 import (
-	"bytes"
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/ringmaster-dev/ringmaster/internal/pyjson"
 )
 
 // Topic returns the ZeroMQ topic Circus publishes ev under:
@@ -40,7 +40,7 @@ func Body(ev Event) []byte {
 	case Flapping:
 		b = appendTime(b, ev)
 		b = appendKey(b, "reason")
-		b = appendPyString(b, ev.Reason)
+		b = pyjson.AppendString(b, ev.Reason)
 	default:
 		b = appendTime(b, ev)
 	}
@@ -63,8 +63,18 @@ func appendInt(b []byte, key string, v int) []byte {
 	return strconv.AppendInt(appendKey(b, key), int64(v), 10)
 }
 
+// appendTime writes the "time" member as Python's repr(float) does for an
+// epoch time: the shortest decimal that reads back, and always a point
+// ("1795464673.0", never "1795464673"). Within 100µs of the epoch, where
+// repr turns to exponent form ("1e-06"), it keeps positional form
+// ("0.000001"), as this body always has.
 func appendTime(b []byte, ev Event) []byte {
-	return appendPyFloat(appendKey(b, "time"), unixSeconds(ev))
+	b = appendKey(b, "time")
+	t := unixSeconds(ev)
+	if t != 0 && math.Abs(t) < 1e-4 {
+		return strconv.AppendFloat(b, t, 'f', -1, 64)
+	}
+	return pyjson.AppendFloat(b, t)
 }
 
 // unixSeconds is ev.Time in seconds, rounded to the microsecond so that the
@@ -73,65 +83,4 @@ func appendTime(b []byte, ev Event) []byte {
 func unixSeconds(ev Event) float64 {
 	ns := ev.Time.UnixNano()
 	return float64((ns+500)/1000) / 1e6
-}
-
-// appendPyFloat formats f as Python's repr(float) does for the values an
-// epoch time takes: the shortest decimal that reads back as f, and always a
-// point ("1795464673.0", never "1795464673").
-func appendPyFloat(b []byte, f float64) []byte {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return append(b, "null"...) // never for a time; json.dumps would say Infinity
-	}
-	start := len(b)
-	b = strconv.AppendFloat(b, f, 'f', -1, 64)
-	if bytes.IndexByte(b[start:], '.') < 0 {
-		b = append(b, ".0"...)
-	}
-	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendPyString writes s as a JSON string the way Python's json.dumps does
-// with its default ensure_ascii=True: the two-character escapes \" \\ \n \r
-// \t \b \f, every other byte outside printable ASCII (including DEL) as a
-// lower-case \u00XX, and characters beyond the BMP as a surrogate pair.
-// Invalid UTF-8 becomes \ufffd, since a Python str cannot hold it.
-func appendPyString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for _, r := range s {
-		switch {
-		case r == '"':
-			b = append(b, `\"`...)
-		case r == '\\':
-			b = append(b, `\\`...)
-		case r == '\n':
-			b = append(b, `\n`...)
-		case r == '\r':
-			b = append(b, `\r`...)
-		case r == '\t':
-			b = append(b, `\t`...)
-		case r == '\b':
-			b = append(b, `\b`...)
-		case r == '\f':
-			b = append(b, `\f`...)
-		case r >= ' ' && r <= '~':
-			b = append(b, byte(r))
-		case r > 0xFFFF:
-			r -= 0x10000
-			b = appendU(b, 0xD800+(r>>10))
-			b = appendU(b, 0xDC00+(r&0x3FF))
-		default:
-			if r == utf8.RuneError {
-				r = 0xFFFD
-			}
-			b = appendU(b, r)
-		}
-	}
-	return append(b, '"')
-}
-
-func appendU(b []byte, r rune) []byte {
-	return append(b, '\\', 'u',
-		hexDigits[r>>12&0xF], hexDigits[r>>8&0xF], hexDigits[r>>4&0xF], hexDigits[r&0xF])
 }

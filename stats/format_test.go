@@ -2,69 +2,9 @@ package stats
 
 import (
 	"encoding/json"
-	"math"
 	"testing"
 	"time"
 )
-
-// tenth is a variable so that 0.1+0.2 is float64 arithmetic, not an
-// exact constant expression.
-var tenth = 0.1
-
-func TestAppendPyFloat(t *testing.T) {
-	// Expected strings are Python 3's repr of the same float.
-	tests := []struct {
-		name string
-		in   float64
-		want string
-	}{
-		{"zero", 0, "0.0"},
-		{"negative zero", math.Copysign(0, -1), "-0.0"},
-		{"one decimal", 12.5, "12.5"},
-		{"three decimals", 0.006, "0.006"},
-		{"integral", 100, "100.0"},
-		{"sum artefact", tenth + 2*tenth, "0.30000000000000004"},
-		{"epoch", 1795464649.2569616, "1795464649.2569616"},
-		{"create_time", 179546464828.0/100 + 0, "1795464648.28"},
-		{"small", 0.0001, "0.0001"},
-		{"smaller", 0.00001, "1e-05"},
-		{"small mantissa", 1.5e-7, "1.5e-07"},
-		{"large positional", 1e15, "1000000000000000.0"},
-		{"large exponent", 1e16, "1e+16"},
-		{"large mantissa", 1.5e17, "1.5e+17"},
-		{"negative", -2.25, "-2.25"},
-		{"inf", math.Inf(1), "Infinity"},
-		{"nan", math.NaN(), "NaN"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := string(appendPyFloat(nil, tt.in)); got != tt.want {
-				t.Errorf("appendPyFloat(%v) = %s, want %s", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestAppendPyString(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-	}{
-		{"plain", "web srv", `"web srv"`},
-		{"quotes", `a"b\c`, `"a\"b\\c"`},
-		{"controls", "\n\r\t\b\f\x01\x7f", `"\n\r\t\b\f\u0001\u007f"`},
-		{"html is not escaped", "<&>", `"<&>"`},
-		{"non-ascii", "café", `"caf\u00e9"`},
-		{"astral", "🎪", `"\ud83c\udfaa"`},
-		{"invalid utf-8", "a\xffb", `"a\ufffdb"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := string(appendPyString(nil, tt.in)); got != tt.want {
-				t.Errorf("appendPyString(%q) = %s, want %s", tt.in, got, tt.want)
-			}
-		})
-	}
-}
 
 func TestBytes2Human(t *testing.T) {
 	tests := []struct {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/pyjson"
 )
 
 // Sender is where the publisher's messages go: two frames, topic and JSON
@@ -113,7 +115,7 @@ func (p *Publisher) publish(snap *Snapshot) {
 		if i > 0 {
 			total.b = append(total.b, ", "...)
 		}
-		total.b = appendPyString(total.b, s.Address)
+		total.b = pyjson.AppendString(total.b, s.Address)
 		reads += s.Reads
 	}
 	total.b = append(total.b, ']')

@@ -36,14 +36,17 @@ func TestSampleBurner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.CPU < 50 || in.CPU > 110 {
-		t.Errorf("busy loop: cpu = %v%%, want 50..110", in.CPU)
+	// Busy must read as busy (an idle process reads 0.0), not as a given
+	// share of a core: on a loaded 2-core CI machine the loop may get a
+	// third of one.
+	if in.CPU < 10 || in.CPU > 110 {
+		t.Errorf("busy loop: cpu = %v%%, want 10..110", in.CPU)
 	}
 	if in.Cmdline != "sh" {
 		t.Errorf("cmdline = %q, want sh", in.Cmdline)
 	}
-	if ok, _ := regexp.MatchString(`^\d+:\d\d\.\d\d$`, formatCPUTime(in.CPUTime)); !ok || in.CPUTime < 100*time.Millisecond {
-		t.Errorf("ctime = %q (%v), want M:SS.cc of at least 0:00.10", formatCPUTime(in.CPUTime), in.CPUTime)
+	if ok, _ := regexp.MatchString(`^\d+:\d\d\.\d\d$`, formatCPUTime(in.CPUTime)); !ok || in.CPUTime <= 0 {
+		t.Errorf("ctime = %q (%v), want M:SS.cc above 0:00.00", formatCPUTime(in.CPUTime), in.CPUTime)
 	}
 	// A sample right after is measured from the one before (cpuWindow),
 	// not over a few microseconds.
@@ -51,8 +54,8 @@ func TestSampleBurner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.CPU < 50 {
-		t.Errorf("immediate resample: cpu = %v%%, want over 50", again.CPU)
+	if again.CPU < 10 {
+		t.Errorf("immediate resample: cpu = %v%%, want over 10 (busy, as above)", again.CPU)
 	}
 }
 
