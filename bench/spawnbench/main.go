@@ -9,6 +9,9 @@
 //   - respawn latency: from SIGKILL of one ready worker until its
 //     replacement reports ready, -respawns times, one at a time; target a
 //     median and p95 at most the floor's plus 5 ms.
+//   - incr (issue 3): Watcher.Incr growing a one-worker pool to 50 until
+//     all are ready, against the floor starting 49 more beside one; target
+//     at most 1.2x.
 //   - idle: this process's own CPU time (getrusage, children excluded) over
 //     -idle with -n workers up and quiet, and its VmRSS as it is then (no
 //     GC forced); target under 1% of a core and under 30 MB. The figures
@@ -126,7 +129,7 @@ func run(ctx context.Context, o options) error {
 			i+1, ms(f.cold), ms(r.cold), ms(r.launched))
 	}
 	report(os.Stdout, o, fl, rm)
-	return nil
+	return incrRounds(ctx, dir, bin, o.rounds)
 }
 
 // floorPhase runs the bare launcher: a cold start and, when full, the
