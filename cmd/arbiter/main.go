@@ -24,6 +24,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -133,7 +134,8 @@ func run(args []string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
+	var hupWG sync.WaitGroup
+	hupWG.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
@@ -142,8 +144,11 @@ func run(args []string, stderr io.Writer) int {
 				reload(ctx, a, path, log)
 			}
 		}
-	}()
-	if err := a.Run(ctx); err != nil {
+	})
+	err = a.Run(ctx)
+	stop() // ends the SIGHUP loop too, should Run have returned on its own
+	hupWG.Wait()
+	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
