@@ -3,7 +3,6 @@ package arbiter
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -40,9 +39,6 @@ func onlyNumProcesses(a, b *config.Watcher) bool {
 	}
 	return reflect.DeepEqual(strip(a), strip(b))
 }
-
-// ErrNoWatcher is returned for a watcher name the arbiter does not know.
-var ErrNoWatcher = errors.New("no such watcher")
 
 // Options are the arbiter's collaborators. The zero value is usable.
 type Options struct {

@@ -168,15 +168,7 @@ func TestStopEscalatesToGroupKill(t *testing.T) {
 cmd = WORKER ignoreterm `+pidfile+`
 graceful_timeout = 0.3
 `)
-	var pid, grandchild int
-	waitFor(t, "the worker to report its pids", 10*time.Second, func() bool {
-		b, err := os.ReadFile(pidfile)
-		if err != nil {
-			return false
-		}
-		_, err = fmt.Sscanf(string(b), "%d %d", &pid, &grandchild)
-		return err == nil
-	})
+	pid, grandchild := waitPids(t, pidfile)
 	begin := time.Now()
 	if err := r.Watcher("stubborn").Stop(context.Background()); err != nil {
 		t.Fatal(err)

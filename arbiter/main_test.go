@@ -186,3 +186,18 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 var gone = testproc.Gone
+
+// waitPids waits for a worker to write "PID OTHERPID" to path (testworker's
+// ignoreterm and childoutside roles) and returns both.
+func waitPids(t *testing.T, path string) (pid, other int) {
+	t.Helper()
+	waitFor(t, "the worker's pids in "+path, 10*time.Second, func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		_, err = fmt.Sscanf(string(b), "%d %d", &pid, &other)
+		return err == nil
+	})
+	return pid, other
+}

@@ -125,15 +125,7 @@ cmd = WORKER childoutside `+pidfile+`
 stop_children = true
 graceful_timeout = 5
 `)
-	var pid, child int
-	waitFor(t, "the worker's pids", 10*time.Second, func() bool {
-		b, err := os.ReadFile(pidfile)
-		if err != nil {
-			return false
-		}
-		_, err = fmt.Sscanf(string(b), "%d %d", &pid, &child)
-		return err == nil
-	})
+	pid, child := waitPids(t, pidfile)
 	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
 	if err := r.Watcher("parent").Stop(context.Background()); err != nil {
 		t.Fatal(err)

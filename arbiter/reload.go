@@ -70,13 +70,6 @@ func (w *Watcher) setNumProcesses(ctx context.Context, cfg *config.Watcher) erro
 	})
 }
 
-// NumProcesses returns the number of workers the watcher keeps.
-func (w *Watcher) NumProcesses(ctx context.Context) (int, error) {
-	var n int
-	err := w.do(ctx, func() { n = w.target })
-	return n, err
-}
-
 func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*sockets.Socket, sequential bool) {
 	if w.reload != nil {
 		// One at a time, in order: this one starts when the running one ends.

@@ -24,15 +24,7 @@ func TestSignal(t *testing.T) {
 [watcher:tree]
 cmd = WORKER childoutside `+pidfile+`
 `)
-	var pid, child int
-	waitFor(t, "the worker's pids", 10*time.Second, func() bool {
-		b, err := os.ReadFile(pidfile)
-		if err != nil {
-			return false
-		}
-		_, err = fmt.Sscanf(string(b), "%d %d", &pid, &child)
-		return err == nil
-	})
+	pid, child := waitPids(t, pidfile)
 	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
 	w := r.Watcher("tree")
 	if err := w.Signal(context.Background(), 424242, syscall.SIGTERM, false, false); !errors.Is(err, arbiter.ErrNoProcess) {

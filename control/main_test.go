@@ -5,41 +5,23 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/security/null"
 	"go.uber.org/goleak"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const systemPython = "/usr/bin/python3"
+const systemPython = testproc.SystemPython
 
-var pyzmq = sync.OnceValue(func() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, systemPython, "-c", "import zmq").Run() == nil
-})
-
-// needPyzmq skips a test that needs Debian's python3-zmq, unless CI=true,
-// where its absence is a failure.
-func needPyzmq(t *testing.T) {
-	t.Helper()
-	if pyzmq() {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s cannot import zmq; install python3-zmq", systemPython)
-	}
-	t.Skipf("%s cannot import zmq (python3-zmq not installed)", systemPython)
-}
+var needPyzmq = testproc.NeedPyzmq
 
 // testHandler answers a few commands shaped like Circus's:
 //

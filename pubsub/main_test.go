@@ -2,16 +2,14 @@ package pubsub
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 func TestMain(m *testing.M) {
@@ -33,26 +31,12 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-const systemPython = "/usr/bin/python3"
+const systemPython = testproc.SystemPython
 
-var pyzmq = sync.OnceValue(func() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return exec.CommandContext(ctx, systemPython, "-c", "import zmq").Run() == nil
-})
-
-// needPyzmq skips a test that needs Debian's python3-zmq, unless CI=true, where
-// its absence is a failure.
-func needPyzmq(t *testing.T) {
-	t.Helper()
-	if pyzmq() {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s cannot import zmq; install python3-zmq", systemPython)
-	}
-	t.Skipf("%s cannot import zmq (python3-zmq not installed)", systemPython)
-}
+var (
+	pyzmq     = testproc.HavePyzmq
+	needPyzmq = testproc.NeedPyzmq
+)
 
 // listen opens a Sink on a loopback port and closes it with the test.
 func listen(t testing.TB, opts SinkOptions) *Sink {

@@ -16,23 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
-const systemPython = "/usr/bin/python3"
+const systemPython = testproc.SystemPython
 
-// needPyzmq skips without Debian's python3-zmq, unless CI=true, where its
-// absence is a failure.
-func needPyzmq(t *testing.T) {
-	t.Helper()
-	if exec.Command(systemPython, "-c", "import zmq").Run() == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s cannot import zmq; install python3-zmq", systemPython)
-	}
-	t.Skipf("%s cannot import zmq (python3-zmq not installed)", systemPython)
-}
+var needPyzmq = testproc.NeedPyzmq
 
 func freePort(t *testing.T) int {
 	t.Helper()
