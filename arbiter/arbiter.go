@@ -58,25 +58,20 @@ type Arbiter struct {
 	pub     Publisher
 	launch  launcher
 	orphanc chan exitStatus
-	reloadc chan reloadReq
+	opc     chan op
 	started chan struct{}
+	done    chan struct{} // closed when Run stops taking requests
 	wg      sync.WaitGroup // watcher loops
 
 	// snap is what other goroutines may read: replaced, never modified,
-	// and only by the Run goroutine.
+	// and only by the Run goroutine (or New, before Run starts).
 	snap atomic.Pointer[snapshot]
-	// Owned by the Run goroutine (New before Run starts).
-	cfg *config.Config
 }
 
 type snapshot struct {
 	watchers []*Watcher // in start order: priority descending, then file order
 	sockets  []*sockets.Socket
-}
-
-type reloadReq struct {
-	cfg   *config.Config
-	reply chan error
+	cfg      *config.Config
 }
 
 // New binds every socket of cfg, so that a port in use or a bad path fails
@@ -86,9 +81,9 @@ func New(cfg *config.Config, opts Options) (*Arbiter, error) {
 		log:     opts.Logger,
 		pub:     opts.Publisher,
 		orphanc: make(chan exitStatus, 64),
-		reloadc: make(chan reloadReq),
+		opc:     make(chan op),
 		started: make(chan struct{}),
-		cfg:     cfg,
+		done:    make(chan struct{}),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -105,7 +100,7 @@ func New(cfg *config.Config, opts Options) (*Arbiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.snap.Store(&snapshot{watchers: a.newWatchers(cfg, socks, nil), sockets: socks})
+	a.snap.Store(&snapshot{watchers: a.newWatchers(cfg, socks, nil), sockets: socks, cfg: cfg})
 	return a, nil
 }
 
@@ -151,8 +146,13 @@ func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep 
 		}
 		ws = append(ws, newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch))
 	}
-	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.spec.Priority, x.spec.Priority) })
+	sortWatchers(ws)
 	return ws
+}
+
+// sortWatchers puts ws in start order: priority descending, stable.
+func sortWatchers(ws []*Watcher) {
+	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.spec.Priority, x.spec.Priority) })
 }
 
 // watcherSockets is the sockets a worker of w receives, in the config's
@@ -221,7 +221,7 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	for _, w := range a.Watchers() {
 		a.wg.Go(w.run)
 	}
-	a.startAll(ctx, a.Watchers(), a.cfg.Circus.WarmupDelay)
+	a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay)
 	close(a.started)
 	a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
 	a.emit(pubsub.Event{Kind: pubsub.Start})
@@ -230,10 +230,11 @@ func (a *Arbiter) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			done = true
-		case req := <-a.reloadc:
-			req.reply <- a.apply(ctx, req.cfg)
+		case o := <-a.opc:
+			o.reply <- o.f(o.ctx)
 		}
 	}
+	close(a.done)
 	a.shutdown()
 	return nil
 }
@@ -335,29 +336,22 @@ func (a *Arbiter) reapOrphans(stop <-chan struct{}) {
 // sockets changed are stopped and started again with the new options, and
 // unchanged ones are not touched (same pids). It returns when done.
 func (a *Arbiter) Reload(ctx context.Context, cfg *config.Config) error {
-	reply := make(chan error, 1)
-	select {
-	case a.reloadc <- reloadReq{cfg: cfg, reply: reply}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return a.do(ctx, func(ctx context.Context) error { return a.apply(ctx, cfg) })
 }
 
 func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
-	d := config.Compare(a.cfg, cfg)
+	old := a.snap.Load()
+	d := config.Compare(old.cfg, cfg)
 	if d.CircusChanged {
 		// Circus restarts every watcher for this, and again on every later
-		// reload (its bug); the [circus] options that matter at run time
-		// today are read at start.
-		a.log.Warn("changes in [circus] take effect at the next start")
+		// reload (its bug). Its endpoints are bound at start, so the
+		// section in effect stays the one the arbiter started with, and
+		// globaloptions keeps telling the truth.
+		a.log.Warn("changes in [circus] take effect at the next start of the arbiter; watchers are not restarted for them")
+		c := *cfg
+		c.Circus = old.cfg.Circus
+		cfg = &c
 	}
-	old := a.snap.Load()
 	// A changed socket is bound anew before anything stops, so a failure
 	// (its new address in use, or its old address, which the running
 	// workers still hold) changes nothing.
@@ -366,7 +360,7 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	keep := map[string]*Watcher{}
-	var gone []*Watcher
+	var gone, runtime []*Watcher
 	type change struct {
 		w          *Watcher
 		cfg        *config.Watcher
@@ -377,9 +371,17 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	for _, w := range old.watchers {
 		i := slices.IndexFunc(cfg.Watchers, func(c *config.Watcher) bool { return strings.EqualFold(c.Name, w.name) })
 		if i < 0 {
-			gone = append(gone, w)
+			if w.runtime {
+				// Added by a command, not by the file: the file's
+				// reload has no say over it (unlike Circus's).
+				keep[strings.ToLower(w.name)] = w
+				runtime = append(runtime, w)
+			} else {
+				gone = append(gone, w)
+			}
 			continue
 		}
+		w.runtime = false
 		keep[strings.ToLower(w.name)] = w
 		nc, ns := cfg.Watchers[i], watcherSockets(cfg.Watchers[i], socks)
 		if reflect.DeepEqual(w.spec, nc) && slices.Equal(w.specSocks, ns) {
@@ -393,7 +395,8 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		close(w.quit)
 		<-w.done
 	}
-	ws := a.newWatchers(cfg, socks, keep)
+	ws := append(a.newWatchers(cfg, socks, keep), runtime...)
+	sortWatchers(ws)
 	var fresh []*Watcher
 	for _, w := range ws {
 		if _, kept := keep[strings.ToLower(w.name)]; !kept {
@@ -401,8 +404,7 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 			a.wg.Go(w.run)
 		}
 	}
-	a.snap.Store(&snapshot{watchers: ws, sockets: socks})
-	a.cfg = cfg
+	a.snap.Store(&snapshot{watchers: ws, sockets: socks, cfg: cfg})
 	// Changed watchers are reloaded gracefully, all at once: each one's
 	// new workers start before its old ones stop, on the new sockets if
 	// those changed, so a moved socket is served without a gap.

@@ -190,3 +190,11 @@ func (r *reaper) drain() {
 		}
 	}
 }
+
+// disown forgets who owns pid, so that its exit, when it comes, is
+// reported as an orphan's (a worker left running by rm --nostop).
+func (r *reaper) disown(pid int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.owners, pid)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -54,6 +55,32 @@ func (w *Watcher) Signal(ctx context.Context, pid int, sig syscall.Signal, child
 	return err
 }
 
+// SignalChild sends sig to childpid, a direct child of the worker pid, as
+// Circus's signal command does with childpid. A childpid that is not a
+// child of that worker is ErrNoProcess: the arbiter signals only what it
+// supervises.
+func (w *Watcher) SignalChild(ctx context.Context, pid, childpid int, sig syscall.Signal) error {
+	var err error
+	if e := w.do(ctx, func() {
+		if _, ok := w.procs[pid]; !ok {
+			err = fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
+			return
+		}
+		if !slices.Contains(childrenOf(pid), childpid) {
+			err = fmt.Errorf("watcher %s: pid %d has no child %d: %w", w.name, pid, childpid, ErrNoProcess)
+			return
+		}
+		if e := syscall.Kill(childpid, sig); e != nil {
+			err = fmt.Errorf("signal %d: %w", childpid, e)
+			return
+		}
+		w.log.Info("signalled", "pid", childpid, "parent", pid, "signal", sig)
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
 // descendants lists the children of pid, and with all their descendants
 // too, children first.
 func descendants(pid int, all bool) []int {
@@ -72,10 +99,11 @@ func descendants(pid int, all bool) []int {
 
 // Kill stops the worker pid (0: every worker) gracefully, as Circus's kill
 // command does: its stop signal to its group, SIGKILL after the watcher's
-// graceful_timeout (or timeout, when positive). Killed workers are
+// graceful_timeout (or timeout, when positive); sig, when not 0, replaces
+// the stop signal. Killed workers are
 // replaced, each replacement started before its old worker is signalled.
 // It returns when the killed workers have been reaped.
-func (w *Watcher) Kill(ctx context.Context, pid int, timeout time.Duration) error {
+func (w *Watcher) Kill(ctx context.Context, pid int, sig syscall.Signal, timeout time.Duration) error {
 	return w.await(ctx, func(reply chan<- error) {
 		var targets []*worker
 		for _, p := range w.procs {
@@ -96,7 +124,10 @@ func (w *Watcher) Kill(ctx context.Context, pid int, timeout time.Duration) erro
 		}
 		w.reconcile()
 		for _, p := range targets {
-			w.stopProc(p)
+			if sig == 0 {
+				sig = w.cfg.StopSignal
+			}
+			w.stopProcWith(p, sig)
 			if timeout > 0 {
 				p.killAt = time.Now().Add(timeout)
 			}

@@ -59,7 +59,7 @@ numprocesses = 3
 	waitFor(t, "3 workers", 10*time.Second, func() bool { return len(r.pids(t, "pool")) == 3 })
 	before := r.pids(t, "pool")
 	w := r.Watcher("pool")
-	if err := w.Kill(context.Background(), before[0], 0); err != nil {
+	if err := w.Kill(context.Background(), before[0], 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if !gone(before[0]) {
@@ -69,7 +69,7 @@ numprocesses = 3
 	if len(after) != 3 || slices.Contains(after, before[0]) || !slices.Contains(after, before[1]) || !slices.Contains(after, before[2]) {
 		t.Errorf("pids %v -> %v, want %d replaced and the others kept", before, after, before[0])
 	}
-	if err := w.Kill(context.Background(), before[0], 0); !errors.Is(err, arbiter.ErrNoProcess) {
+	if err := w.Kill(context.Background(), before[0], 0, 0); !errors.Is(err, arbiter.ErrNoProcess) {
 		t.Errorf("Kill(gone pid) = %v, want ErrNoProcess", err)
 	}
 }

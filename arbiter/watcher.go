@@ -60,6 +60,7 @@ type Watcher struct {
 	// applied, against which a reload compares.
 	spec      *config.Watcher
 	specSocks []*sockets.Socket
+	runtime   bool // added by a command, not read from the file
 
 	// Owned by the loop.
 	cfg          *config.Watcher
@@ -283,11 +284,13 @@ func (w *Watcher) finishStop() {
 }
 
 // stopProc sends a worker its stop signal and arms the SIGKILL deadline.
-func (w *Watcher) stopProc(p *worker) {
+func (w *Watcher) stopProc(p *worker) { w.stopProcWith(p, w.cfg.StopSignal) }
+
+// stopProcWith is stopProc with sig in place of stop_signal (0: SIGTERM).
+func (w *Watcher) stopProcWith(p *worker, sig syscall.Signal) {
 	now := time.Now()
 	p.stopping = true
 	p.killAt = now.Add(w.cfg.GracefulTimeout)
-	sig := w.cfg.StopSignal
 	if sig == 0 {
 		sig = syscall.SIGTERM
 	}

@@ -1,10 +1,12 @@
 package control
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -21,6 +23,8 @@ type peer struct {
 	q     chan []byte   // encoded reply messages, bounded
 	gone  chan struct{} // closed when the connection is finished
 	slots chan struct{} // one token per request in Handle
+	// unsent counts replies queued and not yet written, for Drain.
+	unsent atomic.Int64
 }
 
 // writeBatch is how many queued replies one write may carry.
@@ -54,6 +58,14 @@ func (s *Server) serve(nc net.Conn) {
 		slots: make(chan struct{}, s.opts.MaxInFlight),
 	}
 	log.Debug("peer connected", "identity", string(zc.Peer.Meta["Identity"]))
+	s.mu.Lock()
+	s.peers[p] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.peers, p)
+		s.mu.Unlock()
+	}()
 	readerDone := make(chan struct{})
 	go func() { // waited for below, so the Server's WaitGroup covers it
 		defer close(readerDone)
@@ -117,9 +129,15 @@ func (p *peer) read(zc *zmq4.Conn, gc *guardConn, log interface{ Debug(string, .
 		case <-p.gone:
 			return
 		}
+		run := func(ctx context.Context) Reply { return p.s.h.Handle(ctx, req) }
+		if oh, ok := p.s.h.(OrderedHandler); ok {
+			run = oh.Accept(req)
+		}
+		p.s.handling.Add(1)
 		p.s.wg.Go(func() {
+			defer p.s.handling.Add(-1)
 			defer func() { <-p.slots }()
-			rep := p.s.h.Handle(p.s.ctx, req)
+			rep := run(p.s.ctx)
 			if req.IsCast() {
 				return
 			}
@@ -154,10 +172,12 @@ func (p *peer) send(envelope bool, body []byte) bool {
 		m = make([]byte, 0, len(body)+9)
 	}
 	m = zmtpguard.AppendFrame(m, 0, body)
+	p.unsent.Add(1)
 	select {
 	case p.q <- m:
 		return true
 	case <-p.gone:
+		p.unsent.Add(-1)
 		return false
 	}
 }
@@ -168,7 +188,7 @@ func (p *peer) write(gc *guardConn, nc net.Conn, readerDone <-chan struct{}) err
 	batch := make([][]byte, 0, writeBatch+1)
 	for {
 		clear(batch) // let written replies go
-		bufs, _, err := gc.Gather(batch[:0], p.q, writeBatch, p.s.done, readerDone)
+		bufs, n, err := gc.Gather(batch[:0], p.q, writeBatch, p.s.done, readerDone)
 		if err != nil {
 			return err
 		}
@@ -181,5 +201,6 @@ func (p *peer) write(gc *guardConn, nc net.Conn, readerDone <-chan struct{}) err
 		if _, err := wb.WriteTo(nc); err != nil {
 			return fmt.Errorf("write replies: %w", err)
 		}
+		p.unsent.Add(int64(-n))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/internal/zmqendpoint"
@@ -21,6 +22,17 @@ import (
 // Handle must be safe for concurrent use.
 type Handler interface {
 	Handle(ctx context.Context, req Request) Reply
+}
+
+// OrderedHandler is a Handler that must see each peer's requests in the
+// order they were sent, so that commands on one watcher run in that order
+// although each is handled in a goroutine of its own. Accept is called on
+// the peer's reader goroutine, one request at a time, and must not block:
+// it queues the request and returns the function that, run in that
+// request's goroutine in place of Handle, waits for its turn and answers.
+type OrderedHandler interface {
+	Handler
+	Accept(req Request) func(ctx context.Context) Reply
 }
 
 // HandlerFunc adapts a function to [Handler].
@@ -88,19 +100,21 @@ func (o ServerOptions) withDefaults() ServerOptions {
 // package documentation for its goroutines and limits.
 type Server struct {
 	// Immutable after Listen.
-	opts   ServerOptions
-	h      Handler
-	ln     net.Listener
-	addr   string
-	ep     *zmqendpoint.Endpoint // its ipc socket file is removed by Close
-	done   chan struct{}
-	ctx    context.Context // cancelled by Close: the Handle calls' context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	opts     ServerOptions
+	h        Handler
+	ln       net.Listener
+	addr     string
+	ep       *zmqendpoint.Endpoint // its ipc socket file is removed by Close
+	done     chan struct{}
+	ctx      context.Context // cancelled by Close: the Handle calls' context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	handling atomic.Int64 // Handle calls in progress, for Drain
 
 	mu     sync.Mutex
 	closed bool
 	conns  map[net.Conn]struct{} // every accepted connection still open
+	peers  map[*peer]struct{}    // every connection past its handshake
 }
 
 // Listen binds a control endpoint, "tcp://host:port" (port 0 picks one;
@@ -134,6 +148,7 @@ func Listen(endpoint string, h Handler, opts ServerOptions) (*Server, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		conns:  make(map[net.Conn]struct{}),
+		peers:  make(map[*peer]struct{}),
 	}
 	s.wg.Go(s.acceptLoop)
 	return s, nil
@@ -141,6 +156,32 @@ func Listen(endpoint string, h Handler, opts ServerOptions) (*Server, error) {
 
 // Addr returns the endpoint actually bound, such as "tcp://127.0.0.1:40123".
 func (s *Server) Addr() string { return s.addr }
+
+// Drain waits, until ctx is done, for every Handle call in progress to
+// return and its reply to be written, so that a Close after it loses no
+// answer (quit's, say). Requests that arrive meanwhile are served as usual.
+func (s *Server) Drain(ctx context.Context) error {
+	// Handlers end and writers send what they queue without delay; poll,
+	// with ctx as the deadline, for the last of both.
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		var unsent int64
+		for p := range s.peers {
+			unsent += p.unsent.Load()
+		}
+		s.mu.Unlock()
+		if unsent == 0 && s.handling.Load() == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 // Close stops accepting, cancels the context of every Handle call still
 // running, drops every connection (replies not yet written are discarded,

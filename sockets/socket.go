@@ -111,6 +111,17 @@ func BindAll(specs []Spec) ([]*Socket, error) {
 // Name returns the socket's name, as in [socket:NAME].
 func (s *Socket) Name() string { return s.spec.Name }
 
+// FD returns the number of the socket's descriptor in the arbiter (what
+// Circus's listsockets reports), or -1 once it is closed. Read through
+// SyscallConn, since os.File.Fd would make the socket blocking.
+func (s *Socket) FD() int {
+	fd := -1
+	if rc, err := s.file.SyscallConn(); err == nil {
+		_ = rc.Control(func(f uintptr) { fd = int(f) })
+	}
+	return fd
+}
+
 // Spec returns the Spec the socket was bound from, unchanged.
 func (s *Socket) Spec() Spec { return s.spec }
 

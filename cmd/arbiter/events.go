@@ -101,15 +101,17 @@ func listenStats(cfg *config.Config, log *slog.Logger) (*pubsub.Sink, error) {
 // runStats publishes stat.* on sink once a second, as circusd-stats does.
 // The returned stop ends it and closes sink. Stats are an extra: when they
 // cannot start, the arbiter runs without them and says why.
-func runStats(sink *pubsub.Sink, a *arbiter.Arbiter, log *slog.Logger) (stop func()) {
+// The sampler is the stream's, for the stats commands to share; nil when
+// there is no stream.
+func runStats(sink *pubsub.Sink, a *arbiter.Arbiter, log *slog.Logger) (stop func(), sampler *stats.Sampler) {
 	if sink == nil {
-		return func() {}
+		return func() {}, nil
 	}
 	p, err := stats.New(stats.FromArbiter(a), sink, time.Second)
 	if err != nil {
 		log.Error("stats disabled", "err", err)
 		sink.Close()
-		return func() {}
+		return func() {}, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -119,5 +121,5 @@ func runStats(sink *pubsub.Sink, a *arbiter.Arbiter, log *slog.Logger) (stop fun
 		cancel()
 		wg.Wait()
 		sink.Close()
-	}
+	}, p.Sampler()
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/control/commands"
 )
 
 func main() {
@@ -120,7 +121,8 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ev.bus})
+	late := &lateTable{}
+	ctl, err := listenControl(cfg, late, log)
 	if err != nil {
 		if statsSink != nil {
 			statsSink.Close()
@@ -128,9 +130,27 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
-	defer runStats(statsSink, a, log)()
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ev.bus})
+	if err != nil {
+		ctl.Close()
+		if statsSink != nil {
+			statsSink.Close()
+		}
+		printErr(stderr, err)
+		return 1
+	}
+	stopStats, sampler := runStats(statsSink, a, log)
+	defer stopStats()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	defer stop()
+	stopped := make(chan struct{})
+	table, err := commands.New(a, commands.Options{Logger: log, Quit: stop, Stopped: stopped, Sampler: sampler})
+	if err != nil {
+		ctl.Close()
+		printErr(stderr, err)
+		return 1
+	}
+	late.t.Store(table)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -146,8 +166,10 @@ func run(args []string, stderr io.Writer) int {
 		}
 	})
 	err = a.Run(ctx)
+	close(stopped)
 	stop() // ends the SIGHUP loop too, should Run have returned on its own
 	hupWG.Wait()
+	closeControl(ctl, table)
 	if err != nil {
 		printErr(stderr, err)
 		return 1

@@ -1,0 +1,262 @@
+package arbiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/sockets"
+)
+
+// Errors of the run-time changes, for callers that map them to replies.
+var (
+	// ErrExists is returned by Add for a name already taken (in any case).
+	ErrExists = errors.New("already exists")
+	// ErrNotFound is returned for a watcher name that does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrShutdown is returned to requests that arrive once Run is ending.
+	ErrShutdown = errors.New("arbiter is shutting down")
+)
+
+// do runs f on the Run goroutine, which owns the watcher set, and waits for
+// it. Changes of the set (add, remove, reloadconfig, restart) therefore
+// happen one at a time, in order; commands on single watchers go to those
+// watchers' loops and never wait here.
+func (a *Arbiter) do(ctx context.Context, f func(ctx context.Context) error) error {
+	reply := make(chan error, 1)
+	select {
+	case a.opc <- op{ctx: ctx, f: f, reply: reply}:
+	case <-a.done:
+		return ErrShutdown
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type op struct {
+	ctx   context.Context
+	f     func(ctx context.Context) error
+	reply chan error
+}
+
+// Config returns the configuration in effect: the one given to New or the
+// last one reloaded (whose [circus] section is the one the arbiter started
+// with, since that is what runs).
+func (a *Arbiter) Config() *config.Config { return a.snap.Load().cfg }
+
+// Add creates a watcher at run time and, with start, starts it and returns
+// once it is active. Its sockets are those of the running configuration
+// that it references (or all, with use_sockets); a reference to a socket
+// that does not exist is an error. Such a watcher is kept by reloadconfig
+// unless the file then defines one of the same name.
+func (a *Arbiter) Add(ctx context.Context, cfg *config.Watcher, start bool) (*Watcher, error) {
+	var w *Watcher
+	err := a.do(ctx, func(ctx context.Context) error {
+		if a.Watcher(cfg.Name) != nil {
+			return fmt.Errorf("watcher %q: %w", cfg.Name, ErrExists)
+		}
+		old := a.snap.Load()
+		if err := checkRefs(cfg, old.sockets); err != nil {
+			return err
+		}
+		w = newWatcher(cfg, watcherSockets(cfg, old.sockets), a.log, a.pub, a.launch)
+		w.runtime = true
+		ws := append(slices.Clone(old.watchers), w)
+		sortWatchers(ws)
+		a.wg.Go(w.run)
+		a.snap.Store(&snapshot{watchers: ws, sockets: old.sockets, cfg: old.cfg})
+		a.log.Info("watcher added", "watcher", cfg.Name)
+		w.emit(pubsub.Event{Kind: pubsub.Add})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if start {
+		return w, w.Start(ctx)
+	}
+	return w, nil
+}
+
+// checkRefs refuses a watcher whose command names a socket that is not
+// bound: Circus would start it with the reference unexpanded.
+func checkRefs(cfg *config.Watcher, socks []*sockets.Socket) error {
+	refs := cfg.SocketRefs()
+	if cfg.StdinSocket != "" {
+		refs = append(refs, cfg.StdinSocket)
+	}
+	for _, name := range refs {
+		if !slices.ContainsFunc(socks, func(s *sockets.Socket) bool { return s.Name() == name }) {
+			return fmt.Errorf("watcher %s: no socket named %q is bound", cfg.Name, name)
+		}
+	}
+	return nil
+}
+
+// Remove takes the watcher name out of the arbiter, as Circus's rm does: it
+// publishes remove, then stops the workers gracefully and returns once they
+// are gone. With nostop the workers are left running, unsupervised: their
+// exits are then reaped as orphans.
+func (a *Arbiter) Remove(ctx context.Context, name string, nostop bool) error {
+	return a.do(ctx, func(ctx context.Context) error {
+		w := a.Watcher(name)
+		if w == nil {
+			return fmt.Errorf("watcher %q: %w", name, ErrNotFound)
+		}
+		w.emit(pubsub.Event{Kind: pubsub.Remove})
+		if nostop {
+			if err := w.do(ctx, w.abandon); err != nil {
+				return err
+			}
+		} else if err := w.Stop(ctx); err != nil {
+			return err
+		}
+		old := a.snap.Load()
+		ws := slices.DeleteFunc(slices.Clone(old.watchers), func(x *Watcher) bool { return x == w })
+		a.snap.Store(&snapshot{watchers: ws, sockets: old.sockets, cfg: old.cfg})
+		close(w.quit)
+		<-w.done
+		a.log.Info("watcher removed", "watcher", w.name, "nostop", nostop)
+		return nil
+	})
+}
+
+// abandon forgets every worker, leaving it running; the loop can then end.
+func (w *Watcher) abandon() {
+	for pid, p := range w.procs {
+		theReaper.disown(pid)
+		p.proc.Release()
+		w.log.Info("abandoned", "pid", pid)
+	}
+	clear(w.procs)
+	w.state = Stopped
+	w.target = w.cfg.NumProcesses
+	for _, r := range w.startWaiters {
+		r <- fmt.Errorf("watcher %s: %w: removed", w.name, ErrStopped)
+	}
+	w.startWaiters = nil
+	w.progress()
+}
+
+// Restart stops every watcher (lowest priority first, as at shutdown) and
+// starts the autostart ones again in priority order: Circus's restart
+// without a name, without its re-creation of the whole arbiter.
+func (a *Arbiter) Restart(ctx context.Context) error {
+	return a.do(ctx, func(ctx context.Context) error {
+		ws := a.Watchers()
+		a.stopWatchers(ws)
+		a.startAll(ctx, ws, a.Config().Circus.WarmupDelay)
+		return nil
+	})
+}
+
+// ReloadFile reads the configuration file again (the one the running
+// configuration came from) and applies it as Reload does. A file that does
+// not load changes nothing; the error names its file, line and key.
+func (a *Arbiter) ReloadFile(ctx context.Context) error {
+	cfg, err := config.Load(a.Config().File)
+	if err != nil {
+		return err
+	}
+	return a.Reload(ctx, cfg)
+}
+
+// Options returns the watcher's options in effect: its configuration as
+// last set, with numprocesses as resized since.
+func (w *Watcher) Options(ctx context.Context) (*config.Watcher, error) {
+	var c config.Watcher
+	err := w.do(ctx, func() {
+		c = *w.cfg
+		c.NumProcesses = w.target
+	})
+	return &c, err
+}
+
+// reloadKeys are the options whose change needs new workers (Circus's set:
+// a graceful reload if the watcher runs); any other takes effect at the
+// next use (graceful_timeout at the next stop, say).
+var reloadKeys = []string{
+	"Cmd", "Args", "Shell", "ShellArgs", "Executable", "WorkingDir", "User", "Group", "UID", "GID",
+	"Groups", "CopyEnv", "CopyPath", "Virtualenv", "Env", "MaxAge", "MaxAgeVariance", "UseSockets",
+	"StdinSocket", "CloseChildStdin", "CloseChildStdout", "CloseChildStderr", "Umask", "Nice",
+	"Chroot", "Rlimits", "StdoutStream", "StderrStream",
+}
+
+// Set gives the watcher name new options, as Circus's set does, and returns
+// when they are in effect: a changed numprocesses resizes the pool; a
+// change of what a worker is made of (cmd, args, env, uid...) reloads a
+// running watcher gracefully; anything else is used from now on. keys are
+// the options the caller changed: one updated event is published for each.
+// The configuration file's values stay the reference for reloadconfig.
+func (a *Arbiter) Set(ctx context.Context, name string, cfg *config.Watcher, keys []string) error {
+	w := a.Watcher(name)
+	if w == nil {
+		return fmt.Errorf("watcher %q: %w", name, ErrNotFound)
+	}
+	if err := checkRefs(cfg, a.Sockets()); err != nil {
+		return err
+	}
+	socks := watcherSockets(cfg, a.Sockets())
+	return w.await(ctx, func(reply chan<- error) {
+		for range keys {
+			w.emit(pubsub.Event{Kind: pubsub.Updated})
+		}
+		old := w.cfg
+		reload := !slices.Equal(socks, w.socks)
+		ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(cfg).Elem()
+		for _, f := range reloadKeys {
+			if !reflect.DeepEqual(ov.FieldByName(f).Interface(), nv.FieldByName(f).Interface()) {
+				reload = true
+			}
+		}
+		resized := slices.Contains(keys, "numprocesses")
+		w.log.Info("options set", "keys", strings.Join(keys, ","), "reload", reload)
+		if reload && (w.state == Active || w.state == Starting) {
+			if !resized {
+				cfg.NumProcesses = w.target
+			}
+			w.beginReload(reply, cfg, socks, false)
+			return
+		}
+		w.cfg, w.socks = cfg, socks
+		if resized {
+			w.target = cfg.NumProcesses
+		}
+		w.scaleWaiters = append(w.scaleWaiters, reply)
+		w.reconcile()
+		w.progress()
+	})
+}
+
+// ReloadAll reloads every running watcher gracefully, one after another in
+// priority order, and starts the stopped ones (Circus's reload without a
+// name). The errors of all are joined.
+func (a *Arbiter) ReloadAll(ctx context.Context, sequential bool) error {
+	var errs []error
+	for _, w := range a.Watchers() {
+		if err := w.Reload(ctx, sequential); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// StopAll stops every watcher, lowest priority first and those of equal
+// priority together, and returns when all are stopped.
+func (a *Arbiter) StopAll(ctx context.Context) error {
+	return a.do(ctx, func(context.Context) error {
+		a.stopWatchers(a.Watchers())
+		return nil
+	})
+}

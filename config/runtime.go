@@ -1,0 +1,59 @@
+package config
+
+import (
+	"errors"
+	"maps"
+	"slices"
+)
+
+// NewWatcher builds a watcher from options given at run time, as the
+// control protocol's add command gives them: the keys and string values of a
+// [watcher:NAME] section, read with the same rules, defaults and checks as
+// a file. env is the watcher's environment (it may be nil). Errors are
+// *Error values naming the section and key, without a file.
+func NewWatcher(name string, options map[string]string, env map[string]string) (*Watcher, error) {
+	return fromOptions(name, options, defaultFlapping(), env)
+}
+
+// With returns a copy of w with options changed, as the control protocol's
+// set command changes them: w's own keys with options laid over them, read
+// again with the rules of a file. w's environment and its flapping limit
+// from a plugin are kept. w is not modified.
+func (w *Watcher) With(options map[string]string) (*Watcher, error) {
+	merged := maps.Clone(w.Options)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, options)
+	base := flapping{w.FlapAttempts, w.FlapWindow, w.FlapRetryIn, w.FlapMaxRetry}
+	if base.attempts == 0 {
+		// Turned off by check_flapping, which is among the keys read
+		// again; a base of 0 would keep it off after the key is unset.
+		base.attempts = defaultFlapAttempts
+	}
+	return fromOptions(w.Name, merged, base, w.Env)
+}
+
+func fromOptions(name string, options map[string]string, flap flapping, env map[string]string) (*Watcher, error) {
+	d := &diag{}
+	sec := &rawSection{name: "watcher:" + name, index: map[string]*rawKey{}}
+	// Sorted, so that errors come in the same order every time.
+	for _, k := range slices.Sorted(maps.Keys(options)) {
+		rk := &rawKey{name: k, value: options[k]}
+		sec.keys = append(sec.keys, rk)
+		sec.index[k] = rk
+	}
+	osenv, osorder := osEnviron()
+	lookup := envLookup{}
+	lookup.add(osenv, osorder)
+	lookup.add(env, slices.Sorted(maps.Keys(env)))
+	w := readWatcher(newFields(d, sec, lookup.lookup), name, flap)
+	w.Env = maps.Clone(env)
+	if w.Env == nil {
+		w.Env = map[string]string{}
+	}
+	if err := errors.Join(d.errs...); err != nil {
+		return nil, err
+	}
+	return w, nil
+}

@@ -1,0 +1,278 @@
+// Package commands is Circus's command table: it turns control requests
+// (add, incr, restart, set, stats... reference circus-0.19.md §2.4) into
+// calls on an *arbiter.Arbiter and the results into Circus's replies. The
+// ZeroMQ control endpoint (control.Server) and the web console both drive
+// the arbiter through it, so a command behaves the same from either.
+//
+// It lives apart from package control so that circusctl, which needs only
+// control's client, never links the arbiter.
+//
+// Ordering: commands that change one watcher queue behind each other, in
+// the order they arrived, and run one at a time; commands on different
+// watchers never wait for each other (Circus's single lock, and its errno 5
+// "arbiter is already running ...", are gone). Commands that only read run
+// at once. Commands that change the set of watchers or all of them (add,
+// rm, reloadconfig, and start, stop, restart or reload without a name)
+// share one more queue.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/stats"
+)
+
+// Options are a Table's collaborators.
+type Options struct {
+	// Logger receives the failures of commands sent without waiting,
+	// which have nobody else to tell; nil discards them.
+	Logger *slog.Logger
+	// Quit ends the arbiter (cancels the context of its Run); nil makes
+	// quit an error.
+	Quit func()
+	// Stopped is closed once the arbiter's Run has returned: quit with
+	// waiting answers then. nil: quit answers at once.
+	Stopped <-chan struct{}
+	// Sampler is shared with the stats stream so that both measure cpu
+	// from the same baseline; nil makes a Table its own.
+	Sampler *stats.Sampler
+}
+
+// Table executes control requests against one arbiter. It implements
+// control.OrderedHandler. Close it after the control server that feeds it.
+type Table struct {
+	a       *arbiter.Arbiter
+	opts    Options
+	log     *slog.Logger
+	sampler *stats.Sampler
+	src     stats.Source
+
+	// ctx is what queued work runs under: not the caller's, since a
+	// command sent without waiting outlives its request.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	queues map[string]*queue // by lower-cased watcher name, or allKey
+}
+
+// allKey is the queue of commands on the set of watchers or on all of them.
+const allKey = "\x00all"
+
+type queue struct {
+	jobs []func()
+}
+
+// New returns the command table of a.
+func New(a *arbiter.Arbiter, opts Options) (*Table, error) {
+	t := &Table{a: a, opts: opts, log: opts.Logger, sampler: opts.Sampler, src: stats.FromArbiter(a), queues: map[string]*queue{}}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.sampler == nil {
+		s, err := stats.NewSampler()
+		if err != nil {
+			return nil, err
+		}
+		t.sampler = s
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	return t, nil
+}
+
+// Close cancels the work still queued or running and waits for it.
+func (t *Table) Close() {
+	t.cancel()
+	t.wg.Wait()
+}
+
+// Handle runs one request and returns its reply.
+func (t *Table) Handle(ctx context.Context, req control.Request) control.Reply {
+	return t.Accept(req)(ctx)
+}
+
+// job is a validated request: what to run, on which queue.
+type job struct {
+	// key is the queue ("" runs at once: the command only reads).
+	key string
+	// async commands honour waiting: without it the reply is sent at
+	// once and run's result only logged.
+	async bool
+	run   func(ctx context.Context) control.Reply
+}
+
+type command func(t *Table, req control.Request) (job, *control.Error)
+
+var table map[string]command
+
+func init() {
+	table = map[string]command{
+		"add":           cmdAdd,
+		"decr":          func(t *Table, r control.Request) (job, *control.Error) { return cmdIncr(t, r, -1) },
+		"dstats":        cmdDstats,
+		"get":           cmdGet,
+		"globaloptions": cmdGlobalOptions,
+		"incr":          func(t *Table, r control.Request) (job, *control.Error) { return cmdIncr(t, r, 1) },
+		"ipython":       cmdIPython,
+		"kill":          cmdKill,
+		"list":          cmdList,
+		"listen":        cmdListen,
+		"listsockets":   cmdListSockets,
+		"numprocesses":  cmdNumProcesses,
+		"numwatchers":   cmdNumWatchers,
+		"options":       cmdOptions,
+		"quit":          cmdQuit,
+		"reload":        cmdReload,
+		"reloadconfig":  cmdReloadConfig,
+		"restart":       cmdRestart,
+		"rm":            cmdRm,
+		"set":           cmdSet,
+		"signal":        cmdSignal,
+		"start":         cmdStart,
+		"stats":         cmdStats,
+		"status":        cmdStatus,
+		"stop":          cmdStop,
+	}
+}
+
+// Names lists the commands the table knows, for help texts and tests.
+func Names() []string {
+	names := make([]string, 0, len(table))
+	for n := range table {
+		names = append(names, n)
+	}
+	return names
+}
+
+// Accept validates req and queues it; the function it returns waits for
+// the command's turn and result (see control.OrderedHandler). It never
+// blocks.
+func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Reply {
+	fail := func(e *control.Error) func(context.Context) control.Reply {
+		return func(context.Context) control.Reply { return control.Fail(e) }
+	}
+	c, ok := table[strings.ToLower(req.Command)]
+	if !ok {
+		return fail(control.Errorf(control.UnknownCommand, "unknown command: '%s'", req.Command))
+	}
+	j, e := c(t, req)
+	if e != nil {
+		return fail(e)
+	}
+	waiting := true
+	if j.async {
+		if waiting, e = req.BoolOr("waiting", false); e != nil {
+			return fail(e)
+		}
+	}
+	if j.key == "" {
+		return j.run
+	}
+	done := make(chan control.Reply, 1)
+	cmd := strings.ToLower(req.Command)
+	t.enqueue(j.key, func() {
+		rep := j.run(t.ctx)
+		if !waiting && rep.Err != nil {
+			t.log.Error("command failed", "command", cmd, "err", rep.Err.Reason)
+		}
+		done <- rep
+	})
+	if !waiting {
+		return func(context.Context) control.Reply { return control.OK() }
+	}
+	return func(ctx context.Context) control.Reply {
+		select {
+		case rep := <-done:
+			return rep
+		case <-ctx.Done():
+			return control.Failf(control.CommandError, "%s: %v", cmd, ctx.Err())
+		}
+	}
+}
+
+// enqueue runs f after everything queued before it under key; a queue's
+// goroutine lives while it has work.
+func (t *Table) enqueue(key string, f func()) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	q, running := t.queues[key]
+	if !running {
+		q = &queue{}
+		t.queues[key] = q
+	}
+	q.jobs = append(q.jobs, f)
+	if running {
+		return
+	}
+	t.wg.Go(func() {
+		for {
+			t.mu.Lock()
+			if len(q.jobs) == 0 {
+				delete(t.queues, key)
+				t.mu.Unlock()
+				return
+			}
+			f := q.jobs[0]
+			q.jobs = q.jobs[1:]
+			t.mu.Unlock()
+			f()
+		}
+	})
+}
+
+// watcher returns the watcher the request's required "name" names.
+func (t *Table) watcher(req control.Request) (*arbiter.Watcher, *control.Error) {
+	name, e := req.String("name")
+	if e != nil {
+		return nil, e
+	}
+	w := t.a.Watcher(name)
+	if w == nil {
+		return nil, notFound(name)
+	}
+	return w, nil
+}
+
+func notFound(name string) *control.Error {
+	return control.Errorf(control.MessageError, "program %s not found", name)
+}
+
+func key(w *arbiter.Watcher) string { return strings.ToLower(w.Name()) }
+
+// failure turns an error of the arbiter into Circus's error reply: errno 3
+// for what the request got wrong (an unknown watcher or pid, a bad option
+// value), 5 for a name taken, 6 for an operation that failed while the
+// client waited.
+func failure(err error) control.Reply {
+	var ce *config.Error
+	switch {
+	case errors.Is(err, arbiter.ErrNotFound), errors.Is(err, arbiter.ErrNoProcess), errors.As(err, &ce):
+		return control.Failf(control.MessageError, "%v", err)
+	case errors.Is(err, arbiter.ErrExists):
+		return control.Failf(control.CommandError, "%v", err)
+	case errors.Is(err, arbiter.ErrShutdown), errors.Is(err, context.Canceled):
+		return control.Failf(control.CommandError, "%v", err)
+	}
+	return control.Failf(control.BadMsgDataError, "%v", err)
+}
+
+// reply is OK() for a nil error, failure(err) otherwise.
+func reply(err error, fields ...control.Field) control.Reply {
+	if err != nil {
+		return failure(err)
+	}
+	return control.OK(fields...)
+}
+
+func field(k string, v any) control.Field { return control.Field{Key: k, Value: v} }
+
+var errNoQuit = fmt.Errorf("quit is not available here")
