@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,14 +72,25 @@ func (b *syncBuf) String() string {
 // writeINI writes a test config. One without a [circus] section gets one,
 // at the end so that line numbers hold, putting the event endpoint on a
 // free port: tests run in parallel, and a developer may run Circus itself.
+// For the same reason a config without a control endpoint gets
+// controlEndpoint(path).
 func writeINI(t *testing.T, path, ini string) {
 	t.Helper()
 	if !strings.Contains(ini, "[circus]") {
 		ini += "\n[circus]\npubsub_endpoint = tcp://127.0.0.1:0\n"
 	}
+	if !regexp.MustCompile(`(?m)^endpoint\s*=`).MatchString(ini) {
+		ini = strings.Replace(ini, "[circus]\n", "[circus]\nendpoint = "+controlEndpoint(path)+"\n", 1)
+	}
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(ini, "WORKER", worker)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// controlEndpoint is the control endpoint writeINI gives the config at
+// path: an ipc socket beside it.
+func controlEndpoint(path string) string {
+	return "ipc://" + filepath.Join(filepath.Dir(path), "control.sock")
 }
 
 // runToExit runs the arbiter with args and returns its exit code and output.
@@ -260,6 +272,7 @@ func TestSIGHUPAndShutdown(t *testing.T) {
 	base := fmt.Sprintf(`[circus]
 pidfile = %s
 pubsub_endpoint = tcp://127.0.0.1:0
+endpoint = %s
 
 [socket:web]
 path = %s
@@ -267,7 +280,7 @@ path = %s
 [watcher:a]
 cmd = WORKER describe %s/a.json
 use_sockets = true
-`, pidfile, sock, dir)
+`, pidfile, controlEndpoint(ini), sock, dir)
 	writeINI(t, ini, base)
 	p := startArbiter(t, ini)
 	waitFor(t, "worker a", 10*time.Second, func() bool { return readPid(filepath.Join(dir, "a.json")) > 0 })
@@ -281,7 +294,7 @@ use_sockets = true
 	waitFor(t, "the reload to be refused", 10*time.Second, func() bool {
 		return strings.Contains(p.out.String(), "reload refused; keeping the running configuration")
 	})
-	if !strings.Contains(p.out.String(), `circus.ini:14: [watcher:b] numprocesses: \"many\" is not a number`) {
+	if !strings.Contains(p.out.String(), `circus.ini:15: [watcher:b] numprocesses: \"many\" is not a number`) {
 		t.Errorf("refused reload does not say why with file:line:\n%s", p.out.String())
 	}
 
