@@ -352,11 +352,28 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		c.Circus = old.cfg.Circus
 		cfg = &c
 	}
-	// A changed socket is bound anew before anything stops, so a failure
-	// (its new address in use, or its old address, which the running
-	// workers still hold) changes nothing.
-	socks, err := bindSockets(cfg, old.sockets)
+	// A changed socket is bound anew before anything stops, so that a
+	// failure (its new address in use) changes nothing. One changed at the
+	// same address (a new backlog, say) cannot be: its workers hold the
+	// old one. Those workers are stopped first, the old socket closed and
+	// the new one bound, and they start again on it (Circus, bug #772,
+	// keeps them on the old socket and answers an error).
+	current := old.sockets
+	moved, users := a.sameAddress(cfg, old)
+	if len(moved) > 0 {
+		a.log.Warn("socket changed at the same address: its watchers stop while it is bound again",
+			"sockets", socketNames(moved), "watchers", watcherNames(users))
+		a.stopWatchers(users)
+		for _, s := range moved {
+			s.Close()
+		}
+		current = slices.DeleteFunc(slices.Clone(current), func(s *sockets.Socket) bool { return slices.Contains(moved, s) })
+	}
+	socks, err := bindSockets(cfg, current)
 	if err != nil {
+		if len(moved) > 0 {
+			a.restoreMoved(moved, users)
+		}
 		return fmt.Errorf("reload: %w", err)
 	}
 	keep := map[string]*Watcher{}
@@ -434,4 +451,66 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		"watchers_added", d.WatchersAdded, "watchers_removed", d.WatchersRemoved, "watchers_changed", d.WatchersChanged,
 		"sockets_added", d.SocketsAdded, "sockets_removed", d.SocketsRemoved, "sockets_changed", d.SocketsChanged)
 	return nil
+}
+
+// sameAddress returns the running sockets whose spec changes in cfg while
+// their address does not, and the watchers that use them.
+func (a *Arbiter) sameAddress(cfg *config.Config, old *snapshot) (moved []*sockets.Socket, users []*Watcher) {
+	for _, spec := range cfg.Sockets {
+		for _, s := range old.sockets {
+			o := s.Spec()
+			if o.Name != spec.Name || o == spec {
+				continue
+			}
+			if (spec.Path != "" && spec.Path == o.Path) || (spec.Path == "" && o.Path == "" && spec.Port != 0 &&
+				spec.Port == o.Port && spec.Host == o.Host) {
+				moved = append(moved, s)
+			}
+		}
+	}
+	for _, w := range old.watchers {
+		if slices.ContainsFunc(w.specSocks, func(s *sockets.Socket) bool { return slices.Contains(moved, s) }) {
+			users = append(users, w)
+		}
+	}
+	return moved, users
+}
+
+// restoreMoved binds the old specs of moved again after their new specs
+// failed to bind, and starts their watchers on them, so that a failed
+// reload leaves things as they were (with new pids).
+func (a *Arbiter) restoreMoved(moved []*sockets.Socket, users []*Watcher) {
+	old := a.snap.Load()
+	socks := slices.Clone(old.sockets)
+	for _, m := range moved {
+		s, err := sockets.Bind(m.Spec())
+		if err != nil {
+			a.log.Error("cannot bind the old socket again; its watchers stay stopped", "socket", m.Name(), "err", err)
+			return
+		}
+		socks[slices.Index(socks, m)] = s
+	}
+	for _, w := range users {
+		w.specSocks = watcherSockets(w.spec, socks)
+		if err := w.reconfigure(context.Background(), w.spec, w.specSocks); err != nil {
+			a.log.Error("restart on the old socket failed", "watcher", w.name, "err", err)
+		}
+	}
+	a.snap.Store(&snapshot{watchers: old.watchers, sockets: socks, cfg: old.cfg})
+}
+
+func socketNames(ss []*sockets.Socket) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.Name())
+	}
+	return out
+}
+
+func watcherNames(ws []*Watcher) []string {
+	var out []string
+	for _, w := range ws {
+		out = append(out, w.name)
+	}
+	return out
 }

@@ -121,3 +121,42 @@ numprocesses = 3
 		t.Errorf("old socket after a refused reload: pid %d, %v; want pid %d serving", pid, err, before[0])
 	}
 }
+
+// A socket changed at the same address (here its backlog) is bound again
+// and its workers restart on the new one: Circus's bug #772 leaves them on
+// the old socket and answers an error.
+func TestReloadSocketChangedAtSameAddress(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	ini := func(backlog int) string {
+		return fmt.Sprintf(`
+[socket:web]
+host = 127.0.0.1
+port = %d
+backlog = %d
+
+[watcher:web]
+cmd = WORKER serve --fd $(circus.sockets.web)
+
+[watcher:other]
+cmd = WORKER sleep
+`, port, backlog)
+	}
+	r := start(t, ini(64))
+	waitFor(t, "workers", 10*time.Second, func() bool { return len(r.pids(t, "web")) == 1 && len(r.pids(t, "other")) == 1 })
+	web, other := r.pids(t, "web"), r.pids(t, "other")
+	if err := r.Reload(context.Background(), loadINI(t, ini(128))); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := r.Sockets()[0].Spec().Backlog; got != 128 {
+		t.Errorf("backlog after reload = %d, want 128", got)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	pid, err := get(c, fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil || slices.Contains(web, pid) || !slices.Contains(r.pids(t, "web"), pid) {
+		t.Errorf("port %d answered by pid %d (%v); want a new web worker (old: %v, now: %v)", port, pid, err, web, r.pids(t, "web"))
+	}
+	if got := r.pids(t, "other"); !slices.Equal(got, other) {
+		t.Errorf("watcher without the socket: pids %v -> %v, want untouched", other, got)
+	}
+}
