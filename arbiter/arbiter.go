@@ -60,7 +60,7 @@ type Arbiter struct {
 	orphanc chan exitStatus
 	opc     chan op
 	started chan struct{}
-	done    chan struct{} // closed when Run stops taking requests
+	done    chan struct{}  // closed when Run stops taking requests
 	wg      sync.WaitGroup // watcher loops
 
 	// snap is what other goroutines may read: replaced, never modified,
