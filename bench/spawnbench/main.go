@@ -12,6 +12,11 @@
 //   - incr (issue 3): Watcher.Incr growing a one-worker pool to 50 until
 //     all are ready, against the floor starting 49 more beside one; target
 //     at most 1.2x.
+//   - restart (issue 3): the command table's restart of a pool of 10
+//     examples/httpworker (which drains on SIGTERM and reports readiness
+//     on $NOTIFY_SOCKET) while 4 clients send requests, until the reply
+//     and all 10 new workers' READY, against that pool's cold start;
+//     target at most 1.5x, and no failed request.
 //   - idle: this process's own CPU time (getrusage, children excluded) over
 //     -idle with -n workers up and quiet, and its VmRSS as it is then (no
 //     GC forced); target under 1% of a core and under 30 MB. The figures
@@ -54,7 +59,10 @@ import (
 	"time"
 )
 
-const workerPkg = "github.com/ringmaster-dev/ringmaster/bench/benchworker"
+const (
+	workerPkg     = "github.com/ringmaster-dev/ringmaster/bench/benchworker"
+	httpWorkerPkg = "github.com/ringmaster-dev/ringmaster/examples/httpworker"
+)
 
 type options struct {
 	n        int
@@ -109,6 +117,13 @@ func run(ctx context.Context, o options) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build %s: %w", workerPkg, err)
 	}
+	httpBin := filepath.Join(dir, "httpworker")
+	build = exec.CommandContext(ctx, "go", "build", "-o", httpBin, httpWorkerPkg)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build %s: %w", httpWorkerPkg, err)
+	}
 
 	fmt.Printf("spawnbench: %d workers, %d rounds, %d respawns, idle %v; GOMAXPROCS %d, %d CPUs\n",
 		o.n, o.rounds, o.respawns, o.idle, runtime.GOMAXPROCS(0), runtime.NumCPU())
@@ -129,7 +144,10 @@ func run(ctx context.Context, o options) error {
 			i+1, ms(f.cold), ms(r.cold), ms(r.launched))
 	}
 	report(os.Stdout, o, fl, rm)
-	return incrRounds(ctx, dir, bin, o.rounds)
+	if err := incrRounds(ctx, dir, bin, o.rounds); err != nil {
+		return err
+	}
+	return restartRounds(ctx, dir, httpBin, o.rounds)
 }
 
 // floorPhase runs the bare launcher: a cold start and, when full, the

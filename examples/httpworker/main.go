@@ -20,6 +20,9 @@
 // On SIGTERM or SIGINT it stops accepting, lets in-flight requests finish
 // (at most --drain, which should be below the watcher's graceful_timeout so
 // the arbiter never has to SIGKILL it) and exits 0.
+//
+// Once it serves, it sends "READY=1" to $NOTIFY_SOCKET when that is set
+// (systemd's sd_notify), so a supervisor can tell when it is ready.
 package main
 
 import (
@@ -162,6 +165,9 @@ func serve(ln net.Listener, drain time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Printf("serving on %s", ln.Addr())
+	if err := sdNotify(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid())); err != nil {
+		log.Printf("sd_notify: %v", err)
+	}
 
 	select {
 	case err := <-errc:
@@ -186,4 +192,24 @@ func serve(ln net.Listener, drain time.Duration) error {
 	}
 	log.Printf("stopped")
 	return nil
+}
+
+// sdNotify tells a supervisor that listens on $NOTIFY_SOCKET (systemd's
+// Type=notify protocol) that the worker serves, so that one which waits
+// for readiness can count it; without the variable it does nothing.
+func sdNotify(msg string) error {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return nil
+	}
+	if path[0] == '@' {
+		path = "\x00" + path[1:] // an abstract socket
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte(msg))
+	return err
 }
