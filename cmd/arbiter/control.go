@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +19,9 @@ import (
 // lateTable lets the control endpoint be bound before the arbiter exists
 // (so that an endpoint in use fails before any socket is bound) and
 // answer once the command table is there.
-type lateTable struct{ t atomic.Pointer[commands.Table] }
+type lateTable struct {
+	t atomic.Pointer[commands.Table]
+}
 
 func (l *lateTable) Handle(ctx context.Context, req control.Request) control.Reply {
 	return l.Accept(req)(ctx)
@@ -35,8 +42,34 @@ func listenControl(cfg *config.Config, h control.Handler, log *slog.Logger) (*co
 	if err != nil {
 		return nil, configErr(cfg, "endpoint", err)
 	}
+	if owner := cfg.Circus.EndpointOwner; owner != "" {
+		if err := chownEndpoint(cfg.Circus.Endpoint, owner); err != nil {
+			srv.Close()
+			return nil, configErr(cfg, "endpoint_owner", err)
+		}
+	}
 	log.Info("listening for commands", "endpoint", srv.Addr())
 	return srv, nil
+}
+
+// chownEndpoint gives an ipc endpoint's socket file to owner, as Circus's
+// endpoint_owner does, so that a user other than the arbiter's may drive
+// it while the file stays mode 0600. A tcp endpoint has no file: refused,
+// since the option would then protect nothing.
+func chownEndpoint(endpoint, owner string) error {
+	path, ok := strings.CutPrefix(endpoint, "ipc://")
+	if !ok {
+		return fmt.Errorf("endpoint_owner %q needs an ipc:// endpoint, not %s", owner, endpoint)
+	}
+	u, err := user.Lookup(owner)
+	if err != nil {
+		if u, err = user.LookupId(owner); err != nil {
+			return fmt.Errorf("unknown user %q", owner)
+		}
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(path, uid, gid)
 }
 
 // closeControl sends the replies still owed (quit's, typically), for at
