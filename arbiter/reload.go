@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/config"
@@ -27,15 +28,22 @@ type reloadOp struct {
 // Reload replaces every worker gracefully and returns when the old ones
 // are gone: all new workers first, then the old ones stopped (Circus's
 // graceful reload), or with sequential one at a time, warmup_delay apart. A
-// stopped watcher is started. The watcher publishes reload when done.
+// stopped watcher is started. With send_hup the workers are sent SIGHUP
+// instead, and stay. The watcher publishes reload when done.
 func (w *Watcher) Reload(ctx context.Context, sequential bool) error {
-	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, nil, nil, sequential) })
+	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, nil, nil, sequential, true) })
+}
+
+// Restart is Reload replacing every worker even with send_hup: new workers
+// first, then the old ones stopped.
+func (w *Watcher) Restart(ctx context.Context) error {
+	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, nil, nil, false, false) })
 }
 
 // reconfigure is Reload with new options and sockets: the new workers get
 // them, the old ones keep theirs until they stop.
 func (w *Watcher) reconfigure(ctx context.Context, cfg *config.Watcher, socks []*sockets.Socket) error {
-	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, cfg, socks, false) })
+	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, cfg, socks, false, false) })
 }
 
 // Incr changes the number of workers by delta (negative: fewer, never
@@ -70,10 +78,11 @@ func (w *Watcher) setNumProcesses(ctx context.Context, cfg *config.Watcher) erro
 	})
 }
 
-func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*sockets.Socket, sequential bool) {
+// hup lets send_hup turn the reload into a SIGHUP to each worker.
+func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*sockets.Socket, sequential, hup bool) {
 	if w.reload != nil {
 		// One at a time, in order: this one starts when the running one ends.
-		w.queued = append(w.queued, func() { w.beginReload(reply, cfg, socks, sequential) })
+		w.queued = append(w.queued, func() { w.beginReload(reply, cfg, socks, sequential, hup) })
 		return
 	}
 	if cfg != nil {
@@ -81,6 +90,21 @@ func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*
 	}
 	if w.state == Stopped || w.state == Stopping {
 		w.beginStart(reply, true)
+		return
+	}
+	if hup && w.cfg.SendHup {
+		// send_hup: the workers reload themselves (a server that re-reads
+		// its code on SIGHUP); nothing is replaced.
+		for _, p := range w.procs {
+			if !p.stopping && !p.retiring {
+				if err := p.proc.Signal(syscall.SIGHUP); err != nil {
+					w.log.Warn("signal failed", "pid", p.Pid, "signal", syscall.SIGHUP, "err", err)
+				}
+			}
+		}
+		w.log.Info("reloaded", "send_hup", true)
+		w.emit(pubsub.Event{Kind: pubsub.Reload})
+		reply <- nil
 		return
 	}
 	op := &reloadOp{sequential: sequential, reply: reply}

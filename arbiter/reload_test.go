@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -158,5 +159,44 @@ cmd = WORKER sleep
 	}
 	if got := r.pids(t, "other"); !slices.Equal(got, other) {
 		t.Errorf("watcher without the socket: pids %v -> %v, want untouched", other, got)
+	}
+}
+
+// With send_hup, Reload sends each worker SIGHUP and keeps it (a server
+// that reloads itself); Restart still replaces the workers.
+func TestReloadSendHup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := start(t, fmt.Sprintf(`
+[watcher:hup]
+cmd = /bin/sh
+args = -c 'trap "echo hup >> %[1]s/$$" HUP; touch %[1]s/$$; while :; do sleep 0.05; done'
+send_hup = true
+numprocesses = 2
+`, dir))
+	waitFor(t, "2 workers", 10*time.Second, func() bool { return len(r.pids(t, "hup")) == 2 })
+	before := r.pids(t, "hup")
+	for _, pid := range before {
+		// The file says the trap is set: a SIGHUP before it would kill.
+		waitFor(t, "the trap", 10*time.Second, func() bool { _, err := os.Stat(fmt.Sprintf("%s/%d", dir, pid)); return err == nil })
+	}
+	w := r.Watcher("hup")
+	if err := w.Reload(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range before {
+		waitFor(t, fmt.Sprintf("worker %d to get SIGHUP", pid), 10*time.Second, func() bool {
+			b, _ := os.ReadFile(fmt.Sprintf("%s/%d", dir, pid))
+			return strings.Contains(string(b), "hup")
+		})
+	}
+	if got := r.pids(t, "hup"); !slices.Equal(got, before) {
+		t.Errorf("pids after a send_hup reload %v -> %v, want the same", before, got)
+	}
+	if err := w.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.pids(t, "hup"); len(got) != 2 || slices.Contains(got, before[0]) || slices.Contains(got, before[1]) {
+		t.Errorf("pids after Restart %v -> %v, want 2 new workers", before, got)
 	}
 }

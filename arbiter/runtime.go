@@ -226,7 +226,7 @@ func (a *Arbiter) Set(ctx context.Context, name string, cfg *config.Watcher, key
 			if !resized {
 				cfg.NumProcesses = w.target
 			}
-			w.beginReload(reply, cfg, socks, false)
+			w.beginReload(reply, cfg, socks, false, false)
 			return
 		}
 		w.cfg, w.socks = cfg, socks

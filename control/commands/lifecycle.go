@@ -176,23 +176,31 @@ func cmdStop(t *Table, req control.Request) (job, *control.Error) {
 // A stopped watcher is started.
 func cmdRestart(t *Table, req control.Request) (job, *control.Error) {
 	return lifecycle(t, req, func(ctx context.Context, w *arbiter.Watcher) (control.Reply, error) {
-		return reloadOne(ctx, w, true, false)
+		return replace(ctx, w, w.Restart)
 	}, t.a.Restart, false)
 }
 
 // reloadOne reloads w gracefully (new workers first, or one at a time with
 // sequential) or, not graceful, stops and starts it.
 func reloadOne(ctx context.Context, w *arbiter.Watcher, graceful, sequential bool) (control.Reply, error) {
+	return replace(ctx, w, func(ctx context.Context) error {
+		if graceful {
+			return w.Reload(ctx, sequential)
+		}
+		if err := w.Stop(ctx); err != nil {
+			return err
+		}
+		return w.Start(ctx)
+	})
+}
+
+// replace runs f and answers Circus's info of what it changed.
+func replace(ctx context.Context, w *arbiter.Watcher, f func(context.Context) error) (control.Reply, error) {
 	before, err := pids(ctx, w)
 	if err != nil {
 		return control.Reply{}, err
 	}
-	if graceful {
-		err = w.Reload(ctx, sequential)
-	} else if err = w.Stop(ctx); err == nil {
-		err = w.Start(ctx)
-	}
-	if err != nil {
+	if err = f(ctx); err != nil {
 		return control.Reply{}, err
 	}
 	after, err := pids(ctx, w)
