@@ -3,6 +3,7 @@ package arbiter
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -332,9 +333,12 @@ func (a *Arbiter) reapOrphans(stop <-chan struct{}) {
 
 // Reload applies a new configuration to a running arbiter: sockets whose
 // spec changed are bound anew first (so a failure changes nothing);
-// watchers that are new start, those gone stop, those whose options or
-// sockets changed are stopped and started again with the new options, and
-// unchanged ones are not touched (same pids). It returns when done.
+// watchers that are new start, those gone stop, those whose numprocesses
+// alone changed are resized, those whose options or sockets changed are
+// reloaded gracefully (new workers first) with the new options, and
+// unchanged ones are not touched (same pids). It returns when done; a
+// watcher whose reload failed (its new workers could not start, so its old
+// ones kept running) makes it return an error naming it.
 func (a *Arbiter) Reload(ctx context.Context, cfg *config.Config) error {
 	return a.do(ctx, func(ctx context.Context) error { return a.apply(ctx, cfg) })
 }
@@ -382,6 +386,8 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		w          *Watcher
 		cfg        *config.Watcher
 		socks      []*sockets.Socket
+		oldSpec    *config.Watcher
+		oldSocks   []*sockets.Socket
 		resizeOnly bool
 	}
 	var changes []change
@@ -404,7 +410,8 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		if reflect.DeepEqual(w.spec, nc) && slices.Equal(w.specSocks, ns) {
 			continue
 		}
-		changes = append(changes, change{w: w, cfg: nc, socks: ns, resizeOnly: onlyNumProcesses(w.spec, nc) && slices.Equal(w.specSocks, ns)})
+		changes = append(changes, change{w: w, cfg: nc, socks: ns, oldSpec: w.spec, oldSocks: w.specSocks,
+			resizeOnly: onlyNumProcesses(w.spec, nc) && slices.Equal(w.specSocks, ns)})
 		w.spec, w.specSocks = nc, ns
 	}
 	a.stopWatchers(gone)
@@ -426,20 +433,26 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	// new workers start before its old ones stop, on the new sockets if
 	// those changed, so a moved socket is served without a gap.
 	var wg sync.WaitGroup
-	for _, c := range changes {
+	errs := make([]error, len(changes))
+	for i, c := range changes {
 		wg.Go(func() {
-			var err error
 			if c.resizeOnly {
-				err = c.w.setNumProcesses(ctx, c.cfg)
+				errs[i] = c.w.setNumProcesses(ctx, c.cfg)
 			} else {
-				err = c.w.reconfigure(ctx, c.cfg, c.socks)
+				errs[i] = c.w.reconfigure(ctx, c.cfg, c.socks)
 			}
-			if err != nil {
-				a.log.Error("reload failed", "watcher", c.w.name, "err", err)
+			if errs[i] != nil {
+				a.log.Error("reload failed", "watcher", c.w.name, "err", errs[i])
 			}
 		})
 	}
 	wg.Wait()
+	for i, c := range changes {
+		if errs[i] != nil {
+			// Not applied: the next reload compares against what runs.
+			c.w.spec, c.w.specSocks = c.oldSpec, c.oldSocks
+		}
+	}
 	for _, s := range old.sockets {
 		if !slices.Contains(socks, s) {
 			s.Close()
@@ -447,6 +460,9 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	a.startAll(ctx, fresh, 0)
 	a.emit(pubsub.Event{Kind: pubsub.ReloadConfig})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
 	a.log.Info("configuration reloaded", "reloaded", len(changes), "stopped", len(gone), "started", len(fresh),
 		"watchers_added", d.WatchersAdded, "watchers_removed", d.WatchersRemoved, "watchers_changed", d.WatchersChanged,
 		"sockets_added", d.SocketsAdded, "sockets_removed", d.SocketsRemoved, "sockets_changed", d.SocketsChanged)

@@ -23,6 +23,11 @@ type reloadOp struct {
 	// when the next may begin (warmup_delay after the last one's reap).
 	current    int
 	pauseUntil time.Time
+	// What the watcher ran before, restored if the new workers cannot be
+	// started at all: the old ones then keep serving.
+	prevCfg    *config.Watcher
+	prevSocks  []*sockets.Socket
+	prevTarget int
 }
 
 // Reload replaces every worker gracefully and returns when the old ones
@@ -85,6 +90,7 @@ func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*
 		w.queued = append(w.queued, func() { w.beginReload(reply, cfg, socks, sequential, hup) })
 		return
 	}
+	prevCfg, prevSocks, prevTarget := w.cfg, w.socks, w.target
 	if cfg != nil {
 		w.cfg, w.socks, w.target = cfg, socks, cfg.NumProcesses
 	}
@@ -107,7 +113,7 @@ func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*
 		reply <- nil
 		return
 	}
-	op := &reloadOp{sequential: sequential, reply: reply}
+	op := &reloadOp{sequential: sequential, reply: reply, prevCfg: prevCfg, prevSocks: prevSocks, prevTarget: prevTarget}
 	for _, p := range w.procs {
 		if !p.stopping && !p.retiring {
 			op.old = append(op.old, p.Pid)
@@ -235,4 +241,40 @@ func (w *Watcher) endReload(err error) {
 		w.queued = w.queued[1:]
 		next()
 	}
+}
+
+// abortReload gives up a reload whose new workers cannot be spawned (err,
+// max_retry times in a row) while old workers still run: the watcher goes
+// back to what it ran before, the old workers stay, any new one already
+// started is stopped, and the reload fails. It reports false when there is
+// no such reload, and the watcher then stops as usual.
+func (w *Watcher) abortReload(err error) bool {
+	op := w.reload
+	if op == nil {
+		return false
+	}
+	var kept int
+	for _, pid := range op.old {
+		if p := w.procs[pid]; p != nil && !p.stopping {
+			kept++
+		}
+	}
+	if kept == 0 {
+		return false
+	}
+	w.cfg, w.socks, w.target = op.prevCfg, op.prevSocks, op.prevTarget
+	w.spawnFails = 0
+	w.spawnAt = time.Time{}
+	for _, p := range w.procs {
+		switch {
+		case slices.Contains(op.old, p.Pid):
+			p.retiring = false
+		case !p.stopping:
+			w.stopProc(p) // a new worker: of the version that failed
+		}
+	}
+	w.log.Error("reload abandoned: the new workers cannot start; the old ones keep running", "err", err, "kept", kept)
+	w.endReload(fmt.Errorf("watcher %s: reload abandoned, the old workers keep running: new workers cannot start: %w", w.name, err))
+	w.reconcile()
+	return true
 }

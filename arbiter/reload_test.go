@@ -200,3 +200,33 @@ numprocesses = 2
 		t.Errorf("pids after Restart %v -> %v, want 2 new workers", before, got)
 	}
 }
+
+// A reload to workers that cannot be started (a missing program) is
+// abandoned after max_retry attempts: the old workers keep running, the
+// reload reports the failure, and a later reload of the same file tries
+// again rather than taking it for applied.
+func TestReloadToBrokenCommandKeepsOldWorkers(t *testing.T) {
+	t.Parallel()
+	r := start(t, "[watcher:web]\ncmd = WORKER sleep\nnumprocesses = 2\n")
+	waitFor(t, "2 workers", 10*time.Second, func() bool { return len(r.pids(t, "web")) == 2 })
+	before := r.pids(t, "web")
+	broken := loadINI(t, "[watcher:web]\ncmd = /nonexistent/program\nnumprocesses = 2\nmax_retry = 1\n")
+	for attempt := 1; attempt <= 2; attempt++ {
+		err := r.Reload(context.Background(), broken)
+		if err == nil || !strings.Contains(err.Error(), "old workers keep running") {
+			t.Fatalf("attempt %d: Reload = %v, want the reload abandoned", attempt, err)
+		}
+		if got := r.pids(t, "web"); !slices.Equal(got, before) {
+			t.Fatalf("attempt %d: pids %v -> %v, want the old workers kept", attempt, before, got)
+		}
+	}
+	st, _, err := r.Watcher("web").Info(context.Background())
+	if err != nil || st.String() != "active" {
+		t.Errorf("watcher state %v (%v), want active", st, err)
+	}
+	for _, pid := range before {
+		if gone(pid) {
+			t.Errorf("old worker %d gone", pid)
+		}
+	}
+}

@@ -394,6 +394,9 @@ func (w *Watcher) spawnOne() bool {
 		w.spawnFails++
 		w.log.Error("spawn failed", "wid", wid, "err", err, "attempt", w.spawnFails)
 		if w.cfg.MaxRetry >= 0 && w.spawnFails > w.cfg.MaxRetry {
+			if w.abortReload(err) {
+				return false
+			}
 			w.log.Error("giving up", "reason", "spawn failed", "attempts", w.spawnFails)
 			w.beginStop(fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err))
 			return false

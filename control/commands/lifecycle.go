@@ -322,7 +322,7 @@ func cmdSignal(t *Table, req control.Request) (job, *control.Error) {
 	if childpid != 0 && pid == 0 {
 		return job{}, control.Errorf(control.MessageError, "message invalid 'childpid' needs 'pid'")
 	}
-	return job{key: key(w), run: func(ctx context.Context) control.Reply {
+	return job{run: func(ctx context.Context) control.Reply {
 		if childpid != 0 {
 			return reply(w.SignalChild(ctx, int(pid), int(childpid), sig))
 		}

@@ -11,9 +11,11 @@
 // the order they arrived, and run one at a time; commands on different
 // watchers never wait for each other (Circus's single lock, and its errno 5
 // "arbiter is already running ...", are gone). Commands that only read run
-// at once. Commands that change the set of watchers or all of them (add,
-// rm, reloadconfig, and start, stop, restart or reload without a name)
-// share one more queue.
+// at once, and so does signal, so that a SIGCONT can reach workers whose
+// kill is still waiting out graceful_timeout. add and rm queue under the
+// watcher's name; commands on all watchers or several (reloadconfig, and
+// start, stop, restart or reload without a name or matching several) share
+// one more queue.
 package commands
 
 import (
