@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,10 @@ type Watcher struct {
 	specSocks []*sockets.Socket
 	runtime   bool // added by a command, not read from the file
 
+	// cur is cfg for other goroutines (Config): the loop stores it after
+	// every step that may have replaced cfg.
+	cur atomic.Pointer[config.Watcher]
+
 	// Owned by the loop.
 	cfg          *config.Watcher
 	socks        []*sockets.Socket
@@ -85,7 +90,7 @@ type Watcher struct {
 }
 
 func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
-	return &Watcher{
+	w := &Watcher{
 		name:   cfg.Name,
 		log:    log.With("watcher", cfg.Name),
 		pub:    pub,
@@ -102,7 +107,14 @@ func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, 
 		spec:      cfg,
 		specSocks: socks,
 	}
+	w.cur.Store(cfg)
+	return w
 }
+
+// Config returns the watcher's options as its loop last saw them, without
+// waiting for the loop: for checks that must not block. numprocesses is
+// the configured one; Options has the size resized since.
+func (w *Watcher) Config() *config.Watcher { return w.cur.Load() }
 
 // Name returns the watcher's name as configured.
 func (w *Watcher) Name() string { return w.name }
@@ -125,6 +137,9 @@ func (w *Watcher) run() {
 			w.tick()
 		case <-quit:
 			quit = nil
+		}
+		if w.cur.Load() != w.cfg {
+			w.cur.Store(w.cfg)
 		}
 		if quit == nil && len(w.procs) == 0 {
 			return

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // NewWatcher builds a watcher from options given at run time, as the
@@ -56,4 +57,27 @@ func fromOptions(name string, options map[string]string, flap flapping, env map[
 		return nil, err
 	}
 	return w, nil
+}
+
+// Fnmatch matches name against a shell pattern as Python's fnmatch does on
+// POSIX ('*', '?', '[seq]', '[!seq]'), for Circus's glob matching of
+// watcher names.
+func Fnmatch(pattern, name string) bool { return fnmatch(pattern, name) }
+
+// IsRlimit reports whether NAME of an rlimit_NAME key is a resource limit.
+func IsRlimit(name string) bool {
+	_, ok := rlimits[strings.ToLower(name)]
+	return ok
+}
+
+// IsWatcherKey reports whether key is one that a [watcher:] section gives
+// a meaning (cmd, numprocesses, rlimit_nofile, stdout_stream.class...);
+// any other is a free-form option, kept for plugins.
+func IsWatcherKey(key string) bool {
+	for _, p := range []string{"rlimit_", "stdout_stream.", "stderr_stream.", "hooks."} {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return slices.Contains(watcherKeys, key)
 }

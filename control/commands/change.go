@@ -65,6 +65,9 @@ func watcherOptions(raw map[string]json.RawMessage) (opts map[string]string, env
 		case k == "uid" || k == "gid":
 			switch x := val.(type) {
 			case json.Number:
+				if strings.ContainsAny(x.String(), ".eE") {
+					return bad("'%s' isn't an integer or string", k)
+				}
 				opts[k] = x.String()
 			case string:
 				opts[k] = x
@@ -103,7 +106,7 @@ func watcherOptions(raw map[string]json.RawMessage) (opts map[string]string, env
 		case k == "hooks":
 			m, ok := val.(map[string]any)
 			if !ok {
-				return bad("'%s' isn't a valid hook dict", string(v))
+				return bad("%s isn't a valid hook dict", pyRepr(val))
 			}
 			for hk, hv := range m {
 				if !slices.Contains(hookNames, hk) {
@@ -140,13 +143,16 @@ func watcherOptions(raw map[string]json.RawMessage) (opts map[string]string, env
 				opts[k+"."+sk] = s
 			}
 		case strings.HasPrefix(k, "rlimit_"):
+			if !config.IsRlimit(strings.TrimPrefix(k, "rlimit_")) {
+				return bad("'%s' isn't a valid rlimit setting", k)
+			}
 			if val == nil {
 				opts[k] = "" // Circus's null: infinity
 				break
 			}
 			n, ok := val.(json.Number)
 			if !ok || strings.ContainsAny(n.String(), ".eE") {
-				return bad("%s rlimit value isn't a valid int", string(v))
+				return bad("%s rlimit value isn't a valid int", pyRepr(val))
 			}
 			opts[k] = n.String()
 		default: // cmd, args, working_dir, stream options
@@ -181,13 +187,13 @@ func objectProp(req control.Request, key string) (map[string]json.RawMessage, *c
 	}
 	var m map[string]json.RawMessage
 	if len(v) == 0 || v[0] != '{' || json.Unmarshal(v, &m) != nil {
-		return nil, control.Errorf(control.MessageError, "message invalid '%s' must be an object", key)
+		return nil, control.Errorf(control.MessageError, "'%s' property should be an object", key)
 	}
 	return m, nil
 }
 
 func cmdSet(t *Table, req control.Request) (job, *control.Error) {
-	w, e := t.watcher(req)
+	g, e := t.target(req)
 	if e != nil {
 		return job{}, e
 	}
@@ -202,7 +208,18 @@ func cmdSet(t *Table, req control.Request) (job, *control.Error) {
 	if e != nil {
 		return job{}, e
 	}
-	return job{key: key(w), async: true, run: func(ctx context.Context) control.Reply {
+	if w := t.a.Watcher(g.name); w != nil {
+		// Checked now as well as when it runs, so that a bad value is an
+		// error reply even without waiting.
+		if _, err := w.Config().With(opts); err != nil {
+			return job{}, control.Errorf(control.MessageError, "%v", err)
+		}
+	}
+	return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
+		w, nf := g.get()
+		if nf != nil {
+			return *nf
+		}
 		cur, err := w.Options(ctx)
 		if err != nil {
 			return failure(err)
@@ -255,20 +272,41 @@ func cmdAdd(t *Table, req control.Request) (job, *control.Error) {
 	if args != "" {
 		opts["args"] = args
 	}
-	return job{key: strings.ToLower(name), async: true, run: func(ctx context.Context) control.Reply {
-		wc, err := config.NewWatcher(name, opts, env)
-		if err != nil {
-			return failure(err)
+	wc, err := config.NewWatcher(name, opts, env)
+	if err != nil {
+		return job{}, control.Errorf(control.MessageError, "%v", err)
+	}
+	key := strings.ToLower(name)
+	t.mu.Lock()
+	t.adding[key]++
+	t.mu.Unlock()
+	done := func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.adding[key]--; t.adding[key] == 0 {
+			delete(t.adding, key)
 		}
-		w, err := t.a.Add(ctx, wc, start)
-		if err != nil {
+	}
+	var w *arbiter.Watcher
+	// The watcher is created in the command's turn, before the reply,
+	// waiting or not, as Circus's add does: a taken name is an error
+	// reply and a command sent next finds it. Only the start may run on.
+	return job{key: key, async: true, check: func(ctx context.Context) *control.Error {
+		defer done()
+		var err error
+		if w, err = t.a.Add(ctx, wc, false); err != nil {
 			if errors.Is(err, arbiter.ErrExists) {
-				return control.Failf(control.CommandError, "'%s' already exist", name)
+				return control.Errorf(control.CommandError, "'%s' already exist", name)
 			}
-			return failure(err)
+			return failure(err).Err
 		}
+		return nil
+	}, run: func(ctx context.Context) control.Reply {
 		if !start {
 			return control.OK()
+		}
+		if err := w.Start(ctx); err != nil {
+			return failure(err)
 		}
 		ps, err := pids(ctx, w)
 		return reply(err, field("started", ps), field("kept", []int{}))
@@ -276,7 +314,7 @@ func cmdAdd(t *Table, req control.Request) (job, *control.Error) {
 }
 
 func cmdRm(t *Table, req control.Request) (job, *control.Error) {
-	w, e := t.watcher(req)
+	g, e := t.target(req)
 	if e != nil {
 		return job{}, e
 	}
@@ -284,31 +322,25 @@ func cmdRm(t *Table, req control.Request) (job, *control.Error) {
 	if e != nil {
 		return job{}, e
 	}
-	return job{key: key(w), async: true, run: func(ctx context.Context) control.Reply {
-		return reply(t.a.Remove(ctx, w.Name(), nostop))
+	return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
+		if _, nf := g.get(); nf != nil {
+			return *nf
+		}
+		return reply(t.a.Remove(ctx, g.name, nostop))
 	}}, nil
 }
 
 // cmdReloadConfig reads the file before it answers, even without waiting:
 // a file that does not load is an error reply, and nothing changes.
-func cmdReloadConfig(t *Table, req control.Request) (job, *control.Error) {
-	waiting, e := req.BoolOr("waiting", false)
-	if e != nil {
-		return job{}, e
-	}
-	return job{key: allKey, run: func(ctx context.Context) control.Reply {
-		cfg, err := config.Load(t.a.Config().File)
-		if err != nil {
-			return control.Failf(control.MessageError, "reloadconfig: %v; nothing was changed", strings.ReplaceAll(err.Error(), "\n", "; "))
+func cmdReloadConfig(t *Table, _ control.Request) (job, *control.Error) {
+	var cfg *config.Config
+	return job{key: allKey, async: true, check: func(context.Context) *control.Error {
+		var err error
+		if cfg, err = config.Load(t.a.Config().File); err != nil {
+			return control.Errorf(control.MessageError, "reloadconfig: %v; nothing was changed", strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
-		if !waiting {
-			t.wg.Go(func() {
-				if err := t.a.Reload(t.ctx, cfg); err != nil {
-					t.log.Error("reloadconfig failed", "err", err)
-				}
-			})
-			return control.OK()
-		}
+		return nil
+	}, run: func(ctx context.Context) control.Reply {
 		return reply(t.a.Reload(ctx, cfg))
 	}}, nil
 }
@@ -331,4 +363,14 @@ func cmdQuit(t *Table, req control.Request) (job, *control.Error) {
 		}
 		return control.OK()
 	})
+}
+
+// pyRepr renders a decoded JSON value roughly as Python's repr does in
+// Circus's messages: strings in single quotes, numbers and the rest as JSON.
+func pyRepr(v any) string {
+	if s, ok := v.(string); ok {
+		return "'" + strings.ReplaceAll(s, "'", `\'`) + "'"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }

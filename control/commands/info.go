@@ -52,7 +52,7 @@ func cmdStatus(t *Table, req control.Request) (job, *control.Error) {
 				if err != nil {
 					return failure(err)
 				}
-				st = append(st, field(strings.ToLower(w.Name()), s.String()))
+				st = append(st, field(w.Name(), s.String()))
 			}
 			return control.OK(field("statuses", st))
 		})
@@ -80,6 +80,7 @@ func (t *Table) sorted() []*arbiter.Watcher {
 }
 
 func cmdNumProcesses(t *Table, req control.Request) (job, *control.Error) {
+	name, _ := req.StringOr("name", "") // echoed as sent, as Circus does
 	if !req.Has("name") {
 		return now(func(ctx context.Context) control.Reply {
 			n := 0
@@ -99,7 +100,7 @@ func cmdNumProcesses(t *Table, req control.Request) (job, *control.Error) {
 	}
 	return now(func(ctx context.Context) control.Reply {
 		ps, err := pids(ctx, w)
-		return reply(err, field("numprocesses", len(ps)), field("watcher_name", w.Name()))
+		return reply(err, field("numprocesses", len(ps)), field("watcher_name", name))
 	})
 }
 
@@ -138,9 +139,11 @@ func options(o *config.Watcher) map[string]any {
 		env = map[string]string{}
 	}
 	m := map[string]any{}
-	// Free-form keys first, so that Circus's own names win a clash.
+	// Free-form keys, as Circus lists them beside its own.
 	for k, v := range o.Options {
-		m[k] = v
+		if !config.IsWatcherKey(k) {
+			m[k] = v
+		}
 	}
 	maps.Copy(m, map[string]any{
 		"numprocesses":       o.NumProcesses,
@@ -261,7 +264,7 @@ func cmdGlobalOptions(t *Table, req control.Request) (job, *control.Error) {
 				return control.OK(field("options", control.Object{f}))
 			}
 		}
-		return control.Failf(control.MessageError, "'%s' option not found", name)
+		return control.Failf(control.MessageError, "'%s' not an existing option", name)
 	})
 }
 
@@ -328,10 +331,11 @@ func cmdStats(t *Table, req control.Request) (job, *control.Error) {
 	if e != nil {
 		return job{}, e
 	}
+	name, _ := req.String("name") // echoed as sent, as Circus does
 	if !req.Has("process") {
 		return now(func(ctx context.Context) control.Reply {
 			in, err := t.infoOf(ctx, w, extended)
-			return reply(err, field("name", w.Name()), field("info", in))
+			return reply(err, field("name", name), field("info", in))
 		})
 	}
 	pid, e := intish(req, "process", 0)
@@ -345,7 +349,7 @@ func cmdStats(t *Table, req control.Request) (job, *control.Error) {
 		}
 		i := slices.IndexFunc(procs, func(p arbiter.ProcessInfo) bool { return p.Pid == int(pid) })
 		if i < 0 {
-			return control.Failf(control.MessageError, "process %d not found in '%s'", pid, w.Name())
+			return control.Failf(control.MessageError, "process %d not found in '%s'", pid, name)
 		}
 		p := procs[i]
 		in, err := t.sampler.Process(stats.Process{Pid: p.Pid, Wid: p.Wid, Started: p.Started}, extended)

@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -36,10 +35,7 @@ func (t *Table) match(req control.Request) ([]*arbiter.Watcher, bool, *control.E
 	case "simple":
 		ok = func(n string) bool { return n == pattern }
 	case "glob":
-		if _, err := path.Match(pattern, ""); err != nil {
-			return nil, true, control.Errorf(control.MessageError, "bad glob %q: %v", name, err)
-		}
-		ok = func(n string) bool { m, _ := path.Match(pattern, n); return m }
+		ok = func(n string) bool { return config.Fnmatch(pattern, n) }
 	case "regex":
 		re, err := regexp.Compile(`^(?:` + pattern + `)`)
 		if err != nil {
@@ -118,6 +114,24 @@ func lifecycle(t *Table, req control.Request, one func(ctx context.Context, w *a
 	all func(ctx context.Context) error, reverse bool) (job, *control.Error) {
 	ws, named, e := t.match(req)
 	if e != nil {
+		if name, _ := req.StringOr("name", ""); e.Errno == control.MessageError && strings.HasPrefix(e.Reason, "program ") {
+			// Not there yet, but perhaps an add queued before creates it.
+			g, ge := t.target(req)
+			if ge != nil || strings.ContainsAny(name, "*?[") {
+				return job{}, e
+			}
+			return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
+				w, nf := g.get()
+				if nf != nil {
+					return *nf
+				}
+				rep, err := one(ctx, w)
+				if err != nil {
+					return failure(err)
+				}
+				return rep
+			}}, nil
+		}
 		return job{}, e
 	}
 	if !named {
@@ -224,11 +238,15 @@ func cmdReload(t *Table, req control.Request) (job, *control.Error) {
 			return reply(t.a.ReloadAll(ctx, sequential))
 		}}, nil
 	}
-	w, e := t.watcher(req)
+	g, e := t.target(req)
 	if e != nil {
 		return job{}, e
 	}
-	return job{key: key(w), async: true, run: func(ctx context.Context) control.Reply {
+	return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
+		w, nf := g.get()
+		if nf != nil {
+			return *nf
+		}
 		rep, err := reloadOne(ctx, w, graceful, sequential)
 		if err != nil {
 			return failure(err)
@@ -239,7 +257,7 @@ func cmdReload(t *Table, req control.Request) (job, *control.Error) {
 
 // cmdIncr is incr (sign 1) and decr (-1).
 func cmdIncr(t *Table, req control.Request, sign int) (job, *control.Error) {
-	w, e := t.watcher(req)
+	g, e := t.target(req)
 	if e != nil {
 		return job{}, e
 	}
@@ -250,7 +268,18 @@ func cmdIncr(t *Table, req control.Request, sign int) (job, *control.Error) {
 	if nb < 0 {
 		return job{}, control.Errorf(control.MessageError, "message invalid 'nb' must be a positive integer")
 	}
-	return job{key: key(w), async: true, run: func(ctx context.Context) control.Reply {
+	if w := t.a.Watcher(g.name); w != nil && w.Config().Singleton {
+		// Circus answers this at once, waiting or not.
+		return now(func(ctx context.Context) control.Reply {
+			o, err := w.Options(ctx)
+			return reply(err, field("numprocesses", o.NumProcesses), field("singleton", true))
+		})
+	}
+	return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
+		w, nf := g.get()
+		if nf != nil {
+			return *nf
+		}
 		o, err := w.Options(ctx)
 		if err != nil {
 			return failure(err)
@@ -264,7 +293,7 @@ func cmdIncr(t *Table, req control.Request, sign int) (job, *control.Error) {
 }
 
 func cmdKill(t *Table, req control.Request) (job, *control.Error) {
-	w, e := t.watcher(req)
+	g, e := t.target(req)
 	if e != nil {
 		return job{}, e
 	}
@@ -285,7 +314,11 @@ func cmdKill(t *Table, req control.Request) (job, *control.Error) {
 	if timeout < 0 {
 		return job{}, control.Errorf(control.MessageError, "message invalid 'graceful_timeout' must not be negative")
 	}
-	return job{key: key(w), async: true, run: func(ctx context.Context) control.Reply {
+	return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
+		w, nf := g.get()
+		if nf != nil {
+			return *nf
+		}
 		err := w.Kill(ctx, int(pid), sig, time.Duration(timeout*float64(time.Second)))
 		if errors.Is(err, arbiter.ErrNoProcess) {
 			err = nil // Circus answers ok for a pid that is gone
@@ -360,7 +393,7 @@ func floatish(req control.Request, key string, def float64) (float64, *control.E
 func signum(req control.Request, key string) (syscall.Signal, *control.Error) {
 	if n, e := req.Int(key); e == nil {
 		if n <= 0 || n > 64 {
-			return 0, control.Errorf(control.MessageError, "message invalid '%s': no signal %d", key, n)
+			return 0, control.Errorf(control.MessageError, "signal invalid")
 		}
 		return syscall.Signal(n), nil
 	}
@@ -370,7 +403,7 @@ func signum(req control.Request, key string) (syscall.Signal, *control.Error) {
 	}
 	sig, err := config.ParseSignal(s)
 	if err != nil {
-		return 0, control.Errorf(control.MessageError, "message invalid '%s': %v", key, err)
+		return 0, control.Errorf(control.MessageError, "signal invalid")
 	}
 	return sig, nil
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -63,20 +64,27 @@ type Table struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	queues map[string]*queue // by lower-cased watcher name, or allKey
+	mu      sync.Mutex
+	pending []*entry       // queued commands in arrival order, running ones included
+	adding  map[string]int // pending adds by lower-cased name
 }
 
-// allKey is the queue of commands on the set of watchers or on all of them.
+// allKey is the key of commands on all watchers or several: they wait for
+// every command before them and every command after them waits for them.
 const allKey = "\x00all"
 
-type queue struct {
-	jobs []func()
+// entry is one queued command.
+type entry struct {
+	key     string // lower-cased watcher name, or allKey
+	run     func()
+	started bool
 }
+
+func conflicts(a, b string) bool { return a == allKey || b == allKey || a == b }
 
 // New returns the command table of a.
 func New(a *arbiter.Arbiter, opts Options) (*Table, error) {
-	t := &Table{a: a, opts: opts, log: opts.Logger, sampler: opts.Sampler, src: stats.FromArbiter(a), queues: map[string]*queue{}}
+	t := &Table{a: a, opts: opts, log: opts.Logger, sampler: opts.Sampler, src: stats.FromArbiter(a), adding: map[string]int{}}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -106,9 +114,14 @@ func (t *Table) Handle(ctx context.Context, req control.Request) control.Reply {
 type job struct {
 	// key is the queue ("" runs at once: the command only reads).
 	key string
-	// async commands honour waiting: without it the reply is sent at
-	// once and run's result only logged.
+	// async commands honour waiting: without it the reply is sent once
+	// check passed (at once if there is no check) and run's result is
+	// only logged.
 	async bool
+	// check, when set, runs in the command's turn before run; its error
+	// is the reply, waiting or not (a duplicate add, a file that does not
+	// load).
+	check func(ctx context.Context) *control.Error
 	run   func(ctx context.Context) control.Reply
 }
 
@@ -180,55 +193,110 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 		return j.run
 	}
 	done := make(chan control.Reply, 1)
+	checked := make(chan *control.Error, 1)
 	cmd := strings.ToLower(req.Command)
 	t.enqueue(j.key, func() {
+		if j.check != nil {
+			if e := j.check(t.ctx); e != nil {
+				checked <- e
+				done <- control.Fail(e)
+				return
+			}
+		}
+		checked <- nil
 		rep := j.run(t.ctx)
 		if !waiting && rep.Err != nil {
 			t.log.Error("command failed", "command", cmd, "err", rep.Err.Reason)
 		}
 		done <- rep
 	})
-	if !waiting {
-		return func(context.Context) control.Reply { return control.OK() }
-	}
-	return func(ctx context.Context) control.Reply {
+	wait := func(ctx context.Context, c <-chan control.Reply) control.Reply {
 		select {
-		case rep := <-done:
+		case rep := <-c:
 			return rep
 		case <-ctx.Done():
 			return control.Failf(control.CommandError, "%s: %v", cmd, ctx.Err())
 		}
 	}
+	if !waiting {
+		if j.check == nil {
+			return func(context.Context) control.Reply { return control.OK() }
+		}
+		return func(ctx context.Context) control.Reply {
+			select {
+			case e := <-checked:
+				if e != nil {
+					return control.Fail(e)
+				}
+				return control.OK()
+			case <-ctx.Done():
+				return control.Failf(control.CommandError, "%s: %v", cmd, ctx.Err())
+			}
+		}
+	}
+	return func(ctx context.Context) control.Reply { return wait(ctx, done) }
 }
 
-// enqueue runs f after everything queued before it under key; a queue's
-// goroutine lives while it has work.
+// enqueue runs f once every command queued before it that it conflicts
+// with (one on the same watcher, or one on all) has finished.
 func (t *Table) enqueue(key string, f func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	q, running := t.queues[key]
-	if !running {
-		q = &queue{}
-		t.queues[key] = q
-	}
-	q.jobs = append(q.jobs, f)
-	if running {
-		return
-	}
-	t.wg.Go(func() {
-		for {
-			t.mu.Lock()
-			if len(q.jobs) == 0 {
-				delete(t.queues, key)
-				t.mu.Unlock()
-				return
-			}
-			f := q.jobs[0]
-			q.jobs = q.jobs[1:]
-			t.mu.Unlock()
-			f()
+	t.pending = append(t.pending, &entry{key: key, run: f})
+	t.schedule()
+}
+
+// schedule starts every queued command that nothing before it blocks.
+// Called with mu held.
+func (t *Table) schedule() {
+	for i, e := range t.pending {
+		if e.started || slices.ContainsFunc(t.pending[:i], func(p *entry) bool { return conflicts(p.key, e.key) }) {
+			continue
 		}
-	})
+		e.started = true
+		t.wg.Go(func() {
+			e.run()
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.pending = slices.DeleteFunc(t.pending, func(x *entry) bool { return x == e })
+			t.schedule()
+		})
+	}
+}
+
+// target is a watcher named by a queued command. It is looked up when the
+// command runs, since an add queued before it may create it.
+type target struct {
+	t    *Table
+	name string
+}
+
+// target checks the request's required "name": a watcher that exists, or
+// one an add queued before will create.
+func (t *Table) target(req control.Request) (target, *control.Error) {
+	name, e := req.String("name")
+	if e != nil {
+		return target{}, e
+	}
+	t.mu.Lock()
+	adding := t.adding[strings.ToLower(name)] > 0
+	t.mu.Unlock()
+	if !adding && t.a.Watcher(name) == nil {
+		return target{}, notFound(name)
+	}
+	return target{t: t, name: name}, nil
+}
+
+func (g target) key() string { return strings.ToLower(g.name) }
+
+// get returns the watcher, or the reply that it is not found (removed
+// meanwhile, or its add failed).
+func (g target) get() (*arbiter.Watcher, *control.Reply) {
+	if w := g.t.a.Watcher(g.name); w != nil {
+		return w, nil
+	}
+	rep := control.Fail(notFound(g.name))
+	return nil, &rep
 }
 
 // watcher returns the watcher the request's required "name" names.
