@@ -110,7 +110,7 @@ numprocesses = 3
 	}
 	t.Logf("during the kill: %d ok, %d refused, %d other errors", ok.Load(), refused.Load(), other.Load())
 
-	reaps := r.events.of(pubsub.Reap)
+	reaps := r.events.Of(pubsub.Reap)
 	if len(reaps) == 0 || reaps[0].Pid != victim || reaps[0].ExitCode != -9 {
 		t.Errorf("reap events = %+v, want first for pid %d with exit code -9", reaps, victim)
 	}
@@ -142,16 +142,16 @@ flapping.retry_in = 3600
 		st, _, _ := w.Info(context.Background())
 		return st == arbiter.Stopped
 	})
-	if got := len(r.events.of(pubsub.Spawn)); got != 3 {
+	if got := len(r.events.Of(pubsub.Spawn)); got != 3 {
 		t.Errorf("spawns = %d, want 3 (the flapping limit)", got)
 	}
-	if f := r.events.of(pubsub.Flapping); len(f) != 1 || !strings.Contains(f[0].Reason, "3 deaths within 10s") {
+	if f := r.events.Of(pubsub.Flapping); len(f) != 1 || !strings.Contains(f[0].Reason, "3 deaths within 10s") {
 		t.Errorf("flapping events = %+v, want one saying 3 deaths within 10s", f)
 	}
 	if log := r.log.String(); !strings.Contains(log, "flapping: stopped") || !strings.Contains(log, "retry_in=1h0m0s") {
 		t.Errorf("log lacks a clear flapping line:\n%s", log)
 	}
-	for _, ev := range r.events.of(pubsub.Reap) {
+	for _, ev := range r.events.Of(pubsub.Reap) {
 		if ev.ExitCode != 3 {
 			t.Errorf("reap exit code = %d, want 3", ev.ExitCode)
 		}
@@ -178,7 +178,7 @@ graceful_timeout = 0.3
 	}
 	waitFor(t, "worker and grandchild gone", 10*time.Second, func() bool { return gone(pid) && gone(grandchild) })
 	var sigs []int
-	for _, ev := range r.events.of(pubsub.Kill) {
+	for _, ev := range r.events.Of(pubsub.Kill) {
 		sigs = append(sigs, ev.Signal)
 	}
 	if want := []int{int(syscall.SIGTERM), int(syscall.SIGKILL)}; fmt.Sprint(sigs) != fmt.Sprint(want) {
@@ -333,7 +333,7 @@ respawn = false
 	})
 	waitFor(t, "the orphan reaped", 10*time.Second, func() bool { return gone(orphan) })
 	waitFor(t, "an orphan event", 10*time.Second, func() bool {
-		for _, ev := range r.events.of(pubsub.Orphan) {
+		for _, ev := range r.events.Of(pubsub.Orphan) {
 			if ev.Pid == orphan {
 				return true
 			}

@@ -1,7 +1,6 @@
 package arbiter_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,100 +8,25 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-	"golang.org/x/sys/unix"
-
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
-	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
 // worker is the path of the testworker binary, built once.
 var worker string
 
-func TestMain(m *testing.M) {
-	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	dir, err := os.MkdirTemp("", "arbiter-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// Workers of the process-state test run as nobody and write here.
-	_ = os.Chmod(dir, 0o755)
-	worker, err = testproc.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := 0
-	func() {
-		defer os.RemoveAll(dir)
-		code = m.Run()
-		if code == 0 {
-			if err := goleak.Find(goleak.IgnoreTopFunction("os/signal.signal_recv"), goleak.IgnoreAnyFunction("os/signal.loop")); err != nil {
-				fmt.Fprintln(os.Stderr, "goleak:", err)
-				code = 1
-			}
-		}
-	}()
-	os.Exit(code)
-}
-
-// recorder is a Publisher that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []pubsub.Event
-}
-
-func (r *recorder) Publish(ev pubsub.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, ev)
-	r.mu.Unlock()
-}
-
-// of returns the events of one kind.
-func (r *recorder) of(kind pubsub.Kind) []pubsub.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []pubsub.Event
-	for _, ev := range r.events {
-		if ev.Kind == kind {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-// logBuf is a concurrency-safe log sink that also echoes to the test log.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	t   testing.TB
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	return l.t.Output().Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func TestMain(m *testing.M) { os.Exit(arbtest.Main(m, &worker)) }
 
 // running is an arbiter under test.
 type running struct {
 	*arbiter.Arbiter
-	events *recorder
-	log    *logBuf
+	events *arbtest.Events
+	log    *arbtest.LogBuf
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -126,7 +50,7 @@ func loadINI(t *testing.T, ini string) *config.Config {
 func start(t *testing.T, ini string) *running {
 	t.Helper()
 	cfg := loadINI(t, ini)
-	r := &running{events: &recorder{}, log: &logBuf{t: t}, done: make(chan error, 1)}
+	r := &running{events: &arbtest.Events{}, log: &arbtest.LogBuf{T: t}, done: make(chan error, 1)}
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug})), Publisher: r.events})
 	if err != nil {
 		t.Fatalf("arbiter.New: %v", err)
@@ -150,11 +74,11 @@ func (r *running) stop() {
 	select {
 	case err := <-r.done:
 		if err != nil {
-			r.log.t.Errorf("Run: %v", err)
+			r.log.T.Errorf("Run: %v", err)
 		}
 		r.done <- err // later calls return at once
 	case <-time.After(60 * time.Second):
-		r.log.t.Error("Run did not return within 60s of cancel")
+		r.log.T.Error("Run did not return within 60s of cancel")
 	}
 }
 

@@ -37,10 +37,10 @@ priority = 20
 	}
 	r.stop()
 	var starts, stops []string
-	for _, ev := range r.events.of(pubsub.Start) {
+	for _, ev := range r.events.Of(pubsub.Start) {
 		starts = append(starts, ev.Watcher)
 	}
-	for _, ev := range r.events.of(pubsub.Stop) {
+	for _, ev := range r.events.Of(pubsub.Stop) {
 		stops = append(stops, ev.Watcher)
 	}
 	// The arbiter's own start and stop (no watcher) come last of each.
@@ -132,7 +132,7 @@ graceful_timeout = 5
 	}
 	waitFor(t, "the child outside the group to die", 10*time.Second, func() bool { return gone(child) })
 	var killed []int
-	for _, ev := range r.events.of(pubsub.Kill) {
+	for _, ev := range r.events.Of(pubsub.Kill) {
 		killed = append(killed, ev.Pid)
 	}
 	if fmt.Sprint(killed) != fmt.Sprint([]int{pid, child}) {
@@ -150,25 +150,21 @@ cmd = WORKER sleep
 numprocesses = 2
 `)
 	w := r.Watcher("web")
-	r.events.mu.Lock()
-	from := len(r.events.events)
-	r.events.mu.Unlock()
+	from := len(r.events.All())
 	if err := w.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r.events.mu.Lock()
 	var kinds []string
-	for _, ev := range r.events.events[from:] {
+	for _, ev := range r.events.All()[from:] {
 		// Orphans of other tests' workers reach every arbiter in the
 		// process; only this watcher's events count.
 		if ev.Watcher == "web" {
 			kinds = append(kinds, ev.Kind.String())
 		}
 	}
-	r.events.mu.Unlock()
 	if got, want := fmt.Sprint(kinds), "[kill kill reap reap stop spawn spawn start]"; got != want {
 		t.Errorf("events of a restart = %s, want %s", got, want)
 	}

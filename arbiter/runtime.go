@@ -141,7 +141,6 @@ func (w *Watcher) abandon() {
 	}
 	clear(w.procs)
 	w.state = Stopped
-	w.target = w.cfg.NumProcesses
 	for _, r := range w.startWaiters {
 		r <- fmt.Errorf("watcher %s: %w: removed", w.name, ErrStopped)
 	}

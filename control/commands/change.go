@@ -276,23 +276,11 @@ func cmdAdd(t *Table, req control.Request) (job, *control.Error) {
 	if err != nil {
 		return job{}, control.Errorf(control.MessageError, "%v", err)
 	}
-	key := strings.ToLower(name)
-	t.mu.Lock()
-	t.adding[key]++
-	t.mu.Unlock()
-	done := func() {
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if t.adding[key]--; t.adding[key] == 0 {
-			delete(t.adding, key)
-		}
-	}
 	var w *arbiter.Watcher
 	// The watcher is created in the command's turn, before the reply,
 	// waiting or not, as Circus's add does: a taken name is an error
 	// reply and a command sent next finds it. Only the start may run on.
-	return job{key: key, async: true, check: func(ctx context.Context) *control.Error {
-		defer done()
+	return job{key: strings.ToLower(name), async: true, adds: true, check: func(ctx context.Context) *control.Error {
 		var err error
 		if w, err = t.a.Add(ctx, wc, false); err != nil {
 			if errors.Is(err, arbiter.ErrExists) {

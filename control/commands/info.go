@@ -13,6 +13,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/sockets"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
 
@@ -270,8 +271,9 @@ func cmdGlobalOptions(t *Table, req control.Request) (job, *control.Error) {
 
 func cmdListSockets(t *Table, _ control.Request) (job, *control.Error) {
 	return now(func(context.Context) control.Reply {
-		var out []control.Object
-		for _, s := range t.a.Sockets() {
+		socks := slices.SortedFunc(slices.Values(t.a.Sockets()), func(a, b *sockets.Socket) int { return a.FD() - b.FD() })
+		out := []control.Object{}
+		for _, s := range socks {
 			o := control.Object{field("fd", s.FD()), field("name", s.Name()), field("backlog", s.Spec().Backlog)}
 			if s.Spec().Path != "" {
 				o = append(o, field("path", s.Spec().Path))
@@ -279,10 +281,6 @@ func cmdListSockets(t *Table, _ control.Request) (job, *control.Error) {
 				o = append(o, field("host", s.Host()), field("port", s.Port()))
 			}
 			out = append(out, o)
-		}
-		slices.SortFunc(out, func(a, b control.Object) int { return a[0].Value.(int) - b[0].Value.(int) })
-		if out == nil {
-			out = []control.Object{}
 		}
 		return control.OK(field("sockets", out))
 	})

@@ -19,42 +19,43 @@ import (
 // method, as Circus's start, stop and restart do: the pattern and names
 // lower-cased; glob as fnmatch (whole name), regex as Python's re.match
 // (anchored at the start only), simple the exact name. They come in start
-// order (priority descending). No name: nil, meaning all.
-func (t *Table) match(req control.Request) ([]*arbiter.Watcher, bool, *control.Error) {
+// order (priority descending). literal is the lower-cased name when it can
+// match one name only (simple, or a glob without wildcards), "" otherwise.
+// No name: named is false, meaning all.
+func (t *Table) match(req control.Request) (ws []*arbiter.Watcher, literal string, named bool, e *control.Error) {
 	name, e := req.StringOr("name", "")
 	if e != nil || !req.Has("name") {
-		return nil, false, e
+		return nil, "", false, e
 	}
 	how, e := req.StringOr("match", "glob")
 	if e != nil {
-		return nil, true, e
+		return nil, "", true, e
 	}
 	var ok func(string) bool
 	pattern := strings.ToLower(name)
 	switch how {
 	case "simple":
-		ok = func(n string) bool { return n == pattern }
+		ok, literal = func(n string) bool { return n == pattern }, pattern
 	case "glob":
 		ok = func(n string) bool { return config.Fnmatch(pattern, n) }
+		if !strings.ContainsAny(pattern, "*?[") {
+			literal = pattern
+		}
 	case "regex":
 		re, err := regexp.Compile(`^(?:` + pattern + `)`)
 		if err != nil {
-			return nil, true, control.Errorf(control.MessageError, "bad regex %q: %v", name, err)
+			return nil, "", true, control.Errorf(control.MessageError, "bad regex %q: %v", name, err)
 		}
 		ok = re.MatchString
 	default:
-		return nil, true, control.Errorf(control.MessageError, "unknown match method %s", how)
+		return nil, "", true, control.Errorf(control.MessageError, "unknown match method %s", how)
 	}
-	var ws []*arbiter.Watcher
 	for _, w := range t.a.Watchers() {
 		if ok(strings.ToLower(w.Name())) {
 			ws = append(ws, w)
 		}
 	}
-	if len(ws) == 0 {
-		return nil, true, notFound(name)
-	}
-	return ws, true, nil
+	return ws, literal, true, nil
 }
 
 // pids lists a watcher's workers that are not on their way out, oldest
@@ -112,34 +113,29 @@ func each(ctx context.Context, ws []*arbiter.Watcher, f func(context.Context, *a
 // reverse), none named means all (start: the autostart ones).
 func lifecycle(t *Table, req control.Request, one func(ctx context.Context, w *arbiter.Watcher) (control.Reply, error),
 	all func(ctx context.Context) error, reverse bool) (job, *control.Error) {
-	ws, named, e := t.match(req)
+	ws, literal, named, e := t.match(req)
 	if e != nil {
-		if name, _ := req.StringOr("name", ""); e.Errno == control.MessageError && strings.HasPrefix(e.Reason, "program ") {
-			// Not there yet, but perhaps an add queued before creates it.
-			g, ge := t.target(req)
-			if ge != nil || strings.ContainsAny(name, "*?[") {
-				return job{}, e
-			}
-			return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
-				w, nf := g.get()
-				if nf != nil {
-					return *nf
-				}
-				rep, err := one(ctx, w)
-				if err != nil {
-					return failure(err)
-				}
-				return rep
-			}}, nil
-		}
 		return job{}, e
 	}
 	if !named {
 		return job{key: allKey, async: true, run: func(ctx context.Context) control.Reply { return reply(all(ctx)) }}, nil
 	}
-	if len(ws) == 1 {
-		w := ws[0]
-		return job{key: key(w), async: true, run: func(ctx context.Context) control.Reply {
+	var g target
+	switch {
+	case len(ws) == 1:
+		g = target{t: t, name: ws[0].Name()}
+	case len(ws) == 0 && literal != "" && t.isAdding(literal):
+		g = target{t: t, name: literal} // an add queued before creates it
+	case len(ws) == 0:
+		name, _ := req.String("name")
+		return job{}, notFound(name)
+	}
+	if g.t != nil {
+		return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
+			w, nf := g.get()
+			if nf != nil {
+				return *nf
+			}
 			rep, err := one(ctx, w)
 			if err != nil {
 				return failure(err)

@@ -194,7 +194,7 @@ cmd = WORKER sleep
 		{"graceful=false", `{"name": "pool", "graceful": false, "waiting": true}`},
 	} {
 		before := e.waitPool("pool", 2)
-		reloads := len(e.events.of(pubsub.Reload))
+		reloads := len(e.events.Of(pubsub.Reload))
 		rep := e.call("reload", tc.props)
 		after := e.pids("pool")
 		if len(after) != 2 || slices.ContainsFunc(after, func(p int) bool { return slices.Contains(before, p) }) {
@@ -206,7 +206,7 @@ cmd = WORKER sleep
 			t.Errorf("reload %s =\n%s\nwant\n%s", tc.name, got, want)
 		}
 		// A graceful reload says so on pubsub; a stop and start does not.
-		if n := len(e.events.of(pubsub.Reload)) - reloads; (n == 1) != (tc.name != "graceful=false") {
+		if n := len(e.events.Of(pubsub.Reload)) - reloads; (n == 1) != (tc.name != "graceful=false") {
 			t.Errorf("reload %s published %d reload events", tc.name, n)
 		}
 	}
@@ -328,10 +328,10 @@ numprocesses = 2
 	}
 	// A signal and a timeout, as strings too (circusctl's --signum and
 	// --graceful_timeout).
-	reaps := len(e.events.of(pubsub.Reap))
+	reaps := len(e.events.Of(pubsub.Reap))
 	e.ok("kill", fmt.Sprintf(`{"name": "pool", "pid": %d, "signum": "KILL", "graceful_timeout": "0.5", "waiting": true}`, after[0]))
 	var codes []int
-	for _, ev := range e.events.of(pubsub.Reap)[reaps:] {
+	for _, ev := range e.events.Of(pubsub.Reap)[reaps:] {
 		codes = append(codes, ev.ExitCode)
 	}
 	if !slices.Equal(codes, []int{-9}) {
@@ -361,7 +361,7 @@ func (e *env) reapedWith(pid int) int {
 	e.t.Helper()
 	code := 0
 	testproc.WaitFor(e.t, fmt.Sprintf("the reap of %d", pid), 20*time.Second, func() bool {
-		for _, ev := range e.events.of(pubsub.Reap) {
+		for _, ev := range e.events.Of(pubsub.Reap) {
 			if ev.Pid == pid {
 				code = ev.ExitCode
 				return true

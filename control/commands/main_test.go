@@ -16,15 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-	"golang.org/x/sys/unix"
-
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
+	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
-	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
 // worker is the path of the testworker binary, built once: an in-process
@@ -32,80 +29,7 @@ import (
 // exec'd once a test runs.
 var worker string
 
-func TestMain(m *testing.M) {
-	// Fds the test binary inherited must not leak into workers.
-	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
-	dir, err := os.MkdirTemp("", "commands-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	worker, err = testproc.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := 0
-	func() {
-		defer os.RemoveAll(dir)
-		code = m.Run()
-		if code == 0 {
-			// The arbiter's reaper listens for SIGCHLD through os/signal,
-			// whose goroutine lives as long as the process.
-			if err := goleak.Find(goleak.IgnoreTopFunction("os/signal.signal_recv"), goleak.IgnoreAnyFunction("os/signal.loop")); err != nil {
-				fmt.Fprintln(os.Stderr, "goleak:", err)
-				code = 1
-			}
-		}
-	}()
-	os.Exit(code)
-}
-
-// recorder is a Publisher that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []pubsub.Event
-}
-
-func (r *recorder) Publish(ev pubsub.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, ev)
-	r.mu.Unlock()
-}
-
-// of returns the events of one kind.
-func (r *recorder) of(kind pubsub.Kind) []pubsub.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []pubsub.Event
-	for _, ev := range r.events {
-		if ev.Kind == kind {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-// logBuf keeps the log for assertions and echoes it to the test's output,
-// so that it shows only when a test fails.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	t   testing.TB
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	return l.t.Output().Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func TestMain(m *testing.M) { os.Exit(arbtest.Main(m, &worker)) }
 
 // env is an arbiter under test with its command table, seen from one test
 // (or subtest: see on), whose t its helpers fail.
@@ -119,8 +43,8 @@ type arb struct {
 	owner  *testing.T // the test that started it
 	a      *arbiter.Arbiter
 	tab    *commands.Table
-	events *recorder
-	log    *logBuf
+	events *arbtest.Events
+	log    *arbtest.LogBuf
 	cancel context.CancelFunc
 	// stopped is closed when Run has returned (the table's Options.Stopped).
 	stopped chan struct{}
@@ -154,7 +78,7 @@ func loadINI(t *testing.T, ini string) *config.Config {
 func start(t *testing.T, ini string) *env {
 	t.Helper()
 	cfg := loadINI(t, ini)
-	e := &env{arb: &arb{owner: t, events: &recorder{}, log: &logBuf{t: t}, stopped: make(chan struct{})}, t: t}
+	e := &env{arb: &arb{owner: t, events: &arbtest.Events{}, log: &arbtest.LogBuf{T: t}, stopped: make(chan struct{})}, t: t}
 	logger := slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: logger, Publisher: e.events})
 	if err != nil {

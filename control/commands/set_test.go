@@ -153,7 +153,7 @@ func TestSetAccepts(t *testing.T) {
 		t.Errorf("status after sets =\n%s\nwant\n%s", got, want)
 	}
 	// One updated event per key set (hooks counts once, as sent).
-	if n := len(e.events.of(pubsub.Updated)); n != 25 {
+	if n := len(e.events.Of(pubsub.Updated)); n != 25 {
 		t.Errorf("%d updated events, want 25", n)
 	}
 }
@@ -176,7 +176,7 @@ func TestSetEffects(t *testing.T) {
 		t.Errorf("get after set =\n%s\nwant\n%s", got, want)
 	}
 
-	reloads := len(e.events.of(pubsub.Reload))
+	reloads := len(e.events.Of(pubsub.Reload))
 	if got := e.ok("set", fmt.Sprintf(`{"name": "sleeper", "waiting": true, "options": {"cmd": "%s sleep again"}}`, worker)); got != bare {
 		t.Errorf("set cmd =\n%s\nwant\n%s", got, bare)
 	}
@@ -187,7 +187,7 @@ func TestSetEffects(t *testing.T) {
 	if !testproc.Gone(before[0]) {
 		t.Errorf("set cmd: old worker %d still exists after the waited set", before[0])
 	}
-	if n := len(e.events.of(pubsub.Reload)) - reloads; n != 1 {
+	if n := len(e.events.Of(pubsub.Reload)) - reloads; n != 1 {
 		t.Errorf("set cmd published %d reload events, want 1 (a graceful reload)", n)
 	}
 
@@ -335,7 +335,7 @@ cmd = WORKER sleep
 		t.Errorf("rm: worker %d still exists after the waited rm", gone)
 	}
 	e.fails("status", `{"name": "gone"}`, control.MessageError, "program gone not found")
-	if n := len(e.events.of(pubsub.Remove)); n != 1 {
+	if n := len(e.events.Of(pubsub.Remove)); n != 1 {
 		t.Errorf("%d remove events, want 1", n)
 	}
 

@@ -56,7 +56,6 @@ type Table struct {
 	opts    Options
 	log     *slog.Logger
 	sampler *stats.Sampler
-	src     stats.Source
 
 	// ctx is what queued work runs under: not the caller's, since a
 	// command sent without waiting outlives its request.
@@ -84,7 +83,7 @@ func conflicts(a, b string) bool { return a == allKey || b == allKey || a == b }
 
 // New returns the command table of a.
 func New(a *arbiter.Arbiter, opts Options) (*Table, error) {
-	t := &Table{a: a, opts: opts, log: opts.Logger, sampler: opts.Sampler, src: stats.FromArbiter(a), adding: map[string]int{}}
+	t := &Table{a: a, opts: opts, log: opts.Logger, sampler: opts.Sampler, adding: map[string]int{}}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -123,6 +122,9 @@ type job struct {
 	// load).
 	check func(ctx context.Context) *control.Error
 	run   func(ctx context.Context) control.Reply
+	// adds marks an add of the watcher key: until its check ran, commands
+	// naming that watcher are accepted although it does not exist yet.
+	adds bool
 }
 
 type command func(t *Table, req control.Request) (job, *control.Error)
@@ -195,46 +197,56 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 	done := make(chan control.Reply, 1)
 	checked := make(chan *control.Error, 1)
 	cmd := strings.ToLower(req.Command)
+	if j.adds {
+		t.mu.Lock()
+		t.adding[j.key]++
+		t.mu.Unlock()
+	}
 	t.enqueue(j.key, func() {
+		var e *control.Error
 		if j.check != nil {
-			if e := j.check(t.ctx); e != nil {
-				checked <- e
-				done <- control.Fail(e)
-				return
-			}
+			e = j.check(t.ctx)
 		}
-		checked <- nil
+		if j.adds {
+			t.mu.Lock()
+			if t.adding[j.key]--; t.adding[j.key] == 0 {
+				delete(t.adding, j.key)
+			}
+			t.mu.Unlock()
+		}
+		checked <- e
+		if e != nil {
+			done <- control.Fail(e)
+			return
+		}
 		rep := j.run(t.ctx)
 		if !waiting && rep.Err != nil {
 			t.log.Error("command failed", "command", cmd, "err", rep.Err.Reason)
 		}
 		done <- rep
 	})
-	wait := func(ctx context.Context, c <-chan control.Reply) control.Reply {
+	if !waiting && j.check == nil {
+		return func(context.Context) control.Reply { return control.OK() }
+	}
+	return func(ctx context.Context) control.Reply {
 		select {
-		case rep := <-c:
+		case e := <-checked:
+			if e != nil {
+				return control.Fail(e)
+			}
+			if !waiting {
+				return control.OK()
+			}
+		case <-ctx.Done():
+			return control.Failf(control.CommandError, "%s: %v", cmd, ctx.Err())
+		}
+		select {
+		case rep := <-done:
 			return rep
 		case <-ctx.Done():
 			return control.Failf(control.CommandError, "%s: %v", cmd, ctx.Err())
 		}
 	}
-	if !waiting {
-		if j.check == nil {
-			return func(context.Context) control.Reply { return control.OK() }
-		}
-		return func(ctx context.Context) control.Reply {
-			select {
-			case e := <-checked:
-				if e != nil {
-					return control.Fail(e)
-				}
-				return control.OK()
-			case <-ctx.Done():
-				return control.Failf(control.CommandError, "%s: %v", cmd, ctx.Err())
-			}
-		}
-	}
-	return func(ctx context.Context) control.Reply { return wait(ctx, done) }
 }
 
 // enqueue runs f once every command queued before it that it conflicts
@@ -278,13 +290,17 @@ func (t *Table) target(req control.Request) (target, *control.Error) {
 	if e != nil {
 		return target{}, e
 	}
-	t.mu.Lock()
-	adding := t.adding[strings.ToLower(name)] > 0
-	t.mu.Unlock()
-	if !adding && t.a.Watcher(name) == nil {
+	if !t.isAdding(strings.ToLower(name)) && t.a.Watcher(name) == nil {
 		return target{}, notFound(name)
 	}
 	return target{t: t, name: name}, nil
+}
+
+// isAdding reports whether an add of the watcher key is queued.
+func (t *Table) isAdding(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.adding[key] > 0
 }
 
 func (g target) key() string { return strings.ToLower(g.name) }
@@ -315,8 +331,6 @@ func (t *Table) watcher(req control.Request) (*arbiter.Watcher, *control.Error) 
 func notFound(name string) *control.Error {
 	return control.Errorf(control.MessageError, "program %s not found", name)
 }
-
-func key(w *arbiter.Watcher) string { return strings.ToLower(w.Name()) }
 
 // failure turns an error of the arbiter into Circus's error reply: errno 3
 // for what the request got wrong (an unknown watcher or pid, a bad option

@@ -1,0 +1,104 @@
+// Package arbtest is the shared harness of tests that run an arbiter in
+// their own process: their TestMain, an event recorder and a log sink. It
+// is apart from testproc because it needs pubsub, whose own tests use
+// testproc.
+package arbtest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+)
+
+// Main is the TestMain of a package that runs an arbiter in-process: it
+// marks inherited fds close-on-exec (they must not leak into workers),
+// builds testworker into a temporary directory (mode 0755, so workers that
+// run as nobody can write there) before any test runs, since an in-process
+// arbiter reaps every child of the test binary, sets *worker to its path,
+// runs the tests and then checks for leaked goroutines. It returns the exit
+// code for os.Exit.
+func Main(m *testing.M, worker *string) int {
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	dir, err := os.MkdirTemp("", "testproc")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	_ = os.Chmod(dir, 0o755)
+	if *worker, err = testproc.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	if code == 0 {
+		// The arbiter's reaper listens for SIGCHLD through os/signal,
+		// whose goroutine lives as long as the process.
+		if err := goleak.Find(goleak.IgnoreTopFunction("os/signal.signal_recv"), goleak.IgnoreAnyFunction("os/signal.loop")); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// Events is an arbiter Publisher that keeps every event.
+type Events struct {
+	mu     sync.Mutex
+	events []pubsub.Event
+}
+
+// Publish keeps ev.
+func (r *Events) Publish(ev pubsub.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+}
+
+// All returns a copy of every event so far, in order.
+func (r *Events) All() []pubsub.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]pubsub.Event(nil), r.events...)
+}
+
+// Of returns the events of one kind.
+func (r *Events) Of(kind pubsub.Kind) []pubsub.Event {
+	var out []pubsub.Event
+	for _, ev := range r.All() {
+		if ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// LogBuf keeps a log for assertions and echoes it to the test's output, so
+// that it shows only when the test fails.
+type LogBuf struct {
+	T   testing.TB
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *LogBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	return l.T.Output().Write(p)
+}
+
+// String returns the log so far.
+func (l *LogBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
