@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/sockets"
 )
@@ -28,28 +29,16 @@ type Publisher interface {
 	Publish(pubsub.Event)
 }
 
-// onlyNumProcesses reports whether two watcher configs differ in
-// numprocesses alone.
-func onlyNumProcesses(a, b *config.Watcher) bool {
-	strip := func(w *config.Watcher) config.Watcher {
-		c := *w
-		c.NumProcesses = 0
-		c.Options = maps.Clone(w.Options)
-		delete(c.Options, "numprocesses")
-		return c
-	}
-	return reflect.DeepEqual(strip(a), strip(b))
-}
-
 // Options are the arbiter's collaborators. The zero value is usable.
 type Options struct {
 	// Logger receives the arbiter's log; nil discards it.
 	Logger *slog.Logger
 	// Publisher receives lifecycle events; nil drops them.
 	Publisher Publisher
-	// Stdout and Stderr are where workers write when their output is not
-	// captured; nil means the arbiter's own.
-	Stdout, Stderr *os.File
+	// Stdout and Stderr are the arbiter's own output, where the output of
+	// watchers without a stream goes (and StdoutStream's); nil means
+	// os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
 }
 
 // Arbiter owns the sockets and the watchers of one configuration. Create it
@@ -58,6 +47,7 @@ type Arbiter struct {
 	log     *slog.Logger
 	pub     Publisher
 	launch  launcher
+	con     logs.Consoles
 	orphanc chan exitStatus
 	opc     chan op
 	started chan struct{}
@@ -89,19 +79,27 @@ func New(cfg *config.Config, opts Options) (*Arbiter, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	l := execLauncher{stdout: opts.Stdout, stderr: opts.Stderr}
-	if l.stdout == nil {
-		l.stdout = os.Stdout
+	a.launch = execLauncher{}
+	stdout, stderr := opts.Stdout, opts.Stderr
+	if stdout == nil {
+		stdout = os.Stdout
 	}
-	if l.stderr == nil {
-		l.stderr = os.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
 	}
-	a.launch = l
+	a.con = logs.Consoles{Stdout: logs.NewConsole(stdout), Stderr: logs.NewConsole(stderr)}
 	socks, err := bindSockets(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
-	a.snap.Store(&snapshot{watchers: a.newWatchers(cfg, socks, nil), sockets: socks, cfg: cfg})
+	ws, err := a.newWatchers(cfg, socks, nil)
+	if err != nil {
+		for _, s := range socks {
+			s.Close()
+		}
+		return nil, err
+	}
+	a.snap.Store(&snapshot{watchers: ws, sockets: socks, cfg: cfg})
 	return a, nil
 }
 
@@ -137,18 +135,29 @@ func bindSockets(cfg *config.Config, old []*sockets.Socket) ([]*sockets.Socket, 
 }
 
 // newWatchers creates the watchers of cfg in start order, reusing those of
-// keep (by lower-cased name).
-func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep map[string]*Watcher) []*Watcher {
-	var ws []*Watcher
+// keep (by lower-cased name). It opens the new ones' output streams, so a
+// log file that cannot be opened fails here, naming its line, with nothing
+// left open.
+func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep map[string]*Watcher) ([]*Watcher, error) {
+	var ws, fresh []*Watcher
 	for _, wc := range cfg.Watchers {
 		if w, ok := keep[strings.ToLower(wc.Name)]; ok {
 			ws = append(ws, w)
 			continue
 		}
-		ws = append(ws, newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch))
+		out, err := a.newOutput(wc, cfg)
+		if err != nil {
+			for _, w := range fresh {
+				w.out.Close(0)
+			}
+			return nil, err
+		}
+		w := newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch)
+		w.out = out
+		ws, fresh = append(ws, w), append(fresh, w)
 	}
 	sortWatchers(ws)
-	return ws
+	return ws, nil
 }
 
 // sortWatchers puts ws in start order: priority descending, stable.
@@ -278,6 +287,11 @@ func (a *Arbiter) shutdown() {
 		close(w.quit)
 	}
 	a.wg.Wait()
+	var outs sync.WaitGroup
+	for _, w := range ws {
+		outs.Go(func() { w.out.Close(outputGrace) })
+	}
+	outs.Wait()
 	for _, s := range a.Sockets() {
 		if err := s.Close(); err != nil {
 			a.log.Warn("closing socket", "socket", s.Name(), "err", err)
@@ -380,6 +394,43 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		}
 		return fmt.Errorf("reload: %w", err)
 	}
+	// Log files are opened next, before anything stops, so that one that
+	// cannot be opened fails the reload with nothing changed.
+	existing := map[string]*Watcher{}
+	for _, w := range old.watchers {
+		existing[strings.ToLower(w.name)] = w
+	}
+	streams := map[*Watcher]streamChange{}
+	created, err := a.newWatchers(cfg, socks, existing)
+	for _, nc := range cfg.Watchers {
+		w := existing[strings.ToLower(nc.Name)]
+		if err != nil || w == nil || reflect.DeepEqual(w.spec, nc) {
+			continue
+		}
+		var c streamChange
+		if c, err = a.openChanged(w, nc, cfg); err == nil {
+			streams[w] = c
+		}
+	}
+	if err != nil {
+		for _, c := range streams {
+			c.discard()
+		}
+		for _, w := range created {
+			if existing[strings.ToLower(w.name)] != w {
+				w.out.Close(0)
+			}
+		}
+		for _, s := range socks {
+			if !slices.Contains(current, s) {
+				s.Close()
+			}
+		}
+		if len(moved) > 0 {
+			a.restoreMoved(moved, users)
+		}
+		return fmt.Errorf("reload: %w", err)
+	}
 	keep := map[string]*Watcher{}
 	var gone, runtime []*Watcher
 	type change struct {
@@ -411,15 +462,16 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 			continue
 		}
 		changes = append(changes, change{w: w, cfg: nc, socks: ns, oldSpec: w.spec, oldSocks: w.specSocks,
-			resizeOnly: onlyNumProcesses(w.spec, nc) && slices.Equal(w.specSocks, ns)})
+			resizeOnly: liveChange(w.spec, nc) && slices.Equal(w.specSocks, ns)})
 		w.spec, w.specSocks = nc, ns
 	}
 	a.stopWatchers(gone)
 	for _, w := range gone {
 		close(w.quit)
 		<-w.done
+		a.wg.Go(func() { w.out.Close(outputGrace) })
 	}
-	ws := append(a.newWatchers(cfg, socks, keep), runtime...)
+	ws := append(created, runtime...)
 	sortWatchers(ws)
 	var fresh []*Watcher
 	for _, w := range ws {
@@ -451,6 +503,9 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		if errs[i] != nil {
 			// Not applied: the next reload compares against what runs.
 			c.w.spec, c.w.specSocks = c.oldSpec, c.oldSocks
+			streams[c.w].discard()
+		} else {
+			streams[c.w].apply(c.w)
 		}
 	}
 	for _, s := range old.sockets {

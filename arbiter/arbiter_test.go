@@ -246,6 +246,8 @@ nice = 5
 		{"fds", fmt.Sprint(st.Fds), "[0 1 2 3]"},
 		{"pgid", st.Pgid, st.Pid},
 		{"fd 3 non-blocking", st.NonBlock3, true},
+		{"stdout non-blocking", st.NonBlock1, false},
+		{"stderr non-blocking", st.NonBlock2, false},
 	}
 	if asRoot {
 		checks = append(checks,

@@ -70,7 +70,12 @@ func (a *Arbiter) Add(ctx context.Context, cfg *config.Watcher, start bool) (*Wa
 		if err := checkRefs(cfg, old.sockets); err != nil {
 			return err
 		}
+		out, err := a.newOutput(cfg, nil)
+		if err != nil {
+			return err
+		}
 		w = newWatcher(cfg, watcherSockets(cfg, old.sockets), a.log, a.pub, a.launch)
+		w.out = out
 		w.runtime = true
 		ws := append(slices.Clone(old.watchers), w)
 		sortWatchers(ws)
@@ -127,6 +132,9 @@ func (a *Arbiter) Remove(ctx context.Context, name string, nostop bool) error {
 		a.snap.Store(&snapshot{watchers: ws, sockets: old.sockets, cfg: old.cfg})
 		close(w.quit)
 		<-w.done
+		// Not waited for here: the output of workers left running by
+		// nostop may go on for ever, and is then no longer read.
+		a.wg.Go(func() { w.out.Close(outputGrace) })
 		a.log.Info("watcher removed", "watcher", w.name, "nostop", nostop)
 		return nil
 	})
@@ -189,7 +197,7 @@ var reloadKeys = []string{
 	"Cmd", "Args", "Shell", "ShellArgs", "Executable", "WorkingDir", "User", "Group", "UID", "GID",
 	"Groups", "CopyEnv", "CopyPath", "Virtualenv", "Env", "MaxAge", "MaxAgeVariance", "UseSockets",
 	"StdinSocket", "CloseChildStdin", "CloseChildStdout", "CloseChildStderr", "Umask", "Nice",
-	"Chroot", "Rlimits", "StdoutStream", "StderrStream",
+	"Chroot", "Rlimits",
 }
 
 // Set gives the watcher name new options, as Circus's set does, and returns
@@ -207,7 +215,13 @@ func (a *Arbiter) Set(ctx context.Context, name string, cfg *config.Watcher, key
 		return err
 	}
 	socks := watcherSockets(cfg, a.Sockets())
-	return w.await(ctx, func(reply chan<- error) {
+	// A new stream is opened first, so that a file that cannot be opened
+	// changes nothing; it takes over from the old one without a restart.
+	streams, err := a.openChanged(w, cfg, nil)
+	if err != nil {
+		return err
+	}
+	err = w.await(ctx, func(reply chan<- error) {
 		for range keys {
 			w.emit(pubsub.Event{Kind: pubsub.Updated})
 		}
@@ -236,6 +250,12 @@ func (a *Arbiter) Set(ctx context.Context, name string, cfg *config.Watcher, key
 		w.reconcile()
 		w.progress()
 	})
+	if err != nil {
+		streams.discard()
+		return err
+	}
+	streams.apply(w)
+	return nil
 }
 
 // ReloadAll reloads every running watcher gracefully, one after another in

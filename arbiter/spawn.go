@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/sockets"
 )
 
@@ -35,15 +36,14 @@ type proc interface {
 // launcher starts one worker of a watcher; exits of what it starts must be
 // delivered to exits.
 type launcher interface {
-	launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus) (proc, error)
+	// out, when not nil, captures the worker's stdout and stderr.
+	launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus, out *logs.Output) (proc, error)
 }
 
 // execLauncher starts real processes through the process-wide reaper.
-type execLauncher struct {
-	stdout, stderr *os.File
-}
+type execLauncher struct{}
 
-func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus) (proc, error) {
+func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus, out *logs.Output) (proc, error) {
 	h, err := sockets.Prepare(socks)
 	if err != nil {
 		return nil, err
@@ -70,8 +70,17 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 		return nil, err
 	}
 
-	files, closeFiles, err := workerFiles(w, socks, h, l.stdout, l.stderr)
+	var pipes *logs.Pipes
+	if out != nil {
+		if pipes, err = out.Pipes(!w.CloseChildStdout, !w.CloseChildStderr); err != nil {
+			return nil, err
+		}
+	}
+	files, closeFiles, err := workerFiles(w, socks, h, pipes)
 	if err != nil {
+		if pipes != nil {
+			pipes.Abort()
+		}
 		return nil, err
 	}
 	defer closeFiles()
@@ -89,13 +98,21 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 		rlimits:   w.Rlimits,
 	}
 	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
-	return theReaper.start(func() (int, proc, error) {
+	p, err := theReaper.start(func() (int, proc, error) {
 		pid, pidfd, err := forkExec(attr)
 		if err != nil {
 			return pid, nil, err
 		}
 		return pid, &pidfdProc{pid: pid, pidfd: pidfd}, nil
 	}, exits)
+	if pipes != nil {
+		if err != nil {
+			pipes.Abort()
+		} else {
+			pipes.Start(p.Pid())
+		}
+	}
+	return p, err
 }
 
 // credentials returns the uid, gid and supplementary groups a worker of w
@@ -265,8 +282,10 @@ func lookPath(exe, path, chroot string) (string, error) {
 	return "", fmt.Errorf("exec %q: not found in PATH %q", exe, path)
 }
 
-// workerFiles returns fds 0.. of a worker: stdio, then its sockets from fd 3.
-func workerFiles(w *config.Watcher, socks []*sockets.Socket, h *sockets.Handoff, stdout, stderr *os.File) ([]*os.File, func(), error) {
+// workerFiles returns fds 0.. of a worker: stdio, then its sockets from fd
+// 3. Output goes to pipes when captured; where it is not, to /dev/null if
+// close_child_* says so, or else to the arbiter's own.
+func workerFiles(w *config.Watcher, socks []*sockets.Socket, h *sockets.Handoff, pipes *logs.Pipes) ([]*os.File, func(), error) {
 	var opened []*os.File
 	closeAll := func() {
 		for _, f := range opened {
@@ -297,18 +316,19 @@ func workerFiles(w *config.Watcher, socks []*sockets.Socket, h *sockets.Handoff,
 	default:
 		files[0] = os.Stdin
 	}
-	if err == nil {
-		if w.CloseChildStdout {
-			files[1], err = devnull()
-		} else {
-			files[1] = stdout
-		}
-	}
-	if err == nil {
-		if w.CloseChildStderr {
-			files[2], err = devnull()
-		} else {
-			files[2] = stderr
+	for i, s := range []struct {
+		stream logs.Stream
+		closed bool
+		own    *os.File
+	}{{logs.Stdout, w.CloseChildStdout, os.Stdout}, {logs.Stderr, w.CloseChildStderr, os.Stderr}} {
+		switch {
+		case err != nil:
+		case s.closed:
+			files[1+i], err = devnull()
+		case pipes != nil && pipes.Writer(s.stream) != nil:
+			files[1+i] = pipes.Writer(s.stream)
+		default:
+			files[1+i] = s.own
 		}
 	}
 	if err != nil {

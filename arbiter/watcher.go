@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/sockets"
 )
@@ -51,6 +52,7 @@ type Watcher struct {
 	log    *slog.Logger
 	pub    Publisher
 	launch launcher
+	out    *logs.Output // nil only in tests of the loop's logic
 
 	reqc  chan func()
 	exitc chan exitStatus
@@ -403,7 +405,7 @@ func (w *Watcher) reconcile() {
 // max_retry failures in a row the watcher stops.
 func (w *Watcher) spawnOne() bool {
 	wid := w.freeWid()
-	p, err := w.launch.launch(w.cfg, w.socks, wid, w.exitc)
+	p, err := w.launch.launch(w.cfg, w.socks, wid, w.exitc, w.out)
 	now := time.Now()
 	if err != nil {
 		w.spawnFails++

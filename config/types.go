@@ -140,10 +140,12 @@ type Watcher struct {
 	FlapMaxRetry int
 
 	// StdoutStream and StderrStream are the stdout_stream.* and
-	// stderr_stream.* keys, without the prefix; kept for the output-streams
-	// issue.
+	// stderr_stream.* keys as written, without the prefix: what Circus's
+	// options command reports. Stdout and Stderr are the same, read.
 	StdoutStream map[string]string
 	StderrStream map[string]string
+	Stdout       Stream
+	Stderr       Stream
 	// Hooks are the hooks.* keys.
 	Hooks map[string]Hook
 
@@ -173,4 +175,35 @@ type Plugin struct {
 	Name    string
 	Use     string
 	Options map[string]string
+}
+
+// Stream is where one of a watcher's output streams goes: Circus's
+// stdout_stream.* or stderr_stream.* keys, read and checked.
+type Stream struct {
+	// Class is one of the built-in classes: FileStream, WatchedFileStream,
+	// TimedRotatingFileStream, StdoutStream, FancyStdoutStream or
+	// QueueStream (kept in memory only, for tail). Empty when no stream is
+	// configured: the output goes to the arbiter's own, prefixed with the
+	// watcher's name and the worker's pid.
+	Class string
+	// Filename is the file of the file classes; empty means a temporary
+	// file, as in Circus.
+	Filename string
+	// MaxBytes rotates a FileStream before a line would take it past this
+	// size; 0 never does.
+	MaxBytes int64
+	// BackupCount is how many rotated files are kept.
+	BackupCount int
+	// TimeFormat, a strftime format, prefixes every line with
+	// "<time> [<pid>] | " when set.
+	TimeFormat string
+	// RotateWhen is TimedRotatingFileStream's unit, upper-cased: S, M, H,
+	// D, MIDNIGHT or W0..W6 (Monday is 0). RotateInterval counts them.
+	RotateWhen     string
+	RotateInterval int
+	// UTC makes timed rotation, and the names of rotated files, use UTC.
+	UTC bool
+	// Color is FancyStdoutStream's: red, green, yellow, blue, magenta,
+	// cyan or white; empty picks one from the watcher's name.
+	Color string
 }

@@ -89,6 +89,9 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	f.integer("nice", &w.Nice, -20, 19)
 	f.str("chroot", &w.Chroot)
 
+	w.Stdout = f.stream("stdout_stream.", w.StdoutStream)
+	w.Stderr = f.stream("stderr_stream.", w.StderrStream)
+
 	flap.read(f, "flapping.")
 	check := true
 	f.boolean("check_flapping", &check)
@@ -121,6 +124,12 @@ func (f *fields) checkWatcher(w *Watcher) {
 	}
 	if w.Virtualenv != "" && !w.CopyEnv {
 		f.errorf("virtualenv", "needs copy_env = true")
+	}
+	if w.CloseChildStdout && w.Stdout.Class != "" {
+		f.warnf("close_child_stdout", "the worker's stdout goes to /dev/null: stdout_stream is not used")
+	}
+	if w.CloseChildStderr && w.Stderr.Class != "" {
+		f.warnf("close_child_stderr", "the worker's stderr goes to /dev/null: stderr_stream is not used")
 	}
 	if w.Chroot != "" && !strings.HasPrefix(w.Chroot, "/") {
 		f.errorf("chroot", "%q is not an absolute path", w.Chroot)

@@ -75,7 +75,8 @@ port = 0
 		},
 		FlapAttempts: 10, FlapWindow: 5 * time.Second, FlapRetryIn: 7 * time.Second, FlapMaxRetry: 5,
 		StdoutStream: map[string]string{}, StderrStream: map[string]string{"class": "FileStream"},
-		Hooks: map[string]Hook{"after_start": {Callable: "my.hook", IgnoreErrors: true}},
+		Stderr: Stream{Class: "FileStream"},
+		Hooks:  map[string]Hook{"after_start": {Callable: "my.hook", IgnoreErrors: true}},
 	}
 	got := c.Watchers[0]
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Watcher{}, "Options")); diff != "" {

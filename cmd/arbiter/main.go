@@ -2,7 +2,8 @@
 // the configured sockets, starts every watcher's workers and keeps them
 // alive until it receives SIGINT, SIGTERM or SIGQUIT. SIGHUP re-reads the
 // configuration; a file with errors is reported and the running
-// configuration kept.
+// configuration kept. SIGUSR1 opens the workers' log files again, after an
+// external logrotate moved them.
 //
 // Usage:
 //
@@ -152,7 +153,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	late.t.Store(table)
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(hup)
 	var hupWG sync.WaitGroup
 	hupWG.Go(func() {
@@ -160,7 +161,14 @@ func run(args []string, stderr io.Writer) int {
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
+			case sig := <-hup:
+				if sig == syscall.SIGUSR1 {
+					// For an external logrotate, as nginx does.
+					if err := a.ReopenLogs(); err != nil {
+						log.Error("SIGUSR1: reopening log files", "err", err)
+					}
+					continue
+				}
 				reload(ctx, a, path, log)
 			}
 		}

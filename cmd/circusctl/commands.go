@@ -41,6 +41,7 @@ type command struct {
 // dashes and underscores (--graceful_timeout); one dash is accepted too.
 type flagSpec struct {
 	name    string
+	short   string // a one-letter form (-f), for Ringmaster's own commands
 	value   string // what the value is, for help ("SECONDS"); "" for a switch
 	help    string
 	choices []string // the only values accepted, if any
@@ -317,6 +318,24 @@ cpu %, memory %, cpu time and age, with each process's children below it.`,
 		long: `Stops the watchers NAME matches, or every watcher. The arbiter keeps
 running (quit stops it).`,
 		props: matchProps,
+	},
+	{
+		name: "tail", short: "Show the recent output of a watcher's processes", args: "NAME", min: 1, max: 1,
+		flags: []flagSpec{
+			{name: "lines", short: "n", value: "N", help: "show the last N lines (default 10; 0: all kept)", check: countFlag},
+			{name: "follow", short: "f", help: "keep printing new lines until interrupted"},
+			{name: "pid", value: "PID", help: "only this process's lines", check: countFlag},
+			{name: "stream", value: "STREAM", choices: []string{"stdout", "stderr"}, help: "only stdout's or stderr's lines"},
+		},
+		comp: []argKind{argWatcher},
+		long: `Prints the recent output of watcher NAME's processes, oldest first, as
+"[PID] line", stderr's lines on stderr. The arbiter keeps the last 64 KiB
+of each process, and of the last 8 that exited, whatever the watcher's
+stream, so this works without a log file. With --follow (-f) it prints new
+lines as they come. Ringmaster's own: Circus has no tail.`,
+		local: func(ctx context.Context, g globals, e environ, a *parsed) error {
+			return tail(ctx, g, e, a)
+		},
 	},
 	{
 		name: "top", short: "Show live cpu, memory and age of every process", max: 0,

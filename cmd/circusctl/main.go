@@ -206,7 +206,14 @@ func (g globals) exec(ctx context.Context, e environ, argv []string) int {
 		return exitUsage
 	}
 	if c.local != nil {
-		if err := c.local(ctx, g, e, a); err != nil && !errors.Is(err, context.Canceled) {
+		err := c.local(ctx, g, e, a)
+		var ce *control.CallError
+		switch {
+		case err == nil, errors.Is(err, context.Canceled):
+		case errors.As(err, &ce):
+			fmt.Fprintf(e.stderr, "error: %s\n", ce.Reason)
+			return exitError
+		default:
 			fmt.Fprintf(e.stderr, "circusctl %s: %v\n", c.name, err)
 			return exitFailure
 		}

@@ -69,6 +69,9 @@ func (c *command) parse(argv []string) (*parsed, error) {
 			return nil, errHelp
 		}
 		f := c.flag(name)
+		if f != nil {
+			name = f.name // a short form counts as the flag itself
+		}
 		switch {
 		case f == nil && slices.Contains(globalNames, name):
 			return nil, usageErrorf("--%s is a global option: give it before the command (circusctl --%s ... %s)", name, name, c.name)
@@ -108,7 +111,7 @@ func (c *command) parse(argv []string) (*parsed, error) {
 
 func (c *command) flag(name string) *flagSpec {
 	for i := range c.flags {
-		if c.flags[i].name == name {
+		if c.flags[i].name == name || c.flags[i].short != "" && c.flags[i].short == name {
 			return &c.flags[i]
 		}
 	}

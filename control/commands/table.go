@@ -158,6 +158,7 @@ func init() {
 		"stats":         cmdStats,
 		"status":        cmdStatus,
 		"stop":          cmdStop,
+		"tail":          cmdTail,
 	}
 }
 

@@ -51,6 +51,10 @@ type State struct {
 	Fds       []int             `json:"fds"`
 	Pgid      int               `json:"pgid"`
 	NonBlock3 bool              `json:"nonblock3"`
+	// NonBlock1 and NonBlock2 report stdout and stderr non-blocking: a
+	// worker must get blocking ones, or it fails with EAGAIN on a full pipe.
+	NonBlock1 bool `json:"nonblock1"`
+	NonBlock2 bool `json:"nonblock2"`
 }
 
 // ReadState reads a describe report; ok is false until it is complete.

@@ -12,11 +12,19 @@
 //	                     "PID CHILDPID" to FILE, sleep
 //	orphan FILE          start a grandchild in a new session that lives
 //	                     200ms, write its pid to FILE, exit 0
+//	flood BYTES [LEN]    write checked lines of LEN bytes (default 100) to
+//	                     stdout, BYTES in all, as fast as it can, then sleep
+//	tick INTERVAL        write "tick N" to stdout and "tock N" to stderr
+//	                     every INTERVAL, for ever
+//	odd                  write output that is hard to carry whole (see odd),
+//	                     then sleep
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"net/http"
 	"os"
@@ -75,6 +83,24 @@ func main() {
 		}
 		write(arg(2), strconv.Itoa(gc.Process.Pid))
 		os.Exit(0)
+	case "flood":
+		n, _ := strconv.Atoi(arg(2))
+		size := 100
+		if arg(3) != "" {
+			size, _ = strconv.Atoi(arg(3))
+		}
+		flood(n, size)
+		sleepForever()
+	case "tick":
+		d, _ := time.ParseDuration(arg(2))
+		for i := 0; ; i++ {
+			fmt.Fprintf(os.Stdout, "tick %d\n", i)
+			fmt.Fprintf(os.Stderr, "tock %d\n", i)
+			time.Sleep(d)
+		}
+	case "odd":
+		odd()
+		sleepForever()
 	case "sleepfor":
 		d, _ := time.ParseDuration(arg(2))
 		time.Sleep(d)
@@ -182,6 +208,12 @@ func describe(path string) {
 	if fl, err := fcntl(3); err == nil {
 		s.NonBlock3 = fl&syscall.O_NONBLOCK != 0
 	}
+	if fl, err := fcntl(1); err == nil {
+		s.NonBlock1 = fl&syscall.O_NONBLOCK != 0
+	}
+	if fl, err := fcntl(2); err == nil {
+		s.NonBlock2 = fl&syscall.O_NONBLOCK != 0
+	}
 	b, _ := json.Marshal(s)
 	write(path, string(b))
 }
@@ -192,4 +224,43 @@ func fcntl(fd int) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
+}
+
+// floodLine is line i of flood, size bytes with its newline: its number,
+// the CRC-32 of the rest, and filler, so that a reader can tell a line
+// that is whole from one cut, joined or repeated.
+func floodLine(i, size int) string {
+	head := fmt.Sprintf("%09d ", i)
+	pad := strings.Repeat(string(rune('a'+i%26)), max(size-len(head)-10, 1))
+	return fmt.Sprintf("%s%08x %s\n", head, crc32.ChecksumIEEE([]byte(pad)), pad)
+}
+
+func flood(total, size int) {
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	for i, n := 0, 0; n < total; i++ {
+		l := floodLine(i, size)
+		w.WriteString(l)
+		n += len(l)
+	}
+	if err := w.Flush(); err != nil {
+		fail(err)
+	}
+}
+
+// odd writes a line in three writes with pauses between them, a line of
+// 1 MiB, every byte value but newline, and a last line without a newline.
+func odd() {
+	for _, s := range []string{"sp", "li", "t\n"} {
+		os.Stdout.WriteString(s)
+		time.Sleep(20 * time.Millisecond)
+	}
+	os.Stdout.WriteString(strings.Repeat("m", 1<<20) + "\n")
+	var bin []byte
+	for i := range 256 {
+		if i != '\n' {
+			bin = append(bin, byte(i))
+		}
+	}
+	os.Stdout.Write(append(bin, '\n'))
+	os.Stdout.WriteString("no newline")
 }
