@@ -65,15 +65,21 @@ type Dest struct {
 	spec config.Stream
 	path string
 
-	mu     sync.Mutex
+	// turn is the lock of writes (a channel, so that waiting for it can
+	// time out): lines of one batch are written together.
+	turn   chan struct{}
 	sink   sink // nil: nowhere
 	closed bool
 }
 
+// stuckAfter is how long a Dest is waited for before a write that holds it
+// is taken for stuck (a FIFO that nobody reads) and made to fail.
+const stuckAfter = time.Second
+
 // Open opens the destination spec gives to stream s of watcher name.
 // Streams that write to the arbiter's own output use con.
 func Open(name string, s Stream, spec config.Stream, con Consoles) (*Dest, error) {
-	d := &Dest{spec: spec}
+	d := &Dest{spec: spec, turn: make(chan struct{}, 1)}
 	switch spec.Class {
 	case "FileStream", "WatchedFileStream", "TimedRotatingFileStream":
 		sk, path, err := openFile(spec, name, s.String())
@@ -114,9 +120,24 @@ func (d *Dest) Spec() config.Stream { return d.spec }
 // output), chosen by Open when a file stream names none.
 func (d *Dest) Path() string { return d.path }
 
+func (d *Dest) lock()   { d.turn <- struct{}{} }
+func (d *Dest) unlock() { <-d.turn }
+
+// lockWithin takes the lock if it comes within wait.
+func (d *Dest) lockWithin(wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case d.turn <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 func (d *Dest) write(lines []byte, pid int, t time.Time) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.lock()
+	defer d.unlock()
 	if d.closed {
 		return errClosed
 	}
@@ -126,27 +147,30 @@ func (d *Dest) write(lines []byte, pid int, t time.Time) error {
 	return d.sink.write(lines, pid, t)
 }
 
+// reopen opens the file again, unless a write has been stuck in it for
+// stuckAfter: reopening the same path would not help that one.
 func (d *Dest) reopen() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if !d.lockWithin(stuckAfter) {
+		return fmt.Errorf("%s: a write has been waiting for %v; not reopened", d.path, stuckAfter)
+	}
+	defer d.unlock()
 	if d.closed || d.sink == nil {
 		return nil
 	}
 	return d.sink.reopen()
 }
 
-// abort makes a write stuck in the destination fail; it does not wait for
-// the write's lock.
-func (d *Dest) abort() {
-	if d.sink != nil {
-		d.sink.abort()
-	}
-}
-
-// Close closes the destination; a write still under way finishes first.
+// Close closes the destination. A write under way finishes first, unless
+// it is stuck (see stuckAfter): then it is made to fail, and its writer
+// takes its lines to the destination that replaced this one, if any.
 func (d *Dest) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if !d.lockWithin(stuckAfter) {
+		if d.sink != nil {
+			d.sink.abort()
+		}
+		d.lock()
+	}
+	defer d.unlock()
 	if d.closed {
 		return nil
 	}

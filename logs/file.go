@@ -366,6 +366,9 @@ func (s *fileSink) close() error {
 	err := s.f.Close()
 	s.f = nil
 	s.live.Store(nil)
+	if errors.Is(err, os.ErrClosed) {
+		return nil // by abort
+	}
 	return err
 }
 

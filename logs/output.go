@@ -225,15 +225,15 @@ func (o *Output) emit(s Stream, pid int, lines []byte, t time.Time) {
 	for {
 		d := o.dests[s].Load()
 		err := d.write(lines, pid, t)
-		if errors.Is(err, errClosed) {
-			// Replaced by Use since we loaded it: the new one takes
-			// the lines.
-			if o.dests[s].Load() != d {
-				continue
-			}
-			return
+		if err != nil && o.dests[s].Load() != d {
+			// Replaced by Use since we loaded it (and closed, or
+			// made to fail if the write was stuck): the new one
+			// takes the lines.
+			continue
 		}
-		o.report(d, s, err)
+		if !errors.Is(err, errClosed) {
+			o.report(d, s, err)
+		}
 		return
 	}
 }
@@ -271,23 +271,16 @@ func (o *Output) Close(grace time.Duration) {
 		}
 		o.mu.Unlock()
 		o.log.Warn("output still open after its workers exited: no longer read", "pipes", n)
-		if !waitTimeout(&o.wg, time.Second) {
-			// Stuck writing to a destination that takes nothing
-			// more, such as a FIFO nobody reads.
-			for s := range o.dests {
-				o.dests[s].Load().abort()
-			}
-			if !waitTimeout(&o.wg, time.Second) {
-				o.log.Error("output stuck writing to its destination: abandoned")
-				return
-			}
-			o.log.Warn("output stuck writing to its destination: closed")
-		}
 	}
+	// A reader stuck writing to a destination that takes nothing more (a
+	// FIFO nobody reads) is made to fail by Close.
 	for s := range o.dests {
 		if err := o.dests[s].Load().Close(); err != nil {
 			o.log.Warn("closing stream", "stream", Stream(s).String(), "err", err)
 		}
+	}
+	if !waitTimeout(&o.wg, time.Second) {
+		o.log.Error("output stuck: abandoned")
 	}
 }
 

@@ -41,7 +41,7 @@ func (s *memSink) String() string {
 
 func memDest() (*Dest, *memSink) {
 	s := &memSink{}
-	return &Dest{spec: config.Stream{Class: "QueueStream"}, sink: s}, s
+	return &Dest{spec: config.Stream{Class: "QueueStream"}, sink: s, turn: make(chan struct{}, 1)}, s
 }
 
 // capture starts reading a pipe as worker pid's stream s and returns the
