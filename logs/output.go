@@ -18,14 +18,17 @@ import (
 // line, so that one worker cannot make the arbiter hold unbounded memory.
 const MaxLine = 4 << 20
 
-// readSize is the first read buffer of each pipe: a default pipe's
-// capacity. A worker that fills its pipe gets a pipe and a buffer of
-// busySize: fewer wake-ups and larger writes while it floods. Quiet
-// workers keep the defaults, which also keeps the arbiter far from the
-// kernel's per-user budget of pipe memory (fs.pipe-user-pages-soft).
+// A pipe's read buffer starts at firstRead, enough for a quiet worker's
+// lines, and grows fourfold whenever a read fills it, up to readSize, a
+// default pipe's capacity. A worker that fills its pipe even then gets a
+// pipe and a buffer of busySize: fewer wake-ups and larger writes while it
+// floods. Quiet workers keep the small sizes, which keeps both the
+// arbiter's memory and the kernel's per-user budget of pipe memory
+// (fs.pipe-user-pages-soft) for the busy ones.
 const (
-	readSize = 64 << 10
-	busySize = 1 << 20
+	firstRead = 4 << 10
+	readSize  = 64 << 10
+	busySize  = 1 << 20
 )
 
 // Output is where the workers of one watcher write: a Dest for each of
@@ -160,7 +163,7 @@ func (o *Output) read(r *os.File, pid int, s Stream) {
 	}()
 	// One spare byte of capacity: room for the '\n' that ends a piece of
 	// an overlong line, or the last line of output without one.
-	base := readSize
+	base := firstRead
 	buf := make([]byte, base, base+1)
 	n := 0 // buf[:n] holds the start of a line not yet ended
 	for {
@@ -174,7 +177,11 @@ func (o *Output) read(r *os.File, pid int, s Stream) {
 		}
 		m, err := r.Read(buf[n:])
 		if m > 0 {
-			if base < busySize && n+m == len(buf) && m >= readSize {
+			switch {
+			case n+m < len(buf) || base == busySize:
+			case base < readSize:
+				base = min(4*base, readSize)
+			case m >= readSize:
 				// The pipe was full: the worker writes faster than
 				// one read a wake-up drains.
 				base = busySize
