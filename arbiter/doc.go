@@ -50,6 +50,18 @@
 // closes every fd beyond those handed over, and execs the worker: one exec
 // per worker, whatever it needs. The package therefore needs cgo.
 //
+// # Output
+//
+// A worker's stdout and stderr are pipes whose other ends the watcher's
+// [logs.Output] reads, one goroutine per pipe, into the destinations the
+// stdout_stream and stderr_stream options name (or the arbiter's own
+// output, prefixed); close_child_stdout and close_child_stderr give /dev/null
+// instead. Destinations are opened when the watcher is created, so a log
+// file that cannot be opened fails New, Add or Reload with its file:line;
+// Set and Reload switch them without a new worker. A removed watcher's
+// output is read until its pipes close, for at most a moment after its
+// workers are gone.
+//
 // # Concurrency
 //
 // One goroutine owns each piece of mutable state. Each [Watcher] has a loop
