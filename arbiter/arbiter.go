@@ -403,14 +403,14 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	streams := map[*Watcher]streamChange{}
 	created, err := a.newWatchers(cfg, socks, existing)
 	for _, nc := range cfg.Watchers {
+		if err != nil {
+			break
+		}
 		w := existing[strings.ToLower(nc.Name)]
-		if err != nil || w == nil || reflect.DeepEqual(w.spec, nc) {
+		if w == nil || reflect.DeepEqual(w.spec, nc) {
 			continue
 		}
-		var c streamChange
-		if c, err = a.openChanged(w, nc, cfg); err == nil {
-			streams[w] = c
-		}
+		streams[w], err = a.openChanged(w, nc, cfg)
 	}
 	if err != nil {
 		for _, c := range streams {

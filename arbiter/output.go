@@ -79,7 +79,7 @@ func (a *Arbiter) newOutput(wc *config.Watcher, cfg *config.Config) (*logs.Outpu
 		stdout.Close()
 		return nil, err
 	}
-	return logs.NewOutput(wc.Name, stdout, stderr, a.log.With("watcher", wc.Name)), nil
+	return logs.NewOutput(stdout, stderr, a.log.With("watcher", wc.Name)), nil
 }
 
 // streamChange is the destinations opened for the streams of a watcher

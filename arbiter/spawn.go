@@ -71,7 +71,7 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 	}
 
 	var pipes *logs.Pipes
-	if out != nil {
+	if out != nil && (!w.CloseChildStdout || !w.CloseChildStderr) {
 		if pipes, err = out.Pipes(!w.CloseChildStdout, !w.CloseChildStderr); err != nil {
 			return nil, err
 		}

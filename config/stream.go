@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,11 @@ var streamOptions = map[string][]string{
 	"QueueStream":             {},
 }
 
+// streamKeys are every stream option, in a fixed order so that the
+// suggestion for a typo is always the same.
+var streamKeys = []string{"class", "filename", "max_bytes", "backup_count", "time_format",
+	"rotate_when", "rotate_interval", "utc", "color", "refresh_time"}
+
 // FancyColors are FancyStdoutStream's colours, in ANSI order (red is 31).
 var FancyColors = []string{"red", "green", "yellow", "blue", "magenta", "cyan", "white"}
 
@@ -39,10 +45,7 @@ func (f *fields) stream(prefix string, raw map[string]string) Stream {
 		return s
 	}
 	key := func(opt string) string { return prefix + opt }
-	known := []string{"class", "refresh_time"}
-	for _, opts := range streamOptions {
-		known = append(known, opts...)
-	}
+	opts := slices.Sorted(maps.Keys(raw))
 
 	class, hasClass := raw["class"]
 	class = strings.TrimSpace(class)
@@ -51,7 +54,7 @@ func (f *fields) stream(prefix string, raw map[string]string) Stream {
 		s.Class = "FileStream" // as Circus: a filename alone means a file
 	case !hasClass:
 		// Circus refuses a stream with neither class nor filename.
-		f.errorf(key(firstKey(raw)), "a stream needs a class (%s) or a filename", strings.Join(StreamClasses, ", "))
+		f.errorf(key(opts[0]), "a stream needs a class (%s) or a filename", strings.Join(StreamClasses, ", "))
 		return Stream{}
 	default:
 		s.Class = streamClass(class)
@@ -67,16 +70,16 @@ func (f *fields) stream(prefix string, raw map[string]string) Stream {
 	}
 
 	takes := streamOptions[s.Class]
-	for _, opt := range sortedKeys(raw) {
+	for _, opt := range opts {
 		switch {
 		case opt == "class":
 		case opt == "refresh_time":
 			f.warnf(key(opt), "obsolete since Circus 0.9, ignored: output is written as it comes")
 		case slices.Contains(takes, opt):
-		case slices.Contains(known, opt):
+		case slices.Contains(streamKeys, opt):
 			f.warnf(key(opt), "has no effect with %s, ignored", s.Class)
 		default:
-			if c, ok := closest(opt, known); ok {
+			if c, ok := closest(opt, streamKeys); ok {
 				f.warnf(key(opt), "unknown stream option, ignored; did you mean %s%s?", prefix, c)
 			} else {
 				f.warnf(key(opt), "unknown stream option, ignored")
@@ -180,17 +183,4 @@ func parseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size in bytes (a whole number, or with K, M or G)", v)
 	}
 	return n * mult, nil
-}
-
-func firstKey(m map[string]string) string {
-	return sortedKeys(m)[0]
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -67,9 +67,10 @@ type Dest struct {
 
 	// turn is the lock of writes (a channel, so that waiting for it can
 	// time out): lines of one batch are written together.
-	turn   chan struct{}
-	sink   sink // nil: nowhere
-	closed bool
+	turn    chan struct{}
+	sink    sink // nil: nowhere
+	closed  bool
+	failing bool // the last write failed
 }
 
 // stuckAfter is how long a Dest is waited for before a write that holds it
@@ -135,16 +136,21 @@ func (d *Dest) lockWithin(wait time.Duration) bool {
 	}
 }
 
-func (d *Dest) write(lines []byte, pid int, t time.Time) error {
+// write writes lines and reports whether the destination went from
+// working to failing or back. A closed one returns errClosed and reports no
+// change: it is not failing, only gone.
+func (d *Dest) write(lines []byte, pid int, t time.Time) (flipped bool, err error) {
 	d.lock()
 	defer d.unlock()
 	if d.closed {
-		return errClosed
+		return false, errClosed
 	}
-	if d.sink == nil {
-		return nil
+	if d.sink != nil {
+		err = d.sink.write(lines, pid, t)
 	}
-	return d.sink.write(lines, pid, t)
+	flipped = (err != nil) != d.failing
+	d.failing = err != nil
+	return flipped, err
 }
 
 // reopen opens the file again, unless a write has been stuck in it for
@@ -200,12 +206,13 @@ type consoleSink struct {
 	c     *Console
 	name  string
 	tf    *strftime.Format
-	color int // 0: none
+	color int    // 0: none
+	head  []byte // the prefix of the batch being written, reused
 	buf   []byte
 }
 
 func (s *consoleSink) write(lines []byte, pid int, t time.Time) error {
-	var head []byte
+	head := s.head[:0]
 	if s.color != 0 {
 		head = append(head, "\033[0;"...)
 		head = strconv.AppendInt(head, int64(s.color), 10)
@@ -223,6 +230,7 @@ func (s *consoleSink) write(lines []byte, pid int, t time.Time) error {
 	} else {
 		head = append(head, "]: "...)
 	}
+	s.head = head
 	buf := s.buf[:0]
 	for len(lines) > 0 {
 		line, rest := cutLine(lines)

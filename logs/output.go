@@ -35,24 +35,22 @@ const (
 // their two streams, which can be replaced while they run, and the recent
 // output of each worker.
 type Output struct {
-	name  string
 	log   *slog.Logger
 	dests [2]atomic.Pointer[Dest]
 	ring  ring
 
-	wg      sync.WaitGroup // readers
-	mu      sync.Mutex
-	pipes   map[*os.File]struct{} // read ends being read
-	failing map[*Dest]bool        // destinations whose last write failed
+	wg    sync.WaitGroup // readers
+	mu    sync.Mutex
+	pipes map[*os.File]struct{} // read ends being read
 }
 
-// NewOutput returns the output of watcher name, writing to stdout and
-// stderr (which it now owns and closes).
-func NewOutput(name string, stdout, stderr *Dest, log *slog.Logger) *Output {
+// NewOutput returns an output writing to stdout and stderr (which it now
+// owns and closes); log is the watcher's.
+func NewOutput(stdout, stderr *Dest, log *slog.Logger) *Output {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &Output{name: name, log: log, pipes: map[*os.File]struct{}{}, failing: map[*Dest]bool{}}
+	o := &Output{log: log, pipes: map[*os.File]struct{}{}}
 	o.ring.init()
 	o.dests[Stdout].Store(stdout)
 	o.dests[Stderr].Store(stderr)
@@ -126,6 +124,9 @@ func (p *Pipes) Start(pid int) {
 		if p.r[s] != nil {
 			n++
 		}
+	}
+	if n == 0 {
+		return
 	}
 	o := p.o
 	o.ring.attach(pid, n)
@@ -231,36 +232,23 @@ func (o *Output) emit(s Stream, pid int, lines []byte, t time.Time) {
 	o.ring.add(pid, s, lines, t)
 	for {
 		d := o.dests[s].Load()
-		err := d.write(lines, pid, t)
+		flipped, err := d.write(lines, pid, t)
 		if err != nil && o.dests[s].Load() != d {
 			// Replaced by Use since we loaded it (and closed, or
 			// made to fail if the write was stuck): the new one
 			// takes the lines.
 			continue
 		}
-		if !errors.Is(err, errClosed) {
-			o.report(d, s, err)
+		// The first failure and the recovery are logged, not every
+		// failed write of a full disk.
+		switch {
+		case !flipped:
+		case err != nil:
+			o.log.Error("writing worker output; lines are lost until it recovers", "stream", s.String(), "path", d.path, "err", err)
+		default:
+			o.log.Info("writing worker output again", "stream", s.String(), "path", d.path)
 		}
 		return
-	}
-}
-
-// report logs the first failure of a destination and its recovery, not
-// every failed write of a full disk.
-func (o *Output) report(d *Dest, s Stream, err error) {
-	o.mu.Lock()
-	was := o.failing[d]
-	if err != nil {
-		o.failing[d] = true
-	} else if was {
-		delete(o.failing, d)
-	}
-	o.mu.Unlock()
-	switch {
-	case err != nil && !was:
-		o.log.Error("writing worker output; lines are lost until it recovers", "stream", s.String(), "path", d.path, "err", err)
-	case err == nil && was:
-		o.log.Info("writing worker output again", "stream", s.String(), "path", d.path)
 	}
 }
 

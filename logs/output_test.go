@@ -80,7 +80,7 @@ func newTestOutput(t *testing.T) (*Output, *memSink, *memSink) {
 	t.Helper()
 	out, so := memDest()
 	errd, se := memDest()
-	o := NewOutput("web", out, errd, nil)
+	o := NewOutput(out, errd, nil)
 	t.Cleanup(func() { o.Close(5 * time.Second) })
 	return o, so, se
 }
@@ -312,7 +312,7 @@ func TestTailKeepsRecentAndFewExited(t *testing.T) {
 func TestCloseStopsReadingAbandonedPipes(t *testing.T) {
 	out, _ := memDest()
 	errd, _ := memDest()
-	o := NewOutput("web", out, errd, nil)
+	o := NewOutput(out, errd, nil)
 	w := capture(t, o, 5, Stdout)
 	defer w.Close()
 	w.WriteString("still here\n")
@@ -349,7 +349,7 @@ func TestConsolePrefixes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.write([]byte("hello\nworld\n"), 42, at); err != nil {
+		if _, err := d.write([]byte("hello\nworld\n"), 42, at); err != nil {
 			t.Fatal(err)
 		}
 		if got := tt.on.String(); got != tt.want {
@@ -370,5 +370,24 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A worker whose output is not captured (close_child_stdout and _stderr)
+// does not take the place of an exited one whose last lines are kept.
+func TestUncapturedWorkersKeepNoPlace(t *testing.T) {
+	o, _, _ := newTestOutput(t)
+	w := capture(t, o, 1, Stdout)
+	w.WriteString("last words\n")
+	waitDone(t, o, w)
+	for pid := 2; pid <= 2+keepExited; pid++ {
+		p, err := o.Pipes(false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Start(pid)
+	}
+	if lines, _ := o.Tail(Query{Pid: 1}); len(lines) != 1 {
+		t.Errorf("worker 1 has %d lines kept after %d uncaptured workers, want 1", len(lines), keepExited+1)
 	}
 }

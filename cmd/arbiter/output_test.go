@@ -111,6 +111,14 @@ stdout_stream.time_format = %Y-%m-%d %H:%M:%S
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
 	}
+	waited := false
+	t.Cleanup(func() {
+		// Should the test stop early, circusctl must not outlive it.
+		if !waited {
+			follow.Process.Kill()
+			follow.Wait()
+		}
+	})
 	sc := bufio.NewScanner(pipe)
 	seen := 0
 	var last, firstSeen int
@@ -130,7 +138,9 @@ stdout_stream.time_format = %Y-%m-%d %H:%M:%S
 	}
 	deadline.Stop()
 	follow.Process.Signal(syscall.SIGINT)
-	if err := follow.Wait(); err != nil {
+	err = follow.Wait()
+	waited = true
+	if err != nil {
 		t.Errorf("tail -f after SIGINT: %v", err)
 	}
 	if seen < 20 {
