@@ -1,12 +1,14 @@
 package arbiter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -209,6 +211,29 @@ func (w *Watcher) Info(ctx context.Context) (State, []ProcessInfo, error) {
 		}
 	})
 	return st, procs, err
+}
+
+// Status is a snapshot of a watcher, safe to keep.
+type Status struct {
+	State  State
+	Target int           // numprocesses, as resized since the configuration
+	Procs  []ProcessInfo // ordered by wid
+	// Sockets are those its workers inherit, in fd order.
+	Sockets []*sockets.Socket
+}
+
+// Status returns the watcher's state, target size, workers and sockets, read
+// together on its loop: for displays that must show a consistent watcher.
+func (w *Watcher) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := w.do(ctx, func() {
+		st = Status{State: w.state, Target: w.target, Sockets: slices.Clone(w.socks)}
+		for _, p := range w.procs {
+			st.Procs = append(st.Procs, ProcessInfo{Pid: p.Pid, Wid: p.Wid, Started: p.Started, Stopping: p.stopping || p.retiring})
+		}
+	})
+	slices.SortFunc(st.Procs, func(a, b ProcessInfo) int { return cmp.Compare(a.Wid, b.Wid) })
+	return st, err
 }
 
 func (w *Watcher) emit(ev pubsub.Event) {

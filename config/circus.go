@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"net/netip"
 	"strings"
 )
 
@@ -11,7 +12,7 @@ import (
 var circusKeys = []string{
 	"endpoint", "endpoint_owner", "pubsub_endpoint", "stats_endpoint", "statsd",
 	"multicast_endpoint", "check_delay", "warmup_delay", "include", "include_dir",
-	"umask", "httpd", "httpd_host", "httpd_port", "debug", "debug_gc", "pidfile",
+	"umask", "httpd", "httpd_host", "httpd_port", "httpd_auth", "debug", "debug_gc", "pidfile",
 	"loglevel", "logoutput", "loggerconfig", "fqdn_prefix",
 	"statsd_close_outputs", "httpd_close_outputs", "stream_backend",
 }
@@ -52,6 +53,8 @@ func readCircus(f *fields, c *Circus) {
 	f.boolean("httpd", &c.Httpd)
 	f.str("httpd_host", &c.HttpdHost)
 	f.integer("httpd_port", &c.HttpdPort, 0, 65535)
+	f.str("httpd_auth", &c.HttpdAuth)
+	checkHttpd(f, c)
 	f.boolean("debug", &c.Debug)
 	f.boolean("debug_gc", &c.DebugGC)
 	f.str("pidfile", &c.Pidfile)
@@ -69,3 +72,35 @@ func readCircus(f *fields, c *Circus) {
 
 // maxInt bounds integer keys that have no natural upper limit.
 const maxInt = math.MaxInt32
+
+// checkHttpd refuses a console that anyone on the network could drive:
+// bound beyond loopback, it needs httpd_auth. Circus's console had no
+// authentication at all (reference §9).
+func checkHttpd(f *fields, c *Circus) {
+	if c.HttpdAuth != "" {
+		user, pass, ok := strings.Cut(c.HttpdAuth, ":")
+		if !ok || user == "" || pass == "" {
+			f.errorf("httpd_auth", "want USER:PASSWORD, both non-empty")
+		}
+	}
+	if c.Httpd && c.HttpdAuth == "" && !IsLoopbackHost(c.HttpdHost) {
+		key := "httpd_host"
+		if _, ok := f.get(key); !ok {
+			key = "httpd"
+		}
+		f.errorf(key, "the console would listen on %q, beyond this machine, without authentication: set httpd_auth = USER:PASSWORD, or httpd_host = localhost", c.HttpdHost)
+	}
+}
+
+// IsLoopbackHost reports whether host (a name or an IP literal, IPv6 with or
+// without brackets) can only be reached from this machine: "localhost" and
+// loopback addresses. Any other name could resolve to anything, and "" or
+// "0.0.0.0" mean every interface.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}

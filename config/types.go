@@ -60,14 +60,18 @@ type Circus struct {
 	Umask             int // -1 when unset
 	Httpd             bool
 	HttpdHost         string // default localhost
-	HttpdPort         int    // default 8080
-	Debug             bool
-	DebugGC           bool
-	Pidfile           string
-	LogLevel          string // default info
-	LogOutput         string // default "-"
-	LoggerConfig      string
-	FQDNPrefix        string
+	HttpdPort         int    // default 8080; 0 picks a free port
+	// HttpdAuth is httpd_auth, "USER:PASSWORD" for HTTP Basic
+	// authentication of the console; required when it listens beyond
+	// loopback.
+	HttpdAuth    string
+	Debug        bool
+	DebugGC      bool
+	Pidfile      string
+	LogLevel     string // default info
+	LogOutput    string // default "-"
+	LoggerConfig string
+	FQDNPrefix   string
 	// Options holds every key of the section as written (after
 	// substitution), for `globaloptions` and for keys we do not know.
 	Options map[string]string

@@ -33,6 +33,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
+	"github.com/ringmaster-dev/ringmaster/stats"
 )
 
 func main() {
@@ -131,9 +132,21 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
+	webLn, err := listenWeb(cfg)
+	if err != nil {
+		ctl.Close()
+		if statsSink != nil {
+			statsSink.Close()
+		}
+		printErr(stderr, err)
+		return 1
+	}
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ev.bus})
 	if err != nil {
 		ctl.Close()
+		if webLn != nil {
+			webLn.Close()
+		}
 		if statsSink != nil {
 			statsSink.Close()
 		}
@@ -144,14 +157,24 @@ func run(args []string, stderr io.Writer) int {
 	defer stopStats()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	defer stop()
+	if sampler == nil {
+		// One sampler for the commands and the console, so that both
+		// measure cpu from the same baselines; nil if /proc is unreadable,
+		// and then each says so.
+		sampler, _ = stats.NewSampler()
+	}
 	stopped := make(chan struct{})
 	table, err := commands.New(a, commands.Options{Logger: log, Quit: stop, Stopped: stopped, Sampler: sampler})
 	if err != nil {
 		ctl.Close()
+		if webLn != nil {
+			webLn.Close()
+		}
 		printErr(stderr, err)
 		return 1
 	}
 	late.t.Store(table)
+	con := startWeb(webLn, cfg, path, a, ev.bus, table, sampler, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(hup)
@@ -177,6 +200,7 @@ func run(args []string, stderr io.Writer) int {
 	close(stopped)
 	stop() // ends the SIGHUP loop too, should Run have returned on its own
 	hupWG.Wait()
+	con.Close()
 	closeControl(ctl, table)
 	if err != nil {
 		printErr(stderr, err)

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"sync"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/stats"
+	"github.com/ringmaster-dev/ringmaster/web"
+)
+
+// listenWeb binds [circus] httpd_host:httpd_port when httpd is on (nil
+// otherwise), before any socket of the arbiter's, so that a port in use
+// fails start-up with the config line.
+func listenWeb(cfg *config.Config) (net.Listener, error) {
+	c := cfg.Circus
+	if !c.Httpd {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.HttpdHost, strconv.Itoa(c.HttpdPort)))
+	if err != nil {
+		key := "httpd_port"
+		if cfg.Pos("circus", key).Line == 0 {
+			key = "httpd"
+		}
+		return nil, configErr(cfg, key, err)
+	}
+	return ln, nil
+}
+
+// console is the running web console.
+type console struct {
+	srv *web.Server
+	wg  sync.WaitGroup
+}
+
+// startWeb serves the console on ln. A console that cannot start is
+// reported and the arbiter runs without it.
+func startWeb(ln net.Listener, cfg *config.Config, path string, a *arbiter.Arbiter, bus *pubsub.Bus, h control.OrderedHandler, sampler *stats.Sampler, log *slog.Logger) *console {
+	if ln == nil {
+		return nil
+	}
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v = bi.Main.Version
+	}
+	log = log.With("endpoint", "httpd")
+	srv, err := web.New(web.Options{
+		Arbiter: a, Bus: bus, Commands: h, Sampler: sampler,
+		Auth: cfg.Circus.HttpdAuth, Hosts: []string{cfg.Circus.HttpdHost},
+		Logger: log, Version: v, Config: path, Endpoint: cfg.Circus.Endpoint,
+	})
+	if err != nil {
+		ln.Close()
+		log.Error("web console disabled", "err", err)
+		return nil
+	}
+	c := &console{srv: srv}
+	c.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil {
+			log.Error("web console stopped", "err", err)
+		}
+	})
+	log.Info("serving the web console", "url", "http://"+ln.Addr().String()+"/")
+	return c
+}
+
+// Close disconnects every page and waits for the console to stop.
+func (c *console) Close() {
+	if c == nil {
+		return
+	}
+	c.srv.Close()
+	c.wg.Wait()
+}

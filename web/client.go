@@ -1,0 +1,159 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ringmaster-dev/ringmaster/control"
+)
+
+const (
+	writeWait  = 10 * time.Second // a browser that takes no data for this long is dropped
+	pingEvery  = 20 * time.Second
+	readWait   = 3 * pingEvery // no pong (or message) for this long: the peer is gone
+	maxRequest = 64 << 10      // a control request is a few hundred bytes
+	maxPending = 8             // commands in flight per page; more are refused, not queued
+)
+
+// Close codes the page acts on. 4008 (like HTTP 408) tells it that it fell
+// behind and should reconnect, resuming from its last seq.
+const (
+	closeTooSlow = 4008
+)
+
+// client is one connected page. The hub sends it broadcast messages and
+// command goroutines send it replies, both through offer, which never
+// blocks: a full queue means the page is too slow, and it is dropped.
+// Its writer goroutine is the only one that writes data frames
+// (gorilla/websocket allows one writer); kick may send a close frame
+// concurrently because WriteControl is safe for that.
+type client struct {
+	conn  *websocket.Conn
+	send  chan []byte
+	slots chan struct{} // one per command in flight
+	done  chan struct{} // closed by kick
+	once  sync.Once
+}
+
+func newClient(conn *websocket.Conn, queue int) *client {
+	return &client{
+		conn:  conn,
+		send:  make(chan []byte, queue),
+		slots: make(chan struct{}, maxPending),
+		done:  make(chan struct{}),
+	}
+}
+
+// offer queues b for the page, or drops the page if its queue is full.
+// It reports whether b was queued.
+func (c *client) offer(b []byte) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.send <- b:
+		return true
+	default:
+		c.kick(closeTooSlow, "too slow: reconnect to resume")
+		return false
+	}
+}
+
+// kick ends the connection with a close frame saying why. Safe to call
+// more than once and from any goroutine.
+func (c *client) kick(code int, reason string) {
+	c.once.Do(func() {
+		close(c.done)
+		msg := websocket.FormatCloseMessage(code, reason)
+		_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = c.conn.Close()
+	})
+}
+
+// write sends the queue to the page, and pings it, until kicked.
+func (c *client) write() {
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case b := <-c.send:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				// After a write error the connection is unusable.
+				c.kick(websocket.CloseGoingAway, "write failed")
+				return
+			}
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				c.kick(websocket.CloseGoingAway, "ping failed")
+				return
+			}
+		}
+	}
+}
+
+// read takes the page's commands until the connection ends. Each command
+// is accepted here, in arrival order, so that commands on one watcher run in
+// the order the page sent them; each waits for its result in a goroutine
+// that wg tracks, so that a slow stop never holds up the next click.
+func (c *client) read(ctx context.Context, h control.OrderedHandler, wg *sync.WaitGroup) {
+	c.conn.SetReadLimit(maxRequest)
+	_ = c.conn.SetReadDeadline(time.Now().Add(readWait))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(readWait))
+	})
+	for {
+		typ, data, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(readWait))
+		if typ != websocket.TextMessage {
+			continue
+		}
+		req, bad := control.DecodeRequest(data)
+		if bad != nil {
+			c.reply(req.ID, control.Fail(bad))
+			continue
+		}
+		select {
+		case c.slots <- struct{}{}:
+		default:
+			if !req.IsCast() {
+				c.reply(req.ID, control.Failf(control.CommandError, "%d commands are already running for this page; wait for one to finish", maxPending))
+			}
+			continue
+		}
+		wait := h.Accept(req)
+		wg.Go(func() {
+			defer func() { <-c.slots }()
+			r := wait(ctx)
+			if !req.IsCast() {
+				c.reply(req.ID, r)
+			}
+		})
+	}
+}
+
+func (c *client) reply(id []byte, r control.Reply) {
+	body, err := r.Render(id, time.Now())
+	if err != nil {
+		body, _ = control.Failf(control.CommandError, "reply not renderable: %v", err).Render(id, time.Now())
+	}
+	c.offer(envelope("reply", 0, "id", rawOrNull(id), "reply", rawOrNull(body)))
+}
+
+func rawOrNull(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return json.RawMessage(b)
+}

@@ -1,0 +1,180 @@
+package web
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/stats"
+)
+
+// The JSON shapes the page reads. Field names are the wire format: the
+// package documentation lists them, and web/assets/app.js depends on them.
+
+type eventJSON struct {
+	Seq      uint64  `json:"seq"`
+	Kind     string  `json:"kind"`
+	Watcher  string  `json:"watcher"`
+	Pid      int     `json:"pid,omitempty"`
+	Wid      int     `json:"wid,omitempty"`
+	Time     float64 `json:"time"`
+	ExitCode *int    `json:"exit_code,omitempty"` // present on reap and orphan, 0 included
+	Signal   int     `json:"signal,omitempty"`
+	Reason   string  `json:"reason,omitempty"`
+}
+
+func encodeEvent(ev pubsub.Event) json.RawMessage {
+	e := eventJSON{
+		Seq: ev.Seq, Kind: ev.Kind.String(), Watcher: ev.Watcher, Pid: ev.Pid, Wid: ev.Wid,
+		Time: epoch(ev.Time), Signal: ev.Signal, Reason: ev.Reason,
+	}
+	if ev.Kind == pubsub.Reap || ev.Kind == pubsub.Orphan {
+		code := ev.ExitCode
+		e.ExitCode = &code
+	}
+	return mustJSON(e)
+}
+
+type workerJSON struct {
+	Pid      int     `json:"pid"`
+	Wid      int     `json:"wid"`
+	Started  float64 `json:"started"`
+	Stopping bool    `json:"stopping"`
+}
+
+type socketJSON struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+}
+
+type watcherJSON struct {
+	Name         string       `json:"name"`
+	State        string       `json:"state"`
+	NumProcesses int          `json:"numprocesses"`
+	Cmd          string       `json:"cmd"`
+	Sockets      []socketJSON `json:"sockets"`
+	Workers      []workerJSON `json:"workers"`
+}
+
+// encodeWatcher renders w's status; cmd is its command line as configured.
+func encodeWatcher(name, cmd string, st arbiter.Status) json.RawMessage {
+	w := watcherJSON{
+		Name: name, State: st.State.String(), NumProcesses: st.Target, Cmd: cmd,
+		Sockets: make([]socketJSON, len(st.Sockets)), Workers: make([]workerJSON, len(st.Procs)),
+	}
+	for i, s := range st.Sockets {
+		w.Sockets[i] = socketJSON{Name: s.Name(), Address: s.Addr()}
+	}
+	for i, p := range st.Procs {
+		w.Workers[i] = workerJSON{Pid: p.Pid, Wid: p.Wid, Started: epoch(p.Started), Stopping: p.Stopping}
+	}
+	return mustJSON(w)
+}
+
+type usageJSON struct {
+	CPU float64 `json:"cpu"`
+	RSS uint64  `json:"rss"`
+}
+
+type workerUsageJSON struct {
+	CPU float64 `json:"cpu"`
+	RSS uint64  `json:"rss"`
+	Mem float64 `json:"mem"`
+}
+
+type sampleJSON struct {
+	Time     float64                    `json:"time"`
+	Arbiter  usageJSON                  `json:"arbiter"`
+	Watchers map[string]usageJSON       `json:"watchers"`
+	Workers  map[string]workerUsageJSON `json:"workers"`
+}
+
+// encodeSample renders one stats pass: usage per worker, summed per
+// watcher, and the arbiter's own.
+func encodeSample(s *stats.Snapshot) json.RawMessage {
+	out := sampleJSON{
+		Time:     epoch(s.Time),
+		Arbiter:  usageJSON{CPU: s.Arbiter.CPU, RSS: s.Arbiter.RSS},
+		Watchers: make(map[string]usageJSON, len(s.Watchers)),
+		Workers:  map[string]workerUsageJSON{},
+	}
+	for _, w := range s.Watchers {
+		var sum usageJSON
+		for _, p := range w.Procs {
+			sum.CPU += p.CPU
+			sum.RSS += p.RSS
+			out.Workers[strconv.Itoa(p.Pid)] = workerUsageJSON{CPU: p.CPU, RSS: p.RSS, Mem: p.Mem}
+		}
+		sum.CPU = float64(int(sum.CPU*10+0.5)) / 10
+		out.Watchers[w.Name] = sum
+	}
+	return mustJSON(out)
+}
+
+// envelope is a message to the page: type, the stream's seq (0 for replies,
+// which are not part of the stream) and the payload's members.
+func envelope(typ string, seq uint64, members ...any) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"type":`...)
+	b = strconv.AppendQuote(b, typ)
+	if seq > 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, seq, 10)
+	}
+	for i := 0; i+1 < len(members); i += 2 {
+		b = append(b, ',')
+		b = strconv.AppendQuote(b, members[i].(string))
+		b = append(b, ':')
+		switch v := members[i+1].(type) {
+		case json.RawMessage:
+			b = append(b, v...)
+		default:
+			b = append(b, mustJSON(v)...)
+		}
+	}
+	return append(b, '}')
+}
+
+// spliceSample turns a sample object into a stats message by putting type
+// and seq in front of its members, as the page expects.
+func spliceSample(seq uint64, sample json.RawMessage) []byte {
+	b := envelope("stats", seq)
+	b = b[:len(b)-1] // drop '}'
+	b = append(b, ',')
+	return append(b, sample[1:]...)
+}
+
+func epoch(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixMicro()) / 1e6
+}
+
+// mustJSON marshals values whose types cannot fail to marshal.
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("web: " + err.Error())
+	}
+	return b
+}
+
+// rawList joins raw JSON values into an array.
+func rawList(items []json.RawMessage) json.RawMessage {
+	n := 2
+	for _, it := range items {
+		n += len(it) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(b, ']')
+}

@@ -1,0 +1,301 @@
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/stats"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Options are a console's collaborators and settings.
+type Options struct {
+	// Arbiter is what the console shows; required.
+	Arbiter *arbiter.Arbiter
+	// Bus is where its events come from; required.
+	Bus *pubsub.Bus
+	// Commands runs the page's commands: the same table as the ZeroMQ
+	// control endpoint, so a click and a circusctl command behave alike.
+	// Required.
+	Commands control.OrderedHandler
+	// Sampler measures cpu and memory; share the stats stream's so that
+	// both see the same cpu baselines. nil: the console makes its own.
+	Sampler *stats.Sampler
+	// Auth is "USER:PASSWORD": every request then needs HTTP Basic
+	// authentication with them. "" means none, which Serve allows only on
+	// a loopback listener.
+	Auth string
+	// Hosts are Host header names accepted, besides loopback names and
+	// addresses, when Auth is "": the configured httpd_host. Other names are
+	// refused so that a DNS-rebinding page cannot reach the console.
+	Hosts []string
+	// Logger receives the console's log; nil discards it.
+	Logger *slog.Logger
+	// Interval is the time between stats samples while a page is open
+	// (default 2 s).
+	Interval time.Duration
+	// Queue is how many messages a page may have waiting before it is
+	// dropped as too slow (default 1024).
+	Queue int
+	// Version, Config and Endpoint describe the arbiter in the page's
+	// header.
+	Version, Config, Endpoint string
+}
+
+// Server is the console: an http.Handler for the page, its assets and
+// its WebSocket, and the hub that feeds the WebSockets.
+type Server struct {
+	opts     Options
+	hub      *hub
+	upgrader websocket.Upgrader
+	files    http.Handler
+	authSum  [32]byte // sha256 of "USER:PASSWORD", compared in constant time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the hub, handlers of open WebSockets, commands waiting
+	srvMu  sync.Mutex
+	srv    *http.Server
+	closed bool
+}
+
+// New returns a console for opts.Arbiter and starts its hub. Close it.
+func New(opts Options) (*Server, error) {
+	if opts.Arbiter == nil || opts.Bus == nil || opts.Commands == nil {
+		return nil, errors.New("web: Arbiter, Bus and Commands are required")
+	}
+	if opts.Auth != "" {
+		if u, p, ok := strings.Cut(opts.Auth, ":"); !ok || u == "" || p == "" {
+			return nil, errors.New("web: Auth must be USER:PASSWORD")
+		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 2 * time.Second
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = 1024
+	}
+	if opts.Sampler == nil {
+		s, err := stats.NewSampler()
+		if err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+		opts.Sampler = s
+	}
+	sub, err := fs.Sub(assets, "assets")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:   opts,
+		files:  http.FileServerFS(sub),
+		ctx:    ctx,
+		cancel: cancel,
+		// The default CheckOrigin refuses a page from another origin:
+		// that, and no GET that acts, is what makes actions CSRF-safe.
+		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384},
+	}
+	if opts.Auth != "" {
+		s.authSum = sha256.Sum256([]byte(opts.Auth))
+	}
+	info, _ := json.Marshal(map[string]any{
+		"pid": os.Getpid(), "version": opts.Version, "started": epoch(time.Now()),
+		"config": opts.Config, "endpoint": opts.Endpoint,
+	})
+	s.hub = &hub{
+		a:        opts.Arbiter,
+		sub:      opts.Bus.Subscribe(4096),
+		sampler:  opts.Sampler,
+		sockets:  stats.FromArbiter(opts.Arbiter),
+		interval: opts.Interval,
+		queue:    opts.Queue,
+		log:      opts.Logger,
+		arbiter:  info,
+		stream:   newStreamID(),
+		joinc:    make(chan join),
+		leavec:   make(chan *client),
+		polledc:  make(chan poll),
+		dirtyc:   make(chan string, 256),
+		done:     make(chan struct{}),
+		watchers: map[string]json.RawMessage{},
+		pages:    map[*client]struct{}{},
+	}
+	s.wg.Go(func() { s.hub.run(ctx) })
+	return s, nil
+}
+
+// Serve answers HTTP on ln until Close. A listener beyond loopback is
+// refused unless Auth is set. It returns nil after Close.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.opts.Auth == "" && !isLoopbackAddr(ln.Addr()) {
+		return fmt.Errorf("web: refusing to serve on %s without authentication", ln.Addr())
+	}
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
+	}
+	s.srvMu.Lock()
+	if s.closed {
+		s.srvMu.Unlock()
+		return nil
+	}
+	s.srv = srv
+	s.srvMu.Unlock()
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close disconnects every page, stops the hub and the HTTP server, and
+// waits for all of it, including commands a page started (which are
+// cancelled).
+func (s *Server) Close() error {
+	s.srvMu.Lock()
+	s.closed = true
+	srv := s.srv
+	s.srvMu.Unlock()
+	s.cancel()
+	var err error
+	if srv != nil {
+		err = srv.Close()
+	}
+	s.hub.sub.Close()
+	s.wg.Wait()
+	return err
+}
+
+// ServeHTTP serves the page, its assets and the WebSocket.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-cache")
+	if !s.authorized(w, r) {
+		return
+	}
+	switch {
+	case r.URL.Path == "/ws":
+		s.serveWS(w, r)
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		// Nothing but the WebSocket acts; no form, no GET link.
+		h.Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	case r.URL.Path == "/":
+		s.files.ServeHTTP(w, r)
+	case strings.HasPrefix(r.URL.Path, "/assets/") && r.URL.Path != "/assets/index.html":
+		http.StripPrefix("/assets", s.files).ServeHTTP(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// authorized checks the credentials, or without them that the request is
+// addressed to this machine by a name it expects. It answers refusals.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.opts.Auth != "" {
+		u, p, ok := r.BasicAuth()
+		sum := sha256.Sum256([]byte(u + ":" + p))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.authSum[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="Ringmaster", charset="UTF-8"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return false
+		}
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if config.IsLoopbackHost(host) {
+		return true
+	}
+	for _, ok := range s.opts.Hosts {
+		if strings.EqualFold(host, ok) {
+			return true
+		}
+	}
+	http.Error(w, "this console answers to localhost only (Host "+strconv.Quote(r.Host)+")", http.StatusMisdirectedRequest)
+	return false
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since, _ := strconv.ParseUint(q.Get("since"), 10, 64)
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered (403 for a foreign Origin)
+	}
+	c := newClient(conn, s.opts.Queue)
+	// Close waits for this handler: it outlives the HTTP server's own
+	// bookkeeping once the connection is hijacked.
+	if !s.track() {
+		c.kick(websocket.CloseGoingAway, "the arbiter is shutting down")
+		return
+	}
+	defer s.wg.Done()
+	select {
+	case s.hub.joinc <- join{c: c, stream: q.Get("stream"), since: since}:
+	case <-s.hub.done:
+		c.kick(websocket.CloseGoingAway, "the arbiter is shutting down")
+		return
+	}
+	var writer sync.WaitGroup
+	writer.Go(c.write)
+	c.read(s.ctx, s.opts.Commands, &s.wg)
+	c.kick(websocket.CloseNormalClosure, "")
+	writer.Wait()
+	select {
+	case s.hub.leavec <- c:
+	case <-s.hub.done:
+	}
+}
+
+// track counts a handler in wg unless Close has begun (an Add racing with
+// Close's Wait would be a misuse of the WaitGroup).
+func (s *Server) track() bool {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP.IsLoopback()
+	}
+	return a.Network() == "unix"
+}
