@@ -37,6 +37,8 @@ func TestBadConfigs(t *testing.T) {
 		{"stdin_socket.ini", []string{"stdin_socket.ini:3: [watcher:inetd] stdin_socket: [socket:nope] is not defined"}},
 		{"nice_range.ini", []string{"nice_range.ini:3: [watcher:api] nice: 40 is out of range -20..19"}},
 		{"no_section.ini", []string{`no_section.ini:1: "cmd = api" is outside any [section]`}},
+		{"httpd_wide.ini", []string{`httpd_wide.ini:3: [circus] httpd_host: the console would listen on "0.0.0.0", beyond this machine, without authentication`}},
+		{"httpd_auth.ini", []string{`httpd_auth.ini:3: [circus] httpd_auth: want USER:PASSWORD`}},
 		{"bad_loglevel.ini", []string{`bad_loglevel.ini:2: [circus] loglevel: "chatty" is not a log level`}},
 	}
 	for _, tt := range tests {
@@ -89,5 +91,22 @@ func TestWarnings(t *testing.T) {
 			}
 			checkMessages(t, "Parse().Warnings", got, tt.want)
 		})
+	}
+}
+
+func TestHttpdWideWithAuth(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(filepath.Join("testdata", "httpd_auth_ok.ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Circus; !c.Httpd || c.HttpdHost != "::" || c.HttpdAuth != "ops:s3cret" {
+		t.Fatalf("httpd = %v, host %q, auth %q", c.Httpd, c.HttpdHost, c.HttpdAuth)
+	}
+	for host, want := range map[string]bool{"localhost": true, "LOCALHOST": true, "127.0.0.1": true, "127.9.9.9": true, "::1": true, "[::1]": true,
+		"": false, "0.0.0.0": false, "::": false, "10.0.0.1": false, "example.com": false, "localhost.example.com": false} {
+		if got := IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }
