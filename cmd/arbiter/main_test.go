@@ -163,6 +163,9 @@ func TestStartupFailuresExit1(t *testing.T) {
 	}{
 		{"port in use", fmt.Sprintf("[socket:web]\nhost = 127.0.0.1\nport = %d\n\n[watcher:web]\ncmd = WORKER describe %s/started.json\nuse_sockets = true\n", port, dir),
 			fmt.Sprintf(`test.ini:3: [socket:web] port: bind socket "web" 127.0.0.1:%d: address already in use`, port)},
+		// writeINI inserts the control endpoint as line 2.
+		{"httpd port in use", fmt.Sprintf("[circus]\npubsub_endpoint = tcp://127.0.0.1:0\nhttpd = true\nhttpd_port = %d\n\n[watcher:web]\ncmd = WORKER describe %s/started.json\n", port, dir),
+			"test.ini:5: [circus] httpd_port: listen tcp "},
 		{"unix path taken", fmt.Sprintf("[socket:web]\npath = %s\n\n[watcher:web]\ncmd = WORKER describe %s/started.json\nuse_sockets = true\n", stale, dir),
 			"test.ini:2: [socket:web] path: "},
 	}
