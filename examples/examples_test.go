@@ -94,6 +94,16 @@ func TestHTTP(t *testing.T) {
 			t.Errorf("pid %d answered but is not one of the arbiter's workers %v", pid, keys(workers))
 		}
 	}
+	// The example turns the console on, as the README says.
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(a.console)
+	if err != nil {
+		t.Fatalf("console: %v", err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "Ringmaster") {
+		t.Errorf("console %s: %s, %.200q", a.console, resp.Status, page)
+	}
 	a.stop(t)
 }
 
@@ -320,6 +330,8 @@ type arbiter struct {
 	url  string
 	addr string
 	ini  string // the config it runs, which a test may rewrite and SIGHUP
+	// console is the web console's URL, for an example with httpd = true.
+	console string
 }
 
 var (
@@ -341,13 +353,18 @@ func startArbiter(t *testing.T, name string) *arbiter {
 	if n := len(portRE.FindAll(src, -1)); n != 1 {
 		t.Fatalf("%s has %d port keys, want 1", name, n)
 	}
-	if circusRE.Match(src) {
-		t.Fatalf("%s has a [circus] section; this test adds its own", name)
+	port, consolePort := freePort(t), freePort(t)
+	// Free ports for the endpoints and the console, put first in the
+	// [circus] section: in Circus's dialect the first of a duplicate key
+	// wins, so they override the example's.
+	circus := fmt.Sprintf("[circus]\nendpoint = tcp://127.0.0.1:%d\npubsub_endpoint = tcp://127.0.0.1:%d\nhttpd_port = %d\n",
+		freePort(t), freePort(t), consolePort)
+	ini := portRE.ReplaceAllString(string(src), fmt.Sprintf("port = %d", port))
+	if loc := circusRE.FindStringIndex(ini); loc != nil {
+		ini = ini[:loc[0]] + circus + ini[loc[1]:]
+	} else {
+		ini = circus + "\n" + ini
 	}
-	port := freePort(t)
-	ini := fmt.Sprintf("[circus]\nendpoint = tcp://127.0.0.1:%d\npubsub_endpoint = tcp://127.0.0.1:%d\n\n",
-		freePort(t), freePort(t))
-	ini += portRE.ReplaceAllString(string(src), fmt.Sprintf("port = %d", port))
 
 	// The example's relative paths (bin/httpworker, examples/wsgi/app.py)
 	// resolve against the arbiter's working directory, as in the README.
@@ -383,6 +400,7 @@ func startArbiter(t *testing.T, name string) *arbiter {
 		ini:  filepath.Join(dir, name),
 	}
 	a.url = "http://" + a.addr + "/"
+	a.console = fmt.Sprintf("http://127.0.0.1:%d/", consolePort)
 	go func() {
 		cmd.Wait()
 		close(a.done)
