@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,7 +105,10 @@ func (c *client) write() {
 // is accepted here, in arrival order, so that commands on one watcher run in
 // the order the page sent them; each waits for its result in a goroutine
 // that wg tracks, so that a slow stop never holds up the next click.
-func (c *client) read(ctx context.Context, h control.OrderedHandler, wg *sync.WaitGroup) {
+// After each command, changed reports the watcher it named (or "" for
+// all), so that a change that publishes no event (incr of a stopped
+// watcher) still reaches every page at once.
+func (c *client) read(ctx context.Context, h control.OrderedHandler, wg *sync.WaitGroup, changed func(name string)) {
 	c.conn.SetReadLimit(maxRequest)
 	_ = c.conn.SetReadDeadline(time.Now().Add(readWait))
 	c.conn.SetPongHandler(func(string) error {
@@ -139,8 +143,19 @@ func (c *client) read(ctx context.Context, h control.OrderedHandler, wg *sync.Wa
 			if !req.IsCast() {
 				c.reply(req.ID, r)
 			}
+			if mutating[strings.ToLower(req.Command)] {
+				name, _ := req.StringOr("name", "")
+				changed(name)
+			}
 		})
 	}
+}
+
+// mutating are the commands after which the watcher they name is read
+// again; a page polls tail every second, which must not cost a read.
+var mutating = map[string]bool{
+	"incr": true, "decr": true, "start": true, "stop": true, "restart": true, "reload": true,
+	"reloadconfig": true, "set": true, "kill": true, "signal": true, "add": true, "rm": true,
 }
 
 func (c *client) reply(id []byte, r control.Reply) {

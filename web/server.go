@@ -272,7 +272,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	var writer sync.WaitGroup
 	writer.Go(c.write)
-	c.read(s.ctx, s.opts.Commands, &s.wg)
+	c.read(s.ctx, s.opts.Commands, &s.wg, s.hub.markDirty)
 	c.kick(websocket.CloseNormalClosure, "")
 	writer.Wait()
 	select {

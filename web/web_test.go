@@ -328,12 +328,17 @@ func TestResume(t *testing.T) {
 		}
 	}
 
-	if m := e.dial(fmt.Sprintf("?stream=other&since=%d", seen), nil).next(); m.Type != "snapshot" {
+	o := e.dial(fmt.Sprintf("?stream=other&since=%d", seen), nil)
+	if m := o.next(); m.Type != "snapshot" {
 		t.Fatalf("another stream's seq: got %s, want a snapshot", m.raw)
 	}
-	// More missed than half the queue: a snapshot instead.
+	// More missed than half the queue: a snapshot instead. o's seeing them
+	// all means the hub has numbered them.
 	for range 40 {
-		e.bus.Publish(pubsub.Event{Kind: pubsub.Flapping, Watcher: "away"})
+		e.bus.Publish(pubsub.Event{Kind: pubsub.Flapping, Watcher: "away", Reason: "more"})
+	}
+	for range 40 {
+		o.until("40 events", func(m msg) bool { return m.Type == "event" && strings.Contains(m.raw, `"reason":"more"`) })
 	}
 	if m := e.dial(fmt.Sprintf("?stream=%s&since=%d", snap.Stream, seen), nil).next(); m.Type != "snapshot" {
 		t.Fatalf("40 missed with a queue of 64: got %s, want a snapshot", m.raw[:min(len(m.raw), 200)])
