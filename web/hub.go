@@ -130,6 +130,11 @@ func (h *hub) event(ev pubsub.Event) {
 	h.events = keepLast(h.events, e, keepEvents)
 	h.broadcast(envelope("event", h.next(), "event", e))
 	switch {
+	case ev.Kind == pubsub.Orphan:
+		// An orphan was no worker: nothing shown changed.
+		if gap {
+			h.markDirty("")
+		}
 	case gap, ev.Watcher == "":
 		// Events were lost, or the arbiter's own (reloadconfig) may have
 		// changed any watcher.
@@ -232,22 +237,23 @@ func (h *hub) join(j join) {
 		// The first page: give it fresh figures rather than wait a tick.
 		h.markDirty("")
 	}
-	if j.stream == h.stream && j.since <= h.seq && h.seq-j.since <= uint64(h.queue/2) {
-		if j.since == h.seq {
+	if j.stream == h.stream && j.since <= h.seq && h.seq-j.since <= uint64(h.queue/2) &&
+		(j.since == h.seq || len(h.ring) > 0 && h.ring[0].seq <= j.since+1) {
+		// resumed tells the page how far it must read to be current.
+		if !j.c.offer(envelope("resumed", 0, "since", j.since, "upto", h.seq)) {
+			h.drop(j.c)
 			return
 		}
-		if len(h.ring) > 0 && h.ring[0].seq <= j.since+1 {
-			i, _ := slices.BinarySearchFunc(h.ring, j.since+1, func(f frame, s uint64) int {
-				return cmp.Compare(f.seq, s)
-			})
-			for _, f := range h.ring[i:] {
-				if !j.c.offer(f.data) {
-					h.drop(j.c)
-					return
-				}
+		i, _ := slices.BinarySearchFunc(h.ring, j.since+1, func(f frame, s uint64) int {
+			return cmp.Compare(f.seq, s)
+		})
+		for _, f := range h.ring[i:] {
+			if !j.c.offer(f.data) {
+				h.drop(j.c)
+				return
 			}
-			return
 		}
+		return
 	}
 	if !j.c.offer(h.snapshot()) {
 		h.drop(j.c)

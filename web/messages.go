@@ -113,13 +113,14 @@ func encodeSample(s *stats.Snapshot) json.RawMessage {
 	return mustJSON(out)
 }
 
-// envelope is a message to the page: type, the stream's seq (0 for replies,
-// which are not part of the stream) and the payload's members.
+// envelope is a message to the page: type, the stream's seq and the
+// payload's members. Replies and resumed are not part of the stream and
+// carry no seq.
 func envelope(typ string, seq uint64, members ...any) []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, `{"type":`...)
 	b = strconv.AppendQuote(b, typ)
-	if seq > 0 {
+	if typ != "reply" && typ != "resumed" {
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, seq, 10)
 	}

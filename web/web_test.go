@@ -126,6 +126,8 @@ type msg struct {
 	Event    *event          `json:"event"`
 	Name     string          `json:"name"`
 	ID       json.RawMessage `json:"id"`
+	Since    uint64          `json:"since"`
+	Upto     uint64          `json:"upto"`
 	Reply    map[string]any  `json:"reply"`
 	Workers  map[string]any  `json:"workers"`
 	raw      string
@@ -179,7 +181,7 @@ func (p *page) next() msg {
 	}
 	m.raw = string(b)
 	switch {
-	case m.Type == "reply":
+	case m.Type == "reply", m.Type == "resumed":
 	case m.Type == "snapshot":
 		p.last = m.Seq
 	case m.Seq != p.last+1:
@@ -315,6 +317,9 @@ func TestResume(t *testing.T) {
 	}
 	q := e.dial(fmt.Sprintf("?stream=%s&since=%d", snap.Stream, seen), nil)
 	q.last = seen
+	if m := q.next(); m.Type != "resumed" || m.Since != seen || m.Upto < seen {
+		t.Fatalf("resuming from %d: first message %s, want resumed", seen, m.raw)
+	}
 	// next fails on a gap: the first message must be seen+1, no snapshot.
 	for i := range 5 {
 		m := q.until("missed flapping event", func(m msg) bool {
@@ -343,6 +348,16 @@ func TestResume(t *testing.T) {
 	if m := e.dial(fmt.Sprintf("?stream=%s&since=%d", snap.Stream, seen), nil).next(); m.Type != "snapshot" {
 		t.Fatalf("40 missed with a queue of 64: got %s, want a snapshot", m.raw[:min(len(m.raw), 200)])
 	}
+	// Nothing missed: resumed says so, and live messages follow.
+	cur := o.last
+	o.conn.Close()
+	r := e.dial(fmt.Sprintf("?stream=%s&since=%d", snap.Stream, cur), nil)
+	r.last = cur
+	if m := r.next(); m.Type != "resumed" || m.Since != cur || m.Upto < cur {
+		t.Fatalf("resuming when current (%d): %s", cur, m.raw)
+	}
+	e.bus.Publish(pubsub.Event{Kind: pubsub.Flapping, Watcher: "away", Reason: "live"})
+	r.until("live event", func(m msg) bool { return m.Type == "event" && strings.Contains(m.raw, `"reason":"live"`) })
 }
 
 // TestSlowPage: a page that stops reading is dropped with close code 4008
