@@ -24,8 +24,9 @@
 // watcher and of the arbiter). Each of these messages carries seq, 1, 2,
 // 3... for the arbiter's run; the snapshot carries the seq it is current to
 // and the run's stream id. A page that reconnects with
-// /ws?stream=ID&since=SEQ gets exactly the messages it missed, from a ring
-// of the last 4096 (8 MiB at most), or a fresh snapshot when the ring no
+// /ws?stream=ID&since=SEQ gets {"type": "resumed", "since": SEQ, "upto": N}
+// and then exactly the messages it missed, SEQ+1 to N, from a ring of the
+// last 4096 (8 MiB at most); or a fresh snapshot when the ring no
 // longer has them, when they would not fit its queue, or when the arbiter
 // was restarted (another stream). The message shapes are those of
 // messages.go; assets/app.js reads them.
@@ -34,8 +35,11 @@
 // "properties": {..}}, run through the same command table as the ZeroMQ
 // control endpoint, so a click and a circusctl command behave alike and
 // publish the same events. The answer is {"type": "reply", "id": ..,
-// "reply": <Circus's reply>}. A page may have 8 commands in flight; a ninth
-// is refused at once rather than queued.
+// "reply": <Circus's reply>}. As over ZeroMQ, a command that changes workers
+// answers at once unless its properties say "waiting": true; the page sends
+// that, so a button stays busy until the work is done and a failure comes
+// back to it. A page may have 8 commands in flight; a ninth is refused at
+// once rather than queued.
 //
 // # Concurrency
 //
