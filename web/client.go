@@ -38,6 +38,10 @@ type client struct {
 	slots chan struct{} // one per command in flight
 	done  chan struct{} // closed by kick
 	once  sync.Once
+	// finishing asks the writer to send what is queued, then close: the
+	// arbiter is shutting down, and its last events should reach the page.
+	finishing chan struct{}
+	finOnce   sync.Once
 }
 
 func newClient(conn *websocket.Conn, queue int) *client {
@@ -46,6 +50,8 @@ func newClient(conn *websocket.Conn, queue int) *client {
 		send:  make(chan []byte, queue),
 		slots: make(chan struct{}, maxPending),
 		done:  make(chan struct{}),
+
+		finishing: make(chan struct{}),
 	}
 }
 
@@ -77,6 +83,10 @@ func (c *client) kick(code int, reason string) {
 	})
 }
 
+// finish makes the writer send what is queued within a second, then close
+// the connection as going away.
+func (c *client) finish() { c.finOnce.Do(func() { close(c.finishing) }) }
+
 // write sends the queue to the page, and pings it, until kicked.
 func (c *client) write() {
 	ping := time.NewTicker(pingEvery)
@@ -92,6 +102,15 @@ func (c *client) write() {
 				c.kick(websocket.CloseGoingAway, "write failed")
 				return
 			}
+		case <-c.finishing:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			for len(c.send) > 0 {
+				if err := c.conn.WriteMessage(websocket.TextMessage, <-c.send); err != nil {
+					break
+				}
+			}
+			c.kick(websocket.CloseGoingAway, "the arbiter is shutting down")
+			return
 		case <-ping.C:
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
 				c.kick(websocket.CloseGoingAway, "ping failed")

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/stats"
@@ -30,6 +28,13 @@ const (
 type frame struct {
 	seq  uint64
 	data []byte
+}
+
+// flush asks the hub to close done once it has broadcast the Bus's
+// events up to seq upto.
+type flush struct {
+	upto uint64
+	done chan struct{}
 }
 
 type join struct {
@@ -73,6 +78,7 @@ type hub struct {
 	stream   string          // identifies this run's numbering, for resuming
 
 	joinc   chan join
+	flushc  chan flush
 	leavec  chan *client
 	polledc chan poll
 	dirtyc  chan string // to the poller; "" means every watcher
@@ -97,18 +103,32 @@ func (h *hub) run(ctx context.Context) {
 	wg.Go(func() { h.poll(ctx) })
 	defer wg.Wait()
 	h.markDirty("")
+	var flushes []flush
 	for {
 		select {
 		case <-ctx.Done():
 			for c := range h.pages {
-				c.kick(websocket.CloseGoingAway, "the arbiter is shutting down")
+				c.finish()
 			}
 			return
+		case f := <-h.flushc:
+			if h.busSeq >= f.upto {
+				close(f.done)
+			} else {
+				flushes = append(flushes, f)
+			}
 		case ev, ok := <-h.sub.C():
 			if !ok {
 				return
 			}
 			h.event(ev)
+			flushes = slices.DeleteFunc(flushes, func(f flush) bool {
+				if h.busSeq >= f.upto {
+					close(f.done)
+					return true
+				}
+				return false
+			})
 		case p := <-h.polledc:
 			h.apply(p)
 		case j := <-h.joinc:

@@ -139,6 +139,7 @@ func New(opts Options) (*Server, error) {
 		arbiter:  info,
 		stream:   newStreamID(),
 		joinc:    make(chan join),
+		flushc:   make(chan flush),
 		leavec:   make(chan *client),
 		polledc:  make(chan poll),
 		dirtyc:   make(chan string, 256),
@@ -179,6 +180,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // waits for all of it, including commands a page started (which are
 // cancelled).
 func (s *Server) Close() error {
+	s.flush(time.Second)
 	s.srvMu.Lock()
 	s.closed = true
 	srv := s.srv
@@ -191,6 +193,26 @@ func (s *Server) Close() error {
 	s.hub.sub.Close()
 	s.wg.Wait()
 	return err
+}
+
+// flush waits, at most d, until the hub has broadcast every event
+// published so far: the arbiter's last events (its workers' reaps, its
+// stop) then reach the pages before they are disconnected.
+func (s *Server) flush(d time.Duration) {
+	f := flush{upto: s.opts.Bus.Seq(), done: make(chan struct{})}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case s.hub.flushc <- f:
+	case <-s.hub.done:
+		return
+	case <-t.C:
+		return
+	}
+	select {
+	case <-f.done:
+	case <-t.C:
+	}
 }
 
 // ServeHTTP serves the page, its assets and the WebSocket.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,8 @@ type env struct {
 	bus *pubsub.Bus
 	srv *web.Server
 	url string // http://127.0.0.1:PORT
+	// stop ends the arbiter's Run and waits for it.
+	stop func()
 }
 
 func start(t *testing.T, ini string, opts web.Options) *env {
@@ -100,7 +103,11 @@ func start(t *testing.T, ini string, opts web.Options) *env {
 		}
 	})
 	<-a.Started()
-	return &env{t: t, a: a, bus: bus, srv: srv, url: "http://" + ln.Addr().String()}
+	stop := func() {
+		cancel()
+		<-stopped
+	}
+	return &env{t: t, a: a, bus: bus, srv: srv, url: "http://" + ln.Addr().String(), stop: stop}
 }
 
 // page is one WebSocket client, reading as the page does.
@@ -558,4 +565,37 @@ func TestManyPages(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestShutdownReachesPages: as the arbiter command does, the console is
+// closed after Run returns; the pages still get the last events (the
+// workers' reaps, the arbiter's stop) before a going-away close.
+func TestShutdownReachesPages(t *testing.T) {
+	e := start(t, twoSleepers, web.Options{})
+	p := e.dial("", nil)
+	p.next()
+	e.stop()
+	closed := make(chan error, 1)
+	go func() { closed <- e.srv.Close() }()
+	var kinds []string
+	for {
+		_ = p.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, b, err := p.conn.ReadMessage()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+				t.Fatalf("the page ended with %v, want going away", err)
+			}
+			break
+		}
+		var m msg
+		if json.Unmarshal(b, &m) == nil && m.Type == "event" {
+			kinds = append(kinds, m.Event.Watcher+"."+m.Event.Kind)
+		}
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(kinds, "sleepers.reap") || !slices.Contains(kinds, ".stop") {
+		t.Fatalf("events before the close: %v, want the reaps and the arbiter's stop", kinds)
+	}
 }
