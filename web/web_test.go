@@ -370,7 +370,8 @@ func TestResume(t *testing.T) {
 // TestSlowPage: a page that stops reading is dropped with close code 4008
 // once its queue is full, while another page gets every message, in order.
 func TestSlowPage(t *testing.T) {
-	e := start(t, twoSleepers, web.Options{Queue: 16})
+	const queue = 64
+	e := start(t, twoSleepers, web.Options{Queue: queue})
 	fast, slow := e.dial("", nil), e.dial("", nil)
 	fast.next()
 	// Big events fill the slow page's socket buffers, then its queue.
@@ -378,12 +379,14 @@ func TestSlowPage(t *testing.T) {
 	const n = 400
 	done := make(chan struct{})
 	var got atomic.Int64
+	var readErr error
 	go func() {
 		defer close(done)
 		for got.Load() < n {
 			_ = fast.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 			_, b, err := fast.conn.ReadMessage()
 			if err != nil {
+				readErr = err
 				return
 			}
 			if strings.Contains(string(b), `"kind":"flapping"`) {
@@ -393,11 +396,13 @@ func TestSlowPage(t *testing.T) {
 	}()
 	for i := range n {
 		e.bus.Publish(pubsub.Event{Kind: pubsub.Flapping, Watcher: "nosuch", Reason: fmt.Sprint(i, reason)})
-		if i%16 == 15 {
-			// Let the fast page keep up: it is the slow one under test.
-			deadline := time.Now().Add(10 * time.Second)
-			for got.Load() < int64(i-16) && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
+		// Keep the fast page well inside its queue (it is the slow one
+		// under test), however busy the machine.
+		for got.Load() < int64(i-queue/4) {
+			select {
+			case <-done:
+				t.Fatalf("the fast page stopped after %d of %d events: %v", got.Load(), n, readErr)
+			case <-time.After(time.Millisecond):
 			}
 		}
 	}
