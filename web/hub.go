@@ -360,8 +360,8 @@ func (h *hub) readSome(ctx context.Context, names map[string]bool) poll {
 }
 
 func (h *hub) readAll(ctx context.Context, sample bool) poll {
-	src := &recorder{hub: h, ctx: ctx}
-	p := poll{full: true}
+	src := &recorder{hub: h}
+	var p poll
 	if sample {
 		cctx, cancel := context.WithTimeout(ctx, h.interval)
 		snap, err := h.sampler.Collect(cctx, src, false)
@@ -373,6 +373,9 @@ func (h *hub) readAll(ctx context.Context, sample bool) poll {
 		_, _ = src.Watchers(ctx)
 	}
 	p.watchers = src.read
+	// A pass cut short (its deadline) does not list every watcher, and
+	// those it missed are not gone.
+	p.full = src.complete
 	return p
 }
 
@@ -389,15 +392,16 @@ func (h *hub) read(ctx context.Context, w *arbiter.Watcher) json.RawMessage {
 // recorder is the stats Source of a full read: the sample and the
 // watchers' states come from the same pass over the watchers.
 type recorder struct {
-	hub  *hub
-	ctx  context.Context
-	read []polled
+	hub      *hub
+	read     []polled
+	complete bool // Watchers went through every watcher
 }
 
 func (r *recorder) Watchers(ctx context.Context) ([]stats.Watcher, error) {
 	ws := r.hub.a.Watchers()
 	out := make([]stats.Watcher, 0, len(ws))
 	r.read = r.read[:0]
+	r.complete = false
 	for _, w := range ws {
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		st, err := w.Status(rctx)
@@ -417,6 +421,7 @@ func (r *recorder) Watchers(ctx context.Context) ([]stats.Watcher, error) {
 		}
 		out = append(out, sw)
 	}
+	r.complete = true
 	return out, nil
 }
 
