@@ -127,15 +127,18 @@ func (c streamChange) discard() {
 // takes effect without new workers: numprocesses (the pool is resized in
 // place, as Circus's reloadconfig does) and the output streams (the
 // workers' pipes are already the arbiter's; only their destination
-// changes).
+// changes), and the health check (read at each round).
 func liveChange(a, b *config.Watcher) bool {
 	strip := func(w *config.Watcher) config.Watcher {
 		c := *w
 		c.NumProcesses = 0
 		c.Stdout, c.Stderr, c.StdoutStream, c.StderrStream = config.Stream{}, config.Stream{}, nil, nil
+		// Checks read the watcher's options at each round.
+		c.Health = config.Health{}
 		c.Options = maps.Clone(w.Options)
 		maps.DeleteFunc(c.Options, func(k, _ string) bool {
-			return k == "numprocesses" || strings.HasPrefix(k, "stdout_stream.") || strings.HasPrefix(k, "stderr_stream.")
+			return k == "numprocesses" || strings.HasPrefix(k, "stdout_stream.") || strings.HasPrefix(k, "stderr_stream.") ||
+				strings.HasPrefix(k, "health.")
 		})
 		return c
 	}

@@ -39,6 +39,9 @@ func TestBadConfigs(t *testing.T) {
 		{"no_section.ini", []string{`no_section.ini:1: "cmd = api" is outside any [section]`}},
 		{"httpd_wide.ini", []string{`httpd_wide.ini:3: [circus] httpd_host: the console would listen on "0.0.0.0", beyond this machine, without authentication`}},
 		{"httpd_auth.ini", []string{`httpd_auth.ini:3: [circus] httpd_auth: want USER:PASSWORD`}},
+		{"health_url.ini", []string{`health_url.ini:3: [watcher:web] health.url: "ftp://127.0.0.1/": want an http:// or https:// URL`}},
+		{"health_tcp.ini", []string{`health_tcp.ini:3: [watcher:web] health.tcp: "127.0.0.1": want host:port`}},
+		{"health_body.ini", []string{`health_body.ini:3: [watcher:web] health.body: needs health.url`}},
 		{"bad_loglevel.ini", []string{`bad_loglevel.ini:2: [circus] loglevel: "chatty" is not a log level`}},
 	}
 	for _, tt := range tests {

@@ -55,6 +55,7 @@ func DefaultWatcher(name string) *Watcher {
 		GracefulTimeout: 30 * time.Second,
 		StopSignal:      syscall.SIGTERM,
 		MaxAgeVariance:  30 * time.Second,
+		Health:          defaultHealth(),
 		CloseChildStdin: true,
 		Umask:           -1,
 		FlapAttempts:    defaultFlapAttempts,

@@ -150,6 +150,9 @@ type Watcher struct {
 	StderrStream map[string]string
 	Stdout       Stream
 	Stderr       Stream
+	// Health is the health check (health.* keys).
+	Health Health
+
 	// Hooks are the hooks.* keys.
 	Hooks map[string]Hook
 

@@ -19,6 +19,7 @@ var watcherKeys = []string{
 	"close_child_stdout", "close_child_stderr", "umask", "nice", "chroot",
 	"check_flapping", "flapping.attempts", "flapping.window", "flapping.retry_in",
 	"flapping.max_retry", "flapping.active",
+	"health.url", "health.body", "health.tcp", "health.interval", "health.timeout", "health.failures",
 }
 
 // readWatcher reads one [watcher:NAME] section; flap is the limit set by a
@@ -88,6 +89,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	f.umask("umask", &w.Umask)
 	f.integer("nice", &w.Nice, -20, 19)
 	f.str("chroot", &w.Chroot)
+	f.readHealth(&w.Health)
 
 	w.Stdout = f.stream("stdout_stream.", w.StdoutStream)
 	w.Stderr = f.stream("stderr_stream.", w.StderrStream)

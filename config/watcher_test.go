@@ -76,6 +76,7 @@ port = 0
 		FlapAttempts: 10, FlapWindow: 5 * time.Second, FlapRetryIn: 7 * time.Second, FlapMaxRetry: 5,
 		StdoutStream: map[string]string{}, StderrStream: map[string]string{"class": "FileStream"},
 		Stderr: Stream{Class: "FileStream"},
+		Health: defaultHealth(),
 		Hooks:  map[string]Hook{"after_start": {Callable: "my.hook", IgnoreErrors: true}},
 	}
 	got := c.Watchers[0]
