@@ -28,6 +28,9 @@ type worker struct {
 	// killAt is when a stopping worker gets SIGKILL.
 	killAt time.Time
 	killed bool
+	// health ends the worker's health check goroutine; nil: none runs.
+	health      func()
+	healthFails int // failed checks in a row
 }
 
 // ProcessInfo is a snapshot of one worker, safe to keep.

@@ -144,6 +144,7 @@ func (a *Arbiter) Remove(ctx context.Context, name string, nostop bool) error {
 func (w *Watcher) abandon() {
 	for pid, p := range w.procs {
 		theReaper.disown(pid)
+		w.endHealth(p)
 		p.proc.Release()
 		w.log.Info("abandoned", "pid", pid)
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -91,22 +92,25 @@ type Watcher struct {
 	lastFlap     time.Time
 	retryAt      time.Time // restart after flapping at this time; zero: none
 	timer        *time.Timer
+	healthc      chan healthResult // from the check goroutines
+	checks       sync.WaitGroup    // the check goroutines, waited for when the loop ends
 }
 
 func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
 	w := &Watcher{
-		name:   cfg.Name,
-		log:    log.With("watcher", cfg.Name),
-		pub:    pub,
-		launch: l,
-		socks:  socks,
-		reqc:   make(chan func()),
-		exitc:  make(chan exitStatus, 256),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
-		cfg:    cfg,
-		target: cfg.NumProcesses,
-		procs:  make(map[int]*worker),
+		name:    cfg.Name,
+		log:     log.With("watcher", cfg.Name),
+		pub:     pub,
+		launch:  l,
+		socks:   socks,
+		reqc:    make(chan func()),
+		exitc:   make(chan exitStatus, 256),
+		healthc: make(chan healthResult, 64),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		cfg:     cfg,
+		target:  cfg.NumProcesses,
+		procs:   make(map[int]*worker),
 
 		spec:      cfg,
 		specSocks: socks,
@@ -127,6 +131,9 @@ func (w *Watcher) Name() string { return w.name }
 // left.
 func (w *Watcher) run() {
 	defer close(w.done)
+	// Every worker is gone when the loop ends, so every check has been
+	// told to end.
+	defer w.checks.Wait()
 	w.timer = time.NewTimer(time.Hour)
 	w.timer.Stop()
 	defer w.timer.Stop()
@@ -137,6 +144,8 @@ func (w *Watcher) run() {
 			f()
 		case st := <-w.exitc:
 			w.handleExit(st)
+		case r := <-w.healthc:
+			w.handleHealth(r)
 		case <-w.timer.C:
 			w.tick()
 		case <-quit:
@@ -144,6 +153,7 @@ func (w *Watcher) run() {
 		}
 		if w.cur.Load() != w.cfg {
 			w.cur.Store(w.cfg)
+			w.syncHealth()
 		}
 		if quit == nil && len(w.procs) == 0 {
 			return
@@ -332,6 +342,7 @@ func (w *Watcher) stopProc(p *worker) { w.stopProcWith(p, w.cfg.StopSignal) }
 func (w *Watcher) stopProcWith(p *worker, sig syscall.Signal) {
 	now := time.Now()
 	p.stopping = true
+	w.endHealth(p)
 	p.killAt = now.Add(w.cfg.GracefulTimeout)
 	if sig == 0 {
 		sig = syscall.SIGTERM
@@ -456,6 +467,7 @@ func (w *Watcher) spawnOne() bool {
 		proc.expireAt = now.Add(age)
 	}
 	w.procs[proc.Pid] = proc
+	w.syncHealth()
 	w.log.Info("spawned", "pid", proc.Pid, "wid", wid)
 	w.emit(pubsub.Event{Kind: pubsub.Spawn, Pid: proc.Pid, Wid: wid, Time: now})
 	return true
@@ -481,6 +493,7 @@ func (w *Watcher) handleExit(st exitStatus) {
 		return
 	}
 	delete(w.procs, st.pid)
+	w.endHealth(p)
 	// Whatever the worker left in its group goes with it, as systemd's
 	// control-group kill mode does: a stopped or crashed worker's
 	// grandchildren never run on unsupervised.

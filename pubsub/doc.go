@@ -77,6 +77,8 @@
 //	watcher.<name>.add           {"time": T, "seq": N}                             Circus
 //	watcher.<name>.remove        {"time": T, "seq": N}                             Circus
 //	watcher.<name>.flapping      {"time": T, "reason": R, "seq": N}                Ringmaster
+//	watcher.<name>.health        {"process_pid": P, "time": T, "reason": R,        Ringmaster
+//	                              "seq": N}
 //	arbiter.orphan               {"process_pid": P, "time": T, "exit_code": E,     Ringmaster
 //	                              "seq": N}
 //	arbiter.start                {"time": T, "seq": N}                             Ringmaster

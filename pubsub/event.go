@@ -21,12 +21,14 @@ const (
 	Flapping     // a watcher died too often and was stopped (Ringmaster)
 	Orphan       // an orphaned descendant was reaped (Ringmaster)
 	ReloadConfig // the configuration was re-read and applied (Ringmaster)
+	Health       // a worker failed its health check and is being replaced (Ringmaster)
 )
 
 var kindNames = [...]string{
 	Spawn: "spawn", Reap: "reap", Kill: "kill", Start: "start", Stop: "stop",
 	Reload: "reload", Updated: "updated", Add: "add", Remove: "remove",
 	Flapping: "flapping", Orphan: "orphan", ReloadConfig: "reloadconfig",
+	Health: "health",
 }
 
 func (k Kind) String() string {
@@ -50,7 +52,8 @@ type Event struct {
 	ExitCode int
 	// Signal is the signal number sent, for kill.
 	Signal int
-	// Reason says why, for flapping and for stops the arbiter decided on.
+	// Reason says why, for flapping, health and for stops the arbiter
+	// decided on.
 	Reason string
 	// Seq numbers the events of one Bus from 1 without gaps, so that a
 	// subscriber can tell it missed some; set by the Bus.

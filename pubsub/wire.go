@@ -37,6 +37,11 @@ func Body(ev Event) []byte {
 		b = appendInt(b, "process_pid", ev.Pid)
 		b = appendTime(b, ev)
 		b = appendInt(b, "exit_code", ev.ExitCode)
+	case Health:
+		b = appendInt(b, "process_pid", ev.Pid)
+		b = appendTime(b, ev)
+		b = appendKey(b, "reason")
+		b = pyjson.AppendString(b, ev.Reason)
 	case Flapping:
 		b = appendTime(b, ev)
 		b = appendKey(b, "reason")

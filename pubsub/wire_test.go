@@ -42,6 +42,8 @@ func TestTopicBody(t *testing.T) {
 			Reason: "5 exits in 10s — «café» \"x\"\\ 🚀\n"},
 			"watcher.web.flapping",
 			`{"time": 1795464673.79315, "reason": "5 exits in 10s \u2014 \u00abcaf\u00e9\u00bb \"x\"\\ \ud83d\ude80\n", "seq": 11}`},
+		{"health", Event{Kind: Health, Watcher: "web", Pid: 4242, Wid: 2, Time: at, Seq: 14, Reason: "http://127.0.0.1:8080/: 3 failed checks in a row"},
+			"watcher.web.health", `{"process_pid": 4242, "time": 1795464673.79315, "reason": "http://127.0.0.1:8080/: 3 failed checks in a row", "seq": 14}`},
 		{"orphan", Event{Kind: Orphan, Pid: 4242, Time: at, ExitCode: 0, Seq: 12},
 			"arbiter.orphan", `{"process_pid": 4242, "time": 1795464673.79315, "exit_code": 0, "seq": 12}`},
 		{"arbiter start, whole second", Event{Kind: Start, Time: time.Unix(1795464673, 0), Seq: 13},

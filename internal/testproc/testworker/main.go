@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -162,14 +163,29 @@ func serve(args []string) {
 		fail(err)
 	}
 	pid := os.Getpid()
+	// After SIGUSR1 the worker hangs: it accepts connections and never
+	// answers them, while staying alive, as a deadlocked server does.
+	var hung atomic.Bool
+	stop := make(chan struct{})
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hung.Load() {
+			<-stop
+			return
+		}
 		fmt.Fprintf(w, "pid %d\n", pid)
 	})}
 	go func() {
 		c := make(chan os.Signal, 1)
-		signal.Notify(c, syscall.SIGTERM)
-		<-c
-		srv.Close()
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGUSR1)
+		for sig := range c {
+			if sig == syscall.SIGUSR1 {
+				hung.Store(true)
+				continue
+			}
+			close(stop)
+			srv.Close()
+			return
+		}
 	}()
 	_ = srv.Serve(l)
 }

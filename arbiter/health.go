@@ -1,0 +1,186 @@
+package arbiter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/sockets"
+)
+
+// A worker's health check runs in a goroutine of its own, so that a check
+// that hangs (a worker that accepts and never answers) only ever delays
+// that worker's next check, bounded by health.timeout. The goroutine sends
+// each outcome to the watcher's loop, which alone counts failures and
+// decides: after health.failures in a row the worker is replaced as max_age
+// replaces one, the new worker first, then the old one stopped gracefully.
+
+// healthResult is the outcome of one check of the worker pid.
+type healthResult struct {
+	pid int
+	err error // nil: healthy
+}
+
+// healthClient makes each check a fresh connection (a pooled one could
+// outlive the worker it reached), ignores proxy settings from the
+// environment and does not follow redirects: a 3xx is an answer.
+var healthClient = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
+// syncHealth starts a check for each running worker that lacks one when
+// the watcher has a check, and ends them all when it no longer has: health
+// keys change without new workers. Called by the loop after any step that
+// may have replaced cfg, and at each spawn.
+func (w *Watcher) syncHealth() {
+	on := w.cfg.Health.Enabled()
+	for _, p := range w.procs {
+		switch {
+		case on && p.health == nil && !p.stopping && !p.retiring:
+			ctx, cancel := context.WithCancel(context.Background())
+			p.health = cancel
+			lookup := healthVars(p.Wid, w.socks)
+			pid := p.Pid
+			w.checks.Go(func() { w.checkLoop(ctx, pid, lookup) })
+		case !on && p.health != nil:
+			w.endHealth(p)
+		}
+	}
+}
+
+// endHealth stops p's check, if it has one.
+func (w *Watcher) endHealth(p *worker) {
+	if p.health != nil {
+		p.health()
+		p.health = nil
+	}
+	p.healthFails = 0
+}
+
+// checkLoop checks the worker pid every health.interval (read afresh each
+// round, so a live change applies at once) until ctx is done.
+func (w *Watcher) checkLoop(ctx context.Context, pid int, lookup func(string) (string, bool)) {
+	for {
+		h := w.Config().Health
+		if !h.Enabled() {
+			return
+		}
+		t := time.NewTimer(h.Interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		err := probe(ctx, h, lookup)
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case w.healthc <- healthResult{pid, err}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// handleHealth counts a check's outcome and replaces the worker after
+// health.failures failures in a row.
+func (w *Watcher) handleHealth(r healthResult) {
+	p := w.procs[r.pid]
+	if p == nil || p.stopping || p.retiring || p.health == nil {
+		return // gone, or already on its way out
+	}
+	if r.err == nil {
+		if p.healthFails > 0 {
+			w.log.Info("health check passed again", "pid", p.Pid, "after_failures", p.healthFails)
+		}
+		p.healthFails = 0
+		return
+	}
+	p.healthFails++
+	h := w.cfg.Health
+	w.log.Warn("health check failed", "pid", p.Pid, "target", h.Target(), "failures", p.healthFails, "of", h.Failures, "err", r.err)
+	if p.healthFails < h.Failures {
+		return
+	}
+	reason := fmt.Sprintf("%s: %d failed checks in a row, the last: %v", h.Target(), p.healthFails, r.err)
+	w.log.Error("unhealthy: replacing", "pid", p.Pid, "wid", p.Wid, "reason", reason)
+	w.emit(pubsub.Event{Kind: pubsub.Health, Pid: p.Pid, Wid: p.Wid, Reason: reason})
+	w.endHealth(p)
+	p.retiring = true
+	w.reconcile()
+	w.stopProc(p)
+}
+
+// probe runs one check, bounded by h.Timeout.
+func probe(ctx context.Context, h config.Health, lookup func(string) (string, bool)) error {
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+	defer cancel()
+	if h.URL == "" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", config.Expand(h.TCP, lookup))
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, config.Expand(h.URL, lookup), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "ringmaster-health")
+	resp, err := healthClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	if h.Body != "" {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(b, []byte(h.Body)) {
+			return fmt.Errorf("the answer (status %s) does not contain %q", resp.Status, h.Body)
+		}
+	}
+	return nil
+}
+
+// healthVars resolves the substitutions of a check's target for the
+// worker in slot wid: $(circus.wid), and $(circus.sockets.NAME.port) and
+// .host, the address the arbiter bound.
+func healthVars(wid int, socks []*sockets.Socket) func(string) (string, bool) {
+	return func(key string) (string, bool) {
+		if key == "wid" {
+			return strconv.Itoa(wid), true
+		}
+		rest, ok := strings.CutPrefix(key, "sockets.")
+		if !ok {
+			return "", false
+		}
+		for _, s := range socks {
+			switch {
+			case strings.EqualFold(rest, s.Name()+".port"):
+				return strconv.Itoa(s.Port()), true
+			case strings.EqualFold(rest, s.Name()+".host"):
+				return s.Host(), true
+			}
+		}
+		return "", false
+	}
+}
