@@ -33,7 +33,7 @@ type running struct {
 
 // loadINI writes an ini file into a temp dir and loads it. WORKER in the
 // text is replaced by the testworker path.
-func loadINI(t *testing.T, ini string) *config.Config {
+func loadINI(t testing.TB, ini string) *config.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "test.ini")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(ini, "WORKER", worker)), 0o644); err != nil {
@@ -47,7 +47,7 @@ func loadINI(t *testing.T, ini string) *config.Config {
 }
 
 // start runs an arbiter on ini until the test ends.
-func start(t *testing.T, ini string) *running {
+func start(t testing.TB, ini string) *running {
 	t.Helper()
 	cfg := loadINI(t, ini)
 	r := &running{events: &arbtest.Events{}, log: &arbtest.LogBuf{T: t}, done: make(chan error, 1)}
@@ -83,7 +83,7 @@ func (r *running) stop() {
 }
 
 // pids returns the live (not stopping) workers of a watcher, sorted.
-func (r *running) pids(t *testing.T, name string) []int {
+func (r *running) pids(t testing.TB, name string) []int {
 	t.Helper()
 	w := r.Watcher(name)
 	if w == nil {

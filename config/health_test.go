@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +44,23 @@ cmd = plain
 	}
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings: %v", c.Warnings)
+	}
+}
+
+func TestHealthSharedSocketWarning(t *testing.T) {
+	t.Parallel()
+	c, err := Parse("h.ini", []byte(`[socket:web]
+port = 0
+
+[watcher:web]
+cmd = web --fd $(circus.sockets.web)
+numprocesses = 4
+health.url = http://127.0.0.1:$(circus.sockets.web.port)/
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Error(), "h.ini:7: [watcher:web] health.url: checks a socket all 4 workers share") {
+		t.Fatalf("warnings = %v", c.Warnings)
 	}
 }

@@ -133,6 +133,13 @@ func (f *fields) checkWatcher(w *Watcher) {
 	if w.CloseChildStderr && w.Stderr.Class != "" {
 		f.warnf("close_child_stderr", "the worker's stderr goes to /dev/null: stderr_stream is not used")
 	}
+	if t := strings.ToLower(w.Health.Target()); strings.Contains(t, "circus.sockets.") && !strings.Contains(t, "wid") && w.NumProcesses > 1 {
+		key := "health.url"
+		if w.Health.URL == "" {
+			key = "health.tcp"
+		}
+		f.warnf(key, "checks a socket all %d workers share: any worker may answer, so a hung one can go unseen and a healthy one be replaced; give each worker its own port with $(circus.wid)", w.NumProcesses)
+	}
 	if w.Chroot != "" && !strings.HasPrefix(w.Chroot, "/") {
 		f.errorf("chroot", "%q is not an absolute path", w.Chroot)
 	}
