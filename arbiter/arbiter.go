@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -388,6 +389,14 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		current = slices.DeleteFunc(slices.Clone(current), func(s *sockets.Socket) bool { return slices.Contains(moved, s) })
 	}
 	socks, err := bindSockets(cfg, current)
+	// A socket just closed may still be open for a moment in a child
+	// between its fork and its exec (spawn.c closes it there), which
+	// keeps the address in use: give it that moment.
+	for deadline := time.Now().Add(2 * time.Second); err != nil && len(moved) > 0 &&
+		strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		socks, err = bindSockets(cfg, current)
+	}
 	if err != nil {
 		if len(moved) > 0 {
 			a.restoreMoved(moved, users)
