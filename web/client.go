@@ -29,15 +29,17 @@ const (
 // client is one connected page. The hub sends it broadcast messages and
 // command goroutines send it replies, both through offer, which never
 // blocks: a full queue means the page is too slow, and it is dropped.
-// Its writer goroutine is the only one that writes data frames
-// (gorilla/websocket allows one writer); kick may send a close frame
-// concurrently because WriteControl is safe for that.
+// Its writer goroutine is the only one that writes (gorilla/websocket
+// allows one writer) and the one that closes the connection, so that
+// dropping a page never waits on its socket.
 type client struct {
 	conn  *websocket.Conn
 	send  chan []byte
 	slots chan struct{} // one per command in flight
 	done  chan struct{} // closed by kick
 	once  sync.Once
+	// closeMsg is the close frame kick chose, set before done is closed.
+	closeMsg []byte
 	// finishing asks the writer to send what is queued, then close: the
 	// arbiter is shutting down, and its last events should reach the page.
 	finishing chan struct{}
@@ -72,23 +74,34 @@ func (c *client) offer(b []byte) bool {
 	}
 }
 
-// kick ends the connection with a close frame saying why. Safe to call
-// more than once and from any goroutine.
+// kick ends the connection with a close frame saying why. It never blocks
+// (the hub calls it): it wakes the writer, cutting short a write stuck on a
+// full socket with a deadline in the past, and the writer sends the frame
+// and closes. Safe to call more than once and from any goroutine.
 func (c *client) kick(code int, reason string) {
 	c.once.Do(func() {
+		c.closeMsg = websocket.FormatCloseMessage(code, reason)
 		close(c.done)
-		msg := websocket.FormatCloseMessage(code, reason)
-		_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-		_ = c.conn.Close()
+		_ = c.conn.UnderlyingConn().SetWriteDeadline(time.Now())
 	})
+}
+
+// hangUp sends kick's close frame, if the socket takes it at once, and
+// closes the connection, which ends the reader too.
+func (c *client) hangUp() {
+	<-c.done
+	_ = c.conn.WriteControl(websocket.CloseMessage, c.closeMsg, time.Now().Add(100*time.Millisecond))
+	_ = c.conn.Close()
 }
 
 // finish makes the writer send what is queued within a second, then close
 // the connection as going away.
 func (c *client) finish() { c.finOnce.Do(func() { close(c.finishing) }) }
 
-// write sends the queue to the page, and pings it, until kicked.
+// write sends the queue to the page, and pings it, until kicked; then it
+// hangs up.
 func (c *client) write() {
+	defer c.hangUp()
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	for {
@@ -96,6 +109,11 @@ func (c *client) write() {
 		case <-c.done:
 			return
 		case b := <-c.send:
+			select {
+			case <-c.done:
+				return // kicked: no new write that would reset its deadline
+			default:
+			}
 			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
 				// After a write error the connection is unusable.

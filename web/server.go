@@ -283,6 +283,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// bookkeeping once the connection is hijacked.
 	if !s.track() {
 		c.kick(websocket.CloseGoingAway, "the arbiter is shutting down")
+		c.hangUp() // no writer yet to do it
 		return
 	}
 	defer s.wg.Done()
@@ -290,6 +291,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	case s.hub.joinc <- join{c: c, stream: q.Get("stream"), since: since}:
 	case <-s.hub.done:
 		c.kick(websocket.CloseGoingAway, "the arbiter is shutting down")
+		c.hangUp()
 		return
 	}
 	var writer sync.WaitGroup
