@@ -46,21 +46,27 @@ func newHealthClient() *http.Client {
 // syncHealth starts a check for each running worker that lacks one when
 // the watcher has a check, and ends them all when it no longer has: health
 // keys change without new workers. Called by the loop after any step that
-// may have replaced cfg, and at each spawn.
+// may have replaced cfg.
 func (w *Watcher) syncHealth() {
-	on := w.cfg.Health.Enabled()
 	for _, p := range w.procs {
-		switch {
-		case on && p.health == nil && !p.stopping && !p.retiring:
-			ctx, cancel := context.WithCancel(context.Background())
-			p.health = cancel
-			lookup := healthVars(p.Wid, w.socks)
-			pid := p.Pid
-			w.checks.Go(func() { w.checkLoop(ctx, pid, lookup) })
-		case !on && p.health != nil:
+		if w.cfg.Health.Enabled() {
+			w.startHealth(p)
+		} else {
 			w.endHealth(p)
 		}
 	}
+}
+
+// startHealth starts p's check if the watcher has one and p has none.
+func (w *Watcher) startHealth(p *worker) {
+	if !w.cfg.Health.Enabled() || p.health != nil || p.stopping || p.retiring {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.health = cancel
+	lookup := healthVars(p.Wid, w.socks)
+	pid := p.Pid
+	w.checks.Go(func() { w.checkLoop(ctx, pid, lookup) })
 }
 
 // endHealth stops p's check, if it has one.

@@ -3,10 +3,12 @@ package arbiter_test
 import (
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
@@ -36,8 +38,17 @@ graceful_timeout = 1
 		}
 		return pid != 0
 	})
-	// A window in which several rounds of checks pass.
-	time.Sleep(time.Second)
+	// Several rounds of checks reach the worker and pass.
+	waitFor(t, "3 checks answered", 10*time.Second, func() bool {
+		lines, _ := r.Watcher("web").Output().Tail(logs.Query{Pid: pid})
+		n := 0
+		for _, l := range lines {
+			if string(l.Data) == "healthz" {
+				n++
+			}
+		}
+		return n >= 3
+	})
 	if p := r.pids(t, "web"); len(p) != 1 || p[0] != pid {
 		t.Fatalf("a healthy worker was replaced: %v, was %d", p, pid)
 	}
@@ -91,12 +102,14 @@ func TestHealthTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int64
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			c.Close()
 		}
 	}()
@@ -116,7 +129,7 @@ graceful_timeout = 1
 		}
 		return pid != 0
 	})
-	time.Sleep(500 * time.Millisecond) // a window of passing checks
+	waitFor(t, "3 checks accepted", 10*time.Second, func() bool { return accepted.Load() >= 3 })
 	if ev := r.events.Of(pubsub.Health); len(ev) != 0 {
 		t.Fatalf("health events while the port accepts: %+v", ev)
 	}

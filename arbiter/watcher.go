@@ -467,7 +467,7 @@ func (w *Watcher) spawnOne() bool {
 		proc.expireAt = now.Add(age)
 	}
 	w.procs[proc.Pid] = proc
-	w.syncHealth()
+	w.startHealth(proc)
 	w.log.Info("spawned", "pid", proc.Pid, "wid", wid)
 	w.emit(pubsub.Event{Kind: pubsub.Spawn, Pid: proc.Pid, Wid: wid, Time: now})
 	return true

@@ -60,11 +60,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if *version {
-		v := "(devel)"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			v = bi.Main.Version
-		}
-		fmt.Fprintf(stderr, "arbiter (Ringmaster) %s\n", v)
+		fmt.Fprintf(stderr, "arbiter (Ringmaster) %s\n", buildVersion())
 		return 0
 	}
 	if fs.NArg() != 1 {
@@ -207,6 +203,14 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// buildVersion is the module version the binary was built from.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "(devel)"
 }
 
 // reload re-reads the configuration; a file with errors changes nothing.

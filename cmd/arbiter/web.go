@@ -3,7 +3,6 @@ package main
 import (
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"strconv"
 	"sync"
 
@@ -46,15 +45,11 @@ func startWeb(ln net.Listener, cfg *config.Config, path string, a *arbiter.Arbit
 	if ln == nil {
 		return nil
 	}
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v = bi.Main.Version
-	}
 	log = log.With("endpoint", "httpd")
 	srv, err := web.New(web.Options{
 		Arbiter: a, Bus: bus, Commands: h, Sampler: sampler,
 		Auth: cfg.Circus.HttpdAuth, Hosts: []string{cfg.Circus.HttpdHost},
-		Logger: log, Version: v, Config: path, Endpoint: cfg.Circus.Endpoint,
+		Logger: log, Version: buildVersion(), Config: path, Endpoint: cfg.Circus.Endpoint,
 	})
 	if err != nil {
 		ln.Close()

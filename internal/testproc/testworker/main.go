@@ -172,6 +172,10 @@ func serve(args []string) {
 			<-stop
 			return
 		}
+		if r.URL.Path == "/healthz" {
+			// For tests to see that checks arrive.
+			fmt.Println("healthz")
+		}
 		fmt.Fprintf(w, "pid %d\n", pid)
 	})}
 	go func() {
