@@ -79,6 +79,13 @@
 //	watcher.<name>.flapping      {"time": T, "reason": R, "seq": N}                Ringmaster
 //	watcher.<name>.health        {"process_pid": P, "time": T, "reason": R,        Ringmaster
 //	                              "seq": N}
+//	watcher.<name>.limit         {"process_pid": P, "time": T, "reason": R,        Ringmaster
+//	                              "seq": N}
+//	watcher.<name>.oom           {"process_pid": P, "time": T, "reason": R,        Ringmaster
+//	                              "seq": N}  P = 0 when the kernel does not say
+//	watcher.<name>.ready         {"process_pid": P, "time": T, "seq": N}           Ringmaster
+//	watcher.<name>.hook_success  {"name": H, "time": T, "seq": N}                  Circus
+//	watcher.<name>.hook_failure  {"name": H, "time": T, "error": E, "seq": N}      Circus
 //	arbiter.orphan               {"process_pid": P, "time": T, "exit_code": E,     Ringmaster
 //	                              "seq": N}
 //	arbiter.start                {"time": T, "seq": N}                             Ringmaster
@@ -91,6 +98,4 @@
 // clients read bodies as dicts and ignore it. A flapping event does not
 // replace Circus's stop: the watcher that stops also publishes stop. On a
 // restart the order is Circus's: kill×N, reap×N, stop, spawn×N, start.
-// Circus's hook_success and hook_failure events are not published (no
-// hooks yet).
 package pubsub

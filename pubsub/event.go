@@ -22,13 +22,19 @@ const (
 	Orphan       // an orphaned descendant was reaped (Ringmaster)
 	ReloadConfig // the configuration was re-read and applied (Ringmaster)
 	Health       // a worker failed its health check and is being replaced (Ringmaster)
+	HookSuccess  // a hook ran and succeeded (Circus's hook_success)
+	HookFailure  // a hook failed, timed out or could not run (Circus's hook_failure)
+	Limit        // a worker stayed over a resource limit and is being replaced (Ringmaster)
+	Ready        // a worker became ready: sd_notify READY=1, a passed check, or warmup (Ringmaster)
+	OOM          // the kernel's OOM killer killed a process of a watcher's cgroup (Ringmaster)
 )
 
 var kindNames = [...]string{
 	Spawn: "spawn", Reap: "reap", Kill: "kill", Start: "start", Stop: "stop",
 	Reload: "reload", Updated: "updated", Add: "add", Remove: "remove",
 	Flapping: "flapping", Orphan: "orphan", ReloadConfig: "reloadconfig",
-	Health: "health",
+	Health: "health", HookSuccess: "hook_success", HookFailure: "hook_failure",
+	Limit: "limit", Ready: "ready", OOM: "oom",
 }
 
 func (k Kind) String() string {
@@ -52,9 +58,12 @@ type Event struct {
 	ExitCode int
 	// Signal is the signal number sent, for kill.
 	Signal int
-	// Reason says why, for flapping, health and for stops the arbiter
-	// decided on.
+	// Reason says why, for flapping, health, limit, oom and for stops the
+	// arbiter decided on; for hook_failure it is the error.
 	Reason string
+	// Hook is the hook's name (before_start...), for hook_success and
+	// hook_failure.
+	Hook string
 	// Seq numbers the events of one Bus from 1 without gaps, so that a
 	// subscriber can tell it missed some; set by the Bus.
 	Seq uint64

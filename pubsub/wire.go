@@ -37,10 +37,23 @@ func Body(ev Event) []byte {
 		b = appendInt(b, "process_pid", ev.Pid)
 		b = appendTime(b, ev)
 		b = appendInt(b, "exit_code", ev.ExitCode)
-	case Health:
+	case Health, Limit, OOM:
 		b = appendInt(b, "process_pid", ev.Pid)
 		b = appendTime(b, ev)
 		b = appendKey(b, "reason")
+		b = pyjson.AppendString(b, ev.Reason)
+	case Ready:
+		b = appendInt(b, "process_pid", ev.Pid)
+		b = appendTime(b, ev)
+	case HookSuccess:
+		b = appendKey(b, "name")
+		b = pyjson.AppendString(b, ev.Hook)
+		b = appendTime(b, ev)
+	case HookFailure:
+		b = appendKey(b, "name")
+		b = pyjson.AppendString(b, ev.Hook)
+		b = appendTime(b, ev)
+		b = appendKey(b, "error")
 		b = pyjson.AppendString(b, ev.Reason)
 	case Flapping:
 		b = appendTime(b, ev)

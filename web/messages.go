@@ -23,12 +23,13 @@ type eventJSON struct {
 	ExitCode *int    `json:"exit_code,omitempty"` // present on reap and orphan, 0 included
 	Signal   int     `json:"signal,omitempty"`
 	Reason   string  `json:"reason,omitempty"`
+	Hook     string  `json:"hook,omitempty"`
 }
 
 func encodeEvent(ev pubsub.Event) json.RawMessage {
 	e := eventJSON{
 		Seq: ev.Seq, Kind: ev.Kind.String(), Watcher: ev.Watcher, Pid: ev.Pid, Wid: ev.Wid,
-		Time: epoch(ev.Time), Signal: ev.Signal, Reason: ev.Reason,
+		Time: epoch(ev.Time), Signal: ev.Signal, Reason: ev.Reason, Hook: ev.Hook,
 	}
 	if ev.Kind == pubsub.Reap || ev.Kind == pubsub.Orphan {
 		code := ev.ExitCode

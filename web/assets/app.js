@@ -882,11 +882,12 @@
   let eventFilter = '';
 
   // eventDetail is the short text of what happened: the exit of a reap,
-  // the signal of a kill, the reason of anything else.
+  // the signal of a kill, the hook of a hook_*, the reason of anything else.
   function eventDetail(ev) {
     const parts = [];
     if (ev.exit_code != null) parts.push(ev.exit_code < 0 ? signame(-ev.exit_code) : `exit ${ev.exit_code}`);
     if (ev.signal) parts.push(signame(ev.signal));
+    if (ev.hook) parts.push(ev.hook);
     if (ev.reason) parts.push(ev.reason);
     return parts.join(' · ');
   }
