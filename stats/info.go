@@ -1,15 +1,16 @@
 package stats
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 )
 
 // ErrNoProcess is returned when the process asked for does not exist (any
 // more). Circus answers it with "No such process (stopped?)".
-var ErrNoProcess = errors.New("no such process")
+var ErrNoProcess = procfs.ErrNoProcess
 
 // Info is one sample of one process: the fields of Circus's process info
 // (reference §4.2), in the units Circus uses. Its MarshalJSON writes them

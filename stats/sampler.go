@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 )
 
 // cpuWindow is the shortest interval a cpu percentage is measured over.
@@ -137,15 +139,15 @@ func (s *Sampler) Collect(ctx context.Context, src Source, children bool) (*Snap
 
 // sampleLocked samples p at now.
 func (s *Sampler) sampleLocked(p Process, now time.Time, children bool) (Info, error) {
-	st, err := s.r.stat(p.Pid)
+	st, err := s.r.Stat(p.Pid)
 	if err != nil {
 		return Info{}, err
 	}
 	in := Info{
 		Pid:        p.Pid,
-		Nice:       st.nice,
-		CPUTime:    time.Duration(st.utime+st.stime+st.cutime+st.cstime) * (time.Second / clockTicks),
-		CreateTime: float64(st.starttime)/clockTicks + s.bootTime, // psutil's arithmetic, to the last bit
+		Nice:       st.Nice,
+		CPUTime:    time.Duration(st.Utime+st.Stime+st.Cutime+st.Cstime) * (time.Second / clockTicks),
+		CreateTime: float64(st.StartTime)/clockTicks + s.bootTime, // psutil's arithmetic, to the last bit
 		CPU:        s.cpuLocked(p.Pid, st, now),
 		Started:    p.Started,
 	}
@@ -155,7 +157,7 @@ func (s *Sampler) sampleLocked(p Process, now time.Time, children bool) (Info, e
 		in.Wid = p.Wid
 		in.Age = now.Sub(p.Started).Seconds()
 	}
-	if size, res, err := s.r.statm(p.Pid); err == nil {
+	if size, res, err := s.r.Statm(p.Pid); err == nil {
 		in.VMS = size * s.pageSize
 		in.RSS = res * s.pageSize
 		in.Mem = round(float64(in.RSS)/float64(s.memTotal)*100, 3)
@@ -166,7 +168,7 @@ func (s *Sampler) sampleLocked(p Process, now time.Time, children bool) (Info, e
 	}
 	// A child sampled between fork and exec still shows its parent's argv;
 	// comm changes with the exec, so the cached identity is dropped then.
-	if m := s.marks[p.Pid]; !m.identAt.IsZero() && now.Sub(m.identAt) < identTTL && m.comm == st.comm {
+	if m := s.marks[p.Pid]; !m.identAt.IsZero() && now.Sub(m.identAt) < identTTL && m.comm == st.Comm {
 		in.Username, in.Cmdline = s.userLocked(m.uid), m.cmdline
 	} else {
 		uid, uidErr := s.r.realUID(p.Pid)
@@ -186,7 +188,7 @@ func (s *Sampler) sampleLocked(p Process, now time.Time, children bool) (Info, e
 		// Cache only a complete identity: a worker sampled between fork
 		// and exec has no argv yet, and its uid may be about to change.
 		if uidErr == nil && cmdErr == nil && in.Cmdline != "" {
-			m.identAt, m.comm, m.uid, m.cmdline = now, st.comm, uid, in.Cmdline
+			m.identAt, m.comm, m.uid, m.cmdline = now, st.Comm, uid, in.Cmdline
 			s.marks[p.Pid] = m
 		}
 	}
@@ -208,11 +210,11 @@ func (s *Sampler) sampleLocked(p Process, now time.Time, children bool) (Info, e
 // cpuLocked returns the cpu percentage of pid since its baseline (0.0 for
 // the first sample, as psutil's), rounded to 1 decimal as psutil does, and
 // moves the baseline when at least cpuWindow has passed.
-func (s *Sampler) cpuLocked(pid int, st procStat, now time.Time) float64 {
-	pt := cpuPoint{at: now, ticks: st.utime + st.stime}
+func (s *Sampler) cpuLocked(pid int, st procfs.Stat, now time.Time) float64 {
+	pt := cpuPoint{at: now, ticks: st.Utime + st.Stime}
 	m, ok := s.marks[pid]
-	if !ok || m.start != st.starttime {
-		s.marks[pid] = procMark{start: st.starttime, cur: pt}
+	if !ok || m.start != st.StartTime {
+		s.marks[pid] = procMark{start: st.StartTime, cur: pt}
 		return 0
 	}
 	base := m.cur

@@ -192,12 +192,12 @@ func TestCollectSkipsVanished(t *testing.T) {
 
 func TestReadProcNumbers(t *testing.T) {
 	var r reader
-	st, err := r.stat(os.Getpid())
+	st, err := r.Stat(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.ppid != os.Getppid() {
-		t.Errorf("ppid = %d, want %d", st.ppid, os.Getppid())
+	if st.PPid != os.Getppid() {
+		t.Errorf("ppid = %d, want %d", st.PPid, os.Getppid())
 	}
 	uid, err := r.realUID(os.Getpid())
 	if err != nil || uid != os.Getuid() {
@@ -207,7 +207,7 @@ func TestReadProcNumbers(t *testing.T) {
 	if err != nil || name == "" || name != baseName(os.Args[0]) {
 		t.Errorf("cmdline = %q, %v; want %q", name, err, baseName(os.Args[0]))
 	}
-	if _, err := r.stat(1 << 30); !errors.Is(err, ErrNoProcess) {
+	if _, err := r.Stat(1 << 30); !errors.Is(err, ErrNoProcess) {
 		t.Errorf("stat(no such pid) = %v, want ErrNoProcess", err)
 	}
 }
