@@ -1,7 +1,11 @@
 // Command testworker plays the worker roles of Ringmaster's tests. The first
 // argument names the role:
 //
-//	serve [--fd N]       answer HTTP on fd N, or on the LISTEN_FDS socket
+//	serve [--fd N] [--notify]
+//	                     answer HTTP on fd N, or on the LISTEN_FDS socket;
+//	                     with --notify, send READY=1 to NOTIFY_SOCKET once
+//	                     serving, and WATCHDOG=1 every WATCHDOG_USEC/4 until
+//	                     SIGUSR1 (after which it hangs)
 //	exit CODE            exit at once with CODE
 //	sleep                sleep until killed
 //	ignoreterm FILE      ignore SIGTERM, start a grandchild (which ignores it
@@ -18,6 +22,10 @@
 //	                     every INTERVAL, for ever
 //	odd                  write output that is hard to carry whole (see odd),
 //	                     then sleep
+//	hog BYTES [WID LEAKER]
+//	                     allocate and touch BYTES of memory (unless WID and
+//	                     LEAKER are given and differ), then sleep
+//	spin                 keep one core busy for ever
 package main
 
 import (
@@ -105,10 +113,30 @@ func main() {
 	case "sleepfor":
 		d, _ := time.ParseDuration(arg(2))
 		time.Sleep(d)
+	case "hog":
+		if arg(3) == "" || arg(3) == arg(4) {
+			n, _ := strconv.Atoi(arg(2))
+			hog = make([]byte, n)
+			for i := 0; i < n; i += 4096 {
+				hog[i] = 1 // resident only once written
+			}
+		}
+		sleepForever()
+	case "spin":
+		for {
+			spins.Add(1)
+		}
 	default:
 		fail(fmt.Errorf("unknown role %q", os.Args[1]))
 	}
 }
+
+// hog and spins keep the work of hog and spin observable, so that the
+// compiler cannot drop it.
+var (
+	hog   []byte
+	spins atomic.Uint64
+)
 
 // sleepForever blocks until the process is killed. A bare select{} would
 // not: with no other goroutine the runtime reports a deadlock and exits.
@@ -144,9 +172,13 @@ func write(path, s string) {
 
 func serve(args []string) {
 	fd := -1
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == "--fd" {
+	notify := false
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "--fd" && i+1 < len(args):
 			fd, _ = strconv.Atoi(args[i+1])
+		case args[i] == "--notify":
+			notify = true
 		}
 	}
 	if fd < 0 {
@@ -178,6 +210,9 @@ func serve(args []string) {
 		}
 		fmt.Fprintf(w, "pid %d\n", pid)
 	})}
+	if notify {
+		go sdNotify(&hung)
+	}
 	go func() {
 		c := make(chan os.Signal, 1)
 		signal.Notify(c, syscall.SIGTERM, syscall.SIGUSR1)
@@ -192,6 +227,32 @@ func serve(args []string) {
 		}
 	}()
 	_ = srv.Serve(l)
+}
+
+// sdNotify tells the arbiter the worker is ready, as sd_notify(3) does,
+// then keeps its watchdog fed until the worker hangs.
+func sdNotify(hung *atomic.Bool) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		fail(fmt.Errorf("--notify without NOTIFY_SOCKET"))
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		fail(err)
+	}
+	if _, err := c.Write([]byte("STATUS=serving\nREADY=1\n")); err != nil {
+		fail(err)
+	}
+	usec, _ := strconv.Atoi(os.Getenv("WATCHDOG_USEC"))
+	if usec <= 0 {
+		return
+	}
+	for !hung.Load() {
+		if _, err := c.Write([]byte("WATCHDOG=1")); err != nil {
+			fail(err)
+		}
+		time.Sleep(time.Duration(usec) * time.Microsecond / 4)
+	}
 }
 
 func describe(path string) {
