@@ -127,7 +127,8 @@ func (c streamChange) discard() {
 // takes effect without new workers: numprocesses (the pool is resized in
 // place, as Circus's reloadconfig does) and the output streams (the
 // workers' pipes are already the arbiter's; only their destination
-// changes), and the health check (read at each round).
+// changes), the health check (read at each round), readiness (asked of
+// new workers only) and the resource limits (read at each sample).
 func liveChange(a, b *config.Watcher) bool {
 	strip := func(w *config.Watcher) config.Watcher {
 		c := *w
@@ -135,10 +136,12 @@ func liveChange(a, b *config.Watcher) bool {
 		c.Stdout, c.Stderr, c.StdoutStream, c.StderrStream = config.Stream{}, config.Stream{}, nil, nil
 		// Checks read the watcher's options at each round.
 		c.Health = config.Health{}
+		c.Ready, c.Limits = config.Ready{}, config.Limits{}
 		c.Options = maps.Clone(w.Options)
 		maps.DeleteFunc(c.Options, func(k, _ string) bool {
 			return k == "numprocesses" || strings.HasPrefix(k, "stdout_stream.") || strings.HasPrefix(k, "stderr_stream.") ||
-				strings.HasPrefix(k, "health.")
+				strings.HasPrefix(k, "health.") || strings.HasPrefix(k, "limit.") ||
+				k == "ready" || k == "ready_timeout" || k == "watchdog_sec"
 		})
 		return c
 	}

@@ -56,6 +56,8 @@ func DefaultWatcher(name string) *Watcher {
 		StopSignal:      syscall.SIGTERM,
 		MaxAgeVariance:  30 * time.Second,
 		Health:          defaultHealth(),
+		Ready:           defaultReady(),
+		Limits:          defaultLimits(),
 		CloseChildStdin: true,
 		Umask:           -1,
 		FlapAttempts:    defaultFlapAttempts,

@@ -152,6 +152,11 @@ type Watcher struct {
 	Stderr       Stream
 	// Health is the health check (health.* keys).
 	Health Health
+	// Ready says when a new worker is ready (ready, ready_timeout,
+	// watchdog_sec).
+	Ready Ready
+	// Limits are the limit.* keys.
+	Limits Limits
 
 	// Hooks are the hooks.* keys.
 	Hooks map[string]Hook

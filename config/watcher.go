@@ -20,6 +20,8 @@ var watcherKeys = []string{
 	"check_flapping", "flapping.attempts", "flapping.window", "flapping.retry_in",
 	"flapping.max_retry", "flapping.active",
 	"health.url", "health.body", "health.tcp", "health.interval", "health.timeout", "health.failures",
+	"ready", "ready_timeout", "watchdog_sec",
+	"limit.max_rss", "limit.max_cpu", "limit.grace", "limit.interval",
 }
 
 // readWatcher reads one [watcher:NAME] section; flap is the limit set by a
@@ -90,6 +92,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	f.integer("nice", &w.Nice, -20, 19)
 	f.str("chroot", &w.Chroot)
 	f.readHealth(&w.Health)
+	f.readReady(w)
 
 	w.Stdout = f.stream("stdout_stream.", w.StdoutStream)
 	w.Stderr = f.stream("stderr_stream.", w.StderrStream)

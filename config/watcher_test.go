@@ -77,6 +77,8 @@ port = 0
 		StdoutStream: map[string]string{}, StderrStream: map[string]string{"class": "FileStream"},
 		Stderr: Stream{Class: "FileStream"},
 		Health: defaultHealth(),
+		Ready:  defaultReady(),
+		Limits: defaultLimits(),
 		Hooks:  map[string]Hook{"after_start": {Callable: "my.hook", IgnoreErrors: true}},
 	}
 	got := c.Watchers[0]
