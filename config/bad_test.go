@@ -42,6 +42,11 @@ func TestBadConfigs(t *testing.T) {
 		{"health_url.ini", []string{`health_url.ini:3: [watcher:web] health.url: "ftp://127.0.0.1/": want an http:// or https:// URL`}},
 		{"health_tcp.ini", []string{`health_tcp.ini:3: [watcher:web] health.tcp: "127.0.0.1": want host:port`}},
 		{"health_body.ini", []string{`health_body.ini:3: [watcher:web] health.body: needs health.url`}},
+		{"plugin_python.ini", []string{"plugin_python.ini:5: [plugin:mine] use: myapp.plugins.Mine is not a plugin Ringmaster has built in (it runs no Python)"}},
+		{"plugin_options.ini", []string{
+			`plugin_options.ini:6: [plugin:wd] loop_rate: "0": must be more than 0 seconds`,
+			`plugin_options.ini:7: [plugin:wd] msg_regex: "^(.*);" has no group (?P<pid>...)`,
+		}},
 		{"bad_loglevel.ini", []string{`bad_loglevel.ini:2: [circus] loglevel: "chatty" is not a log level`}},
 	}
 	for _, tt := range tests {
@@ -75,8 +80,8 @@ func TestWarnings(t *testing.T) {
 			"t.ini:4: [watcher:api] cmd: repeated key ignored: the first value (line 2) wins",
 			"t.ini:3: [watcher:api] repeated section merged into the one at t.ini:1",
 		}},
-		{"python plugin", "[plugin:mine]\nuse = my.Plugin\n",
-			[]string{"t.ini:2: [plugin:mine] use: my.Plugin is a Python plugin, which Ringmaster cannot run; ignored"}},
+		{"python plugin, inactive", "[plugin:mine]\nuse = my.Plugin\nactive = false\n",
+			[]string{"t.ini:2: [plugin:mine] use: my.Plugin is not a plugin Ringmaster has built in; ignored since active = false"}},
 		{"builtin plugin", "[plugin:rw]\nuse = circus.plugins.resource_watcher.ResourceWatcher\nwatcher = api\n", nil},
 		{"unknown section", "[watchers:api]\ncmd = x\n",
 			[]string{"t.ini:1: [watchers:api] unknown section, ignored; did you mean [watcher...]?"}},

@@ -60,7 +60,12 @@
 //     more than one process, an unknown rlimit.
 //   - Keys Ringmaster does not know are kept (watchers' free-form options)
 //     or ignored, with a warning that suggests the key probably meant.
-//     Python hooks and third-party plugins cannot run; they are warnings.
+//     Python hooks cannot run; they are warnings.
+//   - A [plugin:NAME] must use one of Circus's own classes, which
+//     Ringmaster has built in (see [Plugin.Spec] and package plugins); any
+//     other class is an error, unless active = false. Plugin options are
+//     checked at load time; options Circus would give the plugin's own
+//     watcher process (priority...) are warned about and ignored.
 //   - Watcher names that differ only in case are an error, since commands
 //     look watchers up without case.
 //   - The flapping limit is built in (10 deaths in 5 s by default); a

@@ -171,6 +171,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	late.t.Store(table)
 	con := startWeb(webLn, cfg, path, a, ev.bus, table, sampler, log)
+	plug := startPlugins(a, ev.bus, table, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(hup)
@@ -197,6 +198,7 @@ func run(args []string, stderr io.Writer) int {
 	stop() // ends the SIGHUP loop too, should Run have returned on its own
 	hupWG.Wait()
 	con.Close()
+	plug.Close()
 	closeControl(ctl, table)
 	if err != nil {
 		printErr(stderr, err)

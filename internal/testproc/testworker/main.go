@@ -22,10 +22,18 @@
 //	                     every INTERVAL, for ever
 //	odd                  write output that is hard to carry whole (see odd),
 //	                     then sleep
+//	heartbeat ADDR EVERY send "PID;TIMESTAMP" over UDP to ADDR every EVERY
+//	                     (a WatchDog heartbeat); after SIGUSR1, fall silent
+//	                     and sleep
 //	hog BYTES [WID LEAKER]
 //	                     allocate and touch BYTES of memory (unless WID and
 //	                     LEAKER are given and differ), then sleep
 //	spin                 keep one core busy for ever
+//	forkbomb FILE MAX    start children (sleepers) until a fork fails or MAX
+//	                     run, writing "STARTED" after each and "STARTED
+//	                     ERROR" at the end to FILE, then sleep
+//	daemonize FILE       start a sleeping child in a session of its own (as a
+//	                     daemon detaches), write "PID CHILDPID" to FILE, sleep
 package main
 
 import (
@@ -113,6 +121,9 @@ func main() {
 	case "sleepfor":
 		d, _ := time.ParseDuration(arg(2))
 		time.Sleep(d)
+	case "heartbeat":
+		every, _ := time.ParseDuration(arg(3))
+		heartbeat(arg(2), every)
 	case "hog":
 		if arg(3) == "" || arg(3) == arg(4) {
 			n, _ := strconv.Atoi(arg(2))
@@ -126,6 +137,26 @@ func main() {
 		for {
 			spins.Add(1)
 		}
+	case "forkbomb":
+		limit, _ := strconv.Atoi(arg(3))
+		n := 0
+		for ; n < limit; n++ {
+			if err := exec.Command(os.Args[0], "sleep").Start(); err != nil {
+				write(arg(2), fmt.Sprintf("%d %v", n, err))
+				sleepForever()
+			}
+			write(arg(2), strconv.Itoa(n+1))
+		}
+		write(arg(2), fmt.Sprintf("%d limit reached", n))
+		sleepForever()
+	case "daemonize":
+		d := exec.Command(os.Args[0], "sleep")
+		d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := d.Start(); err != nil {
+			fail(err)
+		}
+		write(arg(2), fmt.Sprintf("%d %d", os.Getpid(), d.Process.Pid))
+		sleepForever()
 	default:
 		fail(fmt.Errorf("unknown role %q", os.Args[1]))
 	}
@@ -344,4 +375,24 @@ func odd() {
 	}
 	os.Stdout.Write(append(bin, '\n'))
 	os.Stdout.WriteString("no newline")
+}
+
+// heartbeat sends WatchDog heartbeats to addr until SIGUSR1, then sleeps:
+// a worker that hangs while staying alive.
+func heartbeat(addr string, every time.Duration) {
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		fail(err)
+	}
+	silence := make(chan os.Signal, 1)
+	signal.Notify(silence, syscall.SIGUSR1)
+	t := time.NewTicker(every)
+	for {
+		fmt.Fprintf(conn, "%d;%f", os.Getpid(), float64(time.Now().UnixNano())/1e9)
+		select {
+		case <-silence:
+			sleepForever()
+		case <-t.C:
+		}
+	}
 }

@@ -1,0 +1,260 @@
+package plugins_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/control/commands"
+	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
+	"github.com/ringmaster-dev/ringmaster/plugins"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+)
+
+// worker is testworker, built before any test: an in-process arbiter reaps
+// every child of the test binary, so nothing is exec'd once one runs.
+var worker string
+
+func TestMain(m *testing.M) { os.Exit(arbtest.Main(m, &worker)) }
+
+// env is an arbiter with its command table and a plugin Manager, all in
+// this process, as cmd/arbiter wires them.
+type env struct {
+	t   *testing.T
+	dir string
+	a   *arbiter.Arbiter
+	tab *commands.Table
+	mgr *plugins.Manager
+	log *arbtest.LogBuf
+}
+
+// start writes ini (WORKER replaced by testworker's path, DIR by a fresh
+// directory), loads it and runs it until the test ends.
+func start(t *testing.T, ini string) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), log: &arbtest.LogBuf{T: t}}
+	path := e.write(ini)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	bus := pubsub.NewBus()
+	e.a, err = arbiter.New(cfg, arbiter.Options{Logger: logger, Publisher: bus})
+	if err != nil {
+		t.Fatalf("arbiter.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	e.tab, err = commands.New(e.a, commands.Options{Logger: logger, Quit: cancel, Stopped: stopped})
+	if err != nil {
+		cancel()
+		t.Fatalf("commands.New: %v", err)
+	}
+	// Before Run, as cmd/arbiter does, so that the plugins see the first
+	// spawns.
+	e.mgr = plugins.Start(plugins.Options{Commands: e.tab, Bus: bus, Config: e.a.Config, Logger: logger})
+	var runErr error
+	go func() {
+		runErr = e.a.Run(ctx)
+		close(stopped)
+	}()
+	t.Cleanup(func() {
+		// As cmd/arbiter closes them: the plugins first, the table last.
+		e.mgr.Close()
+		cancel()
+		select {
+		case <-stopped:
+			if runErr != nil {
+				t.Errorf("Run: %v", runErr)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("Run did not return within 60s of cancel")
+		}
+		e.tab.Close()
+	})
+	select {
+	case <-e.a.Started():
+	case <-time.After(30 * time.Second):
+		t.Fatal("arbiter did not start within 30s")
+	}
+	return e
+}
+
+// write writes ini as DIR/test.ini and returns its path.
+func (e *env) write(ini string) string {
+	e.t.Helper()
+	ini = strings.ReplaceAll(ini, "WORKER", worker)
+	ini = strings.ReplaceAll(ini, "DIR", e.dir)
+	path := filepath.Join(e.dir, "test.ini")
+	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// call runs a command through the table and returns the reply's fields.
+func (e *env) call(cmd string, props map[string]any) map[string]json.RawMessage {
+	e.t.Helper()
+	req := control.Request{ID: json.RawMessage("1"), Command: cmd, Properties: map[string]json.RawMessage{}}
+	for k, v := range props {
+		b, _ := json.Marshal(v)
+		req.Properties[k] = b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := e.tab.Handle(ctx, req).Render(req.ID, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var r map[string]json.RawMessage
+	if err := json.Unmarshal(b, &r); err != nil {
+		e.t.Fatal(err)
+	}
+	if string(r["status"]) == `"error"` {
+		e.t.Fatalf("%s %v: %s", cmd, props, b)
+	}
+	return r
+}
+
+// pids returns the pids of watcher name, sorted.
+func (e *env) pids(name string) []int {
+	e.t.Helper()
+	var pids []int
+	if err := json.Unmarshal(e.call("list", map[string]any{"name": name})["pids"], &pids); err != nil {
+		e.t.Fatal(err)
+	}
+	slices.Sort(pids)
+	return pids
+}
+
+// waitPids waits until watcher name has n live workers and returns them.
+func (e *env) waitPids(name string, n int) []int {
+	e.t.Helper()
+	var ps []int
+	waitFor(e.t, fmt.Sprintf("%d workers of %s", n, name), 20*time.Second, func() bool {
+		ps = e.pids(name)
+		return len(ps) == n && !slices.ContainsFunc(ps, testproc.Gone)
+	})
+	return ps
+}
+
+// replaced waits until none of old is among watcher name's workers, and
+// n are running again.
+func (e *env) replaced(name string, old []int, n int, within time.Duration) []int {
+	e.t.Helper()
+	var ps []int
+	waitFor(e.t, fmt.Sprintf("%s's workers %v replaced", name, old), within, func() bool {
+		ps = e.pids(name)
+		return len(ps) == n && !slices.ContainsFunc(ps, func(p int) bool { return slices.Contains(old, p) })
+	})
+	return ps
+}
+
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	testproc.WaitFor(t, what, d, cond)
+}
+
+// statsdServer is a UDP listener on a free loopback port that keeps every
+// datagram, as a statsd daemon receives them.
+type statsdServer struct {
+	conn *net.UDPConn
+	port int
+	mu   sync.Mutex
+	got  []string
+}
+
+func newStatsdServer(t *testing.T) *statsdServer {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &statsdServer{conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.mu.Lock()
+			s.got = append(s.got, string(buf[:n]))
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return s
+}
+
+// packets returns every datagram so far.
+func (s *statsdServer) packets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+// count returns how many datagrams were exactly p.
+func (s *statsdServer) count(p string) int {
+	n := 0
+	for _, g := range s.packets() {
+		if g == p {
+			n++
+		}
+	}
+	return n
+}
+
+// matching returns the datagrams re matches.
+func (s *statsdServer) matching(re string) []string {
+	r := regexp.MustCompile(re)
+	var out []string
+	for _, g := range s.packets() {
+		if r.MatchString(g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// waitPacket waits until datagram p arrived at least n times.
+func (s *statsdServer) waitPacket(t *testing.T, p string, n int, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); s.count(p) < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, %d× %q, want %d; every packet:\n%s", d, s.count(p), p, n, strings.Join(s.packets(), "\n"))
+		}
+	}
+}
+
+// freeUDPPort returns a loopback UDP port that was free a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
