@@ -54,6 +54,7 @@ type Arbiter struct {
 	started chan struct{}
 	done    chan struct{}  // closed when Run stops taking requests
 	wg      sync.WaitGroup // watcher loops
+	cg      cgroupRoot     // set by Run before any watcher loop (cgroup.go)
 
 	// snap is what other goroutines may read: replaced, never modified,
 	// and only by the Run goroutine (or New, before Run starts).
@@ -155,6 +156,7 @@ func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep 
 		}
 		w := newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch)
 		w.out = out
+		a.attachCgroup(w)
 		ws, fresh = append(ws, w), append(fresh, w)
 	}
 	sortWatchers(ws)
@@ -228,6 +230,7 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		a.log.Warn("cannot become a child subreaper", "err", err)
 	}
+	a.startCgroups()
 
 	for _, w := range a.Watchers() {
 		a.wg.Go(w.run)
@@ -288,6 +291,7 @@ func (a *Arbiter) shutdown() {
 		close(w.quit)
 	}
 	a.wg.Wait()
+	a.closeCgroups()
 	var outs sync.WaitGroup
 	for _, w := range ws {
 		outs.Go(func() { w.out.Close(outputGrace) })
@@ -478,6 +482,7 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	for _, w := range gone {
 		close(w.quit)
 		<-w.done
+		a.dropCgroup(w, false)
 		a.wg.Go(func() { w.out.Close(outputGrace) })
 	}
 	ws := append(created, runtime...)

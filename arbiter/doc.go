@@ -50,6 +50,14 @@
 // closes every fd beyond those handed over, and execs the worker: one exec
 // per worker, whatever it needs. The package therefore needs cgo.
 //
+// Where the host offers writable cgroups (found at start-up by package
+// cgroups, never assumed), each watcher's workers join a cgroup of their
+// own in that child, before anything else, with its cgroup.* limits set:
+// nothing a worker forks is outside it, so a stopped watcher's cgroup is
+// killed whole, daemons included, and an OOM kill in it is published. See
+// [Arbiter.Cgroups]. Without them, everything works as it does with
+// cgroup = off.
+//
 // # Output
 //
 // A worker's stdout and stderr are pipes whose other ends the watcher's

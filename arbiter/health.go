@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/config"
@@ -22,6 +23,10 @@ import (
 // each outcome to the watcher's loop, which alone counts failures and
 // decides: after health.failures in a row the worker is replaced as max_age
 // replaces one, the new worker first, then the old one stopped gracefully.
+
+// readyProbe is the longest pause between checks of a worker that is not
+// ready yet.
+const readyProbe = 200 * time.Millisecond
 
 // healthResult is the outcome of one check of the worker pid.
 type healthResult struct {
@@ -66,7 +71,8 @@ func (w *Watcher) startHealth(p *worker) {
 	p.health = cancel
 	lookup := healthVars(p.Wid, w.socks)
 	pid := p.Pid
-	w.checks.Go(func() { w.checkLoop(ctx, pid, lookup) })
+	ready := &p.readyState
+	w.checks.Go(func() { w.checkLoop(ctx, pid, ready, lookup) })
 }
 
 // endHealth stops p's check, if it has one.
@@ -79,8 +85,10 @@ func (w *Watcher) endHealth(p *worker) {
 }
 
 // checkLoop checks the worker pid every health.interval (read afresh each
-// round, so a live change applies at once) until ctx is done.
-func (w *Watcher) checkLoop(ctx context.Context, pid int, lookup func(string) (string, bool)) {
+// round, so a live change applies at once) until ctx is done. Until the
+// worker is ready it is checked every readyProbe at most, so that ready =
+// health does not keep a started worker waiting a whole interval.
+func (w *Watcher) checkLoop(ctx context.Context, pid int, ready *atomic.Bool, lookup func(string) (string, bool)) {
 	client := newHealthClient()
 	defer client.CloseIdleConnections()
 	for {
@@ -91,15 +99,24 @@ func (w *Watcher) checkLoop(ctx context.Context, pid int, lookup func(string) (s
 		// Checks of every worker fall on the same instants, multiples of
 		// the interval: one burst a round costs the arbiter far less than
 		// as many wake-ups spread over it.
+		every := h.Interval
+		if !ready.Load() {
+			every = min(every, readyProbe)
+		}
 		now := time.Now()
-		t := time.NewTimer(now.Truncate(h.Interval).Add(h.Interval).Sub(now))
+		t := time.NewTimer(now.Truncate(every).Add(every).Sub(now))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		err := probe(ctx, client, h, lookup)
+		var err error
+		if h.Cmd != "" {
+			err = w.checkCmd(ctx, h, pid, lookup)
+		} else {
+			err = probe(ctx, client, h, lookup)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -112,11 +129,20 @@ func (w *Watcher) checkLoop(ctx context.Context, pid int, lookup func(string) (s
 }
 
 // handleHealth counts a check's outcome and replaces the worker after
-// health.failures failures in a row.
+// health.failures failures in a row. A worker that is not ready yet is
+// starting, not failing: its failed checks do not count (ready_timeout
+// bounds its start), and with ready = health its first pass makes it ready.
 func (w *Watcher) handleHealth(r healthResult) {
 	p := w.procs[r.pid]
 	if p == nil || p.stopping || p.retiring || p.health == nil {
 		return // gone, or already on its way out
+	}
+	if !p.ready {
+		if r.err == nil && w.cfg.Ready.Mode == config.ReadyHealth {
+			w.markReady(p)
+			w.progress()
+		}
+		return
 	}
 	if r.err == nil {
 		if p.healthFails > 0 {
@@ -131,7 +157,13 @@ func (w *Watcher) handleHealth(r healthResult) {
 	if p.healthFails < h.Failures {
 		return
 	}
-	reason := fmt.Sprintf("%s: %d failed checks in a row, the last: %v", h.Target(), p.healthFails, r.err)
+	w.replaceUnhealthy(p, fmt.Sprintf("%s: %d failed checks in a row, the last: %v", h.Target(), p.healthFails, r.err))
+}
+
+// replaceUnhealthy publishes a health event for p and replaces it: the
+// replacement is started first, but p is stopped at once, since it is
+// not serving anyway (a failed check, a watchdog that starved).
+func (w *Watcher) replaceUnhealthy(p *worker, reason string) {
 	w.log.Error("unhealthy: replacing", "pid", p.Pid, "wid", p.Wid, "reason", reason)
 	w.emit(pubsub.Event{Kind: pubsub.Health, Pid: p.Pid, Wid: p.Wid, Reason: reason})
 	w.endHealth(p)

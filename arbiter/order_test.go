@@ -135,8 +135,11 @@ graceful_timeout = 5
 	for _, ev := range r.events.Of(pubsub.Kill) {
 		killed = append(killed, ev.Pid)
 	}
-	if fmt.Sprint(killed) != fmt.Sprint([]int{pid, child}) {
-		t.Errorf("kill events for pids %v, want %v", killed, []int{pid, child})
+	// The child may get one more: when it has not died of SIGTERM by the
+	// time its parent is reaped, the sweep of the watcher's cgroup kills it.
+	if len(killed) < 2 || fmt.Sprint(killed[:2]) != fmt.Sprint([]int{pid, child}) ||
+		len(killed) > 3 || len(killed) == 3 && killed[2] != child {
+		t.Errorf("kill events for pids %v, want %v (and perhaps %d again)", killed, []int{pid, child}, child)
 	}
 }
 

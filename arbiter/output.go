@@ -128,7 +128,8 @@ func (c streamChange) discard() {
 // place, as Circus's reloadconfig does) and the output streams (the
 // workers' pipes are already the arbiter's; only their destination
 // changes), the health check (read at each round), readiness (asked of
-// new workers only) and the resource limits (read at each sample).
+// new workers only), the resource limits (read at each sample) and the
+// hooks (read at each call).
 func liveChange(a, b *config.Watcher) bool {
 	strip := func(w *config.Watcher) config.Watcher {
 		c := *w
@@ -137,11 +138,14 @@ func liveChange(a, b *config.Watcher) bool {
 		// Checks read the watcher's options at each round.
 		c.Health = config.Health{}
 		c.Ready, c.Limits = config.Ready{}, config.Limits{}
+		// Hooks are read at each call.
+		c.Hooks = nil
 		c.Options = maps.Clone(w.Options)
 		maps.DeleteFunc(c.Options, func(k, _ string) bool {
 			return k == "numprocesses" || strings.HasPrefix(k, "stdout_stream.") || strings.HasPrefix(k, "stderr_stream.") ||
 				strings.HasPrefix(k, "health.") || strings.HasPrefix(k, "limit.") ||
-				k == "ready" || k == "ready_timeout" || k == "watchdog_sec"
+				k == "ready" || k == "ready_timeout" || k == "watchdog_sec" ||
+				strings.HasPrefix(k, "hooks.") || k == "hook_timeout"
 		})
 		return c
 	}

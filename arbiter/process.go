@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,22 @@ type worker struct {
 	// health ends the worker's health check goroutine; nil: none runs.
 	health      func()
 	healthFails int // failed checks in a row
+
+	// Readiness (see ready.go). ready is set once; readyState is it for
+	// the health check goroutine, which probes faster until then.
+	ready      bool
+	readyState atomic.Bool
+	readyAt    time.Time // ready = warmup: ready then
+	readyBy    time.Time // ready = notify or health: not ready by then fails
+	watchdogAt time.Time // watchdog_sec: replaced unless fed by then
+	notify     *notifier // ready = notify: its socket; nil otherwise
+	status     string    // the worker's last STATUS= notification
+
+	// Resource limits (see limits.go): the CPU time at the last sample,
+	// and since when the worker has been over a limit (zero: it is not).
+	cpuTicks  uint64
+	cpuAt     time.Time
+	overSince time.Time
 }
 
 // ProcessInfo is a snapshot of one worker, safe to keep.

@@ -131,10 +131,14 @@ func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*
 	w.progress()
 }
 
-// progress moves along whatever waits for the pool to change: a reload in
-// progress, and Incr calls waiting for the pool to reach its size. The loop
-// calls it after every reap, spawn and deadline.
+// progress moves along whatever waits for the pool to change: retiring
+// workers whose replacements are ready, a reload in progress, and Incr
+// calls waiting for the pool to reach its size. The loop calls it after
+// every reap, spawn and deadline.
 func (w *Watcher) progress() {
+	if w.state == Active || w.state == Starting {
+		w.handOver()
+	}
 	w.progressReload()
 	keep := w.killWaiters[:0]
 	for _, k := range w.killWaiters {
@@ -161,14 +165,14 @@ func (w *Watcher) progress() {
 	}
 }
 
-// settled reports whether the pool is at its size with nothing on its way
-// out.
+// settled reports whether the pool is at its size, every worker ready,
+// with nothing on its way out.
 func (w *Watcher) settled() bool {
 	if w.live() != w.target {
 		return false
 	}
 	for _, p := range w.procs {
-		if p.stopping || p.retiring {
+		if p.stopping || p.retiring || !p.ready {
 			return false
 		}
 	}
@@ -186,16 +190,9 @@ func (w *Watcher) progressReload() {
 		return
 	}
 	alive := func(pid int) bool { _, ok := w.procs[pid]; return ok }
-	if !op.sequential {
-		if w.live() < w.target {
-			return // replacements still to come
-		}
-		for _, pid := range op.old {
-			if p := w.procs[pid]; p != nil && !p.stopping {
-				w.stopProc(p)
-			}
-		}
-	} else {
+	// The old workers are retiring: handOver stops them once enough new
+	// ones are ready.
+	if op.sequential {
 		if op.current != 0 {
 			if alive(op.current) {
 				return
@@ -217,8 +214,8 @@ func (w *Watcher) progressReload() {
 				p.retiring = false // no replacement yet (spawn failing): keep it
 				return
 			}
-			w.stopProc(p)
 			op.current = pid
+			w.handOver()
 			return
 		}
 	}

@@ -76,6 +76,7 @@ func (a *Arbiter) Add(ctx context.Context, cfg *config.Watcher, start bool) (*Wa
 		}
 		w = newWatcher(cfg, watcherSockets(cfg, old.sockets), a.log, a.pub, a.launch)
 		w.out = out
+		a.attachCgroup(w)
 		w.runtime = true
 		ws := append(slices.Clone(old.watchers), w)
 		sortWatchers(ws)
@@ -132,6 +133,7 @@ func (a *Arbiter) Remove(ctx context.Context, name string, nostop bool) error {
 		a.snap.Store(&snapshot{watchers: ws, sockets: old.sockets, cfg: old.cfg})
 		close(w.quit)
 		<-w.done
+		a.dropCgroup(w, nostop)
 		// Not waited for here: the output of workers left running by
 		// nostop may go on for ever, and is then no longer read.
 		a.wg.Go(func() { w.out.Close(outputGrace) })
@@ -198,7 +200,7 @@ var reloadKeys = []string{
 	"Cmd", "Args", "Shell", "ShellArgs", "Executable", "WorkingDir", "User", "Group", "UID", "GID",
 	"Groups", "CopyEnv", "CopyPath", "Virtualenv", "Env", "MaxAge", "MaxAgeVariance", "UseSockets",
 	"StdinSocket", "CloseChildStdin", "CloseChildStdout", "CloseChildStderr", "Umask", "Nice",
-	"Chroot", "Rlimits",
+	"Chroot", "Rlimits", "Cgroup",
 }
 
 // Set gives the watcher name new options, as Circus's set does, and returns

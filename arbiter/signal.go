@@ -40,7 +40,7 @@ func (w *Watcher) Signal(ctx context.Context, pid int, sig syscall.Signal, child
 			}
 			for _, q := range pids {
 				if q == p.Pid {
-					if e := p.proc.Signal(sig); e != nil && err == nil {
+					if e := w.signalOne(p, sig); e != nil && err == nil {
 						err = fmt.Errorf("signal %d: %w", q, e)
 					}
 				} else if e := syscall.Kill(q, sig); e != nil && e != syscall.ESRCH && err == nil {

@@ -40,8 +40,11 @@ type launcher interface {
 	launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus, out *logs.Output) (proc, error)
 }
 
-// execLauncher starts real processes through the process-wide reaper.
-type execLauncher struct{}
+// execLauncher starts real processes through the process-wide reaper, in
+// the cgroup of their watcher (or their own) when cg has one.
+type execLauncher struct {
+	cg *watcherCgroup
+}
 
 func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus, out *logs.Output) (proc, error) {
 	h, err := sockets.Prepare(socks)
@@ -98,6 +101,8 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 		rlimits:   w.Rlimits,
 	}
 	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
+	var joined func(pid int, started bool)
+	attr.cgroups, joined = l.cg.prepare(w, wid)
 	p, err := theReaper.start(func() (int, proc, error) {
 		pid, pidfd, err := forkExec(attr)
 		if err != nil {
@@ -105,6 +110,11 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 		}
 		return pid, &pidfdProc{pid: pid, pidfd: pidfd}, nil
 	}, exits)
+	if err == nil {
+		joined(p.Pid(), true)
+	} else {
+		joined(0, false)
+	}
 	if pipes != nil {
 		if err != nil {
 			pipes.Abort()

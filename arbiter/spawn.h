@@ -18,6 +18,7 @@ enum {
 	RM_STAGE_PDEATHSIG,
 	RM_STAGE_CHDIR,
 	RM_STAGE_EXEC,
+	RM_STAGE_CGROUP,
 };
 
 struct rm_rlimit {
@@ -47,10 +48,13 @@ struct rm_spawn {
 	uint32_t uid, gid;
 	int pdeathsig;
 	int ppid;
+	const int *cgroup_fds; // cgroup.procs files to write "0" to
+	int ncgroup_fds;
 	// Out.
 	int pidfd;
 	int err;
 	int stage;
+	int cgroup_failed; // index into cgroup_fds, with RM_STAGE_CGROUP
 	// Scratch.
 	sigset_t oldmask;
 };

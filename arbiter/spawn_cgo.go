@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/config"
 )
 
@@ -33,7 +34,8 @@ type spawnAttr struct {
 	rlimits   []config.Rlimit
 	setCreds  bool
 	uid, gid  uint32
-	groups    []uint32 // set when non-nil
+	groups    []uint32       // set when non-nil
+	cgroups   []cgroups.Join // joined first of all
 }
 
 var stageNames = map[C.int]string{
@@ -50,6 +52,7 @@ var stageNames = map[C.int]string{
 	C.RM_STAGE_PDEATHSIG: "prctl PR_SET_PDEATHSIG",
 	C.RM_STAGE_CHDIR:     "chdir",
 	C.RM_STAGE_EXEC:      "exec",
+	C.RM_STAGE_CGROUP:    "join cgroup",
 }
 
 // forkExec starts a worker in its own process group with attr applied, and
@@ -145,6 +148,14 @@ func forkExec(a *spawnAttr) (pid, pidfd int, err error) {
 		s.uid = C.uint32_t(a.uid)
 		s.gid = C.uint32_t(a.gid)
 	}
+	if len(a.cgroups) > 0 {
+		cg := unsafe.Slice((*C.int)(carray(len(a.cgroups), int(unsafe.Sizeof(C.int(0))))), len(a.cgroups))
+		for i, j := range a.cgroups {
+			cg[i] = C.int(j.FD)
+		}
+		s.cgroup_fds = &cg[0]
+		s.ncgroup_fds = C.int(len(a.cgroups))
+	}
 	s.pdeathsig = C.int(syscall.SIGKILL)
 	s.ppid = C.int(os.Getpid())
 
@@ -168,6 +179,10 @@ func forkExec(a *spawnAttr) (pid, pidfd int, err error) {
 			detail = fmt.Sprintf(" %d", a.uid)
 		case C.RM_STAGE_SETGID:
 			detail = fmt.Sprintf(" %d", a.gid)
+		case C.RM_STAGE_CGROUP:
+			if i := int(s.cgroup_failed); i >= 0 && i < len(a.cgroups) {
+				detail = fmt.Sprintf(" %q", a.cgroups[i].Path)
+			}
 		}
 		err := fmt.Errorf("%s%s: %w", stageNames[s.stage], detail, syscall.Errno(s.err))
 		if p > 0 {

@@ -92,8 +92,14 @@ type Watcher struct {
 	lastFlap     time.Time
 	retryAt      time.Time // restart after flapping at this time; zero: none
 	timer        *time.Timer
+	cg           *watcherCgroup    // its cgroups (cgroup.go); nil in tests of the loop
+	hooks        hookRunner        // runs the hooks.* commands (hooks.go)
 	healthc      chan healthResult // from the check goroutines
-	checks       sync.WaitGroup    // the check goroutines, waited for when the loop ends
+	checks       sync.WaitGroup    // the check, notify and sampling goroutines, waited for when the loop ends
+	notifyc      chan notifyMsg    // from the workers' notify readers
+	limitc       chan limitSample  // from the sampling goroutine; room for the one in flight
+	sampling     bool              // a sampling goroutine is in flight
+	limitAt      time.Time         // the next sampling not before
 }
 
 func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
@@ -106,6 +112,8 @@ func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, 
 		reqc:    make(chan func()),
 		exitc:   make(chan exitStatus, 256),
 		healthc: make(chan healthResult, 64),
+		notifyc: make(chan notifyMsg, 64),
+		limitc:  make(chan limitSample, 1),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		cfg:     cfg,
@@ -134,6 +142,7 @@ func (w *Watcher) run() {
 	// Every worker is gone when the loop ends, so every check has been
 	// told to end.
 	defer w.checks.Wait()
+	defer w.hooks.wait()
 	w.timer = time.NewTimer(time.Hour)
 	w.timer.Stop()
 	defer w.timer.Stop()
@@ -146,6 +155,10 @@ func (w *Watcher) run() {
 			w.handleExit(st)
 		case r := <-w.healthc:
 			w.handleHealth(r)
+		case m := <-w.notifyc:
+			w.handleNotify(m)
+		case s := <-w.limitc:
+			w.handleLimits(s)
 		case <-w.timer.C:
 			w.tick()
 		case <-quit:
@@ -271,6 +284,9 @@ func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
 	case Stopping:
 		w.restartAfter = true
 	case Stopped:
+		if !w.beforeStart(reply) {
+			return
+		}
 		w.state = Starting
 		w.spawnAt = time.Time{}
 		w.spawnFails = 0
@@ -284,6 +300,9 @@ func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
 }
 
 func (w *Watcher) becomeActive() {
+	if !w.afterStart() {
+		return
+	}
 	w.state = Active
 	w.log.Info("started", "numprocesses", len(w.procs))
 	w.emit(pubsub.Event{Kind: pubsub.Start})
@@ -306,6 +325,7 @@ func (w *Watcher) beginStop(reason string) {
 	}
 	if w.state != Stopping {
 		w.log.Info("stopping", "reason", reason)
+		w.beforeStop()
 	}
 	w.state = Stopping
 	for _, p := range w.procs {
@@ -319,10 +339,12 @@ func (w *Watcher) beginStop(reason string) {
 }
 
 func (w *Watcher) finishStop() {
+	w.cgroupStopped()
 	if w.state != Stopped {
 		w.state = Stopped
 		w.log.Info("stopped")
 		w.emit(pubsub.Event{Kind: pubsub.Stop})
+		w.afterStop()
 	}
 	for _, r := range w.stopWaiters {
 		r <- nil
@@ -343,6 +365,7 @@ func (w *Watcher) stopProcWith(p *worker, sig syscall.Signal) {
 	now := time.Now()
 	p.stopping = true
 	w.endHealth(p)
+	w.endNotify(p)
 	p.killAt = now.Add(w.cfg.GracefulTimeout)
 	if sig == 0 {
 		sig = syscall.SIGTERM
@@ -369,6 +392,10 @@ func (w *Watcher) stopProcWith(p *worker, sig syscall.Signal) {
 // signal sends sig to a worker's process group, which reaches its
 // descendants too; to the worker alone if it has left its group.
 func (w *Watcher) signal(p *worker, sig syscall.Signal) {
+	defer w.afterSignal(p, sig)
+	if !w.beforeSignal(p, sig) {
+		return
+	}
 	err := p.proc.SignalGroup(sig)
 	if err != nil {
 		err = p.proc.Signal(sig)
@@ -431,7 +458,7 @@ func (w *Watcher) reconcile() {
 		}
 		w.stopProc(oldest)
 	}
-	if w.state == Starting {
+	if w.state == Starting && w.allReady() {
 		w.becomeActive()
 	}
 }
@@ -441,24 +468,31 @@ func (w *Watcher) reconcile() {
 // max_retry failures in a row the watcher stops.
 func (w *Watcher) spawnOne() bool {
 	wid := w.freeWid()
-	p, err := w.launch.launch(w.cfg, w.socks, wid, w.exitc, w.out)
-	now := time.Now()
-	if err != nil {
-		w.spawnFails++
-		w.log.Error("spawn failed", "wid", wid, "err", err, "attempt", w.spawnFails)
-		if w.cfg.MaxRetry >= 0 && w.spawnFails > w.cfg.MaxRetry {
-			if w.abortReload(err) {
-				return false
-			}
-			w.log.Error("giving up", "reason", "spawn failed", "attempts", w.spawnFails)
-			w.beginStop(fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err))
-			return false
-		}
-		w.spawnAt = now.Add(min(100*time.Millisecond<<min(w.spawnFails-1, 6), 5*time.Second))
+	if !w.beforeSpawn(wid) {
 		return false
 	}
-	w.spawnFails = 0
+	cfg, conn, err := w.notifyLaunch()
+	var p proc
+	if err == nil {
+		p, err = w.launch.launch(cfg, w.socks, wid, w.exitc, w.out)
+		if err != nil && conn != nil {
+			conn.Close()
+		}
+	}
+	now := time.Now()
+	if err != nil {
+		w.log.Error("spawn failed", "wid", wid, "err", err, "attempt", w.spawnFails+1)
+		w.spawnFailed(err)
+		return false
+	}
+	if !w.cfg.Ready.Waits() {
+		w.spawnFails = 0 // otherwise once the worker is ready
+	}
 	proc := &worker{Pid: p.Pid(), Wid: wid, Started: now, proc: p}
+	w.beginReadiness(proc, now)
+	if conn != nil {
+		w.startNotify(proc, conn)
+	}
 	if w.cfg.MaxAge > 0 {
 		age := w.cfg.MaxAge
 		if w.cfg.MaxAgeVariance > 0 {
@@ -470,7 +504,24 @@ func (w *Watcher) spawnOne() bool {
 	w.startHealth(proc)
 	w.log.Info("spawned", "pid", proc.Pid, "wid", wid)
 	w.emit(pubsub.Event{Kind: pubsub.Spawn, Pid: proc.Pid, Wid: wid, Time: now})
-	return true
+	return w.afterSpawn(proc)
+}
+
+// spawnFailed counts a spawn that failed (err) and pauses the next, with a
+// growing pause (never the busy loop Circus falls into with max_retry =
+// -1); after max_retry failures in a row it abandons a reload in progress,
+// or else stops the watcher.
+func (w *Watcher) spawnFailed(err error) {
+	w.spawnFails++
+	if w.cfg.MaxRetry >= 0 && w.spawnFails > w.cfg.MaxRetry {
+		if w.abortReload(err) {
+			return
+		}
+		w.log.Error("giving up", "reason", "spawn failed", "attempts", w.spawnFails)
+		w.beginStop(fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err))
+		return
+	}
+	w.spawnAt = time.Now().Add(min(100*time.Millisecond<<min(w.spawnFails-1, 6), 5*time.Second))
 }
 
 // freeWid is Circus's wid: the smallest slot number no worker holds.
@@ -494,17 +545,27 @@ func (w *Watcher) handleExit(st exitStatus) {
 	}
 	delete(w.procs, st.pid)
 	w.endHealth(p)
+	w.endNotify(p)
 	// Whatever the worker left in its group goes with it, as systemd's
 	// control-group kill mode does: a stopped or crashed worker's
 	// grandchildren never run on unsupervised.
 	_ = p.proc.SignalGroup(syscall.SIGKILL)
 	p.proc.Release()
+	w.cgroupExited(p)
 	code := exitCode(st.status)
 	w.emit(pubsub.Event{Kind: pubsub.Reap, Pid: p.Pid, Wid: p.Wid, ExitCode: code})
+	w.reapHooks(p, st)
 	if p.stopping {
 		w.log.Info("reaped", "pid", p.Pid, "exit_code", code)
 	} else {
 		w.log.Warn("worker died", "pid", p.Pid, "wid", p.Wid, "exit_code", code, "age", time.Since(p.Started).Round(time.Millisecond))
+		if !p.ready && !p.retiring && w.reload != nil && !slices.Contains(w.reload.old, p.Pid) {
+			// A worker of the new version that died before it was ready:
+			// the reload is abandoned, the old workers stay.
+			w.notReady(p, fmt.Errorf("pid %d exited (code %d) before it was ready", p.Pid, code))
+			w.progress()
+			return
+		}
 		if w.flapped(p.Wid) {
 			return
 		}
@@ -585,12 +646,16 @@ func (w *Watcher) tick() {
 		case !p.stopping && !p.retiring && !p.expireAt.IsZero() && !now.Before(p.expireAt):
 			w.log.Info("recycling", "pid", p.Pid, "reason", "max_age", "age", now.Sub(p.Started).Round(time.Second))
 			// Retired first so that reconcile spawns the replacement
-			// before the old worker has even been signalled.
+			// before the old worker has even been signalled, which
+			// happens once the replacement is ready.
 			p.retiring = true
+			w.endHealth(p)
 			w.reconcile()
-			w.stopProc(p)
+			w.handOver()
 		}
 	}
+	w.readinessDeadlines(now)
+	w.startSampling(now)
 	if w.state == Stopped && !w.retryAt.IsZero() && !now.Before(w.retryAt) {
 		w.retryAt = time.Time{}
 		w.log.Info("flapping: retrying", "retry", w.flapRetries)
@@ -620,7 +685,9 @@ func (w *Watcher) rearm() {
 		} else if !p.stopping && !p.retiring {
 			earlier(p.expireAt)
 		}
+		earlier(readinessNext(p))
 	}
+	earlier(w.limitNext())
 	if w.state == Stopped {
 		earlier(w.retryAt)
 	}

@@ -111,7 +111,7 @@ func TestCircusConfigs(t *testing.T) {
 			wantErrs:  []string{"hooks.ini:1: [watcher:foo] cmd: missing"},
 			wantWarns: []string{`hooks.ini:3: [watcher:foo] hooks.before_start: "tests.test_config.hook" is a Python hook`},
 			check: func(t *testing.T, c *Config) {
-				want := map[string]Hook{"before_start": {Callable: "tests.test_config.hook"}}
+				want := map[string]Hook{"before_start": {Command: "tests.test_config.hook", Python: true, Timeout: 30 * time.Second}}
 				if diff := cmp.Diff(want, watcher(t, c, "foo").Hooks); diff != "" {
 					t.Errorf("Hooks (-want +got):\n%s", diff)
 				}

@@ -3,6 +3,7 @@ package config
 import (
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,11 @@ type Health struct {
 	// TCP is health.tcp, host:port: a connect that must succeed within
 	// Timeout.
 	TCP string
+	// Cmd is health.cmd: a command that must exit 0 within Timeout, or its
+	// process group is killed. It is split as cmd is (shlex, no shell),
+	// and runs as the watcher's user, in its working_dir, with the
+	// worker's environment plus CIRCUS_WATCHER, CIRCUS_PID and CIRCUS_WID.
+	Cmd string
 	// Interval is health.interval, between the end of one check and the
 	// start of the next (default 5 s); Timeout is health.timeout (default
 	// 2 s); Failures is health.failures, the failed checks in a row after
@@ -29,14 +35,31 @@ type Health struct {
 }
 
 // Enabled reports whether the watcher has a check.
-func (h Health) Enabled() bool { return h.URL != "" || h.TCP != "" }
+func (h Health) Enabled() bool { return h.URL != "" || h.TCP != "" || h.Cmd != "" }
 
 // Target names what is checked, for logs and events.
 func (h Health) Target() string {
-	if h.URL != "" {
+	switch {
+	case h.URL != "":
 		return h.URL
+	case h.TCP != "":
+		return h.TCP
 	}
-	return h.TCP
+	return h.Cmd
+}
+
+// Key is the key of the check the watcher has (health.url, health.tcp or
+// health.cmd), "" when it has none: for messages about its target.
+func (h Health) Key() string {
+	switch {
+	case h.URL != "":
+		return "health.url"
+	case h.TCP != "":
+		return "health.tcp"
+	case h.Cmd != "":
+		return "health.cmd"
+	}
+	return ""
 }
 
 func defaultHealth() Health {
@@ -48,6 +71,7 @@ func (f *fields) readHealth(h *Health) {
 	f.str("health.url", &h.URL)
 	f.str("health.body", &h.Body)
 	f.str("health.tcp", &h.TCP)
+	f.str("health.cmd", &h.Cmd)
 	f.seconds("health.interval", &h.Interval, false)
 	f.seconds("health.timeout", &h.Timeout, false)
 	f.integer("health.failures", &h.Failures, 1, maxInt)
@@ -69,8 +93,16 @@ func (f *fields) readHealth(h *Health) {
 			f.errorf("health.tcp", "%q: want host:port", h.TCP)
 		}
 	}
-	if h.URL != "" && h.TCP != "" {
-		f.errorf("health.tcp", "a watcher has one check: health.url or health.tcp, not both")
+	var set []string
+	for _, k := range []struct {
+		key, v string
+	}{{"health.url", h.URL}, {"health.tcp", h.TCP}, {"health.cmd", h.Cmd}} {
+		if k.v != "" {
+			set = append(set, k.key)
+		}
+	}
+	if len(set) > 1 {
+		f.errorf(set[len(set)-1], "a watcher has one check, not %s", strings.Join(set, " and "))
 	}
 	if h.Body != "" && h.URL == "" {
 		f.errorf("health.body", "needs health.url")

@@ -158,6 +158,10 @@ type Watcher struct {
 	// Limits are the limit.* keys.
 	Limits Limits
 
+	// Cgroup is the watcher's cgroup and its limits (cgroup, cgroup.*
+	// keys).
+	Cgroup Cgroup
+
 	// Hooks are the hooks.* keys.
 	Hooks map[string]Hook
 
@@ -175,11 +179,22 @@ type Rlimit struct {
 	Value    uint64
 }
 
-// Hook is one hooks.NAME key: a dotted Python callable and whether its
-// errors are ignored.
+// Hook is one hooks.NAME key, hooks.NAME = COMMAND[, IGNORE_ERRORS], as
+// Circus writes it.
 type Hook struct {
-	Callable     string
+	// Command is the value without its flag: a command line, shlex-split
+	// as cmd is and run without a shell; or, when Python is set, Circus's
+	// dotted Python callable.
+	Command string
+	// Python marks a dotted name (pkg.module.func) that is no program on
+	// PATH: Circus's Python hook, which Ringmaster cannot run. It is kept
+	// for the record and never run.
+	Python bool
+	// IgnoreErrors is the flag: the hook's failure vetoes nothing.
 	IgnoreErrors bool
+	// Timeout is hook_timeout (default 30 s): the hook's process group is
+	// killed after it, and the run counts as failed.
+	Timeout time.Duration
 }
 
 // Plugin is one [plugin:NAME] section.

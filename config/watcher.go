@@ -1,9 +1,6 @@
 package config
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // watcherKeys are the watcher keys Circus or Ringmaster give a meaning; the
 // prefixed families (rlimit_, stdout_stream., stderr_stream., hooks.) are
@@ -19,9 +16,11 @@ var watcherKeys = []string{
 	"close_child_stdout", "close_child_stderr", "umask", "nice", "chroot",
 	"check_flapping", "flapping.attempts", "flapping.window", "flapping.retry_in",
 	"flapping.max_retry", "flapping.active",
-	"health.url", "health.body", "health.tcp", "health.interval", "health.timeout", "health.failures",
+	"health.url", "health.body", "health.tcp", "health.cmd", "health.interval", "health.timeout", "health.failures",
+	"hook_timeout",
 	"ready", "ready_timeout", "watchdog_sec",
 	"limit.max_rss", "limit.max_cpu", "limit.grace", "limit.interval",
+	"cgroup", "cgroup.memory_max", "cgroup.pids_max", "cgroup.cpu_quota",
 }
 
 // readWatcher reads one [watcher:NAME] section; flap is the limit set by a
@@ -93,6 +92,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	f.str("chroot", &w.Chroot)
 	f.readHealth(&w.Health)
 	f.readReady(w)
+	f.readCgroup(&w.Cgroup)
 
 	w.Stdout = f.stream("stdout_stream.", w.StdoutStream)
 	w.Stderr = f.stream("stderr_stream.", w.StderrStream)
@@ -137,30 +137,9 @@ func (f *fields) checkWatcher(w *Watcher) {
 		f.warnf("close_child_stderr", "the worker's stderr goes to /dev/null: stderr_stream is not used")
 	}
 	if t := strings.ToLower(w.Health.Target()); strings.Contains(t, "circus.sockets.") && !strings.Contains(t, "wid") && w.NumProcesses > 1 {
-		key := "health.url"
-		if w.Health.URL == "" {
-			key = "health.tcp"
-		}
-		f.warnf(key, "checks a socket all %d workers share: any worker may answer, so a hung one can go unseen and a healthy one be replaced; give each worker its own port with $(circus.wid)", w.NumProcesses)
+		f.warnf(w.Health.Key(), "checks a socket all %d workers share: any worker may answer, so a hung one can go unseen and a healthy one be replaced; give each worker its own port with $(circus.wid)", w.NumProcesses)
 	}
 	if w.Chroot != "" && !strings.HasPrefix(w.Chroot, "/") {
 		f.errorf("chroot", "%q is not an absolute path", w.Chroot)
 	}
-}
-
-// hook reads hooks.NAME = dotted.callable[, ignore_errors]. Ringmaster runs
-// no Python, so every hook is kept for the record and warned about.
-func (f *fields) hook(w *Watcher, key string) {
-	v := f.vals[key]
-	callable, flag, hasFlag := strings.Cut(v, ",")
-	h := Hook{Callable: strings.TrimSpace(callable)}
-	if hasFlag {
-		b, err := parseBool(flag)
-		if err != nil {
-			f.errorf(key, "%v", err)
-		}
-		h.IgnoreErrors = b
-	}
-	w.Hooks[strings.TrimPrefix(key, "hooks.")] = h
-	f.warnf(key, "%s is a Python hook, which Ringmaster cannot run; ignored", strconv.Quote(h.Callable))
 }

@@ -79,7 +79,7 @@ port = 0
 		Health: defaultHealth(),
 		Ready:  defaultReady(),
 		Limits: defaultLimits(),
-		Hooks:  map[string]Hook{"after_start": {Callable: "my.hook", IgnoreErrors: true}},
+		Hooks:  map[string]Hook{"after_start": {Command: "my.hook", Python: true, IgnoreErrors: true, Timeout: 30 * time.Second}},
 	}
 	got := c.Watchers[0]
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Watcher{}, "Options")); diff != "" {

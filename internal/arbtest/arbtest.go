@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
@@ -23,8 +24,8 @@ import (
 // builds testworker into a temporary directory (mode 0755, so workers that
 // run as nobody can write there) before any test runs, since an in-process
 // arbiter reaps every child of the test binary, sets *worker to its path,
-// runs the tests and then checks for leaked goroutines. It returns the exit
-// code for os.Exit.
+// runs the tests and then checks for leaked goroutines and cgroups. It
+// returns the exit code for os.Exit.
 func Main(m *testing.M, worker *string) int {
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	dir, err := os.MkdirTemp("", "testproc")
@@ -39,6 +40,14 @@ func Main(m *testing.M, worker *string) int {
 		return 1
 	}
 	code := m.Run()
+	// Every arbiter removes its cgroups when Run returns; one left is a
+	// leak of whatever ran in it too.
+	if h, err := cgroups.Detect(); err == nil && code == 0 {
+		if left := h.Trees("ringmaster", os.Getpid()); len(left) > 0 {
+			fmt.Fprintln(os.Stderr, "cgroups left behind:", left)
+			code = 1
+		}
+	}
 	if code == 0 {
 		// The arbiter's reaper listens for SIGCHLD through os/signal,
 		// whose goroutine lives as long as the process.

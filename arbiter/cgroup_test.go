@@ -1,0 +1,304 @@
+package arbiter_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+)
+
+// cgroupPath reports which path a test takes: the real one where the
+// arbiter found cgroups that enforce what it needs (enforced returns the
+// cgroup version doing it, "" where none does), else the fallback, which
+// the test then states. On CI's host (root, cgroups writable) the real path
+// is required, so that a host that lost them fails instead of passing on
+// the fallback.
+func cgroupPath(t *testing.T, r *running, what string, enforced func(arbiter.CgroupInfo) string) (real bool) {
+	t.Helper()
+	info := r.Cgroups()
+	if v := enforced(info); v != "" {
+		t.Logf("path: %s by cgroup %s (kill: %s; dirs %v)", what, v, info.Kill, info.Dirs)
+		return true
+	}
+	if os.Getenv("CI") == "true" && os.Getuid() == 0 {
+		t.Fatalf("CI runs as root on a host with cgroups, yet %s has no cgroup here: %+v", what, info)
+	}
+	t.Logf("path: none: no cgroup for %s on this host (%s); testing the fallback", what, info.Reason)
+	return false
+}
+
+// watcherDir returns the directory of a watcher's cgroup in the hierarchy
+// where file exists, or "".
+func watcherDir(r *running, name, file string) string {
+	for _, d := range r.Cgroups().Dirs {
+		if _, err := os.Stat(filepath.Join(d, name, file)); err == nil {
+			return filepath.Join(d, name)
+		}
+	}
+	return ""
+}
+
+// A fork bomb in a worker is stopped by cgroup.pids_max: its forks fail
+// once the cgroup holds that many tasks, and the arbiter and the other
+// processes of the host are untouched.
+func TestCgroupForkBomb(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "bomb")
+	r := start(t, `
+[watcher:bomb]
+cmd = WORKER forkbomb `+file+` 60
+respawn = false
+cgroup.pids_max = 30
+graceful_timeout = 1
+`)
+	var status string
+	waitFor(t, "the fork bomb to end", 20*time.Second, func() bool {
+		b, _ := os.ReadFile(file)
+		status = string(b)
+		return strings.Contains(status, " ")
+	})
+	var started int
+	fmt.Sscanf(status, "%d", &started)
+	if !cgroupPath(t, r, "cgroup.pids_max", func(i arbiter.CgroupInfo) string { return i.Pids }) {
+		if status != "60 limit reached" {
+			t.Fatalf("without a pids controller the bomb should run to its own cap: %q", status)
+		}
+		t.Logf("fallback: nothing contained the bomb; it stopped at its own cap of 60 children")
+		return
+	}
+	if started >= 30 || !strings.Contains(status, syscall.EAGAIN.Error()) {
+		t.Fatalf("forkbomb reported %q; want a fork refused with EAGAIN before 30 children", status)
+	}
+	dir := watcherDir(r, "bomb", "pids.current")
+	b, err := os.ReadFile(filepath.Join(dir, "pids.current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if cur > 30 {
+		t.Errorf("%s/pids.current = %d, over pids.max 30", dir, cur)
+	}
+	t.Logf("contained: %d children started before %q; %d tasks in %s", started, status, cur, dir)
+	if err := r.Watcher("bomb").Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if len(strings.TrimSpace(string(b))) != 0 {
+		t.Errorf("after stop, %s still holds %s", dir, b)
+	}
+}
+
+// A worker that daemonizes a grandchild (a new session, out of its process
+// group, which the group kill misses) leaves nothing behind once its
+// watcher stops: the watcher's cgroup is killed. With cgroup = off it
+// does, which the test shows and then cleans up.
+func TestCgroupStopKillsDaemons(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"auto", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(t.TempDir(), "pids")
+			r := start(t, `
+[watcher:d]
+cmd = WORKER daemonize `+file+`
+cgroup = `+mode+`
+graceful_timeout = 1
+`)
+			pid, daemon := waitPids(t, file)
+			t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
+			real := mode == "auto" && cgroupPath(t, r, "the cgroup kill on stop", func(i arbiter.CgroupInfo) string { return i.Kill })
+			if err := r.Watcher("d").Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if !gone(pid) {
+				t.Fatalf("worker %d still runs after Stop", pid)
+			}
+			if !real {
+				// The process-group kill cannot reach it: this is what
+				// happens without cgroups.
+				if gone(daemon) {
+					t.Fatalf("daemon %d died without a cgroup kill", daemon)
+				}
+				t.Logf("fallback (cgroup = %s): daemon %d outlived its watcher, as without cgroups", mode, daemon)
+				return
+			}
+			// Stop returns after a bounded wait for the kill to take
+			// effect; the daemon is then gone or a zombie being reaped.
+			waitFor(t, "the daemon to be gone", 5*time.Second, func() bool { return gone(daemon) })
+			found := false
+			for _, ev := range r.events.Of(pubsub.Kill) {
+				found = found || ev.Pid == daemon && ev.Signal == int(syscall.SIGKILL)
+			}
+			if !found {
+				t.Errorf("no kill event for daemon %d", daemon)
+			}
+		})
+	}
+}
+
+// With cgroup = worker, each worker has a cgroup of its own inside the
+// watcher's, and what a worker leaves in it dies with it, while the
+// watcher runs on.
+func TestCgroupPerWorker(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := start(t, `
+[watcher:w]
+cmd = WORKER daemonize `+dir+`/$(circus.wid)
+cgroup = worker
+numprocesses = 2
+`)
+	if !cgroupPath(t, r, "the per-worker cgroup kill", func(i arbiter.CgroupInfo) string { return i.Kill }) {
+		return
+	}
+	pid1, daemon1 := waitPids(t, filepath.Join(dir, "1"))
+	_, daemon2 := waitPids(t, filepath.Join(dir, "2"))
+	wdir := watcherDir(r, "w", "cgroup.procs")
+	ents, _ := os.ReadDir(wdir)
+	var subs []string
+	for _, e := range ents {
+		if e.IsDir() {
+			subs = append(subs, e.Name())
+		}
+	}
+	if len(subs) != 2 || !strings.HasPrefix(subs[0], "wid1-") || !strings.HasPrefix(subs[1], "wid2-") {
+		t.Fatalf("%s holds %v; want a cgroup per worker, wid1-N and wid2-N", wdir, subs)
+	}
+	os.Remove(filepath.Join(dir, "1"))
+	if err := syscall.Kill(pid1, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "worker 1's daemon to die with it", 10*time.Second, func() bool { return gone(daemon1) })
+	if gone(daemon2) {
+		t.Fatalf("worker 2's daemon %d died with worker 1", daemon2)
+	}
+	// The replacement gets a cgroup of its own, and the dead worker's goes.
+	waitPids(t, filepath.Join(dir, "1"))
+	waitFor(t, "worker 1's old cgroup removed", 10*time.Second, func() bool {
+		ents, _ := os.ReadDir(wdir)
+		n := 0
+		for _, e := range ents {
+			if e.IsDir() && e.Name() != subs[0] {
+				n++
+			}
+			if e.Name() == subs[0] {
+				return false
+			}
+		}
+		return n == 2
+	})
+}
+
+// cgroup.memory_max makes the kernel kill a worker that allocates past it,
+// and the arbiter publishes an oom event before the reap.
+func TestCgroupOOM(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[watcher:hog]
+cmd = WORKER hog 268435456
+respawn = false
+cgroup.memory_max = 64M
+`)
+	if !cgroupPath(t, r, "cgroup.memory_max", func(i arbiter.CgroupInfo) string { return i.Memory }) {
+		if !strings.Contains(r.log.String(), "key=cgroup.memory_max") {
+			t.Errorf("no warning naming cgroup.memory_max in the log")
+		}
+		return
+	}
+	waitFor(t, "an oom event", 20*time.Second, func() bool { return len(r.events.Of(pubsub.OOM)) > 0 })
+	ev := r.events.Of(pubsub.OOM)[0]
+	if ev.Watcher != "hog" || ev.Pid != 0 || !strings.Contains(ev.Reason, "cgroup.memory_max 64M reached: the kernel's OOM killer killed 1 process") {
+		t.Fatalf("oom event %+v", ev)
+	}
+	t.Logf("oom event: %s", ev.Reason)
+	var seenOOM bool
+	for _, e := range r.events.All() {
+		switch e.Kind {
+		case pubsub.OOM:
+			seenOOM = true
+		case pubsub.Reap:
+			if !seenOOM || e.ExitCode != -int(syscall.SIGKILL) {
+				t.Errorf("reap %+v: want exit code -9, after the oom event", e)
+			}
+		}
+	}
+}
+
+// The arbiter's cgroups are gone once Run returns, with what ran in them.
+func TestCgroupRemovedAtExit(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "pids")
+	r := start(t, `
+[watcher:d]
+cmd = WORKER daemonize `+file+`
+cgroup.pids_max = 50
+`)
+	_, daemon := waitPids(t, file)
+	t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
+	if !cgroupPath(t, r, "removal of the arbiter's cgroups", func(i arbiter.CgroupInfo) string { return i.Kill }) {
+		return
+	}
+	dirs := r.Cgroups().Dirs
+	if watcherDir(r, "d", "cgroup.procs") == "" || watcherDir(r, "d", "pids.max") == "" {
+		t.Fatalf("the watcher's cgroup is not in the tracker and pids hierarchies %v", dirs)
+	}
+	r.stop()
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s remains after Run returned (%v)", d, err)
+		}
+	}
+	waitFor(t, "the daemon to be gone", 5*time.Second, func() bool { return gone(daemon) })
+}
+
+// Removing a watcher removes its cgroup: with what ran in it killed, or,
+// with nostop (rm --nostop), with its workers moved back to the arbiter's
+// own cgroup to run on.
+func TestCgroupRemoveWatcher(t *testing.T) {
+	t.Parallel()
+	for _, nostop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nostop=%v", nostop), func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(t.TempDir(), "pids")
+			r := start(t, `
+[watcher:d]
+cmd = WORKER daemonize `+file+`
+graceful_timeout = 1
+`)
+			pid, daemon := waitPids(t, file)
+			t.Cleanup(func() {
+				syscall.Kill(pid, syscall.SIGKILL)
+				syscall.Kill(daemon, syscall.SIGKILL)
+			})
+			if !cgroupPath(t, r, "the watcher's cgroup", func(i arbiter.CgroupInfo) string { return i.Kill }) {
+				return
+			}
+			dir := watcherDir(r, "d", "cgroup.procs")
+			if err := r.Remove(context.Background(), "d", nostop); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("%s remains after the watcher was removed (%v)", dir, err)
+			}
+			if !nostop {
+				waitFor(t, "the daemon to be gone", 5*time.Second, func() bool { return gone(daemon) })
+				return
+			}
+			if gone(pid) || gone(daemon) {
+				t.Fatalf("rm --nostop killed the worker (%v) or its daemon (%v)", gone(pid), gone(daemon))
+			}
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", daemon))
+			if strings.Contains(string(b), "ringmaster-") {
+				t.Errorf("the daemon is still in the arbiter's cgroups:\n%s", b)
+			}
+		})
+	}
+}

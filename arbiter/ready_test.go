@@ -1,0 +1,267 @@
+package arbiter_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+)
+
+const notifyINI = `
+[socket:web]
+host = 127.0.0.1
+port = 0
+
+[watcher:web]
+cmd = WORKER serve --fd $(circus.sockets.web) --notify
+numprocesses = 2
+ready = notify
+ready_timeout = 1
+graceful_timeout = 2
+`
+
+// readyPids are the pids of the ready events so far.
+func readyPids(r *running) []int {
+	var pids []int
+	for _, ev := range r.events.Of(pubsub.Ready) {
+		pids = append(pids, ev.Pid)
+	}
+	return pids
+}
+
+// index is the position of the first event of kind about pid, or -1.
+func index(evs []pubsub.Event, kind pubsub.Kind, pid int) int {
+	return slices.IndexFunc(evs, func(ev pubsub.Event) bool { return ev.Kind == kind && ev.Pid == pid })
+}
+
+// With ready = notify a worker is ready when it sends READY=1 on its own
+// NOTIFY_SOCKET; a reload stops each old worker only after the new ones
+// are ready, and incr answers once its worker is.
+func TestReadyNotify(t *testing.T) {
+	t.Parallel()
+	r := start(t, notifyINI)
+	waitFor(t, "2 workers ready", 10*time.Second, func() bool { return len(readyPids(r)) == 2 })
+	old := r.pids(t, "web")
+	if !slices.Equal(old, sortedCopy(readyPids(r))) {
+		t.Fatalf("ready pids %v, workers %v", readyPids(r), old)
+	}
+	w := r.Watcher("web")
+	if err := w.Reload(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	evs := r.events.All()
+	fresh := r.pids(t, "web")
+	if len(fresh) != 2 || slices.Contains(fresh, old[0]) || slices.Contains(fresh, old[1]) {
+		t.Fatalf("after reload: %v, before %v", fresh, old)
+	}
+	for _, n := range fresh {
+		for _, o := range old {
+			if ri, ki := index(evs, pubsub.Ready, n), index(evs, pubsub.Kill, o); ri < 0 || ki < 0 || ri > ki {
+				t.Errorf("old worker %d signalled (event %d) before new worker %d was ready (event %d)", o, ki, n, ri)
+			}
+		}
+	}
+	n, err := w.Incr(context.Background(), 1)
+	if err != nil || n != 3 {
+		t.Fatalf("Incr = %d, %v", n, err)
+	}
+	now := r.pids(t, "web")
+	for _, pid := range now {
+		if !slices.Contains(readyPids(r), pid) {
+			t.Errorf("incr answered before worker %d was ready (ready: %v)", pid, readyPids(r))
+		}
+	}
+}
+
+func sortedCopy(s []int) []int {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// load hammers url until stop is closed, counting requests and failures.
+func load(t *testing.T, url string, stop <-chan struct{}) (ok, failed *atomic.Int64, done *sync.WaitGroup) {
+	ok, failed, done = &atomic.Int64{}, &atomic.Int64{}, &sync.WaitGroup{}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 2 {
+		done.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(url)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("status %s", resp.Status)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					t.Logf("request failed: %v", err)
+				} else {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	return ok, failed, done
+}
+
+// A reload to a version that never becomes ready (one that hangs, one that
+// exits at once) fails with the reason, and the old workers serve on
+// throughout: no request fails.
+func TestReloadNeverReady(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, cmd, want string
+	}{
+		{"hangs", "WORKER sleep", "was not ready within 1s (ready = notify)"},
+		{"exits", "WORKER exit 1", "exited (code 1) before it was ready"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := start(t, notifyINI)
+			waitFor(t, "2 workers ready", 10*time.Second, func() bool { return len(readyPids(r)) == 2 })
+			old := r.pids(t, "web")
+			stop := make(chan struct{})
+			ok, failed, done := load(t, "http://"+r.Sockets()[0].Addr()+"/", stop)
+			waitFor(t, "requests served", 10*time.Second, func() bool { return ok.Load() > 10 })
+
+			cfg, err := r.Watcher("web").Options(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Cmd = strings.ReplaceAll(tt.cmd, "WORKER", worker)
+			began := time.Now()
+			err = r.Set(context.Background(), "web", cfg, []string{"cmd"})
+			took := time.Since(began)
+			before := ok.Load()
+			waitFor(t, "requests served after the reload failed", 10*time.Second, func() bool { return ok.Load() > before+10 })
+			close(stop)
+			done.Wait()
+
+			if err == nil || !strings.Contains(err.Error(), "reload abandoned, the old workers keep running") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Set = %v, want a reload failure saying %q", err, tt.want)
+			}
+			t.Logf("reload failed after %v: %v; %d requests served, %d failed", took.Round(time.Millisecond), err, ok.Load(), failed.Load())
+			if got := r.pids(t, "web"); !slices.Equal(got, old) {
+				t.Errorf("workers %v after the failed reload, want the old ones %v", got, old)
+			}
+			if failed.Load() != 0 {
+				t.Errorf("%d requests failed during the reload", failed.Load())
+			}
+			if c := r.Watcher("web").Config(); !strings.Contains(c.Cmd, "--notify") {
+				t.Errorf("cmd after the failed reload = %q, want the old one", c.Cmd)
+			}
+			for _, ev := range r.events.Of(pubsub.Kill) {
+				if slices.Contains(old, ev.Pid) {
+					t.Errorf("an old worker was signalled: %+v", ev)
+				}
+			}
+		})
+	}
+}
+
+// ready = health: a worker is ready at its first passing check, and Start
+// answers only then.
+func TestReadyHealth(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[socket:web]
+host = 127.0.0.1
+port = 0
+
+[watcher:web]
+cmd = WORKER serve --fd $(circus.sockets.web)
+health.url = http://127.0.0.1:$(circus.sockets.web.port)/healthz
+health.interval = 30
+ready = health
+`)
+	// The arbiter has started the watcher when Run's start-up ends, and
+	// the start waits for readiness: the event is there already, although
+	// the interval is 30 s (a worker that is not ready is probed often).
+	waitFor(t, "the worker ready", 10*time.Second, func() bool { return len(readyPids(r)) == 1 })
+	if st, _, _ := r.Watcher("web").Info(context.Background()); st != arbiter.Active {
+		t.Fatalf("state %v", st)
+	}
+	if got := r.pids(t, "web"); !slices.Equal(got, readyPids(r)) {
+		t.Fatalf("workers %v, ready %v", got, readyPids(r))
+	}
+}
+
+// A worker that stops feeding its watchdog (WATCHDOG=1 every watchdog_sec)
+// is replaced, as systemd's WatchdogSec does.
+func TestWatchdog(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[socket:web]
+host = 127.0.0.1
+port = 0
+
+[watcher:web]
+cmd = WORKER serve --fd $(circus.sockets.web) --notify
+ready = notify
+watchdog_sec = 0.4
+graceful_timeout = 1
+`)
+	waitFor(t, "the worker ready", 10*time.Second, func() bool { return len(readyPids(r)) == 1 })
+	pid := r.pids(t, "web")[0]
+	// Fed for several periods: not replaced.
+	waitFor(t, "1.2 s of a fed watchdog", 10*time.Second, func() bool {
+		return time.Since(r.events.Of(pubsub.Ready)[0].Time) > 1200*time.Millisecond
+	})
+	if len(r.events.Of(pubsub.Health)) != 0 {
+		t.Fatalf("a fed worker was replaced: %+v", r.events.Of(pubsub.Health))
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a watchdog health event", 10*time.Second, func() bool { return len(r.events.Of(pubsub.Health)) > 0 })
+	ev := r.events.Of(pubsub.Health)[0]
+	if ev.Pid != pid || !strings.Contains(ev.Reason, "watchdog: no WATCHDOG=1 within watchdog_sec 400ms") {
+		t.Fatalf("health event %+v, want pid %d and the watchdog", ev, pid)
+	}
+	waitFor(t, "a new worker ready", 10*time.Second, func() bool {
+		p := r.pids(t, "web")
+		return len(p) == 1 && p[0] != pid && slices.Contains(readyPids(r), p[0])
+	})
+}
+
+// A worker that is never ready fails as a spawn does: retried max_retry
+// times, then the watcher stops (never a busy loop).
+func TestReadyTimeoutStopsWatcher(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[watcher:never]
+cmd = WORKER sleep
+ready = notify
+ready_timeout = 0.2
+max_retry = 1
+graceful_timeout = 1
+`)
+	w := r.Watcher("never")
+	waitFor(t, "the watcher stopped", 20*time.Second, func() bool {
+		st, procs, _ := w.Info(context.Background())
+		return st == arbiter.Stopped && len(procs) == 0
+	})
+	if n := len(r.events.Of(pubsub.Spawn)); n != 2 {
+		t.Errorf("%d spawns, want 2 (max_retry = 1)", n)
+	}
+	if !strings.Contains(r.log.String(), "was not ready within 200ms") {
+		t.Errorf("log does not say why:\n%s", r.log.String())
+	}
+}

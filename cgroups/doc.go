@@ -1,0 +1,44 @@
+// Package cgroups gives a supervisor the Linux control groups the host
+// lets it use, without assuming any: it finds them, makes a cgroup per
+// watcher (or per worker) under the process's own, sets memory, pids and
+// CPU limits where a controller for them is writable, kills everything in a
+// cgroup, and removes what it made.
+//
+// # Detection
+//
+// [Detect] reads /proc/self/cgroup and /proc/self/mountinfo: which
+// hierarchies exist (the v2 unified one, v1 ones, or both, as on hybrid
+// hosts), which controllers each carries, where the process's own cgroup
+// is in each, and whether it is mounted writable. Paths are always derived
+// from those two files, never assumed, because hosts differ: containers
+// mount a hierarchy's subtree as its root, and a hybrid host may give v2
+// nothing but tracking while memory and pids live on v1.
+//
+// # Trees and groups
+//
+// [NewTree] makes one directory per supervisor, ringmaster-PID, under the
+// process's own cgroup in each hierarchy it needs: the tracker (v2 if it is
+// writable, else v1 freezer, else any writable v1 one), which every worker
+// joins and through which a cgroup is killed and watched for emptiness,
+// and the carrier of each controller (v2 where the controller is enabled
+// for the tree, else its v1 hierarchy). A [Group] is a path inside the tree,
+// "web" or "web/wid1-4"; it exists in the tracker and in the carriers of
+// the limits it was given, and a process joins it by writing "0" to the
+// cgroup.procs files [Group.Open] returns, between fork and exec, so that
+// nothing it forks is ever outside.
+//
+// # Killing
+//
+// [Group.Kill] empties a cgroup with cgroup.kill on v2 (Linux 5.14); on v1
+// it freezes the cgroup, sends SIGKILL to every process in it and thaws it,
+// so that no process forks between the listing and the kill; without a
+// freezer it sends SIGKILL to what cgroup.procs lists until it lists
+// nothing. [Group.Wait] polls until the cgroup is empty, with a deadline.
+//
+// # Concurrency
+//
+// A [Host] and a [Tree] are immutable once made and safe to share. A
+// [Group] holds no state that changes after [Group.Setup]; its methods
+// touch only the kernel's files, and callers serialise the changes to one
+// group (the arbiter does it on the watcher's loop).
+package cgroups
