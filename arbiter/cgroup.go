@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
@@ -165,18 +167,22 @@ func (a *Arbiter) dropCgroup(w *Watcher, nostop bool) {
 // watcherCgroup is one watcher's cgroups. The watcher's loop owns it (and,
 // once the loop has ended, the Run goroutine).
 type watcherCgroup struct {
-	root      *cgroupRoot
-	log       *slog.Logger
-	name      string                 // the watcher's cgroup directory name
-	group     *cgroups.Group         // the watcher's, once set up
-	applied   config.Cgroup          // the settings group was set up with
-	workers   map[int]*cgroups.Group // with cgroup = worker: each worker's, by pid
-	dead      []*cgroups.Group       // killed workers' cgroups not yet removed
-	seq       int                    // numbers the workers' cgroups
-	ooms      uint64                 // OOM kills of the watcher's cgroup reported
-	lastErr   string                 // the last setup failure logged
-	warned    map[string]bool        // keys warned about as not enforced
-	warnedFor config.Cgroup          // the settings warned is about
+	root    *cgroupRoot
+	log     *slog.Logger
+	name    string                 // the watcher's cgroup directory name
+	group   *cgroups.Group         // the watcher's, once set up
+	applied config.Cgroup          // the settings group was set up with
+	workers map[int]*cgroups.Group // with cgroup = worker: each worker's, by pid
+	dead    []*cgroups.Group       // killed workers' cgroups not yet removed
+	seq     int                    // numbers the workers' cgroups
+	ooms    uint64                 // OOM kills of the watcher's cgroup reported
+	// groupKilled holds the workers reaped during a stop, whose process
+	// groups got SIGKILL then: what the sweep finds of those groups is
+	// already dying, and is not reported killed twice.
+	groupKilled map[int]bool
+	lastErr     string          // the last setup failure logged
+	warned      map[string]bool // keys warned about as not enforced
+	warnedFor   config.Cgroup   // the settings warned is about
 }
 
 // cgroupKeys names the key of each controller's limit, for warnings.
@@ -313,12 +319,18 @@ func (w *Watcher) cgroupExited(p *worker) {
 	g := c.workers[p.Pid]
 	if g == nil {
 		w.reportOOM(c.group, &c.ooms, "")
+		if w.state == Stopping {
+			if c.groupKilled == nil {
+				c.groupKilled = map[int]bool{}
+			}
+			c.groupKilled[p.Pid] = true
+		}
 		return
 	}
 	delete(c.workers, p.Pid)
 	var seen uint64
 	w.reportOOM(g, &seen, fmt.Sprintf(" (worker %d's cgroup)", p.Pid))
-	if w.killLeftovers(g, p.Wid) {
+	if w.killLeftovers(g, p.Wid, map[int]bool{p.Pid: true}) {
 		_ = g.Wait(time.Now().Add(cgroupSettle))
 	}
 	if err := g.Remove(); err != nil {
@@ -337,7 +349,9 @@ func (w *Watcher) cgroupStopped() {
 		return
 	}
 	w.reportOOM(c.group, &c.ooms, "")
-	if w.killLeftovers(c.group, 0) {
+	killed := c.groupKilled
+	c.groupKilled = nil
+	if w.killLeftovers(c.group, 0, killed) {
 		if err := c.group.Wait(time.Now().Add(cgroupSettle)); err != nil {
 			w.log.Warn("cgroup not empty after a stop; emptied later", "err", err)
 		}
@@ -346,8 +360,10 @@ func (w *Watcher) cgroupStopped() {
 }
 
 // killLeftovers kills every process in g, publishing a kill event for
-// each, and reports whether there was any.
-func (w *Watcher) killLeftovers(g *cgroups.Group, wid int) bool {
+// each that was not already dying (gone, or in one of the process groups
+// groupKilled, which got SIGKILL when their worker was reaped), and
+// reports whether there was any.
+func (w *Watcher) killLeftovers(g *cgroups.Group, wid int, groupKilled map[int]bool) bool {
 	pids, _ := g.Procs()
 	if len(pids) == 0 {
 		return false
@@ -358,6 +374,9 @@ func (w *Watcher) killLeftovers(g *cgroups.Group, wid int) bool {
 	}
 	w.log.Info("killed what was left in the cgroup", "cgroup", g.Path(), "pids", pids, "kill", w.cg.root.tree.KillMethod())
 	for _, pid := range pids {
+		if pg, err := unix.Getpgid(pid); err != nil || groupKilled[pg] {
+			continue
+		}
 		w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: pid, Wid: wid, Signal: int(syscall.SIGKILL)})
 	}
 	return true
