@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/logs"
 )
 
 // A command is a short-lived program the arbiter runs on a watcher's
@@ -100,7 +101,7 @@ func withVars(env, vars []string) []string {
 // status 3", "killed by SIGSEGV", "timed out after 2s") followed by the
 // last line of its output.
 func (c *command) run(ctx context.Context) ([]byte, error) {
-	r, wr, err := outputPipe()
+	r, wr, err := logs.Pipe()
 	if err != nil {
 		return nil, err
 	}
@@ -125,13 +126,7 @@ func (c *command) run(ctx context.Context) ([]byte, error) {
 	// One exit and a buffer for it: the reaper never blocks on us, even
 	// when we have stopped waiting.
 	exits := make(chan exitStatus, 1)
-	p, err := theReaper.start(func() (int, proc, error) {
-		pid, pidfd, err := forkExec(attr)
-		if err != nil {
-			return pid, nil, err
-		}
-		return pid, &pidfdProc{pid: pid, pidfd: pidfd}, nil
-	}, exits)
+	p, err := spawn(attr, exits)
 	// The child has its own copies; ours would keep the pipe open.
 	wr.Close()
 	devnull.Close()
@@ -192,22 +187,6 @@ func (c *command) run(ctx context.Context) ([]byte, error) {
 		}
 	}
 	return out.b, err
-}
-
-// outputPipe is a pipe for a command's output: read through Go's poller
-// (so a read deadline can end it), written blocking, as a program expects
-// its stdout to be.
-func outputPipe() (r, w *os.File, err error) {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
-		return nil, nil, os.NewSyscallError("pipe2", err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
-		return nil, nil, os.NewSyscallError("fcntl", err)
-	}
-	return os.NewFile(uintptr(fds[0]), "|0"), os.NewFile(uintptr(fds[1]), "|1"), nil
 }
 
 // tailBuffer keeps the last max bytes written to it. It is written by one

@@ -30,14 +30,7 @@ health.timeout = 0.2
 health.failures = 3
 graceful_timeout = 1
 `)
-	var pid int
-	waitFor(t, "1 worker", 10*time.Second, func() bool {
-		p := r.pids(t, "web")
-		if len(p) == 1 {
-			pid = p[0]
-		}
-		return pid != 0
-	})
+	pid := onePid(t, r, "web")
 	// Several rounds of checks reach the worker and pass.
 	waitFor(t, "3 checks answered", 10*time.Second, func() bool {
 		lines, _ := r.Watcher("web").Output().Tail(logs.Query{Pid: pid})
@@ -122,13 +115,7 @@ health.timeout = 0.5
 health.failures = 2
 graceful_timeout = 1
 `)
-	var pid int
-	waitFor(t, "1 worker", 10*time.Second, func() bool {
-		if p := r.pids(t, "db"); len(p) == 1 {
-			pid = p[0]
-		}
-		return pid != 0
-	})
+	pid := onePid(t, r, "db")
 	waitFor(t, "3 checks accepted", 10*time.Second, func() bool { return accepted.Load() >= 3 })
 	if ev := r.events.Of(pubsub.Health); len(ev) != 0 {
 		t.Fatalf("health events while the port accepts: %+v", ev)

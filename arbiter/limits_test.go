@@ -82,13 +82,7 @@ limit.interval = 0.2
 graceful_timeout = 1
 respawn = false
 `)
-	var pid int
-	waitFor(t, "1 worker", 10*time.Second, func() bool {
-		if p := r.pids(t, "spin"); len(p) == 1 {
-			pid = p[0]
-		}
-		return pid != 0
-	})
+	pid := onePid(t, r, "spin")
 	waitFor(t, "a limit event", 20*time.Second, func() bool { return len(r.events.Of(pubsub.Limit)) > 0 })
 	ev := r.events.Of(pubsub.Limit)[0]
 	if ev.Pid != pid || !strings.Contains(ev.Reason, "over limit.max_cpu 30%") {

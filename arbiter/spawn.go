@@ -103,13 +103,7 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
 	var joined func(pid int, started bool)
 	attr.cgroups, joined = l.cg.prepare(w, wid)
-	p, err := theReaper.start(func() (int, proc, error) {
-		pid, pidfd, err := forkExec(attr)
-		if err != nil {
-			return pid, nil, err
-		}
-		return pid, &pidfdProc{pid: pid, pidfd: pidfd}, nil
-	}, exits)
+	p, err := spawn(attr, exits)
 	if err == nil {
 		joined(p.Pid(), true)
 	} else {
@@ -123,6 +117,18 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 		}
 	}
 	return p, err
+}
+
+// spawn forks and execs attr through the reaper, which delivers the
+// child's exit to exits.
+func spawn(attr *spawnAttr, exits chan<- exitStatus) (proc, error) {
+	return theReaper.start(func() (int, proc, error) {
+		pid, pidfd, err := forkExec(attr)
+		if err != nil {
+			return pid, nil, err
+		}
+		return pid, &pidfdProc{pid: pid, pidfd: pidfd}, nil
+	}, exits)
 }
 
 // credentials returns the uid, gid and supplementary groups a worker of w

@@ -98,7 +98,7 @@ func (o *Output) Pipes(stdout, stderr bool) (*Pipes, error) {
 		if !want {
 			continue
 		}
-		r, w, err := pipe()
+		r, w, err := Pipe()
 		if err != nil {
 			p.Abort()
 			return nil, err
@@ -296,12 +296,12 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
-// pipe returns a pipe whose reading end is non-blocking, read through Go's
+// Pipe returns a pipe whose reading end is non-blocking, read through Go's
 // poller so that a quiet worker holds no thread, and whose writing end is
 // blocking, as a worker expects its stdout to be: os.Pipe makes both ends
 // non-blocking, and a worker in C or Python then fails with EAGAIN when
 // the pipe is full instead of waiting.
-func pipe() (r, w *os.File, err error) {
+func Pipe() (r, w *os.File, err error) {
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		return nil, nil, os.NewSyscallError("pipe2", err)
