@@ -71,7 +71,7 @@ func (w *Watcher) startHealth(p *worker) {
 	p.health = cancel
 	lookup := healthVars(p.Wid, w.socks)
 	pid := p.Pid
-	ready := &p.readyState
+	ready := &p.ready
 	w.checks.Go(func() { w.checkLoop(ctx, pid, ready, lookup) })
 }
 
@@ -137,7 +137,7 @@ func (w *Watcher) handleHealth(r healthResult) {
 	if p == nil || p.stopping || p.retiring || p.health == nil {
 		return // gone, or already on its way out
 	}
-	if !p.ready {
+	if !p.ready.Load() {
 		if r.err == nil && w.cfg.Ready.Mode == config.ReadyHealth {
 			w.markReady(p)
 			w.progress()

@@ -33,10 +33,10 @@ type worker struct {
 	health      func()
 	healthFails int // failed checks in a row
 
-	// Readiness (see ready.go). ready is set once; readyState is it for
-	// the health check goroutine, which probes faster until then.
-	ready      bool
-	readyState atomic.Bool
+	// Readiness (see ready.go). ready is set once, by the loop; it is
+	// atomic for the health check goroutine, which probes faster until
+	// then.
+	ready      atomic.Bool
 	readyAt    time.Time // ready = warmup: ready then
 	readyBy    time.Time // ready = notify or health: not ready by then fails
 	watchdogAt time.Time // watchdog_sec: replaced unless fed by then

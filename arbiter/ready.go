@@ -188,13 +188,13 @@ func (w *Watcher) handleNotify(m notifyMsg) {
 		p.status = m.status
 		w.log.Debug("notify: status", "pid", p.Pid, "status", m.status)
 	}
-	if m.extend > 0 && !p.ready {
+	if m.extend > 0 && !p.ready.Load() {
 		p.readyBy = now.Add(m.extend)
 	}
-	if m.ready && !p.ready {
+	if m.ready && !p.ready.Load() {
 		w.markReady(p)
 	}
-	if m.watchdog && p.ready && w.cfg.Ready.Watchdog > 0 {
+	if m.watchdog && p.ready.Load() && w.cfg.Ready.Watchdog > 0 {
 		p.watchdogAt = now.Add(w.cfg.Ready.Watchdog)
 	}
 	if m.trigger && !p.retiring {
@@ -213,14 +213,13 @@ func (w *Watcher) beginReadiness(p *worker, now time.Time) {
 	case config.ReadyNotify, config.ReadyHealth:
 		p.readyBy = now.Add(r.Timeout)
 	default:
-		p.ready = true
+		p.ready.Store(true)
 	}
 }
 
 // markReady records that p is ready and lets whatever waited for it go on.
 func (w *Watcher) markReady(p *worker) {
-	p.ready = true
-	p.readyState.Store(true)
+	p.ready.Store(true)
 	p.readyAt, p.readyBy = time.Time{}, time.Time{}
 	// Spawning has worked only once the worker is up.
 	w.spawnFails = 0
@@ -253,7 +252,7 @@ func (w *Watcher) notReady(p *worker, err error) {
 func (w *Watcher) readyLive() int {
 	n := 0
 	for _, p := range w.procs {
-		if p.ready && !p.stopping && !p.retiring {
+		if p.ready.Load() && !p.stopping && !p.retiring {
 			n++
 		}
 	}
@@ -263,7 +262,7 @@ func (w *Watcher) readyLive() int {
 // allReady reports whether every worker not on its way out is ready.
 func (w *Watcher) allReady() bool {
 	for _, p := range w.procs {
-		if !p.ready && !p.stopping && !p.retiring {
+		if !p.ready.Load() && !p.stopping && !p.retiring {
 			return false
 		}
 	}
@@ -290,11 +289,11 @@ func (w *Watcher) readinessDeadlines(now time.Time) {
 	for _, p := range w.procs {
 		switch {
 		case p.stopping:
-		case !p.ready && !p.readyAt.IsZero() && !now.Before(p.readyAt):
+		case !p.ready.Load() && !p.readyAt.IsZero() && !now.Before(p.readyAt):
 			w.markReady(p)
-		case !p.ready && !p.readyBy.IsZero() && !now.Before(p.readyBy):
+		case !p.ready.Load() && !p.readyBy.IsZero() && !now.Before(p.readyBy):
 			w.notReady(p, fmt.Errorf("pid %d was not ready within %s (ready = %s)", p.Pid, w.cfg.Ready.Timeout, w.cfg.Ready.Mode))
-		case p.ready && !p.retiring && !p.watchdogAt.IsZero() && !now.Before(p.watchdogAt):
+		case p.ready.Load() && !p.retiring && !p.watchdogAt.IsZero() && !now.Before(p.watchdogAt):
 			w.replaceUnhealthy(p, fmt.Sprintf("watchdog: no WATCHDOG=1 within watchdog_sec %s", w.cfg.Ready.Watchdog))
 		}
 	}
@@ -305,9 +304,9 @@ func readinessNext(p *worker) time.Time {
 	switch {
 	case p.stopping:
 		return time.Time{}
-	case !p.ready && !p.readyAt.IsZero():
+	case !p.ready.Load() && !p.readyAt.IsZero():
 		return p.readyAt
-	case !p.ready:
+	case !p.ready.Load():
 		return p.readyBy
 	case !p.retiring:
 		return p.watchdogAt

@@ -172,7 +172,7 @@ func (w *Watcher) settled() bool {
 		return false
 	}
 	for _, p := range w.procs {
-		if p.stopping || p.retiring || !p.ready {
+		if p.stopping || p.retiring || !p.ready.Load() {
 			return false
 		}
 	}

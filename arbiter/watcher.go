@@ -559,7 +559,7 @@ func (w *Watcher) handleExit(st exitStatus) {
 		w.log.Info("reaped", "pid", p.Pid, "exit_code", code)
 	} else {
 		w.log.Warn("worker died", "pid", p.Pid, "wid", p.Wid, "exit_code", code, "age", time.Since(p.Started).Round(time.Millisecond))
-		if !p.ready && !p.retiring && w.reload != nil && !slices.Contains(w.reload.old, p.Pid) {
+		if !p.ready.Load() && !p.retiring && w.reload != nil && !slices.Contains(w.reload.old, p.Pid) {
 			// A worker of the new version that died before it was ready:
 			// the reload is abandoned, the old workers stay.
 			w.notReady(p, fmt.Errorf("pid %d exited (code %d) before it was ready", p.Pid, code))
