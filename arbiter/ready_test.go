@@ -71,6 +71,23 @@ func TestReadyNotify(t *testing.T) {
 			}
 		}
 	}
+	// Sequential: one old worker at a time, each signalled only once its
+	// own replacement is ready.
+	from := len(r.events.All())
+	old = fresh
+	if err := w.Reload(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	evs = r.events.All()[from:]
+	var order []string
+	for _, ev := range evs {
+		if ev.Watcher == "web" && (ev.Kind == pubsub.Ready || ev.Kind == pubsub.Kill && ev.Signal == 15) {
+			order = append(order, ev.Kind.String())
+		}
+	}
+	if got := strings.Join(order, " "); got != "ready kill ready kill" {
+		t.Errorf("sequential reload: %q, want each old worker signalled after one new worker is ready", got)
+	}
 	n, err := w.Incr(context.Background(), 1)
 	if err != nil || n != 3 {
 		t.Fatalf("Incr = %d, %v", n, err)
@@ -200,6 +217,22 @@ ready = health
 	}
 	if got := r.pids(t, "web"); !slices.Equal(got, readyPids(r)) {
 		t.Fatalf("workers %v, ready %v", got, readyPids(r))
+	}
+}
+
+// ready = warmup: a worker is ready warmup_delay after it started.
+func TestReadyWarmup(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[watcher:slow]
+cmd = WORKER sleep
+warmup_delay = 0.3
+ready = warmup
+`)
+	waitFor(t, "the worker ready", 10*time.Second, func() bool { return len(readyPids(r)) == 1 })
+	spawn, ready := r.events.Of(pubsub.Spawn)[0], r.events.Of(pubsub.Ready)[0]
+	if spawn.Pid != ready.Pid || ready.Time.Sub(spawn.Time) < 300*time.Millisecond {
+		t.Fatalf("spawn %+v, ready %+v: want ready warmup_delay after the spawn", spawn, ready)
 	}
 }
 
