@@ -368,15 +368,20 @@ func (w *Watcher) killLeftovers(g *cgroups.Group, wid int, groupKilled map[int]b
 	if len(pids) == 0 {
 		return false
 	}
+	// Judged before the kill: after it, a killed process may already be
+	// reaped, and so look as if it had been gone.
+	var report []int
+	for _, pid := range pids {
+		if pg, err := unix.Getpgid(pid); err == nil && !groupKilled[pg] {
+			report = append(report, pid)
+		}
+	}
 	if err := g.Kill(); err != nil {
 		w.log.Warn("cgroup kill failed", "cgroup", g.Path(), "err", err)
 		return true
 	}
 	w.log.Info("killed what was left in the cgroup", "cgroup", g.Path(), "pids", pids, "kill", w.cg.root.tree.KillMethod())
-	for _, pid := range pids {
-		if pg, err := unix.Getpgid(pid); err != nil || groupKilled[pg] {
-			continue
-		}
+	for _, pid := range report {
 		w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: pid, Wid: wid, Signal: int(syscall.SIGKILL)})
 	}
 	return true
