@@ -12,18 +12,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // freePort returns a port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var freePort = testproc.FreePort
 
 // Reload applies the difference: unchanged watchers keep their workers,
 // changed ones are reloaded gracefully with the new options, one whose

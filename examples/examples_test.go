@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // Deadlines for things that take milliseconds when all is well; generous so
@@ -592,15 +594,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+var freePort = testproc.FreePort
 
 func keys(m map[int]bool) []int {
 	var ks []int

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,15 +23,7 @@ const systemPython = testproc.SystemPython
 
 var needPyzmq = testproc.NeedPyzmq
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var freePort = testproc.FreePort
 
 // frames collects [topic, body] pairs from one subscriber.
 type frames struct {
