@@ -235,7 +235,7 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	for _, w := range a.Watchers() {
 		a.wg.Go(w.run)
 	}
-	a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay)
+	_ = a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay) // each failure is logged
 	close(a.started)
 	a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
 	a.emit(pubsub.Event{Kind: pubsub.Start})
@@ -254,12 +254,14 @@ func (a *Arbiter) Run(ctx context.Context) error {
 }
 
 // startAll starts the autostart watchers one after another, highest
-// priority first, pausing warmup between them.
-func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration) {
+// priority first, pausing warmup between them. It logs each failure and
+// returns them joined.
+func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration) error {
+	var errs []error
 	first := true
 	for _, w := range ws {
 		if ctx.Err() != nil {
-			return
+			return errors.Join(append(errs, ctx.Err())...)
 		}
 		if !w.spec.Autostart {
 			continue
@@ -270,14 +272,16 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return
+				return errors.Join(append(errs, ctx.Err())...)
 			}
 		}
 		first = false
 		if err := w.Start(ctx); err != nil {
 			a.log.Error("start failed", "watcher", w.name, "err", err)
+			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // shutdown is the one shutdown sequence: watchers stopped in reverse
@@ -286,6 +290,9 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 func (a *Arbiter) shutdown() {
 	a.log.Info("arbiter stopping")
 	ws := a.Watchers()
+	for _, w := range ws {
+		_ = w.do(context.Background(), func() { w.final = true })
+	}
 	a.stopWatchers(ws)
 	for _, w := range ws {
 		close(w.quit)

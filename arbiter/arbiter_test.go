@@ -347,3 +347,26 @@ respawn = false
 		t.Errorf("watcher with respawn = false and no worker left is %v, want stopped", st)
 	}
 }
+
+// Once the arbiter is shutting down, a watcher refuses to start (a plugin's
+// restart, a click in the console): a start then would leave workers the
+// ending loop waits on for ever.
+func TestNoStartDuringShutdown(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	began := filepath.Join(dir, "began")
+	r := start(t, `
+[watcher:web]
+cmd = WORKER sleep
+hooks.before_stop = /bin/sh -c 'touch `+began+`; sleep 0.5'
+`)
+	w := r.Watcher("web")
+	r.cancel()
+	waitFor(t, "the stop under way", 10*time.Second, func() bool { _, err := os.Stat(began); return err == nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.Start(ctx); !errors.Is(err, arbiter.ErrShutdown) {
+		t.Errorf("Start during shutdown = %v, want ErrShutdown", err)
+	}
+	r.stop() // fails the test if Run does not return
+}

@@ -75,6 +75,13 @@ func (w *Watcher) startHealth(p *worker) {
 	w.checks.Go(func() { w.checkLoop(ctx, pid, ready, lookup) })
 }
 
+// endWatch ends every goroutine that watches p (its health check and its
+// notify reader): p is going, or no longer the watcher's.
+func (w *Watcher) endWatch(p *worker) {
+	w.endHealth(p)
+	w.endNotify(p)
+}
+
 // endHealth stops p's check, if it has one.
 func (w *Watcher) endHealth(p *worker) {
 	if p.health != nil {
@@ -166,10 +173,10 @@ func (w *Watcher) handleHealth(r healthResult) {
 func (w *Watcher) replaceUnhealthy(p *worker, reason string) {
 	w.log.Error("unhealthy: replacing", "pid", p.Pid, "wid", p.Wid, "reason", reason)
 	w.emit(pubsub.Event{Kind: pubsub.Health, Pid: p.Pid, Wid: p.Wid, Reason: reason})
-	w.endHealth(p)
-	p.retiring = true
-	w.reconcile()
-	w.stopProc(p)
+	w.retire(p)
+	if !p.stopping {
+		w.stopProc(p)
+	}
 }
 
 // probe runs one check, bounded by h.Timeout.

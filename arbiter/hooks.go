@@ -118,7 +118,17 @@ func (w *Watcher) hook(name string, wait bool, vars ...string) error {
 	if !wait {
 		return nil
 	}
-	return <-run.reply
+	// The reaper's send to exitc blocks once it is full, and the reaper
+	// must stay free (it reaps this very hook): exits that arrive while
+	// the loop waits are kept, and handled once the current step is done.
+	for {
+		select {
+		case err := <-run.reply:
+			return err
+		case st := <-w.exitc:
+			w.laterExits = append(w.laterExits, st)
+		}
+	}
 }
 
 // runHooks works through the queue until it is empty.

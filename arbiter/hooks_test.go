@@ -378,3 +378,34 @@ hooks.before_start = tests.test_config.hook, false
 		t.Errorf("hook events for a hook that cannot run: %+v", ev)
 	}
 }
+
+// A watcher whose loop waits for hooks while more workers exit than its
+// exit queue holds keeps the reaper free: every hook of the stop runs and
+// passes (a stalled reaper could not reap the hooks themselves, which then
+// timed out and vetoed their signals).
+func TestHooksWithManyExits(t *testing.T) {
+	t.Parallel()
+	r := start(t, `
+[watcher:many]
+cmd = WORKER sleep
+numprocesses = 300
+hooks.before_signal = /bin/true
+hook_timeout = 2
+graceful_timeout = 30
+`)
+	waitFor(t, "300 workers", 60*time.Second, func() bool { return len(r.pids(t, "many")) == 300 })
+	if err := r.Watcher("many").Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f := r.events.Of(pubsub.HookFailure); len(f) != 0 {
+		t.Fatalf("%d hooks failed, the first: %+v", len(f), f[0])
+	}
+	if n := len(r.events.Of(pubsub.HookSuccess)); n != 300 {
+		t.Errorf("%d before_signal hooks passed, want 300", n)
+	}
+	for _, ev := range r.events.Of(pubsub.Kill) {
+		if ev.Signal != int(syscall.SIGTERM) {
+			t.Fatalf("kill event %+v: want only SIGTERM, the workers die of it", ev)
+		}
+	}
+}

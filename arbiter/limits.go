@@ -120,10 +120,7 @@ func (w *Watcher) handleLimits(s limitSample) {
 		reason := fmt.Sprintf("%s for %s", over, s.at.Sub(p.overSince).Round(time.Millisecond))
 		w.log.Error("over a limit: replacing", "pid", p.Pid, "wid", p.Wid, "reason", reason)
 		w.emit(pubsub.Event{Kind: pubsub.Limit, Pid: p.Pid, Wid: p.Wid, Reason: reason})
-		p.retiring = true
-		w.endHealth(p)
-		w.reconcile()
-		w.handOver()
+		w.retire(p)
 	}
 	w.progress()
 }

@@ -293,14 +293,20 @@ func (w *Watcher) readinessDeadlines(now time.Time) {
 			w.markReady(p)
 		case !p.ready.Load() && !p.readyBy.IsZero() && !now.Before(p.readyBy):
 			w.notReady(p, fmt.Errorf("pid %d was not ready within %s (ready = %s)", p.Pid, w.cfg.Ready.Timeout, w.cfg.Ready.Mode))
-		case p.ready.Load() && !p.retiring && !p.watchdogAt.IsZero() && !now.Before(p.watchdogAt):
+		case p.ready.Load() && !p.retiring && w.watchdogDue(p) && !now.Before(p.watchdogAt):
 			w.replaceUnhealthy(p, fmt.Sprintf("watchdog: no WATCHDOG=1 within watchdog_sec %s", w.cfg.Ready.Watchdog))
 		}
 	}
 }
 
+// watchdogDue reports whether p has a watchdog deadline: watchdog_sec may
+// have been turned off since it was armed.
+func (w *Watcher) watchdogDue(p *worker) bool {
+	return w.cfg.Ready.Watchdog > 0 && !p.watchdogAt.IsZero()
+}
+
 // readinessNext is the earliest readiness deadline of p, or zero.
-func readinessNext(p *worker) time.Time {
+func (w *Watcher) readinessNext(p *worker) time.Time {
 	switch {
 	case p.stopping:
 		return time.Time{}
@@ -308,7 +314,7 @@ func readinessNext(p *worker) time.Time {
 		return p.readyAt
 	case !p.ready.Load():
 		return p.readyBy
-	case !p.retiring:
+	case !p.retiring && w.watchdogDue(p):
 		return p.watchdogAt
 	}
 	return time.Time{}

@@ -215,6 +215,12 @@ ready = health
 	if st, _, _ := r.Watcher("web").Info(context.Background()); st != arbiter.Active {
 		t.Fatalf("state %v", st)
 	}
+	evs := r.events.All()
+	ready := index(evs, pubsub.Ready, readyPids(r)[0])
+	started := slices.IndexFunc(evs, func(ev pubsub.Event) bool { return ev.Kind == pubsub.Start && ev.Watcher == "web" })
+	if ready < 0 || started < ready {
+		t.Fatalf("start event at %d, ready at %d: the watcher became active before its worker was ready", started, ready)
+	}
 	if got := r.pids(t, "web"); !slices.Equal(got, readyPids(r)) {
 		t.Fatalf("workers %v, ready %v", got, readyPids(r))
 	}
@@ -296,5 +302,29 @@ graceful_timeout = 1
 	}
 	if !strings.Contains(r.log.String(), "was not ready within 200ms") {
 		t.Errorf("log does not say why:\n%s", r.log.String())
+	}
+}
+
+// Removing a notify watcher with nostop leaves its workers running and ends
+// its loop: their notify readers end with it.
+func TestRemoveNostopNotify(t *testing.T) {
+	t.Parallel()
+	r := start(t, notifyINI)
+	waitFor(t, "2 workers ready", 10*time.Second, func() bool { return len(readyPids(r)) == 2 })
+	pids := r.pids(t, "web")
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Remove(ctx, "web", true); err != nil {
+		t.Fatalf("Remove(nostop): %v", err)
+	}
+	for _, pid := range pids {
+		if gone(pid) {
+			t.Errorf("worker %d stopped by rm --nostop", pid)
+		}
 	}
 }

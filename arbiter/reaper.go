@@ -176,7 +176,8 @@ func (r *reaper) drain() {
 		if ok {
 			if owner != nil {
 				// Watcher loops never block on outsiders and drain
-				// this channel promptly, so a blocking send is bounded.
+				// this channel promptly (one waiting for a hook keeps
+				// receiving), so a blocking send is bounded.
 				owner <- st
 			}
 			continue

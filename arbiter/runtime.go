@@ -146,7 +146,7 @@ func (a *Arbiter) Remove(ctx context.Context, name string, nostop bool) error {
 func (w *Watcher) abandon() {
 	for pid, p := range w.procs {
 		theReaper.disown(pid)
-		w.endHealth(p)
+		w.endWatch(p)
 		p.proc.Release()
 		w.log.Info("abandoned", "pid", pid)
 	}
@@ -272,6 +272,15 @@ func (a *Arbiter) ReloadAll(ctx context.Context, sequential bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// StartAll starts the autostart watchers, highest priority first,
+// [circus] warmup_delay apart, as the arbiter does at start-up (Circus's
+// start without a name), and returns their start errors joined.
+func (a *Arbiter) StartAll(ctx context.Context) error {
+	return a.do(ctx, func(ctx context.Context) error {
+		return a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay)
+	})
 }
 
 // StopAll stops every watcher, lowest priority first and those of equal

@@ -85,6 +85,8 @@ type Watcher struct {
 	startWaiters []chan<- error
 	stopWaiters  []chan<- error
 	restartAfter bool                // a Start arrived while stopping
+	final        bool                // the arbiter is shutting down: no more starts
+	laterExits   []exitStatus        // reaped while a hook was waited for, handled after the step
 	spawnAt      time.Time           // the next spawn not before (warmup_delay, spawn-failure backoff)
 	spawnFails   int                 // consecutive failed spawns
 	deaths       map[int][]time.Time // unexpected deaths by wid, within the flapping window
@@ -163,6 +165,11 @@ func (w *Watcher) run() {
 			w.tick()
 		case <-quit:
 			quit = nil
+		}
+		for len(w.laterExits) > 0 {
+			st := w.laterExits[0]
+			w.laterExits = w.laterExits[1:]
+			w.handleExit(st)
 		}
 		if w.cur.Load() != w.cfg {
 			w.cur.Store(w.cfg)
@@ -271,6 +278,15 @@ func (w *Watcher) emit(ev pubsub.Event) {
 }
 
 func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
+	if w.final {
+		// The arbiter is shutting down: a start now (a plugin's restart,
+		// a console click, a flapping retry) would leave workers that the
+		// loop, told to end, waits on for ever.
+		if reply != nil {
+			reply <- fmt.Errorf("watcher %s: %w", w.name, ErrShutdown)
+		}
+		return
+	}
 	if commanded {
 		w.flapRetries = 0
 		w.retryAt = time.Time{}
@@ -364,8 +380,7 @@ func (w *Watcher) stopProc(p *worker) { w.stopProcWith(p, w.cfg.StopSignal) }
 func (w *Watcher) stopProcWith(p *worker, sig syscall.Signal) {
 	now := time.Now()
 	p.stopping = true
-	w.endHealth(p)
-	w.endNotify(p)
+	w.endWatch(p)
 	p.killAt = now.Add(w.cfg.GracefulTimeout)
 	if sig == 0 {
 		sig = syscall.SIGTERM
@@ -412,6 +427,16 @@ func (w *Watcher) escalate(p *worker) {
 	p.killed = true
 	w.log.Warn("escalating to SIGKILL", "pid", p.Pid, "graceful_timeout", w.cfg.GracefulTimeout)
 	w.signal(p, syscall.SIGKILL)
+}
+
+// retire replaces p: it is retired first, so that reconcile spawns the
+// replacement before p has even been signalled, which happens once the
+// replacement is ready (handOver).
+func (w *Watcher) retire(p *worker) {
+	p.retiring = true
+	w.endHealth(p)
+	w.reconcile()
+	w.handOver()
 }
 
 // live counts the workers that are not on their way out.
@@ -544,8 +569,7 @@ func (w *Watcher) handleExit(st exitStatus) {
 		return
 	}
 	delete(w.procs, st.pid)
-	w.endHealth(p)
-	w.endNotify(p)
+	w.endWatch(p)
 	// Whatever the worker left in its group goes with it, as systemd's
 	// control-group kill mode does: a stopped or crashed worker's
 	// grandchildren never run on unsupervised.
@@ -645,13 +669,7 @@ func (w *Watcher) tick() {
 			w.escalate(p)
 		case !p.stopping && !p.retiring && !p.expireAt.IsZero() && !now.Before(p.expireAt):
 			w.log.Info("recycling", "pid", p.Pid, "reason", "max_age", "age", now.Sub(p.Started).Round(time.Second))
-			// Retired first so that reconcile spawns the replacement
-			// before the old worker has even been signalled, which
-			// happens once the replacement is ready.
-			p.retiring = true
-			w.endHealth(p)
-			w.reconcile()
-			w.handOver()
+			w.retire(p)
 		}
 	}
 	w.readinessDeadlines(now)
@@ -685,7 +703,7 @@ func (w *Watcher) rearm() {
 		} else if !p.stopping && !p.retiring {
 			earlier(p.expireAt)
 		}
-		earlier(readinessNext(p))
+		earlier(w.readinessNext(p))
 	}
 	earlier(w.limitNext())
 	if w.state == Stopped {

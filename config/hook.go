@@ -19,6 +19,10 @@ var hookNames = []string{
 	"before_signal", "after_signal", "before_reap", "after_reap", "extended_stats",
 }
 
+// IsHook reports whether name (without the hooks. prefix) is a hook Circus
+// calls.
+func IsHook(name string) bool { return slices.Contains(hookNames, name) }
+
 // pythonName is a dotted Python name: pkg.module.func.
 var pythonName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
 

@@ -2,16 +2,14 @@ package plugins
 
 import (
 	"encoding/json"
-	"errors"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 func TestFirstWord(t *testing.T) {
@@ -163,30 +161,8 @@ func discardConn(t *testing.T) *net.UDPConn {
 // tagged as Circus tags them; gauges are all sent, tagged the same.
 func TestStatsdSampleRate(t *testing.T) {
 	t.Parallel()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu  sync.Mutex
-		got []string
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1024)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			mu.Lock()
-			got = append(got, string(buf[:n]))
-			mu.Unlock()
-		}
-	}()
-	defer func() { conn.Close(); <-done }()
-	st, err := newStatsd(config.Statsd{Host: "127.0.0.1", Port: conn.LocalAddr().(*net.UDPAddr).Port, SampleRate: 0.25, ApplicationName: "app"})
+	sink := testproc.NewUDPSink(t)
+	st, err := newStatsd(config.Statsd{Host: "127.0.0.1", Port: sink.Port, SampleRate: 0.25, ApplicationName: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,9 +177,7 @@ func TestStatsdSampleRate(t *testing.T) {
 		st.gauge("mark", "1")
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			mu.Lock()
-			marks := strings.Count(strings.Join(got, "\n"), "mark:")
-			mu.Unlock()
+			marks := len(sink.Matching("mark:"))
 			if marks == r+1 {
 				break
 			}
@@ -214,7 +188,7 @@ func TestStatsdSampleRate(t *testing.T) {
 		}
 	}
 	counters := 0
-	for _, g := range got {
+	for _, g := range sink.Packets() {
 		switch {
 		case g == "circus.app.watcher.web.spawn:1|c|@0.25":
 			counters++

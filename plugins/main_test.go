@@ -3,16 +3,12 @@ package plugins_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -169,92 +165,4 @@ func (e *env) replaced(name string, old []int, n int, within time.Duration) []in
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	testproc.WaitFor(t, what, d, cond)
-}
-
-// statsdServer is a UDP listener on a free loopback port that keeps every
-// datagram, as a statsd daemon receives them.
-type statsdServer struct {
-	conn *net.UDPConn
-	port int
-	mu   sync.Mutex
-	got  []string
-}
-
-func newStatsdServer(t *testing.T) *statsdServer {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &statsdServer{conn: conn, port: conn.LocalAddr().(*net.UDPAddr).Port}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.mu.Lock()
-			s.got = append(s.got, string(buf[:n]))
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-done
-	})
-	return s
-}
-
-// packets returns every datagram so far.
-func (s *statsdServer) packets() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.got)
-}
-
-// count returns how many datagrams were exactly p.
-func (s *statsdServer) count(p string) int {
-	n := 0
-	for _, g := range s.packets() {
-		if g == p {
-			n++
-		}
-	}
-	return n
-}
-
-// matching returns the datagrams re matches.
-func (s *statsdServer) matching(re string) []string {
-	r := regexp.MustCompile(re)
-	var out []string
-	for _, g := range s.packets() {
-		if r.MatchString(g) {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-// waitPacket waits until datagram p arrived at least n times.
-func (s *statsdServer) waitPacket(t *testing.T, p string, n int, d time.Duration) {
-	t.Helper()
-	for deadline := time.Now().Add(d); s.count(p) < n; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s, %d× %q, want %d; every packet:\n%s", d, s.count(p), p, n, strings.Join(s.packets(), "\n"))
-		}
-	}
-}
-
-// freeUDPPort returns a loopback UDP port that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }

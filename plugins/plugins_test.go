@@ -31,7 +31,7 @@ import (
 // Circus's topics write it, and nothing of the arbiter's own.
 func TestStatsdEmitter(t *testing.T) {
 	t.Parallel()
-	sd := newStatsdServer(t)
+	sd := testproc.NewUDPSink(t)
 	e := start(t, fmt.Sprintf(`
 [watcher:web]
 cmd = WORKER sleep
@@ -44,17 +44,17 @@ cmd = WORKER sleep
 use = circus.plugins.statsd.StatsdEmitter
 host = 127.0.0.1
 port = %d
-`, sd.port))
+`, sd.Port))
 	pids := e.waitPids("web", 2)
-	sd.waitPacket(t, "circus.app.watcher.web.spawn:1|c", 2, 10*time.Second)
-	sd.waitPacket(t, "circus.app.watcher.web.start:1|c", 1, 10*time.Second)
-	sd.waitPacket(t, "circus.app.watcher.big_web.spawn:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, "circus.app.watcher.web.spawn:1|c", 2, 10*time.Second)
+	sd.WaitPacket(t, "circus.app.watcher.web.start:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, "circus.app.watcher.big_web.spawn:1|c", 1, 10*time.Second)
 
 	e.call("kill", map[string]any{"name": "web", "pid": pids[0], "waiting": true})
-	sd.waitPacket(t, "circus.app.watcher.web.kill:1|c", 1, 10*time.Second)
-	sd.waitPacket(t, "circus.app.watcher.web.reap:1|c", 1, 10*time.Second)
-	sd.waitPacket(t, "circus.app.watcher.web.spawn:1|c", 3, 10*time.Second)
-	for _, p := range sd.packets() {
+	sd.WaitPacket(t, "circus.app.watcher.web.kill:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, "circus.app.watcher.web.reap:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, "circus.app.watcher.web.spawn:1|c", 3, 10*time.Second)
+	for _, p := range sd.Packets() {
 		if !regexp.MustCompile(`^circus\.app\.watcher\.(web|big_web)\.[a-z_]+:1\|c$`).MatchString(p) {
 			t.Errorf("packet %q is not a Circus StatsdEmitter counter of a watcher event", p)
 		}
@@ -65,7 +65,7 @@ port = %d
 // Python's number formats: floats for percents, whole bytes for memory.
 func TestFullStats(t *testing.T) {
 	t.Parallel()
-	sd := newStatsdServer(t)
+	sd := testproc.NewUDPSink(t)
 	e := start(t, fmt.Sprintf(`
 [watcher:web]
 cmd = WORKER sleep
@@ -77,18 +77,18 @@ loop_rate = 0.2
 host = 127.0.0.1
 port = %d
 application_name = shop
-`, sd.port))
+`, sd.Port))
 	e.waitPids("web", 2)
-	sd.waitPacket(t, "circus.shop.watcher._stats.web.watchers_num:2|g", 1, 10*time.Second)
+	sd.WaitPacket(t, "circus.shop.watcher._stats.web.watchers_num:2|g", 1, 10*time.Second)
 	const p = `^circus\.shop\.watcher\._stats\.web\.`
 	for _, re := range []string{
 		p + `cpu_max:\d+\.\d+\|g$`, p + `cpu_sum:\d+\.\d+\|g$`,
 		p + `mem_pct_max:\d+\.\d+\|g$`, p + `mem_pct_sum:\d+\.\d+\|g$`,
 		p + `mem_max:\d+\|g$`, p + `mem_sum:\d+\|g$`,
 	} {
-		waitFor(t, re, 10*time.Second, func() bool { return len(sd.matching(re)) > 0 })
+		waitFor(t, re, 10*time.Second, func() bool { return len(sd.Matching(re)) > 0 })
 	}
-	maxes, sums := sd.matching(p+`mem_max:`), sd.matching(p+`mem_sum:`)
+	maxes, sums := sd.Matching(p+`mem_max:`), sd.Matching(p+`mem_sum:`)
 	mx, _ := strconv.Atoi(strings.TrimSuffix(strings.SplitN(maxes[0], ":", 2)[1], "|g"))
 	sum, _ := strconv.Atoi(strings.TrimSuffix(strings.SplitN(sums[0], ":", 2)[1], "|g"))
 	if mx < 100_000 || sum < mx {
@@ -102,7 +102,7 @@ application_name = shop
 // not watch is left alone.
 func TestWatchDog(t *testing.T) {
 	t.Parallel()
-	port := freeUDPPort(t)
+	port := testproc.FreeUDPPort(t)
 	e := start(t, fmt.Sprintf(`
 [watcher:beat]
 cmd = WORKER heartbeat 127.0.0.1:%d 50ms
@@ -162,10 +162,10 @@ func age(e *env, watcher string, pid int) float64 {
 // each breach in statsd; a watcher within bounds is left alone.
 func TestResourceWatcher(t *testing.T) {
 	t.Parallel()
-	sd := newStatsdServer(t)
+	sd := testproc.NewUDPSink(t)
 	plugin := func(name string) string {
 		return fmt.Sprintf("[plugin:rw_%s]\nuse = circus.plugins.resource_watcher.ResourceWatcher\nwatcher = %s\n"+
-			"max_mem = 32M\nloop_rate = 0.2\nhost = 127.0.0.1\nport = %d\n", name, name, sd.port)
+			"max_mem = 32M\nloop_rate = 0.2\nhost = 127.0.0.1\nport = %d\n", name, name, sd.Port)
 	}
 	e := start(t, `
 [watcher:hog]
@@ -178,16 +178,16 @@ cmd = WORKER sleep
 	hog := e.waitPids("hog", 1)
 	calm := e.waitPids("calm", 1)
 	began := time.Now()
-	sd.waitPacket(t, "circus.app.watcher._resource_watcher.hog.restarting:1|c", 1, 20*time.Second)
+	sd.WaitPacket(t, "circus.app.watcher._resource_watcher.hog.restarting:1|c", 1, 20*time.Second)
 	e.replaced("hog", hog, 1, 20*time.Second)
 	t.Logf("64 MiB worker restarted %v after it started (4 samples over 32M, 0.2 s apart)", time.Since(began).Round(time.Millisecond))
-	if n := sd.count("circus.app.watcher._resource_watcher.hog.over_memory:1|c"); n < 4 {
+	if n := sd.Count("circus.app.watcher._resource_watcher.hog.over_memory:1|c"); n < 4 {
 		t.Errorf("%d over_memory counts before the restart, want at least 4 (max_count 3 exceeded)", n)
 	}
 	if got := e.pids("calm"); !slices.Equal(got, calm) {
 		t.Errorf("calm's workers = %v, want %v untouched", got, calm)
 	}
-	if got := sd.matching(`_resource_watcher\.calm\.`); len(got) > 0 {
+	if got := sd.Matching(`_resource_watcher\.calm\.`); len(got) > 0 {
 		t.Errorf("calm, within bounds, counted %q", got)
 	}
 }
@@ -197,7 +197,7 @@ cmd = WORKER sleep
 // and, with restart_on_error naming a watcher, restarts it.
 func TestHTTPObserver(t *testing.T) {
 	t.Parallel()
-	sd := newStatsdServer(t)
+	sd := testproc.NewUDPSink(t)
 	var status atomic.Int32
 	status.Store(http.StatusOK)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -216,24 +216,24 @@ timeout = 2
 restart_on_error = web
 host = 127.0.0.1
 port = %d
-`, srv.URL, sd.port))
+`, srv.URL, sd.Port))
 	web := e.waitPids("web", 1)
 	const p = "circus.http_observer.watcher.http_stats."
 	waitFor(t, "3 request_time timings", 10*time.Second, func() bool {
-		return len(sd.matching(`^`+regexp.QuoteMeta(p)+`request_time:\d+\|ms$`)) >= 3
+		return len(sd.Matching(`^`+regexp.QuoteMeta(p)+`request_time:\d+\|ms$`)) >= 3
 	})
-	if got := e.pids("web"); !slices.Equal(got, web) || len(sd.matching(`error`)) > 0 {
-		t.Fatalf("while the URL answers 200: web's workers %v (want %v), packets %q", got, web, sd.packets())
+	if got := e.pids("web"); !slices.Equal(got, web) || len(sd.Matching(`error`)) > 0 {
+		t.Fatalf("while the URL answers 200: web's workers %v (want %v), packets %q", got, web, sd.Packets())
 	}
 
 	status.Store(http.StatusServiceUnavailable)
-	sd.waitPacket(t, p+"error:1|c", 1, 10*time.Second)
-	sd.waitPacket(t, p+"error.503:1|c", 1, 10*time.Second)
-	sd.waitPacket(t, p+"restart_on_error:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"error:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"error.503:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"restart_on_error:1|c", 1, 10*time.Second)
 	e.replaced("web", web, 1, 20*time.Second)
 
 	srv.Close()
-	sd.waitPacket(t, p+"error.599:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"error.599:1|c", 1, 10*time.Second)
 }
 
 // CommandReloader, with its default loop_rate of 1 s, restarts a watcher
@@ -304,7 +304,7 @@ use = circus.plugins.command_reloader.CommandReloader
 // answering it counts the error and restarts restart_on_timeout.
 func TestRedisObserver(t *testing.T) {
 	t.Parallel()
-	sd := newStatsdServer(t)
+	sd := testproc.NewUDPSink(t)
 	redis := newFakeRedis(t, "s3cret", "# Memory\r\nused_memory:1048576\r\nmem_fragmentation_ratio:1.50\r\n"+
 		"# CPU\r\nused_cpu_sys:0.25\r\nlru_clock:123\r\nrole:master\r\n")
 	e := start(t, fmt.Sprintf(`
@@ -319,20 +319,20 @@ loop_rate = 0.2
 timeout = 1
 host = 127.0.0.1
 port = %d
-`, redis.addr, sd.port))
+`, redis.addr, sd.Port))
 	cache := e.waitPids("cache", 1)
 	const p = "circus.redis_observer.watcher.redis_stats."
-	sd.waitPacket(t, p+"used_memory:1048576|g", 1, 10*time.Second)
-	sd.waitPacket(t, p+"mem_fragmentation_ratio:1.5|g", 1, 10*time.Second)
-	sd.waitPacket(t, p+"used_cpu_sys:0.25|g", 1, 10*time.Second)
-	sd.waitPacket(t, p+"lru_clock:123|g", 1, 10*time.Second)
-	if got := sd.matching(`role|error`); len(got) > 0 {
+	sd.WaitPacket(t, p+"used_memory:1048576|g", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"mem_fragmentation_ratio:1.5|g", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"used_cpu_sys:0.25|g", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"lru_clock:123|g", 1, 10*time.Second)
+	if got := sd.Matching(`role|error`); len(got) > 0 {
 		t.Errorf("unexpected packets %q: role is not a field Circus sends, and redis answered", got)
 	}
 
 	redis.close()
-	sd.waitPacket(t, p+"error:1|c", 1, 10*time.Second)
-	sd.waitPacket(t, p+"restart_on_error:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"error:1|c", 1, 10*time.Second)
+	sd.WaitPacket(t, p+"restart_on_error:1|c", 1, 10*time.Second)
 	e.replaced("cache", cache, 1, 20*time.Second)
 }
 
@@ -438,14 +438,14 @@ func readCommand(rd *bufio.Reader) ([]string, error) {
 // and one unchanged keeps running.
 func TestManagerFollowsReload(t *testing.T) {
 	t.Parallel()
-	first, second := newStatsdServer(t), newStatsdServer(t)
+	first, second := testproc.NewUDPSink(t), testproc.NewUDPSink(t)
 	emitter := func(name string, port int) string {
 		return fmt.Sprintf("[plugin:%s]\nuse = circus.plugins.statsd.StatsdEmitter\nhost = 127.0.0.1\nport = %d\n", name, port)
 	}
 	const watchers = "[watcher:web]\ncmd = WORKER sleep\n\n"
-	e := start(t, watchers+emitter("keep", first.port)+emitter("move", first.port)+emitter("gone", first.port))
+	e := start(t, watchers+emitter("keep", first.Port)+emitter("move", first.Port)+emitter("gone", first.Port))
 	pids := e.waitPids("web", 1)
-	first.waitPacket(t, "circus.app.watcher.web.spawn:1|c", 3, 10*time.Second)
+	first.WaitPacket(t, "circus.app.watcher.web.spawn:1|c", 3, 10*time.Second)
 
 	reload := func(ini string) {
 		t.Helper()
@@ -459,13 +459,13 @@ func TestManagerFollowsReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reload(watchers + emitter("keep", first.port) + emitter("move", second.port) + emitter("new", second.port))
+	reload(watchers + emitter("keep", first.Port) + emitter("move", second.Port) + emitter("new", second.Port))
 	waitFor(t, "the changed and the new plugin started", 10*time.Second, func() bool {
 		return strings.Count(e.log.String(), "plugin started") == 5
 	})
 	e.call("kill", map[string]any{"name": "web", "pid": pids[0], "waiting": true})
-	second.waitPacket(t, "circus.app.watcher.web.reap:1|c", 2, 10*time.Second) // move and new
-	first.waitPacket(t, "circus.app.watcher.web.reap:1|c", 1, 10*time.Second)  // keep
+	second.WaitPacket(t, "circus.app.watcher.web.reap:1|c", 2, 10*time.Second) // move and new
+	first.WaitPacket(t, "circus.app.watcher.web.reap:1|c", 1, 10*time.Second)  // keep
 	log := e.log.String()
 	for _, want := range []string{"plugin stopped: its section changed\" plugin=move", "plugin stopped: its section is gone\" plugin=gone"} {
 		if !strings.Contains(log, want) {
@@ -476,7 +476,7 @@ func TestManagerFollowsReload(t *testing.T) {
 		t.Errorf("keep started %d times, want once: an unchanged section is not restarted", n)
 	}
 	// The reap went to the plugins of the time: keep alone on the first.
-	if n := first.count("circus.app.watcher.web.reap:1|c"); n != 1 {
+	if n := first.Count("circus.app.watcher.web.reap:1|c"); n != 1 {
 		t.Errorf("%d reap counts at the first address, want 1 (from keep; move moved, gone stopped)", n)
 	}
 }

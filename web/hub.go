@@ -104,6 +104,7 @@ func (h *hub) run(ctx context.Context) {
 	defer wg.Wait()
 	h.markDirty("")
 	var flushes []flush
+	events := h.sub.C()
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,9 +118,13 @@ func (h *hub) run(ctx context.Context) {
 			} else {
 				flushes = append(flushes, f)
 			}
-		case ev, ok := <-h.sub.C():
+		case ev, ok := <-events:
 			if !ok {
-				return
+				// Close ends the subscription after it cancels ctx, and
+				// both may be ready at once: the pages are let go on
+				// ctx.Done, never left waiting here.
+				events = nil
+				continue
 			}
 			h.event(ev)
 			flushes = slices.DeleteFunc(flushes, func(f flush) bool {

@@ -373,7 +373,7 @@ func TestSlowPage(t *testing.T) {
 	const queue = 64
 	e := start(t, twoSleepers, web.Options{Queue: queue})
 	fast, slow := e.dial("", nil), e.dial("", nil)
-	fast.next()
+	snap := fast.next()
 	// Big events fill the slow page's socket buffers, then its queue.
 	reason := strings.Repeat("x", 64<<10)
 	const n = 400
@@ -426,7 +426,7 @@ func TestSlowPage(t *testing.T) {
 		break
 	}
 	// It comes back where it was, or to a snapshot.
-	p := e.dial(fmt.Sprintf("?since=%d", 1), nil)
+	p := e.dial(fmt.Sprintf("?stream=%s&since=%d", snap.Stream, 1), nil)
 	if m := p.next(); m.Type != "snapshot" {
 		t.Fatalf("a page far behind resumed with %s", m.raw[:min(200, len(m.raw))])
 	}

@@ -11,7 +11,8 @@ import (
 )
 
 // hookNames are the hooks a watcher has; set refuses others before
-// sending, as Circus's circusctl does.
+// sending, as Circus's circusctl does. A copy of config's list: circusctl
+// links no arbiter-side package.
 var hookNames = []string{
 	"before_start", "after_start", "before_stop", "after_stop",
 	"before_spawn", "after_spawn", "before_signal", "after_signal",

@@ -14,10 +14,6 @@ import (
 	"github.com/ringmaster-dev/ringmaster/control"
 )
 
-// hookNames are the hooks Circus knows.
-var hookNames = []string{"before_start", "after_start", "before_stop", "after_stop", "before_spawn",
-	"after_spawn", "before_signal", "after_signal", "before_reap", "after_reap", "extended_stats"}
-
 // setKeys are the keys set and add accept (§2.5), besides the prefixes
 // stdout_stream., stderr_stream., hooks. and rlimit_.
 var setKeys = []string{"numprocesses", "warmup_delay", "working_dir", "uid", "gid", "send_hup",
@@ -109,7 +105,7 @@ func watcherOptions(raw map[string]json.RawMessage) (opts map[string]string, env
 				return bad("%s isn't a valid hook dict", pyRepr(val))
 			}
 			for hk, hv := range m {
-				if !slices.Contains(hookNames, hk) {
+				if !config.IsHook(hk) {
 					return bad("Unknown hook '%s'", hk)
 				}
 				s, ok := hv.(string)
@@ -119,7 +115,7 @@ func watcherOptions(raw map[string]json.RawMessage) (opts map[string]string, env
 				opts["hooks."+hk] = s
 			}
 		case strings.HasPrefix(k, "hooks."):
-			if !slices.Contains(hookNames, strings.TrimPrefix(k, "hooks.")) {
+			if !config.IsHook(strings.TrimPrefix(k, "hooks.")) {
 				return bad("Unknown hook '%s'", strings.TrimPrefix(k, "hooks."))
 			}
 			s, ok := val.(string)

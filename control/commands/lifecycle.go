@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +41,7 @@ func (t *Table) match(req control.Request) (ws []*arbiter.Watcher, literal strin
 			literal = pattern
 		}
 	case "regex":
-		re, err := regexp.Compile(`^(?:` + pattern + `)`)
+		re, err := config.MatchRegexp(pattern)
 		if err != nil {
 			return nil, "", true, control.Errorf(control.MessageError, "bad regex %q: %v", name, err)
 		}
@@ -165,14 +164,7 @@ func cmdStart(t *Table, req control.Request) (job, *control.Error) {
 		}
 		after, err := pids(ctx, w)
 		return control.OK(field("info", changes(before, after, false))), err
-	}, func(ctx context.Context) error {
-		return each(ctx, t.a.Watchers(), func(ctx context.Context, w *arbiter.Watcher) error {
-			if o, err := w.Options(ctx); err != nil || !o.Autostart {
-				return err
-			}
-			return w.Start(ctx)
-		})
-	}, false)
+	}, t.a.StartAll, false)
 }
 
 func cmdStop(t *Table, req control.Request) (job, *control.Error) {
