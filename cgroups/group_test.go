@@ -349,12 +349,15 @@ func TestSweep(t *testing.T) {
 	t.Parallel()
 	tr := testTree(t, nil)
 	x := tr.Tracker()
-	stale := path.Join(x.Dir, testPrefix+"-99999999")
+	// A prefix of its own: the trees the package's other tests make at
+	// the same time would sweep testPrefix's stale trees first.
+	const prefix = testPrefix + "sweep"
+	stale := path.Join(x.Dir, prefix+"-99999999")
 	if err := os.MkdirAll(path.Join(stale, "web"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	h := &Host{Hierarchies: []*Hierarchy{x}}
-	tr2, err := NewTree(h, testPrefix, int(seq.Add(1))+1)
+	tr2, err := NewTree(h, prefix, int(seq.Add(1))+1)
 	if err != nil {
 		t.Fatal(err)
 	}
