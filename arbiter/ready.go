@@ -1,6 +1,7 @@
 package arbiter
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -276,10 +277,19 @@ func (w *Watcher) handOver() {
 	if w.readyLive() < w.target && (w.cfg.Respawn || w.reload != nil) {
 		return
 	}
+	var going []*worker
 	for _, p := range w.procs {
 		if p.retiring && !p.stopping {
-			w.stopProc(p)
+			going = append(going, p)
 		}
+	}
+	// Oldest first, as the reload listed them: map order would make the
+	// order of the stop signals, and of the hooks run for them, random.
+	slices.SortFunc(going, func(a, b *worker) int {
+		return cmp.Or(a.Started.Compare(b.Started), cmp.Compare(a.Pid, b.Pid))
+	})
+	for _, p := range going {
+		w.stopProc(p)
 	}
 }
 
