@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/control/commands"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
@@ -293,4 +294,47 @@ cmd = WORKER sleep
 			e.fails(tc.cmd, tc.props, control.MessageError, tc.reason)
 		})
 	}
+}
+
+// Commands sent without waiting leave the server's bound on requests in
+// flight at once, yet wait here for their turn: the table bounds how many
+// it holds and refuses the excess with a reason, and takes commands again
+// once the queue has drained.
+func TestQueueBound(t *testing.T) {
+	t.Parallel()
+	e := start(t, `
+[watcher:stuck]
+cmd = WORKER ignoreterm DIR/pids
+graceful_timeout = 2
+`)
+	waitPids(t, filepath.Join(filepath.Dir(e.a.Config().File), "pids"))
+	stop := e.accept("stop", `{"name": "stuck", "waiting": true}`)
+	testproc.WaitFor(t, "stuck to be stopping", 10*time.Second, func() bool { return e.state("stuck") == arbiter.Stopping })
+
+	const extra = 50
+	refused := 0
+	for range commands.DefaultMaxQueued - 1 + extra {
+		rep := e.tab.Accept(request(t, "incr", `{"name": "stuck"}`))(context.Background())
+		if rep.Err != nil {
+			refused++
+			checkErr(t, "incr past the bound", rep, control.CommandError,
+				fmt.Sprintf("incr: %d commands already queued; retry when they are done", commands.DefaultMaxQueued))
+		}
+	}
+	if refused != extra {
+		t.Errorf("%d incr refused, want the %d past the bound of %d (the stop holds one place)", refused, extra, commands.DefaultMaxQueued)
+	}
+	stop.await(t)
+	// The queue drains: every accepted incr ran, and a new one is taken.
+	want := fmt.Sprintf(`{"status": "ok", "time": 1700000000.5, "numprocesses": %d, "id": 1}`, commands.DefaultMaxQueued+1)
+	testproc.WaitFor(t, "the queue to drain", 30*time.Second, func() bool {
+		rep := e.call("incr", `{"name": "stuck", "waiting": true}`)
+		if rep.Err != nil {
+			return false
+		}
+		if got := render(t, rep); got != want {
+			t.Fatalf("incr after the drain =\n%s\nwant\n%s", got, want)
+		}
+		return true
+	})
 }

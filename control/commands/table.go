@@ -47,7 +47,18 @@ type Options struct {
 	// Sampler is shared with the stats stream so that both measure cpu
 	// from the same baseline; nil makes a Table its own.
 	Sampler *stats.Sampler
+	// MaxQueued bounds the commands queued or running on watchers
+	// (DefaultMaxQueued when 0). The server bounds the requests in flight
+	// per connection, but a command sent without waiting, or as a cast,
+	// leaves flight at once while it still waits for its turn here; past
+	// the bound a command is refused rather than held in memory.
+	MaxQueued int
 }
+
+// DefaultMaxQueued is Options.MaxQueued's default: far more than a
+// circusctl script or a plugin queues, small enough that a runaway client
+// costs little memory.
+const DefaultMaxQueued = 1024
 
 // Table executes control requests against one arbiter. It implements
 // control.OrderedHandler. Close it after the control server that feeds it.
@@ -79,13 +90,14 @@ type entry struct {
 	started bool
 }
 
-func conflicts(a, b string) bool { return a == allKey || b == allKey || a == b }
-
 // New returns the command table of a.
 func New(a *arbiter.Arbiter, opts Options) (*Table, error) {
 	t := &Table{a: a, opts: opts, log: opts.Logger, sampler: opts.Sampler, adding: map[string]int{}}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.opts.MaxQueued <= 0 {
+		t.opts.MaxQueued = DefaultMaxQueued
 	}
 	if t.sampler == nil {
 		s, err := stats.NewSampler()
@@ -198,12 +210,7 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 	done := make(chan control.Reply, 1)
 	checked := make(chan *control.Error, 1)
 	cmd := strings.ToLower(req.Command)
-	if j.adds {
-		t.mu.Lock()
-		t.adding[j.key]++
-		t.mu.Unlock()
-	}
-	t.enqueue(j.key, func() {
+	queued := t.enqueue(j.key, j.adds, func() {
 		var e *control.Error
 		if j.check != nil {
 			e = j.check(t.ctx)
@@ -226,6 +233,9 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 		}
 		done <- rep
 	})
+	if !queued {
+		return fail(control.Errorf(control.CommandError, "%s: %d commands already queued; retry when they are done", cmd, t.opts.MaxQueued))
+	}
 	if !waiting && j.check == nil {
 		return func(context.Context) control.Reply { return control.OK() }
 	}
@@ -251,30 +261,57 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 }
 
 // enqueue runs f once every command queued before it that it conflicts
-// with (one on the same watcher, or one on all) has finished.
-func (t *Table) enqueue(key string, f func()) {
+// with (one on the same watcher, or one on all) has finished. It reports
+// false, queueing nothing, when MaxQueued commands are already queued.
+// adds counts the command as a pending add of the watcher key.
+func (t *Table) enqueue(key string, adds bool, f func()) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.pending) >= t.opts.MaxQueued {
+		return false
+	}
+	if adds {
+		t.adding[key]++
+	}
 	t.pending = append(t.pending, &entry{key: key, run: f})
 	t.schedule()
+	return true
 }
 
-// schedule starts every queued command that nothing before it blocks.
-// Called with mu held.
+// schedule starts every queued command that nothing before it blocks: the
+// first of each watcher's commands, up to the first command on all, which
+// starts only when it is first of all. One pass, so that a long queue
+// costs linear time per change. Called with mu held.
 func (t *Table) schedule() {
+	seen := map[string]bool{}
 	for i, e := range t.pending {
-		if e.started || slices.ContainsFunc(t.pending[:i], func(p *entry) bool { return conflicts(p.key, e.key) }) {
+		if e.key == allKey {
+			if i == 0 && !e.started {
+				t.start(e)
+			}
+			return
+		}
+		if seen[e.key] {
 			continue
 		}
-		e.started = true
-		t.wg.Go(func() {
-			e.run()
-			t.mu.Lock()
-			defer t.mu.Unlock()
-			t.pending = slices.DeleteFunc(t.pending, func(x *entry) bool { return x == e })
-			t.schedule()
-		})
+		seen[e.key] = true
+		if !e.started {
+			t.start(e)
+		}
 	}
+}
+
+// start runs e, and when it is done, takes it off the queue and starts
+// what it held back. Called with mu held.
+func (t *Table) start(e *entry) {
+	e.started = true
+	t.wg.Go(func() {
+		e.run()
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.pending = slices.DeleteFunc(t.pending, func(x *entry) bool { return x == e })
+		t.schedule()
+	})
 }
 
 // target is a watcher named by a queued command. It is looked up when the
