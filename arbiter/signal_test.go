@@ -3,16 +3,14 @@ package arbiter_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // signal reaches the worker, only its children, or the whole tree; a pid
@@ -34,7 +32,7 @@ cmd = WORKER childoutside `+pidfile+`
 		t.Fatal(err)
 	}
 	// Its parent, the worker, never waits for it: dead means a zombie.
-	waitFor(t, "the child (in its own group) to die", 10*time.Second, func() bool { return deadOrZombie(child) })
+	waitFor(t, "the child (in its own group) to die", 10*time.Second, func() bool { return testproc.DeadOrZombie(child) })
 	if gone(pid) {
 		t.Errorf("children = true signalled the worker %d itself", pid)
 	}
@@ -72,15 +70,4 @@ numprocesses = 3
 	if err := w.Kill(context.Background(), before[0], 0, 0); !errors.Is(err, arbiter.ErrNoProcess) {
 		t.Errorf("Kill(gone pid) = %v, want ErrNoProcess", err)
 	}
-}
-
-// deadOrZombie reports whether pid has exited, reaped or not.
-func deadOrZombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// The state follows the command name in parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }

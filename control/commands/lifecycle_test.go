@@ -418,16 +418,16 @@ stop_children = true
 	// children: the worker's children, not the worker.
 	worker, child := waitPids(t, kidsFile)
 	e.ok("signal", fmt.Sprintf(`{"name": "kids", "pid": %d, "signum": "HUP", "children": true}`, worker))
-	testproc.WaitFor(t, "the child to die of children=true", 10*time.Second, func() bool { return deadOrZombie(child) })
-	if deadOrZombie(worker) {
+	testproc.WaitFor(t, "the child to die of children=true", 10*time.Second, func() bool { return testproc.DeadOrZombie(child) })
+	if testproc.DeadOrZombie(worker) {
 		t.Errorf("signal children=true reached the worker %d itself", worker)
 	}
 
 	// childpid: that child of the worker only.
 	worker, child = waitPids(t, kidFile)
 	e.ok("signal", fmt.Sprintf(`{"name": "kid", "pid": %d, "childpid": %d, "signum": "SIGHUP"}`, worker, child))
-	testproc.WaitFor(t, "the child to die of childpid", 10*time.Second, func() bool { return deadOrZombie(child) })
-	if deadOrZombie(worker) {
+	testproc.WaitFor(t, "the child to die of childpid", 10*time.Second, func() bool { return testproc.DeadOrZombie(child) })
+	if testproc.DeadOrZombie(worker) {
 		t.Errorf("signal childpid reached the worker %d itself", worker)
 	}
 	// A pid that is not a child of that worker is refused.
@@ -442,7 +442,7 @@ stop_children = true
 	if code := e.reapedWith(worker); code != -int(syscall.SIGHUP) {
 		t.Errorf("signal recursive: worker exited with %d, want %d", code, -int(syscall.SIGHUP))
 	}
-	testproc.WaitFor(t, "the child outside the group to die of recursive", 10*time.Second, func() bool { return deadOrZombie(child) })
+	testproc.WaitFor(t, "the child outside the group to die of recursive", 10*time.Second, func() bool { return testproc.DeadOrZombie(child) })
 
 	// A childpid needs its pid (Circus: "cannot specify childpid without
 	// pid"); an unknown signal is refused.

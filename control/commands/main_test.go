@@ -325,17 +325,6 @@ func waitPids(t *testing.T, path string) (pid, other int) {
 	return pid, other
 }
 
-// deadOrZombie reports whether pid has exited, reaped or not: testworker
-// never waits for the children it starts.
-func deadOrZombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
-}
-
 // intList is a JSON list of integers, such as restart's "started".
 var intList = regexp.MustCompile(`\[[0-9, ]+\]`)
 

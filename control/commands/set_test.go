@@ -348,7 +348,7 @@ cmd = WORKER sleep
 		testproc.WaitFor(t, "the abandoned worker reaped", 10*time.Second, func() bool { return testproc.Gone(kept) })
 	})
 	e.ok("rm", `{"name": "kept", "nostop": true, "waiting": true}`)
-	if deadOrZombie(kept) {
+	if testproc.DeadOrZombie(kept) {
 		t.Errorf("rm nostop: worker %d died", kept)
 	}
 	if e.a.Watcher("kept") != nil {

@@ -8,6 +8,7 @@
 package testproc
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -83,4 +84,16 @@ func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 func Gone(pid int) bool {
 	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 	return os.IsNotExist(err)
+}
+
+// DeadOrZombie reports whether pid has exited, reaped or not: a zombie
+// runs nothing and holds nothing but its pid.
+func DeadOrZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
