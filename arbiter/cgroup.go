@@ -91,6 +91,9 @@ func (a *Arbiter) startCgroups() {
 			"host", host.Mode(), "reason", err)
 		return
 	}
+	if m := tree.Moved(); m != "" {
+		a.log.Info("cgroups: the arbiter moved into a leaf cgroup", "why", m)
+	}
 	for _, d := range tree.Swept() {
 		a.log.Warn("removed the cgroup of an arbiter that died, killing what ran in it", "dir", d)
 	}

@@ -27,6 +27,13 @@
 // cgroup.procs files [Group.Open] returns, between fork and exec, so that
 // nothing it forks is ever outside.
 //
+// On v2 the kernel gives a non-root cgroup's children controllers only
+// while it holds no process. A supervisor alone in its cgroup (a systemd
+// service with Delegate=yes, a container's init) therefore moves itself
+// into a leaf, PREFIX-PID-supervisor, beside its tree, when it first needs
+// a controller; one that shares its cgroup with other processes does not,
+// and the controller is reported unusable, with the reason.
+//
 // # Killing
 //
 // [Group.Kill] empties a cgroup with cgroup.kill on v2 (Linux 5.14); on v1

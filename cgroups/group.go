@@ -205,7 +205,7 @@ func (g *Group) Remove() error {
 }
 
 // Evacuate moves every process of the group back into the supervisor's
-// own cgroup in each hierarchy, so that the group can be removed while
+// own cgroup in each hierarchy (its leaf, when it moved into one), so that the group can be removed while
 // they run on (a watcher removed without stopping its workers).
 func (g *Group) Evacuate() error {
 	var errs []error
@@ -216,7 +216,7 @@ func (g *Group) Evacuate() error {
 			continue
 		}
 		for _, pid := range ps {
-			err := writeFile(path.Join(x.Dir, "cgroup.procs"), strconv.Itoa(pid))
+			err := writeFile(path.Join(g.t.home(x), "cgroup.procs"), strconv.Itoa(pid))
 			if err != nil && !errors.Is(err, unix.ESRCH) {
 				errs = append(errs, err)
 			}

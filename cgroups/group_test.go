@@ -50,6 +50,9 @@ func helper(role string) int {
 	}
 	n, _ := strconv.Atoi(os.Getenv("CGROUPS_N"))
 	switch role {
+	case "leaf":
+		leafHelper()
+		return 0
 	case "tree":
 		// n children, every other one in a session of its own (as a
 		// daemon makes), then wait to be killed.

@@ -20,12 +20,17 @@ import (
 // process's own cgroup in each hierarchy it uses. It is immutable once made.
 type Tree struct {
 	name     string
+	prefix   string
 	tracker  *Hierarchy
 	carriers map[string]*Hierarchy
 	dirs     map[*Hierarchy]string
 	kill     string
 	notes    []string
 	swept    []string
+	// leaf is the v2 cgroup this process lives in when it is not the
+	// one the tree is made under (see leave); moved says so, for the log.
+	leaf  string
+	moved string
 }
 
 // ErrUnavailable is returned by [NewTree] when no hierarchy can be used:
@@ -50,10 +55,11 @@ func TreeName(prefix string, pid, seq int) string {
 func NewTree(h *Host, prefix string, seq int) (*Tree, error) {
 	t := &Tree{
 		name:     TreeName(prefix, os.Getpid(), seq),
+		prefix:   prefix,
 		carriers: map[string]*Hierarchy{},
 		dirs:     map[*Hierarchy]string{},
 	}
-	stale := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-([0-9]+)(-[0-9]+)?$`)
+	stale := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-([0-9]+)(-[0-9]+|` + leafSuffix + `)?$`)
 	made := map[*Hierarchy]bool{}
 	use := func(x *Hierarchy) bool {
 		if ok, seen := made[x]; seen {
@@ -76,6 +82,9 @@ func NewTree(h *Host, prefix string, seq int) (*Tree, error) {
 	}
 
 	v2 := h.Unified()
+	if v2 != nil {
+		v2 = t.above(v2)
+	}
 	if v2 != nil && use(v2) {
 		t.tracker = v2
 		t.kill = "v2 cgroup.kill"
@@ -125,14 +134,20 @@ func NewTree(h *Host, prefix string, seq int) (*Tree, error) {
 
 // enableV2 enables controller c for the children of the process's own v2
 // cgroup (a delegated cgroup has it available but not yet enabled) and of
-// the tree. The kernel refuses it below the root while the process's own
-// cgroup holds processes, which is said in the error.
+// the tree. Below the root the kernel refuses it while that cgroup holds
+// processes; when the only one is this process, it moves into a leaf
+// first (see leave).
 func (t *Tree) enableV2(v2 *Hierarchy, c string) error {
 	if !slices.Contains(v2.Enabled, c) {
-		if err := writeFile(path.Join(v2.Dir, "cgroup.subtree_control"), "+"+c); err != nil {
-			if errors.Is(err, unix.EBUSY) {
-				return fmt.Errorf("%s: controller %s is available but cannot be enabled below %s: it holds processes (cgroup v2 allows controllers only where no process is)", v2, c, v2.Dir)
+		own := path.Join(v2.Dir, "cgroup.subtree_control")
+		err := writeFile(own, "+"+c)
+		if errors.Is(err, unix.EBUSY) {
+			if err = t.leave(v2, c); err != nil {
+				return err
 			}
+			err = writeFile(own, "+"+c)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: enable controller %s: %w", v2, c, err)
 		}
 	}
