@@ -253,33 +253,62 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	return nil
 }
 
-// startAll starts the autostart watchers one after another, highest
-// priority first, pausing warmup between them. It logs each failure and
-// returns them joined.
+// startAll starts the autostart watchers, highest priority first, pausing
+// warmup between two starts. Watchers of one priority start one after
+// another without waiting for each other; those of a lower priority start
+// once every one of the higher is active or has failed its first attempt
+// (see startFirst): a priority is an ordering, as systemd's After=, so a
+// database with ready = notify is serving before the application that
+// needs it starts, and a watcher that cannot start holds the others back
+// by one attempt, not by all its retries. It logs each failure and returns
+// them joined.
 func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration) error {
+	ws = slices.Clone(ws)
+	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.spec.Priority, x.spec.Priority) })
+	type started struct {
+		w     *Watcher
+		reply <-chan error
+	}
 	var errs []error
 	first := true
-	for _, w := range ws {
-		if ctx.Err() != nil {
-			return errors.Join(append(errs, ctx.Err())...)
+	for i := 0; i < len(ws); {
+		var level []started
+		j := i
+		for ; j < len(ws) && ws[j].spec.Priority == ws[i].spec.Priority; j++ {
+			w := ws[j]
+			if !w.spec.Autostart {
+				continue
+			}
+			if !first && warmup > 0 {
+				t := time.NewTimer(warmup)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return errors.Join(append(errs, ctx.Err())...)
+				}
+			}
+			first = false
+			reply, err := w.startFirst(ctx)
+			if err != nil {
+				a.log.Error("start failed", "watcher", w.name, "err", err)
+				errs = append(errs, err)
+				continue
+			}
+			level = append(level, started{w, reply})
 		}
-		if !w.spec.Autostart {
-			continue
-		}
-		if !first && warmup > 0 {
-			t := time.NewTimer(warmup)
+		for _, s := range level {
 			select {
-			case <-t.C:
+			case err := <-s.reply:
+				if err != nil {
+					a.log.Error("start failed", "watcher", s.w.name, "err", err)
+					errs = append(errs, err)
+				}
 			case <-ctx.Done():
-				t.Stop()
 				return errors.Join(append(errs, ctx.Err())...)
 			}
 		}
-		first = false
-		if err := w.Start(ctx); err != nil {
-			a.log.Error("start failed", "watcher", w.name, "err", err)
-			errs = append(errs, err)
-		}
+		i = j
 	}
 	return errors.Join(errs...)
 }

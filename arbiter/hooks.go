@@ -179,10 +179,7 @@ func (w *Watcher) beforeStart(reply chan<- error) bool {
 	if reply != nil {
 		reply <- err
 	}
-	for _, r := range w.startWaiters {
-		r <- err
-	}
-	w.startWaiters = nil
+	w.replyStart(err)
 	return false
 }
 

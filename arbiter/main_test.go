@@ -49,6 +49,19 @@ func loadINI(t testing.TB, ini string) *config.Config {
 // start runs an arbiter on ini until the test ends.
 func start(t testing.TB, ini string) *running {
 	t.Helper()
+	r := launch(t, ini)
+	select {
+	case <-r.Started():
+	case <-time.After(30 * time.Second):
+		t.Fatal("arbiter did not start within 30s")
+	}
+	return r
+}
+
+// launch is start without waiting for the arbiter to have started its
+// watchers.
+func launch(t testing.TB, ini string) *running {
+	t.Helper()
 	cfg := loadINI(t, ini)
 	r := &running{events: &arbtest.Events{}, log: &arbtest.LogBuf{T: t}, done: make(chan error, 1)}
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug})), Publisher: r.events})
@@ -60,11 +73,6 @@ func start(t testing.TB, ini string) *running {
 	r.cancel = cancel
 	go func() { r.done <- a.Run(ctx) }()
 	t.Cleanup(r.stop)
-	select {
-	case <-a.Started():
-	case <-time.After(30 * time.Second):
-		t.Fatal("arbiter did not start within 30s")
-	}
 	return r
 }
 

@@ -56,6 +56,18 @@ type ProcessInfo struct {
 	Wid      int
 	Started  time.Time
 	Stopping bool
+	// Ready is false while the worker has not yet shown it is ready (see
+	// the watcher's ready mode); always true with ready = spawn.
+	Ready bool
+	// Status is the last STATUS= the worker sent to its NOTIFY_SOCKET
+	// (ready = notify), as systemctl status shows it; "" without one.
+	Status string
+}
+
+// info is p as ProcessInfo. Called on the watcher's loop, which owns p.
+func (p *worker) info() ProcessInfo {
+	return ProcessInfo{Pid: p.Pid, Wid: p.Wid, Started: p.Started, Stopping: p.stopping || p.retiring,
+		Ready: p.ready.Load(), Status: p.status}
 }
 
 // childrenOf lists the direct children of pid, for stop_children: they may

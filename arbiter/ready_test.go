@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -327,4 +329,102 @@ func TestRemoveNostopNotify(t *testing.T) {
 			t.Errorf("worker %d stopped by rm --nostop", pid)
 		}
 	}
+}
+
+// At start-up a priority orders as systemd's After= does: watchers of one
+// priority start together, and those of a lower one only once the higher
+// are ready; a watcher that cannot become ready holds them back by its
+// first attempt, not by all its retries.
+func TestStartOrderWaitsForReadiness(t *testing.T) {
+	t.Parallel()
+	t.Run("ready", func(t *testing.T) {
+		t.Parallel()
+		gate := filepath.Join(t.TempDir(), "gate")
+		r := launch(t, `
+[watcher:db]
+cmd = WORKER readywhen `+gate+`
+ready = notify
+ready_timeout = 60
+priority = 10
+
+[watcher:peer]
+cmd = WORKER sleep
+priority = 10
+
+[watcher:app]
+cmd = WORKER sleep
+priority = 1
+`)
+		waitFor(t, "db and peer spawned", 20*time.Second, func() bool {
+			return len(spawnsOf(r, "db")) == 1 && len(spawnsOf(r, "peer")) == 1
+		})
+		// db waits for its gate; peer, of the same priority, did not
+		// wait for db. app must not start while db is not ready (had it
+		// started early, its spawn would also come before db's ready
+		// event, checked below).
+		if n := len(spawnsOf(r, "app")); n != 0 {
+			t.Fatalf("app spawned %d workers while db, of a higher priority, was not ready", n)
+		}
+		select {
+		case <-r.Started():
+			t.Fatal("the arbiter says it started while db is not ready")
+		default:
+		}
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-r.Started():
+		case <-time.After(20 * time.Second):
+			t.Fatal("the arbiter did not start after db became ready")
+		}
+		evs := r.events.All()
+		ready := slices.IndexFunc(evs, func(e pubsub.Event) bool { return e.Kind == pubsub.Ready && e.Watcher == "db" })
+		app := slices.IndexFunc(evs, func(e pubsub.Event) bool { return e.Kind == pubsub.Spawn && e.Watcher == "app" })
+		if ready < 0 || app < 0 || app < ready {
+			t.Errorf("db's ready event at %d, app's spawn at %d; want app spawned after db was ready", ready, app)
+		}
+	})
+	t.Run("never", func(t *testing.T) {
+		t.Parallel()
+		r := start(t, `
+[watcher:db]
+cmd = WORKER sleep
+ready = notify
+ready_timeout = 0.3
+max_retry = 3
+graceful_timeout = 1
+priority = 10
+
+[watcher:app]
+cmd = WORKER sleep
+priority = 1
+`)
+		waitFor(t, "db to give up", 30*time.Second, func() bool {
+			st, _, _ := r.Watcher("db").Info(context.Background())
+			return st == arbiter.Stopped && len(spawnsOf(r, "db")) == 4
+		})
+		evs := r.events.All()
+		app := slices.IndexFunc(evs, func(e pubsub.Event) bool { return e.Kind == pubsub.Spawn && e.Watcher == "app" })
+		dbSecond := slices.IndexFunc(evs, func(e pubsub.Event) bool {
+			return e.Kind == pubsub.Spawn && e.Watcher == "db" && e.Pid == spawnsOf(r, "db")[1]
+		})
+		if app < 0 || app > dbSecond {
+			t.Errorf("app spawned at event %d, db's second attempt at %d; want app started after db's first attempt failed, before its retries", app, dbSecond)
+		}
+		if !strings.Contains(r.log.String(), "not started yet, retrying") {
+			t.Errorf("the log does not say db was retrying when app started:\n%s", r.log.String())
+		}
+	})
+}
+
+// spawnsOf lists the pids of the spawn events of watcher name, in order.
+func spawnsOf(r *running, name string) []int {
+	var pids []int
+	for _, e := range r.events.Of(pubsub.Spawn) {
+		if e.Watcher == name {
+			pids = append(pids, e.Pid)
+		}
+	}
+	return pids
 }

@@ -152,10 +152,7 @@ func (w *Watcher) abandon() {
 	}
 	clear(w.procs)
 	w.state = Stopped
-	for _, r := range w.startWaiters {
-		r <- fmt.Errorf("watcher %s: %w: removed", w.name, ErrStopped)
-	}
-	w.startWaiters = nil
+	w.replyStart(fmt.Errorf("watcher %s: %w: removed", w.name, ErrStopped))
 	w.progress()
 }
 

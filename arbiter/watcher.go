@@ -83,6 +83,9 @@ type Watcher struct {
 	state        State
 	procs        map[int]*worker
 	startWaiters []chan<- error
+	// firstWaiters are answered as startWaiters are, and also at the
+	// first failed spawn, while the watcher retries on (startFirst).
+	firstWaiters []chan<- error
 	stopWaiters  []chan<- error
 	restartAfter bool                // a Start arrived while stopping
 	final        bool                // the arbiter is shutting down: no more starts
@@ -237,7 +240,7 @@ func (w *Watcher) Info(ctx context.Context) (State, []ProcessInfo, error) {
 	err := w.do(ctx, func() {
 		st = w.state
 		for _, p := range w.procs {
-			procs = append(procs, ProcessInfo{Pid: p.Pid, Wid: p.Wid, Started: p.Started, Stopping: p.stopping || p.retiring})
+			procs = append(procs, p.info())
 		}
 	})
 	return st, procs, err
@@ -259,7 +262,7 @@ func (w *Watcher) Status(ctx context.Context) (Status, error) {
 	err := w.do(ctx, func() {
 		st = Status{State: w.state, Target: w.target, Sockets: slices.Clone(w.socks)}
 		for _, p := range w.procs {
-			st.Procs = append(st.Procs, ProcessInfo{Pid: p.Pid, Wid: p.Wid, Started: p.Started, Stopping: p.stopping || p.retiring})
+			st.Procs = append(st.Procs, p.info())
 		}
 	})
 	slices.SortFunc(st.Procs, func(a, b ProcessInfo) int { return cmp.Compare(a.Wid, b.Wid) })
@@ -277,7 +280,24 @@ func (w *Watcher) emit(ev pubsub.Event) {
 	w.pub.Publish(ev)
 }
 
+// startFirst begins a start and returns a channel answered once the
+// watcher is active, or at its first failed spawn (the watcher retries on,
+// as usual), or when the start fails: what the arbiter's start-up waits for
+// before it starts watchers of lower priority, as systemd waits for a
+// unit's start job, and not for its restarts, before the units ordered
+// after it.
+func (w *Watcher) startFirst(ctx context.Context) (<-chan error, error) {
+	reply := make(chan error, 1)
+	err := w.do(ctx, func() { w.beginStartFor(reply, true, true) })
+	return reply, err
+}
+
 func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
+	w.beginStartFor(reply, commanded, false)
+}
+
+// beginStartFor is beginStart, with reply a first waiter when first is set.
+func (w *Watcher) beginStartFor(reply chan<- error, commanded, first bool) {
 	if w.final {
 		// The arbiter is shutting down: a start now (a plugin's restart,
 		// a console click, a flapping retry) would leave workers that the
@@ -309,10 +329,25 @@ func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
 		w.deaths = nil
 		w.log.Info("starting", "numprocesses", w.target)
 	}
-	if reply != nil {
+	switch {
+	case reply == nil:
+	case first:
+		w.firstWaiters = append(w.firstWaiters, reply)
+	default:
 		w.startWaiters = append(w.startWaiters, reply)
 	}
 	w.reconcile()
+}
+
+// replyStart answers every start waiter with err.
+func (w *Watcher) replyStart(err error) {
+	for _, r := range w.startWaiters {
+		r <- err
+	}
+	for _, r := range w.firstWaiters {
+		r <- err
+	}
+	w.startWaiters, w.firstWaiters = nil, nil
 }
 
 func (w *Watcher) becomeActive() {
@@ -322,19 +357,13 @@ func (w *Watcher) becomeActive() {
 	w.state = Active
 	w.log.Info("started", "numprocesses", len(w.procs))
 	w.emit(pubsub.Event{Kind: pubsub.Start})
-	for _, r := range w.startWaiters {
-		r <- nil
-	}
-	w.startWaiters = nil
+	w.replyStart(nil)
 }
 
 // beginStop moves the watcher to stopping and sends every worker its stop
 // signal; the stop completes in handleExit when the last worker is reaped.
 func (w *Watcher) beginStop(reason string) {
-	for _, r := range w.startWaiters {
-		r <- fmt.Errorf("watcher %s: %w: %s", w.name, ErrStopped, reason)
-	}
-	w.startWaiters = nil
+	w.replyStart(fmt.Errorf("watcher %s: %w: %s", w.name, ErrStopped, reason))
 	if w.state == Stopped && len(w.procs) == 0 {
 		w.finishStop()
 		return
@@ -546,6 +575,10 @@ func (w *Watcher) spawnFailed(err error) {
 		w.beginStop(fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err))
 		return
 	}
+	for _, r := range w.firstWaiters {
+		r <- fmt.Errorf("watcher %s: not started yet, retrying: %w", w.name, err)
+	}
+	w.firstWaiters = nil
 	w.spawnAt = time.Now().Add(min(100*time.Millisecond<<min(w.spawnFails-1, 6), 5*time.Second))
 }
 

@@ -43,6 +43,8 @@ type workerJSON struct {
 	Wid      int     `json:"wid"`
 	Started  float64 `json:"started"`
 	Stopping bool    `json:"stopping"`
+	Ready    bool    `json:"ready"`
+	Status   string  `json:"status,omitempty"`
 }
 
 type socketJSON struct {
@@ -69,7 +71,7 @@ func encodeWatcher(name, cmd string, st arbiter.Status) json.RawMessage {
 		w.Sockets[i] = socketJSON{Name: s.Name(), Address: s.Addr()}
 	}
 	for i, p := range st.Procs {
-		w.Workers[i] = workerJSON{Pid: p.Pid, Wid: p.Wid, Started: epoch(p.Started), Stopping: p.Stopping}
+		w.Workers[i] = workerJSON{Pid: p.Pid, Wid: p.Wid, Started: epoch(p.Started), Stopping: p.Stopping, Ready: p.Ready, Status: p.Status}
 	}
 	return mustJSON(w)
 }

@@ -71,7 +71,13 @@ func chromium(t *testing.T) string {
 // of its console, read from its log line.
 func startConsole(t *testing.T) (*ctlArbiter, string) {
 	t.Helper()
-	a := startCtl(t, t.TempDir(), consoleINI)
+	return startConsoleINI(t, t.TempDir(), consoleINI)
+}
+
+// startConsoleINI is startConsole on ini, written in dir.
+func startConsoleINI(t *testing.T, dir, ini string) (*ctlArbiter, string) {
+	t.Helper()
+	a := startCtl(t, dir, ini)
 	re := regexp.MustCompile(`msg="serving the web console".* url=(http://\S+)`)
 	var url string
 	waitFor(t, "the console's URL in the arbiter's log", pageWait, func() bool {
@@ -347,6 +353,74 @@ func TestBrowserConsole(t *testing.T) {
 	b.close()
 	a.stop(t, syscall.SIGTERM)
 	step("browser closed, arbiter stopped")
+}
+
+// readyRow is a worker's row as TestBrowserReadiness reads it.
+type readyRow struct {
+	Pid    int    `json:"pid"`
+	Mark   string `json:"mark"`   // the visible mark's text, "" when hidden
+	Status string `json:"status"` // the status text, "" when not shown
+}
+
+// TestBrowserReadiness: a worker that is not ready yet is shown starting,
+// with the STATUS= it sent, until it sends READY=1; then the mark goes, its
+// new status shows, and the watcher becomes active.
+func TestBrowserReadiness(t *testing.T) {
+	t.Parallel()
+	exe := chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
+	defer cancel()
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate")
+	a, url := startConsoleINI(t, dir, `[circus]
+pubsub_endpoint = tcp://127.0.0.1:0
+httpd = true
+httpd_host = 127.0.0.1
+httpd_port = 0
+
+[watcher:web]
+cmd = WORKER readywhen `+gate+`
+ready = notify
+ready_timeout = 120
+graceful_timeout = 2
+`)
+	log := &tabLog{name: "tab"}
+	b := startBrowser(t, ctx, exe, chromedp.WithListener(log.listen))
+	tab := b.ctx
+	nav, cancelNav := context.WithTimeout(tab, pageWait)
+	defer cancelNav()
+	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`[data-watcher="web"]`))); err != nil {
+		t.Fatalf("open the console at %s: %v", url, err)
+	}
+	const rowsJS = `[...document.querySelectorAll('[data-watcher="web"] tr[data-pid]')].map((r) => {
+		const m = r.querySelector('.mark'), s = r.querySelector('.status');
+		const shown = (e) => e && !e.hidden && e.getBoundingClientRect().width > 0;
+		return {pid: Number(r.dataset.pid), mark: shown(m) ? m.textContent : '', status: shown(s) ? s.textContent : ''};
+	})`
+	rows := func(what string, ok func(v consoleView, rs []readyRow) bool) []readyRow {
+		t.Helper()
+		var rs []readyRow
+		waitView(t, tab, "web", what, func(v consoleView) bool {
+			var err error
+			rs, err = chromedp.Run(tab, chromedp.Evaluate[[]readyRow](rowsJS))
+			return err == nil && ok(v, rs)
+		})
+		return rs
+	}
+	rs := rows("the worker starting, waiting for its gate", func(v consoleView, rs []readyRow) bool {
+		return len(rs) == 1 && rs[0].Mark == "starting" && rs[0].Status == "waiting for gate"
+	})
+	t.Logf("before READY=1: %+v", rs)
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs = rows("the worker ready, serving, and the watcher active", func(v consoleView, rs []readyRow) bool {
+		return v.State == "active" && len(rs) == 1 && rs[0].Mark == "" && rs[0].Status == "serving"
+	})
+	t.Logf("after READY=1: %+v", rs)
+	log.check(t, tab)
+	b.close()
+	a.stop(t, syscall.SIGTERM)
 }
 
 // screenshots saves a full-page screenshot of tab in light and in dark

@@ -654,7 +654,7 @@
   }
 
   function createRow(name, p, flash) {
-    const r = { pid: p.pid, wid: null, started: p.started, stopping: null };
+    const r = { pid: p.pid, wid: null, started: p.started, stopping: null, mark: null, status: null };
     r.widEl = h('td', { class: 'c-wid' });
     // The values that change every second or two sit in boxes of fixed
     // size (.cell, contain: strict), so that a new value relayouts its box
@@ -665,12 +665,14 @@
     r.cpuSpark = spark('cpu');
     r.rssSpark = spark('rss');
     r.markEl = h('span', { class: 'mark' }, 'stopping');
+    // What the worker last said of itself (sd_notify STATUS=).
+    r.statusEl = h('span', { class: 'status' });
     r.el = h('tr', { 'data-pid': p.pid, 'data-wid': p.wid, class: flash ? 'new' : null },
       r.widEl,
       h('td', { class: 'c-pid' }, String(p.pid)),
       h('td', { class: 'c-age' }, r.ageEl), h('td', { class: 'c-num' }, r.cpuEl), h('td', { class: 'c-spark' }, r.cpuSpark),
       h('td', { class: 'c-num' }, r.rssEl), h('td', { class: 'c-spark' }, r.rssSpark),
-      h('td', { class: 'c-mark' }, r.markEl),
+      h('td', { class: 'c-mark' }, r.markEl, r.statusEl),
       h('td', { class: 'c-act' }, h('div', { class: 'actions', role: 'group', 'aria-label': `Actions on pid ${p.pid}` },
         button('kill', 'kill', `Kill pid ${p.pid} of ${name}`),
         button('signal', 'sig…', `Send a signal to pid ${p.pid} of ${name}`),
@@ -692,7 +694,21 @@
       r.stopping = !!p.stopping;
       r.el.classList.toggle('stopping', r.stopping);
       r.el.toggleAttribute('data-stopping', r.stopping);
-      r.markEl.hidden = !r.stopping;
+    }
+    // stopping, or starting until the worker is ready (its readiness
+    // check, sd_notify READY=1 or warmup): a reload waits for those.
+    const mark = r.stopping ? 'stopping' : p.ready === false ? 'starting' : '';
+    if (r.mark !== mark) {
+      r.mark = mark;
+      r.markEl.className = mark === 'starting' ? 'mark starting' : 'mark';
+      if (mark) setText(r.markEl, mark);
+      r.markEl.hidden = !mark;
+    }
+    const status = p.status || '';
+    if (r.status !== status) {
+      r.status = status;
+      setText(r.statusEl, status);
+      r.statusEl.title = status;
     }
   }
 

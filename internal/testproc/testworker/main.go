@@ -34,6 +34,8 @@
 //	                     ERROR" at the end to FILE, then sleep
 //	daemonize FILE       start a sleeping child in a session of its own (as a
 //	                     daemon detaches), write "PID CHILDPID" to FILE, sleep
+//	readywhen FILE       send STATUS=waiting for FILE to NOTIFY_SOCKET, and
+//	                     once FILE exists STATUS=serving and READY=1; sleep
 package main
 
 import (
@@ -46,6 +48,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -157,6 +160,16 @@ func main() {
 		}
 		write(arg(2), fmt.Sprintf("%d %d", os.Getpid(), d.Process.Pid))
 		sleepForever()
+	case "readywhen":
+		notify(fmt.Sprintf("STATUS=waiting for %s\n", filepath.Base(arg(2))))
+		for {
+			if _, err := os.Stat(arg(2)); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		notify("STATUS=serving\nREADY=1\n")
+		sleepForever()
 	default:
 		fail(fmt.Errorf("unknown role %q", os.Args[1]))
 	}
@@ -263,14 +276,7 @@ func serve(args []string) {
 // sdNotify tells the arbiter the worker is ready, as sd_notify(3) does,
 // then keeps its watchdog fed until the worker hangs.
 func sdNotify(hung *atomic.Bool) {
-	addr := os.Getenv("NOTIFY_SOCKET")
-	if addr == "" {
-		fail(fmt.Errorf("--notify without NOTIFY_SOCKET"))
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		fail(err)
-	}
+	c := dialNotify()
 	if _, err := c.Write([]byte("STATUS=serving\nREADY=1\n")); err != nil {
 		fail(err)
 	}
@@ -394,5 +400,27 @@ func heartbeat(addr string, every time.Duration) {
 			sleepForever()
 		case <-t.C:
 		}
+	}
+}
+
+// dialNotify connects to the arbiter's NOTIFY_SOCKET.
+func dialNotify() *net.UnixConn {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		fail(fmt.Errorf("no NOTIFY_SOCKET"))
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		fail(err)
+	}
+	return c
+}
+
+// notify sends msg to NOTIFY_SOCKET, as sd_notify(3) does.
+func notify(msg string) {
+	c := dialNotify()
+	defer c.Close()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		fail(err)
 	}
 }
