@@ -179,6 +179,10 @@ type watcherCgroup struct {
 	dead    []*cgroups.Group       // killed workers' cgroups not yet removed
 	seq     int                    // numbers the workers' cgroups
 	ooms    uint64                 // OOM kills of the watcher's cgroup reported
+	// workerOOMs are the OOM kills reported of each worker's cgroup, by
+	// pid; oomAt is when the counters are next read.
+	workerOOMs map[int]uint64
+	oomAt      time.Time
 	// groupKilled holds the workers reaped during a stop, whose process
 	// groups got SIGKILL then: what the sweep finds of those groups is
 	// already dying, and is not reported killed twice.
@@ -331,7 +335,8 @@ func (w *Watcher) cgroupExited(p *worker) {
 		return
 	}
 	delete(c.workers, p.Pid)
-	var seen uint64
+	seen := c.workerOOMs[p.Pid]
+	delete(c.workerOOMs, p.Pid)
 	w.reportOOM(g, &seen, fmt.Sprintf(" (worker %d's cgroup)", p.Pid))
 	if w.killLeftovers(g, p.Wid, map[int]bool{p.Pid: true}) {
 		_ = g.Wait(time.Now().Add(cgroupSettle))
@@ -351,7 +356,11 @@ func (w *Watcher) cgroupStopped() {
 	if c == nil || c.group == nil {
 		return
 	}
-	w.reportOOM(c.group, &c.ooms, "")
+	if w.cfg.Cgroup.Mode != config.CgroupWorker {
+		// With a cgroup per worker, each reported its own; the watcher's
+		// may count theirs again (v2 counts up the tree).
+		w.reportOOM(c.group, &c.ooms, "")
+	}
 	killed := c.groupKilled
 	c.groupKilled = nil
 	if w.killLeftovers(c.group, 0, killed) {
@@ -388,6 +397,46 @@ func (w *Watcher) killLeftovers(g *cgroups.Group, wid int, groupKilled map[int]b
 		w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: pid, Wid: wid, Signal: int(syscall.SIGKILL)})
 	}
 	return true
+}
+
+// oomPoll is how often the OOM kill counters of a watcher with
+// cgroup.memory_max are read: the OOM killer may kill a process a worker
+// started and leave the worker running, and nothing else would tell.
+const oomPoll = time.Second
+
+// pollOOM reads the OOM kill counters of w's cgroups when it is due.
+func (w *Watcher) pollOOM(now time.Time) {
+	next := w.oomNext()
+	if next.IsZero() || now.Before(next) {
+		return
+	}
+	c := w.cg
+	c.oomAt = now.Add(oomPoll)
+	if w.cfg.Cgroup.Mode != config.CgroupWorker {
+		w.reportOOM(c.group, &c.ooms, "")
+		return
+	}
+	for pid, g := range c.workers {
+		seen := c.workerOOMs[pid]
+		w.reportOOM(g, &seen, fmt.Sprintf(" (worker %d's cgroup)", pid))
+		if c.workerOOMs == nil {
+			c.workerOOMs = map[int]uint64{}
+		}
+		c.workerOOMs[pid] = seen
+	}
+}
+
+// oomNext is when pollOOM is next due, or zero: only with a memory limit
+// and workers running.
+func (w *Watcher) oomNext() time.Time {
+	c := w.cg
+	if c == nil || c.group == nil || w.cfg.Cgroup.MemoryMax <= 0 || w.live() == 0 {
+		return time.Time{}
+	}
+	if c.oomAt.IsZero() {
+		c.oomAt = time.Now().Add(oomPoll)
+	}
+	return c.oomAt
 }
 
 // reportOOM publishes an oom event when g's OOM kill count has grown past

@@ -235,6 +235,49 @@ cgroup.memory_max = 64M
 	}
 }
 
+// A process a worker started, killed by the OOM killer while the worker
+// runs on, is reported within a poll, not at the worker's next exit; with a
+// cgroup per worker, the event names the worker's cgroup.
+func TestCgroupOOMDescendant(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"auto", "worker"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			r := start(t, `
+[watcher:parent]
+cmd = WORKER spawn hog 268435456
+cgroup = `+mode+`
+cgroup.memory_max = 64M
+`)
+			if !cgroupPath(t, r, "cgroup.memory_max", func(i arbiter.CgroupInfo) string { return i.Memory }) {
+				return
+			}
+			pid := r.pids(t, "parent")[0]
+			waitFor(t, "an oom event", 20*time.Second, func() bool { return len(r.events.Of(pubsub.OOM)) > 0 })
+			ev := r.events.Of(pubsub.OOM)[0]
+			want := "cgroup.memory_max 64M reached: the kernel's OOM killer killed 1 process"
+			if mode == "worker" {
+				want += fmt.Sprintf(" (worker %d's cgroup)", pid)
+			}
+			if ev.Watcher != "parent" || ev.Reason != want {
+				t.Errorf("oom event %+v, want the reason %q", ev, want)
+			}
+			if gone(pid) || len(r.events.Of(pubsub.Reap)) > 0 {
+				t.Errorf("the worker %d died (gone: %v, reaps %v): the test wants it to outlive its child", pid, gone(pid), r.events.Of(pubsub.Reap))
+			}
+			t.Logf("oom event while worker %d runs: %s", pid, ev.Reason)
+			// Reported once: neither the stop nor the worker's exit
+			// report it again.
+			if err := r.Watcher("parent").Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(r.events.Of(pubsub.OOM)); n != 1 {
+				t.Errorf("%d oom events after the stop, want 1: %v", n, r.events.Of(pubsub.OOM))
+			}
+		})
+	}
+}
+
 // The arbiter's cgroups are gone once Run returns, with what ran in them.
 func TestCgroupRemovedAtExit(t *testing.T) {
 	t.Parallel()

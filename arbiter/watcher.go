@@ -707,6 +707,7 @@ func (w *Watcher) tick() {
 	}
 	w.readinessDeadlines(now)
 	w.startSampling(now)
+	w.pollOOM(now)
 	if w.state == Stopped && !w.retryAt.IsZero() && !now.Before(w.retryAt) {
 		w.retryAt = time.Time{}
 		w.log.Info("flapping: retrying", "retry", w.flapRetries)
@@ -739,6 +740,7 @@ func (w *Watcher) rearm() {
 		earlier(w.readinessNext(p))
 	}
 	earlier(w.limitNext())
+	earlier(w.oomNext())
 	if w.state == Stopped {
 		earlier(w.retryAt)
 	}

@@ -34,6 +34,8 @@
 //	                     ERROR" at the end to FILE, then sleep
 //	daemonize FILE       start a sleeping child in a session of its own (as a
 //	                     daemon detaches), write "PID CHILDPID" to FILE, sleep
+//	spawn ROLE ARGS...   start a child playing ROLE ARGS (in the worker's
+//	                     process group; not waited for), sleep
 //	readywhen FILE       send STATUS=waiting for FILE to NOTIFY_SOCKET, and
 //	                     once FILE exists STATUS=serving and READY=1; sleep
 package main
@@ -159,6 +161,11 @@ func main() {
 			fail(err)
 		}
 		write(arg(2), fmt.Sprintf("%d %d", os.Getpid(), d.Process.Pid))
+		sleepForever()
+	case "spawn":
+		if err := exec.Command(os.Args[0], os.Args[2:]...).Start(); err != nil {
+			fail(err)
+		}
 		sleepForever()
 	case "readywhen":
 		notify(fmt.Sprintf("STATUS=waiting for %s\n", filepath.Base(arg(2))))
