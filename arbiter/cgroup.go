@@ -177,8 +177,11 @@ type watcherCgroup struct {
 	applied config.Cgroup          // the settings group was set up with
 	workers map[int]*cgroups.Group // with cgroup = worker: each worker's, by pid
 	dead    []*cgroups.Group       // killed workers' cgroups not yet removed
-	seq     int                    // numbers the workers' cgroups
-	ooms    uint64                 // OOM kills of the watcher's cgroup reported
+	// sweepAt is when dead is next swept; sweepGap the pause after that.
+	sweepAt  time.Time
+	sweepGap time.Duration
+	seq      int    // numbers the workers' cgroups
+	ooms     uint64 // OOM kills of the watcher's cgroup reported
 	// workerOOMs are the OOM kills reported of each worker's cgroup, by
 	// pid; oomAt is when the counters are next read.
 	workerOOMs map[int]uint64
@@ -338,13 +341,40 @@ func (w *Watcher) cgroupExited(p *worker) {
 	seen := c.workerOOMs[p.Pid]
 	delete(c.workerOOMs, p.Pid)
 	w.reportOOM(g, &seen, fmt.Sprintf(" (worker %d's cgroup)", p.Pid))
-	if w.killLeftovers(g, p.Wid, map[int]bool{p.Pid: true}) {
-		_ = g.Wait(time.Now().Add(cgroupSettle))
-	}
+	w.killLeftovers(g, p.Wid, map[int]bool{p.Pid: true})
 	if err := g.Remove(); err != nil {
-		// Killed, but not yet gone: removed by a later sweep.
+		// Killed, but not yet gone (the loop does not wait for them):
+		// removed by a timed sweep.
 		c.dead = append(c.dead, g)
+		c.sweepAt, c.sweepGap = time.Now().Add(sweepFirst), sweepFirst
 	}
+}
+
+// A dead worker's cgroup is swept sweepFirst after its worker was reaped,
+// then at doubling pauses up to sweepMax while something in it lingers.
+const (
+	sweepFirst = 20 * time.Millisecond
+	sweepMax   = 2 * time.Second
+)
+
+// sweepDead removes the dead workers' cgroups that have emptied, when a
+// sweep is due, and sets the next.
+func (w *Watcher) sweepDead(now time.Time) {
+	c := w.cg
+	if c == nil || len(c.dead) == 0 || now.Before(c.sweepAt) {
+		return
+	}
+	c.sweep()
+	c.sweepGap = min(2*c.sweepGap, sweepMax)
+	c.sweepAt = now.Add(c.sweepGap)
+}
+
+// sweepNext is when sweepDead is next due, or zero.
+func (w *Watcher) sweepNext() time.Time {
+	if c := w.cg; c != nil && len(c.dead) > 0 {
+		return c.sweepAt
+	}
+	return time.Time{}
 }
 
 // cgroupStopped is finishStop's part: the last worker has been reaped, and

@@ -708,6 +708,7 @@ func (w *Watcher) tick() {
 	w.readinessDeadlines(now)
 	w.startSampling(now)
 	w.pollOOM(now)
+	w.sweepDead(now)
 	if w.state == Stopped && !w.retryAt.IsZero() && !now.Before(w.retryAt) {
 		w.retryAt = time.Time{}
 		w.log.Info("flapping: retrying", "retry", w.flapRetries)
@@ -741,6 +742,7 @@ func (w *Watcher) rearm() {
 	}
 	earlier(w.limitNext())
 	earlier(w.oomNext())
+	earlier(w.sweepNext())
 	if w.state == Stopped {
 		earlier(w.retryAt)
 	}
