@@ -235,10 +235,13 @@ func TestCmdlineAfterExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	first, err := s.Process(Process{Pid: cmd.Process.Pid}, false)
-	if err != nil || first.Cmdline != "sh" {
-		t.Fatalf("before exec: cmdline %q (%v), want sh", first.Cmdline, err)
-	}
+	// Start returns once the exec has begun, and the kernel sets the new
+	// argv a moment after that: until then cmdline reads empty (seen
+	// under load), which the sampler reports as not available.
+	waitFor(t, "the sampler to see sh", 5*time.Second, func() bool {
+		got, err := s.Process(Process{Pid: cmd.Process.Pid}, false)
+		return err == nil && got.Cmdline == "sh"
+	})
 	if _, err := in.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
