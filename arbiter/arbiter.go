@@ -235,7 +235,7 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	for _, w := range a.Watchers() {
 		a.wg.Go(w.run)
 	}
-	_ = a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay) // each failure is logged
+	_ = a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay, false) // each failure is logged
 	close(a.started)
 	a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
 	a.emit(pubsub.Event{Kind: pubsub.Start})
@@ -257,12 +257,15 @@ func (a *Arbiter) Run(ctx context.Context) error {
 // warmup between two starts. Watchers of one priority start one after
 // another without waiting for each other; those of a lower priority start
 // once every one of the higher is active or has failed its first attempt
-// (see startFirst): a priority is an ordering, as systemd's After=, so a
+// (see startAsync): a priority is an ordering, as systemd's After=, so a
 // database with ready = notify is serving before the application that
 // needs it starts, and a watcher that cannot start holds the others back
-// by one attempt, not by all its retries. It logs each failure and returns
-// them joined.
-func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration) error {
+// by one attempt, not by all its retries. With waitLast, the lowest
+// priority is waited for as Start waits (for a command's reply); without,
+// as the others (the arbiter's start-up, which nothing should hold for
+// minutes). It logs each failure and returns them joined; a watcher that
+// retries on is not one.
+func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration, waitLast bool) error {
 	ws = slices.Clone(ws)
 	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.spec.Priority, x.spec.Priority) })
 	type started struct {
@@ -272,10 +275,13 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 	var errs []error
 	first := true
 	for i := 0; i < len(ws); {
+		end := i
+		for end < len(ws) && ws[end].spec.Priority == ws[i].spec.Priority {
+			end++
+		}
+		last := !slices.ContainsFunc(ws[end:], func(x *Watcher) bool { return x.spec.Autostart })
 		var level []started
-		j := i
-		for ; j < len(ws) && ws[j].spec.Priority == ws[i].spec.Priority; j++ {
-			w := ws[j]
+		for _, w := range ws[i:end] {
 			if !w.spec.Autostart {
 				continue
 			}
@@ -289,7 +295,7 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 				}
 			}
 			first = false
-			reply, err := w.startFirst(ctx)
+			reply, err := w.startAsync(ctx, !(waitLast && last))
 			if err != nil {
 				a.log.Error("start failed", "watcher", w.name, "err", err)
 				errs = append(errs, err)
@@ -300,7 +306,10 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 		for _, s := range level {
 			select {
 			case err := <-s.reply:
-				if err != nil {
+				switch {
+				case errors.Is(err, errRetrying):
+					a.log.Warn("not started yet; the next priorities start", "watcher", s.w.name, "err", err)
+				case err != nil:
 					a.log.Error("start failed", "watcher", s.w.name, "err", err)
 					errs = append(errs, err)
 				}
@@ -308,7 +317,7 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 				return errors.Join(append(errs, ctx.Err())...)
 			}
 		}
-		i = j
+		i = end
 	}
 	return errors.Join(errs...)
 }
@@ -563,7 +572,7 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 			s.Close()
 		}
 	}
-	a.startAll(ctx, fresh, 0)
+	a.startAll(ctx, fresh, 0, true)
 	a.emit(pubsub.Event{Kind: pubsub.ReloadConfig})
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("reload: %w", err)

@@ -27,8 +27,9 @@ const (
 	cgroupDrain  = 5 * time.Second
 )
 
-// hostCgroups is read once per process: the arbiter never moves itself, so
-// its cgroups do not change while it runs.
+// hostCgroups is read once per process, where it started: the cgroups
+// package makes every tree beside the leaf this process may move into
+// (cgroups.Tree), never inside it.
 var hostCgroups = sync.OnceValues(cgroups.Detect)
 
 // cgroupTrees numbers the arbiters of this process (tests run several), so
@@ -190,9 +191,13 @@ type watcherCgroup struct {
 	// groups got SIGKILL then: what the sweep finds of those groups is
 	// already dying, and is not reported killed twice.
 	groupKilled map[int]bool
-	lastErr     string          // the last setup failure logged
-	warned      map[string]bool // keys warned about as not enforced
-	warnedFor   config.Cgroup   // the settings warned is about
+	// reported holds the pids whose kill event killLeftovers published and
+	// that may still be dying: a later sweep of the watcher's cgroup,
+	// which lists the workers' cgroups too, finds them again.
+	reported  map[int]bool
+	lastErr   string          // the last setup failure logged
+	warned    map[string]bool // keys warned about as not enforced
+	warnedFor config.Cgroup   // the settings warned is about
 }
 
 // cgroupKeys names the key of each controller's limit, for warnings.
@@ -275,7 +280,7 @@ func (c *watcherCgroup) prepare(w *config.Watcher, wid int) (joins []cgroups.Joi
 		if started {
 			c.workers[pid] = target
 		} else if err := target.Remove(); err != nil {
-			c.dead = append(c.dead, target)
+			c.bury(target)
 		}
 	}
 }
@@ -303,7 +308,8 @@ func (c *watcherCgroup) warn(controllers []string, reason string) {
 	}
 }
 
-// sweep removes the cgroups of dead workers that have emptied since.
+// sweep removes the cgroups of dead workers that have emptied since, and
+// forgets the reported pids that are gone.
 func (c *watcherCgroup) sweep() {
 	c.dead = slices.DeleteFunc(c.dead, func(g *cgroups.Group) bool {
 		if busy, _ := g.Populated(); busy {
@@ -316,6 +322,11 @@ func (c *watcherCgroup) sweep() {
 		}
 		return true
 	})
+	for pid := range c.reported {
+		if unix.Kill(pid, 0) == unix.ESRCH {
+			delete(c.reported, pid)
+		}
+	}
 }
 
 // cgroupExited is handleExit's part: it reports OOM kills in the worker's
@@ -345,9 +356,15 @@ func (w *Watcher) cgroupExited(p *worker) {
 	if err := g.Remove(); err != nil {
 		// Killed, but not yet gone (the loop does not wait for them):
 		// removed by a timed sweep.
-		c.dead = append(c.dead, g)
-		c.sweepAt, c.sweepGap = time.Now().Add(sweepFirst), sweepFirst
+		c.bury(g)
 	}
+}
+
+// bury leaves g, a dead worker's cgroup that could not be removed yet, to
+// the timed sweeps, the first one soon.
+func (c *watcherCgroup) bury(g *cgroups.Group) {
+	c.dead = append(c.dead, g)
+	c.sweepAt, c.sweepGap = time.Now().Add(sweepFirst), sweepFirst
 }
 
 // A dead worker's cgroup is swept sweepFirst after its worker was reaped,
@@ -365,7 +382,7 @@ func (w *Watcher) sweepDead(now time.Time) {
 		return
 	}
 	c.sweep()
-	c.sweepGap = min(2*c.sweepGap, sweepMax)
+	c.sweepGap = min(max(2*c.sweepGap, sweepFirst), sweepMax)
 	c.sweepAt = now.Add(c.sweepGap)
 }
 
@@ -412,9 +429,10 @@ func (w *Watcher) killLeftovers(g *cgroups.Group, wid int, groupKilled map[int]b
 	}
 	// Judged before the kill: after it, a killed process may already be
 	// reaped, and so look as if it had been gone.
+	c := w.cg
 	var report []int
 	for _, pid := range pids {
-		if pg, err := unix.Getpgid(pid); err == nil && !groupKilled[pg] {
+		if pg, err := unix.Getpgid(pid); err == nil && !groupKilled[pg] && !c.reported[pid] {
 			report = append(report, pid)
 		}
 	}
@@ -424,6 +442,10 @@ func (w *Watcher) killLeftovers(g *cgroups.Group, wid int, groupKilled map[int]b
 	}
 	w.log.Info("killed what was left in the cgroup", "cgroup", g.Path(), "pids", pids, "kill", w.cg.root.tree.KillMethod())
 	for _, pid := range report {
+		if c.reported == nil {
+			c.reported = map[int]bool{}
+		}
+		c.reported[pid] = true
 		w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: pid, Wid: wid, Signal: int(syscall.SIGKILL)})
 	}
 	return true

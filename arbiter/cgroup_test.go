@@ -101,11 +101,13 @@ graceful_timeout = 1
 
 // A worker that daemonizes a grandchild (a new session, out of its process
 // group, which the group kill misses) leaves nothing behind once its
-// watcher stops: the watcher's cgroup is killed. With cgroup = off it
-// does, which the test shows and then cleans up.
+// watcher stops: the watcher's cgroup is killed (with cgroup = worker,
+// the worker's, when the worker is reaped), and the daemon's kill is
+// published once. With cgroup = off it does, which the test shows and then
+// cleans up.
 func TestCgroupStopKillsDaemons(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"auto", "off"} {
+	for _, mode := range []string{"auto", "worker", "off"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			file := filepath.Join(t.TempDir(), "pids")
@@ -117,7 +119,7 @@ graceful_timeout = 1
 `)
 			pid, daemon := waitPids(t, file)
 			t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
-			real := mode == "auto" && cgroupPath(t, r, "the cgroup kill on stop", func(i arbiter.CgroupInfo) string { return i.Kill })
+			real := mode != "off" && cgroupPath(t, r, "the cgroup kill on stop", func(i arbiter.CgroupInfo) string { return i.Kill })
 			if err := r.Watcher("d").Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -136,12 +138,14 @@ graceful_timeout = 1
 			// Stop returns after a bounded wait for the kill to take
 			// effect; the daemon is then gone or a zombie being reaped.
 			waitFor(t, "the daemon to be gone", 5*time.Second, func() bool { return gone(daemon) })
-			found := false
+			var kills []pubsub.Event
 			for _, ev := range r.events.Of(pubsub.Kill) {
-				found = found || ev.Pid == daemon && ev.Signal == int(syscall.SIGKILL)
+				if ev.Pid == daemon {
+					kills = append(kills, ev)
+				}
 			}
-			if !found {
-				t.Errorf("no kill event for daemon %d", daemon)
+			if len(kills) != 1 || kills[0].Signal != int(syscall.SIGKILL) {
+				t.Errorf("kill events for daemon %d: %+v, want one SIGKILL", daemon, kills)
 			}
 		})
 	}

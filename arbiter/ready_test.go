@@ -404,18 +404,51 @@ priority = 1
 			st, _, _ := r.Watcher("db").Info(context.Background())
 			return st == arbiter.Stopped && len(spawnsOf(r, "db")) == 4
 		})
-		evs := r.events.All()
-		app := slices.IndexFunc(evs, func(e pubsub.Event) bool { return e.Kind == pubsub.Spawn && e.Watcher == "app" })
-		dbSecond := slices.IndexFunc(evs, func(e pubsub.Event) bool {
-			return e.Kind == pubsub.Spawn && e.Watcher == "db" && e.Pid == spawnsOf(r, "db")[1]
-		})
-		if app < 0 || app > dbSecond {
-			t.Errorf("app spawned at event %d, db's second attempt at %d; want app started after db's first attempt failed, before its retries", app, dbSecond)
-		}
-		if !strings.Contains(r.log.String(), "not started yet, retrying") {
-			t.Errorf("the log does not say db was retrying when app started:\n%s", r.log.String())
-		}
+		appBeforeGivingUp(t, r)
 	})
+	// A worker that exits before it is ready failed to start, as one that
+	// is never ready did: retried after a pause, max_retry times.
+	t.Run("dies", func(t *testing.T) {
+		t.Parallel()
+		r := start(t, `
+[watcher:db]
+cmd = WORKER exit 1
+ready = notify
+max_retry = 2
+priority = 10
+
+[watcher:app]
+cmd = WORKER sleep
+priority = 1
+`)
+		waitFor(t, "db to give up", 30*time.Second, func() bool {
+			st, _, _ := r.Watcher("db").Info(context.Background())
+			return st == arbiter.Stopped && strings.Contains(r.log.String(), "giving up")
+		})
+		if n := len(spawnsOf(r, "db")); n != 3 {
+			t.Errorf("db spawned %d times, want 3 (max_retry = 2)", n)
+		}
+		if !strings.Contains(r.log.String(), "exited (code 1) before it was ready") {
+			t.Errorf("the log does not say why:\n%s", r.log.String())
+		}
+		appBeforeGivingUp(t, r)
+	})
+}
+
+// appBeforeGivingUp checks that watcher app started before watcher db,
+// of a higher priority, gave up: after db's first attempt, not after all
+// its retries.
+func appBeforeGivingUp(t *testing.T, r *running) {
+	t.Helper()
+	evs := r.events.All()
+	app := slices.IndexFunc(evs, func(e pubsub.Event) bool { return e.Kind == pubsub.Spawn && e.Watcher == "app" })
+	dbStop := slices.IndexFunc(evs, func(e pubsub.Event) bool { return e.Kind == pubsub.Stop && e.Watcher == "db" })
+	if app < 0 || dbStop < 0 || app > dbStop {
+		t.Errorf("app spawned at event %d, db stopped at %d; want app started after db's first attempt failed, before it gave up", app, dbStop)
+	}
+	if !strings.Contains(r.log.String(), "not started yet, retrying") {
+		t.Errorf("the log does not say db was retrying when app started:\n%s", r.log.String())
+	}
 }
 
 // spawnsOf lists the pids of the spawn events of watcher name, in order.

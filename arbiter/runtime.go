@@ -163,7 +163,7 @@ func (a *Arbiter) Restart(ctx context.Context) error {
 	return a.do(ctx, func(ctx context.Context) error {
 		ws := a.Watchers()
 		a.stopWatchers(ws)
-		a.startAll(ctx, ws, a.Config().Circus.WarmupDelay)
+		a.startAll(ctx, ws, a.Config().Circus.WarmupDelay, true)
 		return nil
 	})
 }
@@ -276,7 +276,7 @@ func (a *Arbiter) ReloadAll(ctx context.Context, sequential bool) error {
 // start without a name), and returns their start errors joined.
 func (a *Arbiter) StartAll(ctx context.Context) error {
 	return a.do(ctx, func(ctx context.Context) error {
-		return a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay)
+		return a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay, true)
 	})
 }
 

@@ -84,7 +84,7 @@ type Watcher struct {
 	procs        map[int]*worker
 	startWaiters []chan<- error
 	// firstWaiters are answered as startWaiters are, and also at the
-	// first failed spawn, while the watcher retries on (startFirst).
+	// first failed spawn, while the watcher retries on (startAsync).
 	firstWaiters []chan<- error
 	stopWaiters  []chan<- error
 	restartAfter bool                // a Start arrived while stopping
@@ -280,17 +280,21 @@ func (w *Watcher) emit(ev pubsub.Event) {
 	w.pub.Publish(ev)
 }
 
-// startFirst begins a start and returns a channel answered once the
-// watcher is active, or at its first failed spawn (the watcher retries on,
-// as usual), or when the start fails: what the arbiter's start-up waits for
-// before it starts watchers of lower priority, as systemd waits for a
-// unit's start job, and not for its restarts, before the units ordered
-// after it.
-func (w *Watcher) startFirst(ctx context.Context) (<-chan error, error) {
+// startAsync begins a start and returns the channel its reply comes on:
+// when the watcher is active or its start failed, or, with first, also at
+// its first failed spawn (errRetrying; the watcher retries on, as usual).
+// first is what the arbiter waits for before it starts watchers of lower
+// priority, as systemd waits for a unit's start job, and not for its
+// restarts, before the units ordered after it.
+func (w *Watcher) startAsync(ctx context.Context, first bool) (<-chan error, error) {
 	reply := make(chan error, 1)
-	err := w.do(ctx, func() { w.beginStartFor(reply, true, true) })
+	err := w.do(ctx, func() { w.beginStartFor(reply, true, first) })
 	return reply, err
 }
+
+// errRetrying is what a first waiter gets when a spawn failed and the
+// watcher retries it.
+var errRetrying = errors.New("not started yet, retrying")
 
 func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
 	w.beginStartFor(reply, commanded, false)
@@ -576,7 +580,7 @@ func (w *Watcher) spawnFailed(err error) {
 		return
 	}
 	for _, r := range w.firstWaiters {
-		r <- fmt.Errorf("watcher %s: not started yet, retrying: %w", w.name, err)
+		r <- fmt.Errorf("watcher %s: %w: %w", w.name, errRetrying, err)
 	}
 	w.firstWaiters = nil
 	w.spawnAt = time.Now().Add(min(100*time.Millisecond<<min(w.spawnFails-1, 6), 5*time.Second))
@@ -616,9 +620,14 @@ func (w *Watcher) handleExit(st exitStatus) {
 		w.log.Info("reaped", "pid", p.Pid, "exit_code", code)
 	} else {
 		w.log.Warn("worker died", "pid", p.Pid, "wid", p.Wid, "exit_code", code, "age", time.Since(p.Started).Round(time.Millisecond))
-		if !p.ready.Load() && !p.retiring && w.reload != nil && !slices.Contains(w.reload.old, p.Pid) {
-			// A worker of the new version that died before it was ready:
-			// the reload is abandoned, the old workers stay.
+		if !p.ready.Load() && !p.retiring && (w.reload == nil || !slices.Contains(w.reload.old, p.Pid)) {
+			// A new worker that died before it was ready did not start:
+			// during a reload the reload is abandoned and the old workers
+			// stay; otherwise it is a failed spawn, retried after a pause
+			// and counted against max_retry, as a ready_timeout is, not a
+			// crash respawned at once for ever (a death a second is below
+			// the flapping limit).
+			p.stopping = true // it is gone: nothing to signal
 			w.notReady(p, fmt.Errorf("pid %d exited (code %d) before it was ready", p.Pid, code))
 			w.progress()
 			return

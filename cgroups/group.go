@@ -345,18 +345,9 @@ func waitDir(x *Hierarchy, dir string, deadline time.Time) error {
 // procs lists the processes in the cgroup dir and below; none if it does
 // not exist.
 func procs(dir string) ([]int, error) {
-	b, err := os.ReadFile(path.Join(dir, "cgroup.procs"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	out, err := directProcs(dir)
 	if err != nil {
 		return nil, err
-	}
-	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			out = append(out, pid)
-		}
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -369,6 +360,25 @@ func procs(dir string) ([]int, error) {
 				return out, err
 			}
 			out = append(out, more...)
+		}
+	}
+	return out, nil
+}
+
+// directProcs lists the processes in the cgroup dir itself, not those of
+// the cgroups below it.
+func directProcs(dir string) ([]int, error) {
+	b, err := os.ReadFile(path.Join(dir, "cgroup.procs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out = append(out, pid)
 		}
 	}
 	return out, nil

@@ -30,7 +30,9 @@ func leafName(prefix string) string { return TreeName(prefix, os.Getpid(), 1) + 
 // shell's session scope) is not the supervisor's to rearrange: then the
 // controller stays off, and the error says why and what to do.
 func (t *Tree) leave(v2 *Hierarchy, c string) error {
-	ps, err := procs(v2.Dir)
+	// Only those in the cgroup itself are in the way: the kernel's rule
+	// is about a cgroup's own processes, not its children's.
+	ps, err := directProcs(v2.Dir)
 	if err != nil {
 		return fmt.Errorf("%s: enable controller %s below %s: %w", v2, c, v2.Dir, err)
 	}
@@ -59,9 +61,15 @@ func (t *Tree) leave(v2 *Hierarchy, c string) error {
 
 // above returns v2 as the tree is to use it: unchanged, unless this
 // process already moved into its leaf (a second tree in one process), in
-// which case the tree is made beside the leaf, in the cgroup it left.
+// which case the tree is made beside the leaf, in the cgroup it left. v2
+// may have been read before the move (then the leaf is below it) or after
+// (then v2 is the leaf).
 func (t *Tree) above(v2 *Hierarchy) *Hierarchy {
 	if path.Base(v2.Dir) != leafName(t.prefix) {
+		leaf := path.Join(v2.Dir, leafName(t.prefix))
+		if ps, _ := directProcs(leaf); slices.Contains(ps, os.Getpid()) {
+			t.leaf = leaf
+		}
 		return v2
 	}
 	parent := *v2

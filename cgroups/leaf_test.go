@@ -52,6 +52,27 @@ func leafHelper() {
 	}
 	fmt.Println("evacuate:", g.Evacuate())
 	fmt.Println("evacuated:", v2Path(c.Process.Pid))
+
+	// A second tree of this process, from the host read before the move,
+	// is made beside the leaf too, and evacuates to it.
+	tr2, err := NewTree(&Host{Hierarchies: []*Hierarchy{h.Unified()}}, testPrefix, 2)
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	defer tr2.Close(time.Now().Add(5 * time.Second))
+	fmt.Println("enable2:", tr2.enableV2(tr2.Tracker(), os.Getenv("CGROUPS_CTL")))
+	g2 := tr2.Group("w")
+	if _, err := g2.Setup(Limits{}); err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	if err := os.WriteFile(path.Join(g2.Dir(tr2.Tracker()), "cgroup.procs"), []byte(fmt.Sprint(c.Process.Pid)), 0); err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	fmt.Println("evacuate2:", g2.Evacuate())
+	fmt.Println("evacuated2:", v2Path(c.Process.Pid))
 }
 
 // v2Path is pid's cgroup in the unified hierarchy.
@@ -166,6 +187,9 @@ func TestLeaveForControllers(t *testing.T) {
 				}
 				if got["evacuate"] != "<nil>" || got["evacuated"] != leaf {
 					t.Errorf("evacuated to %s (%s), want the supervisor's leaf %s", got["evacuated"], got["evacuate"], leaf)
+				}
+				if got["enable2"] != "<nil>" || got["evacuate2"] != "<nil>" || got["evacuated2"] != leaf {
+					t.Errorf("a second tree: enable %s, evacuated to %s (%s); want the controller enabled and the leaf %s", got["enable2"], got["evacuated2"], got["evacuate2"], leaf)
 				}
 				return
 			}

@@ -145,7 +145,15 @@ func (t *Tree) enableV2(v2 *Hierarchy, c string) error {
 			if err = t.leave(v2, c); err != nil {
 				return err
 			}
-			err = writeFile(own, "+"+c)
+			// The kernel may still count this process in the cgroup it
+			// just left for a moment (seen by crun): retry, bounded.
+			for try := 0; ; try++ {
+				err = writeFile(own, "+"+c)
+				if !errors.Is(err, unix.EBUSY) || try == 20 {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%s: enable controller %s: %w", v2, c, err)
