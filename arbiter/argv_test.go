@@ -8,35 +8,6 @@ import (
 	"github.com/ringmaster-dev/ringmaster/config"
 )
 
-func TestSplitWords(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     []string
-		wantErr  bool
-	}{
-		{"plain", "serve --fd 3", []string{"serve", "--fd", "3"}, false},
-		{"extra spaces and newlines", "  a\t b\n c  ", []string{"a", "b", "c"}, false},
-		{"single quotes are literal", `echo 'a "b" \c'`, []string{"echo", `a "b" \c`}, false},
-		{"double quotes escape", `echo "a \"b\" \$x \n"`, []string{"echo", `a "b" $x \n`}, false},
-		{"backslash outside quotes", `a\ b c\"d`, []string{"a b", `c"d`}, false},
-		{"adjacent quoting joins", `--name="web srv"x`, []string{"--name=web srvx"}, false},
-		{"empty quoted word", `a '' b`, []string{"a", "", "b"}, false},
-		{"unclosed quote", `echo "oops`, nil, true},
-		{"trailing backslash", `echo \`, nil, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := splitWords(tt.in)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("splitWords(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("splitWords(%q) mismatch (-want +got):\n%s", tt.in, diff)
-			}
-		})
-	}
-}
-
 // Circus's argv rules, including its issue665 shell configs.
 func TestWorkerArgv(t *testing.T) {
 	tests := []struct {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/shlex"
 	"github.com/ringmaster-dev/ringmaster/logs"
 )
 
@@ -61,7 +62,7 @@ type command struct {
 // newCommand prepares line, already substituted, to run for a watcher of
 // w, with vars (KEY=VALUE) set in its environment over the worker's.
 func newCommand(w *config.Watcher, line string, vars []string, timeout time.Duration) (*command, error) {
-	argv, err := splitWords(line)
+	argv, err := shlex.Split(line)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", line, err)
 	}

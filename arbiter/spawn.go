@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/shlex"
 	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/sockets"
 )
@@ -247,12 +248,12 @@ func spawnVars(w *config.Watcher, wid int, fds map[string]int, env []string) fun
 // shlex-split; with shell, everything joined into one sh -c string followed
 // by shell_args.
 func workerArgv(w *config.Watcher, lookup func(string) (string, bool)) ([]string, error) {
-	argv, err := splitWords(config.Expand(w.Cmd, lookup))
+	argv, err := shlex.Split(config.Expand(w.Cmd, lookup))
 	if err != nil {
 		return nil, fmt.Errorf("cmd %q: %w", w.Cmd, err)
 	}
 	if w.Args != "" {
-		more, err := splitWords(config.Expand(w.Args, lookup))
+		more, err := shlex.Split(config.Expand(w.Args, lookup))
 		if err != nil {
 			return nil, fmt.Errorf("args %q: %w", w.Args, err)
 		}
@@ -266,7 +267,7 @@ func workerArgv(w *config.Watcher, lookup func(string) (string, bool)) ([]string
 	}
 	quoted := make([]string, len(argv))
 	for i, a := range argv {
-		quoted[i] = quoteWord(a)
+		quoted[i] = shlex.Quote(a)
 	}
 	sh := []string{"/bin/sh", "-c", strings.Join(quoted, " ")}
 	if w.ShellArgs != "" {

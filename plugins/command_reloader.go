@@ -3,7 +3,6 @@ package plugins
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/shlex"
 )
 
 // defaultPath is what the arbiter searches for a bare command when the
@@ -116,8 +116,10 @@ func (p *commandReloader) look(ctx context.Context, name string) (program, error
 	exe := ""
 	if o.Executable != nil {
 		exe = *o.Executable
-	} else if exe, err = firstWord(o.Cmd); err != nil {
+	} else if words, err := shlex.Split(o.Cmd); err != nil {
 		return program{}, fmt.Errorf("cmd %q: %w", o.Cmd, err)
+	} else if len(words) > 0 {
+		exe = words[0]
 	}
 	if exe == "" {
 		return program{}, fmt.Errorf("cmd %q names no program", o.Cmd)
@@ -171,50 +173,4 @@ func lookPath(exe, path, dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%q not found in PATH %q", exe, path)
-}
-
-// firstWord is the first word of s split as Python's shlex.split does in
-// POSIX mode, as Circus splits cmd: the program.
-func firstWord(s string) (string, error) {
-	var w strings.Builder
-	started := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			if started {
-				return w.String(), nil
-			}
-		case c == '\\':
-			if i+1 >= len(s) {
-				return "", errors.New("no escaped character after the final backslash")
-			}
-			i++
-			w.WriteByte(s[i])
-			started = true
-		case c == '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				return "", errors.New("no closing quotation")
-			}
-			w.WriteString(s[i+1 : i+1+j])
-			i += j + 1
-			started = true
-		case c == '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
-					i++
-				}
-				w.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return "", errors.New("no closing quotation")
-			}
-			started = true
-		default:
-			w.WriteByte(c)
-			started = true
-		}
-	}
-	return w.String(), nil
 }

@@ -12,28 +12,6 @@ import (
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
-func TestFirstWord(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"/usr/bin/python app.py --fd $(circus.sockets.web)", "/usr/bin/python"},
-		{"  prog", "prog"},
-		{`'/opt/my app/bin/run' -x`, "/opt/my app/bin/run"},
-		{`"/opt/my \"app\"/run" -x`, `/opt/my "app"/run`},
-		{`/opt/my\ app/run`, "/opt/my app/run"},
-		{"", ""},
-	}
-	for _, tt := range tests {
-		if got, err := firstWord(tt.in); err != nil || got != tt.want {
-			t.Errorf("firstWord(%q) = %q, %v, want %q", tt.in, got, err, tt.want)
-		}
-	}
-	for _, bad := range []string{`'open`, `"open`, `trail\`} {
-		if got, err := firstWord(bad); err == nil {
-			t.Errorf("firstWord(%q) = %q, want an error", bad, got)
-		}
-	}
-}
-
 // Numbers keep Python's int and float apart, as Circus's "%s" does.
 func TestPyNum(t *testing.T) {
 	t.Parallel()

@@ -3,10 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"runtime/debug"
-	"strings"
+
+	"github.com/ringmaster-dev/ringmaster/internal/shlex"
 )
 
 const prompt = "(circusctl) "
@@ -60,7 +60,7 @@ func shell(ctx context.Context, g globals, e environ) int {
 			fmt.Fprintln(e.stdout)
 			return exitOK
 		}
-		words, err := splitWords(line)
+		words, err := shlex.Split(line)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "*** %v\n", err)
 			continue
@@ -89,60 +89,4 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
-}
-
-// splitWords splits a shell line into words as Python's shlex.split does
-// for Circus's shell: blanks separate words; single quotes keep everything
-// up to the next one; double quotes keep everything but a backslash
-// before ", \, $ or `; a backslash outside quotes keeps the next
-// character.
-func splitWords(line string) ([]string, error) {
-	var words []string
-	var w strings.Builder
-	inWord := false
-	for i := 0; i < len(line); i++ {
-		ch := line[i]
-		switch {
-		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
-			if inWord {
-				words = append(words, w.String())
-				w.Reset()
-				inWord = false
-			}
-		case ch == '\'':
-			j := strings.IndexByte(line[i+1:], '\'')
-			if j < 0 {
-				return nil, errors.New("no closing quotation")
-			}
-			w.WriteString(line[i+1 : i+1+j])
-			i += j + 1
-			inWord = true
-		case ch == '"':
-			i++
-			for ; i < len(line) && line[i] != '"'; i++ {
-				if line[i] == '\\' && i+1 < len(line) && strings.IndexByte("\"\\$`", line[i+1]) >= 0 {
-					i++
-				}
-				w.WriteByte(line[i])
-			}
-			if i == len(line) {
-				return nil, errors.New("no closing quotation")
-			}
-			inWord = true
-		case ch == '\\':
-			if i+1 == len(line) {
-				return nil, errors.New("no escaped character")
-			}
-			i++
-			w.WriteByte(line[i])
-			inWord = true
-		default:
-			w.WriteByte(ch)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, w.String())
-	}
-	return words, nil
 }

@@ -102,29 +102,6 @@ func TestShellProcess(t *testing.T) {
 	}
 }
 
-func TestSplitWords(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in   string
-		want []string
-		ok   bool
-	}{
-		{"", nil, true},
-		{"  a  b\tc ", []string{"a", "b", "c"}, true},
-		{`set web cmd 'sleep 60'`, []string{"set", "web", "cmd", "sleep 60"}, true},
-		{`a "b \"c\" \$d \n" e`, []string{"a", `b "c" $d \n`, "e"}, true},
-		{`a\ b 'x'"y"z ''`, []string{"a b", "xyz", ""}, true},
-		{`'open`, nil, false},
-		{`"open`, nil, false},
-		{`trailing\`, nil, false},
-	} {
-		got, err := splitWords(tc.in)
-		if (err == nil) != tc.ok || !slices.Equal(got, tc.want) {
-			t.Errorf("splitWords(%q) = %q, %v; want %q, ok %v", tc.in, got, err, tc.want, tc.ok)
-		}
-	}
-}
-
 // Every command has its own help, from COMMAND --help, -h and help COMMAND.
 func TestHelp(t *testing.T) {
 	t.Parallel()

@@ -1,15 +1,20 @@
-package arbiter
+// Package shlex splits and quotes words as Python's shlex does in POSIX
+// mode, which is how Circus turns a watcher's cmd and args into argv and
+// how its shell reads a command line: Ringmaster must split them the same
+// way wherever it reads them (the spawner, hook commands, the command
+// reloader, circusctl's shell).
+package shlex
 
 import (
 	"errors"
 	"strings"
 )
 
-// splitWords splits s as Python's shlex.split does in POSIX mode, which is
-// how Circus turns cmd and args into argv: whitespace separates words,
-// single quotes are literal, double quotes allow \" \\ \$ \` escapes, and a
-// backslash outside quotes escapes the next character.
-func splitWords(s string) ([]string, error) {
+// Split splits s as Python's shlex.split does in POSIX mode: whitespace
+// separates words, single quotes are literal, double quotes allow \" \\
+// \$ \` escapes, and a backslash outside quotes escapes the next
+// character.
+func Split(s string) ([]string, error) {
 	var (
 		words  []string
 		cur    strings.Builder
@@ -62,9 +67,9 @@ func splitWords(s string) ([]string, error) {
 	return words, nil
 }
 
-// quoteWord quotes w for /bin/sh, as Python's shlex.quote does: words made
+// Quote quotes w for /bin/sh, as Python's shlex.quote does: words made
 // only of safe characters are left alone.
-func quoteWord(w string) string {
+func Quote(w string) string {
 	if w == "" {
 		return "''"
 	}
