@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // The test binary plays helper processes, chosen by $CGROUPS_HELPER. Each
@@ -211,7 +211,7 @@ func TestKill(t *testing.T) {
 				t.Errorf("helper exit = %v, want killed", err)
 			}
 			for _, pid := range ps {
-				if unix.Kill(pid, 0) == nil && !zombie(pid) {
+				if !testproc.DeadOrZombie(pid) {
 					t.Errorf("pid %d still runs", pid)
 				}
 			}
@@ -225,16 +225,6 @@ func TestKill(t *testing.T) {
 			}
 		})
 	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
 // Limits go to the hierarchy carrying their controller and are lifted when

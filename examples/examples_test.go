@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
@@ -608,30 +609,19 @@ func keys(m map[int]bool) []int {
 type proc struct {
 	pid   int
 	ppid  int
-	start string // field 22 of /proc/PID/stat, in clock ticks since boot
+	start uint64 // field 22 of /proc/PID/stat, in clock ticks since boot
 	comm  string
 	state byte
 }
 
-// readProc parses /proc/PID/stat. comm may contain spaces and parentheses,
-// so the fields after it are found from the last ')'.
+// readProc reads /proc/PID/stat.
 func readProc(pid int) (proc, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	var r procfs.Reader
+	st, err := r.Stat(pid)
 	if err != nil {
 		return proc{}, false
 	}
-	s := string(b)
-	open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || closing < open {
-		return proc{}, false
-	}
-	f := strings.Fields(s[closing+1:])
-	if len(f) < 20 {
-		return proc{}, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	// f[0] is field 3 (state), so field 22 (starttime) is f[19].
-	return proc{pid: pid, ppid: ppid, start: f[19], comm: s[open+1 : closing], state: f[0][0]}, true
+	return proc{pid: pid, ppid: st.PPid, start: st.StartTime, comm: st.Comm, state: st.State}, true
 }
 
 // alive reports whether p still runs: same pid and start time, and not a
@@ -641,7 +631,7 @@ func alive(p proc) bool {
 	if !ok || q.state == 'Z' || q.state == 'X' {
 		return false
 	}
-	return p.start == "" || q.start == p.start
+	return p.start == 0 || q.start == p.start
 }
 
 // descendants lists every process below pid, found through /proc.

@@ -14,13 +14,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 )
 
 const arbiterPkg = "github.com/ringmaster-dev/ringmaster/cmd/arbiter"
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat:
-// 100 on every Linux architecture Go supports.
-const clockTicks = 100
 
 const (
 	startTimeout = time.Minute      // config written → every watcher started, console serving
@@ -225,28 +223,9 @@ type usage struct {
 
 // readUsage reads /proc/PID/stat.
 func readUsage(pid int) (usage, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	at := time.Now()
-	if err != nil {
-		return usage{}, err
-	}
-	// The command name, in parentheses, may hold spaces: fields are
-	// counted after its closing parenthesis, from field 3 (state).
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return usage{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return usage{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err := errors.Join(err1, err2); err != nil {
-		return usage{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return usage{at: at, ticks: utime + stime}, nil
+	var r procfs.Reader
+	st, err := r.Stat(pid)
+	return usage{at: time.Now(), ticks: int64(st.Utime + st.Stime)}, err
 }
 
 // cpuPercent is the CPU the process used between u0 and u1, in percent of
@@ -256,7 +235,7 @@ func cpuPercent(u0, u1 usage) float64 {
 	if wall <= 0 {
 		return 0
 	}
-	return float64(u1.ticks-u0.ticks) / clockTicks / wall * 100
+	return float64(u1.ticks-u0.ticks) / procfs.ClockTicks / wall * 100
 }
 
 // readRSS returns VmRSS from /proc/PID/status, in kB.

@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 )
 
 // The web console in a real headless browser (issue 7): Debian's chromium,
@@ -616,17 +617,9 @@ func TestBrowserConsoleTwoTabs(t *testing.T) {
 
 // procPPid is the parent pid of /proc/PID/stat, 0 if pid is gone.
 func procPPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	var r procfs.Reader
+	st, _ := r.Stat(pid)
+	return st.PPid
 }
 
 // procArgs is the command line of pid.

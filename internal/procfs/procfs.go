@@ -24,6 +24,7 @@ var ErrNoProcess = errors.New("no such process")
 // Stat holds the fields of /proc/PID/stat the arbiter uses.
 type Stat struct {
 	Comm      string // changes on exec, so it tells a cached argv[0] is stale
+	State     byte   // R, S, D, Z (zombie: exited, not yet reaped)...
 	PPid      int
 	Utime     uint64 // clock ticks
 	Stime     uint64
@@ -101,7 +102,7 @@ func (r *Reader) Stat(pid int) (Stat, error) {
 	if len(f) < 22 {
 		return Stat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f)+2)
 	}
-	var st Stat
+	st := Stat{State: f[0][0]}
 	if j := bytes.IndexByte(b, '('); j >= 0 && j < i {
 		st.Comm = string(b[j+1 : i])
 	}

@@ -15,6 +15,10 @@ func TestStatSelf(t *testing.T) {
 	if st.PPid != os.Getppid() {
 		t.Errorf("PPid = %d, want %d", st.PPid, os.Getppid())
 	}
+	// The main thread's state: running or asleep, never a zombie's.
+	if st.State != 'R' && st.State != 'S' {
+		t.Errorf("State = %q, want 'R' or 'S'", st.State)
+	}
 	_, res, err := r.Statm(os.Getpid())
 	if err != nil {
 		t.Fatal(err)

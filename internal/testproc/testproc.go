@@ -8,7 +8,6 @@
 package testproc
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 )
 
 // Build compiles testworker into dir and returns its path. Call it from
@@ -89,11 +90,7 @@ func Gone(pid int) bool {
 // DeadOrZombie reports whether pid has exited, reaped or not: a zombie
 // runs nothing and holds nothing but its pid.
 func DeadOrZombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// The state follows the command name in parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+	var r procfs.Reader
+	st, err := r.Stat(pid)
+	return err != nil || st.State == 'Z' || st.State == 'X'
 }
