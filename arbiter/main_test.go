@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,19 +29,11 @@ type running struct {
 	done   chan error
 }
 
-// loadINI writes an ini file into a temp dir and loads it. WORKER in the
-// text is replaced by the testworker path.
+// loadINI writes ini (WORKER replaced by the testworker path) into a
+// temporary directory and loads it.
 func loadINI(t testing.TB, ini string) *config.Config {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "test.ini")
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(ini, "WORKER", worker)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
-	return cfg
+	return arbtest.LoadINI(t, worker, ini)
 }
 
 // start runs an arbiter on ini until the test ends.

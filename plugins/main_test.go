@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,7 +42,7 @@ type env struct {
 func start(t *testing.T, ini string) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), log: &arbtest.LogBuf{T: t}}
-	path := e.write(ini)
+	path := arbtest.WriteINI(t, e.dir, worker, ini)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
@@ -90,18 +88,6 @@ func start(t *testing.T, ini string) *env {
 		t.Fatal("arbiter did not start within 30s")
 	}
 	return e
-}
-
-// write writes ini as DIR/test.ini and returns its path.
-func (e *env) write(ini string) string {
-	e.t.Helper()
-	ini = strings.ReplaceAll(ini, "WORKER", worker)
-	ini = strings.ReplaceAll(ini, "DIR", e.dir)
-	path := filepath.Join(e.dir, "test.ini")
-	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	return path
 }
 
 // call runs a command through the table and returns the reply's fields.

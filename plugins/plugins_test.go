@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
@@ -449,7 +450,7 @@ func TestManagerFollowsReload(t *testing.T) {
 
 	reload := func(ini string) {
 		t.Helper()
-		cfg, err := config.Load(e.write(ini))
+		cfg, err := config.Load(arbtest.WriteINI(t, e.dir, worker, ini))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -498,7 +499,7 @@ func TestPluginCannotStart(t *testing.T) {
 		t.Fatalf("log lacks %q:\n%s", want, log)
 	}
 	busy.Close()
-	cfg, err := config.Load(e.write(ini))
+	cfg, err := config.Load(arbtest.WriteINI(t, e.dir, worker, ini))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,14 +5,13 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
-	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
@@ -21,14 +20,7 @@ import (
 // not run in parallel with tests that start children of their own.
 func runArbiter(t *testing.T, ini string) *arbiter.Arbiter {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "test.ini")
-	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
+	cfg := arbtest.LoadINI(t, "", ini)
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatalf("arbiter.New: %v", err)

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,7 +21,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
-	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
 	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
@@ -49,15 +47,7 @@ type env struct {
 
 func start(t *testing.T, ini string, opts web.Options) *env {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "test.ini")
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(ini, "WORKER", worker)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := arbtest.LoadINI(t, worker, ini)
 	logs := &arbtest.LogBuf{T: t}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	bus := pubsub.NewBus()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
-	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
 	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
@@ -55,29 +53,11 @@ type arb struct {
 // on is e for the subtest t: its helpers must fail t, from t's goroutine.
 func (e *env) on(t *testing.T) *env { return &env{arb: e.arb, t: t} }
 
-// loadINI writes ini (WORKER replaced by the testworker path, DIR by a
-// fresh temporary directory) and loads it.
-func loadINI(t *testing.T, ini string) *config.Config {
-	t.Helper()
-	dir := t.TempDir()
-	ini = strings.ReplaceAll(ini, "WORKER", worker)
-	ini = strings.ReplaceAll(ini, "DIR", dir)
-	path := filepath.Join(dir, "test.ini")
-	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config.Load: %v", err)
-	}
-	return cfg
-}
-
 // start runs an arbiter on ini with a Table whose Quit ends Run, until the
 // test ends; then the arbiter stops first and the table is closed after it.
 func start(t *testing.T, ini string) *env {
 	t.Helper()
-	cfg := loadINI(t, ini)
+	cfg := arbtest.LoadINI(t, worker, ini)
 	e := &env{arb: &arb{owner: t, events: &arbtest.Events{}, log: &arbtest.LogBuf{T: t}, stopped: make(chan struct{})}, t: t}
 	logger := slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: logger, Publisher: e.events})

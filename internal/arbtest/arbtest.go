@@ -1,13 +1,15 @@
 // Package arbtest is the shared harness of tests that run an arbiter in
-// their own process: their TestMain, an event recorder and a log sink. It
-// is apart from testproc because it needs pubsub, whose own tests use
-// testproc.
+// their own process: their TestMain, their configuration files, an event
+// recorder and a log sink. It is apart from testproc because it needs
+// pubsub, whose own tests use testproc.
 package arbtest
 
 import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmaster-dev/ringmaster/cgroups"
+	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
@@ -110,4 +113,28 @@ func (l *LogBuf) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// WriteINI writes ini to dir/test.ini, with WORKER replaced by worker (the
+// testworker path) and DIR by dir, and returns its path.
+func WriteINI(t testing.TB, dir, worker, ini string) string {
+	t.Helper()
+	ini = strings.ReplaceAll(ini, "WORKER", worker)
+	ini = strings.ReplaceAll(ini, "DIR", dir)
+	path := filepath.Join(dir, "test.ini")
+	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// LoadINI writes ini as WriteINI does, into a fresh temporary directory,
+// and loads it, failing the test on a configuration error.
+func LoadINI(t testing.TB, worker, ini string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(WriteINI(t, t.TempDir(), worker, ini))
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	return cfg
 }
