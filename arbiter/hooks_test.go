@@ -61,6 +61,17 @@ func allHooks(cmd string) string {
 	return b.String()
 }
 
+// failingHook runs an arbiter with watcher web (WORKER sleep, and the
+// extra keys) whose hooks.HOOK is hookScript, made to fail. It returns the
+// script's directory, the arbiter and the watcher.
+func failingHook(t *testing.T, hook, keys string) (string, *running, *arbiter.Watcher) {
+	t.Helper()
+	dir := t.TempDir()
+	failHook(t, dir, hook)
+	r := start(t, "[watcher:web]\ncmd = WORKER sleep\n"+keys+"\nhooks."+hook+" = "+hookScript(t, dir)+"\n")
+	return dir, r, r.Watcher("web")
+}
+
 func failHook(t *testing.T, dir, name string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "fail."+name), nil, 0o644); err != nil {
@@ -142,15 +153,7 @@ graceful_timeout = 5
 // published. Once the hook passes, the start goes ahead.
 func TestHookBeforeStartVetoes(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	failHook(t, dir, "before_start")
-	r := start(t, `
-[watcher:web]
-cmd = WORKER sleep
-autostart = false
-hooks.before_start = `+hookScript(t, dir)+`
-`)
-	w := r.Watcher("web")
+	dir, r, w := failingHook(t, "before_start", "autostart = false")
 	err := w.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "start refused: hooks.before_start: exit status 3: no before_start today") {
 		t.Fatalf("Start() = %v, want the hook's refusal", err)
@@ -208,15 +211,7 @@ hooks.before_start = `+hookScript(t, dir)+`, true
 // A failing before_spawn aborts the spawn and stops the watcher.
 func TestHookBeforeSpawnVetoes(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	failHook(t, dir, "before_spawn")
-	r := start(t, `
-[watcher:web]
-cmd = WORKER sleep
-autostart = false
-hooks.before_spawn = `+hookScript(t, dir)+`
-`)
-	w := r.Watcher("web")
+	_, r, w := failingHook(t, "before_spawn", "autostart = false")
 	err := w.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "hooks.before_spawn: exit status 3: no before_spawn today") {
 		t.Fatalf("Start() = %v, want the hook's failure", err)
@@ -235,16 +230,7 @@ hooks.before_spawn = `+hookScript(t, dir)+`
 // A failing after_spawn kills the new worker and stops the watcher.
 func TestHookAfterSpawnKills(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	failHook(t, dir, "after_spawn")
-	r := start(t, `
-[watcher:web]
-cmd = WORKER sleep
-autostart = false
-graceful_timeout = 5
-hooks.after_spawn = `+hookScript(t, dir)+`
-`)
-	w := r.Watcher("web")
+	dir, r, w := failingHook(t, "after_spawn", "autostart = false\ngraceful_timeout = 5")
 	err := w.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "hooks.after_spawn: exit status 3: no after_spawn today") {
 		t.Fatalf("Start() = %v, want the hook's failure", err)
@@ -273,15 +259,7 @@ hooks.after_spawn = `+hookScript(t, dir)+`
 // SIGKILL: a stop then ends in SIGKILL after graceful_timeout.
 func TestHookBeforeSignalVetoes(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	failHook(t, dir, "before_signal")
-	r := start(t, `
-[watcher:web]
-cmd = WORKER sleep
-graceful_timeout = 0.3
-hooks.before_signal = `+hookScript(t, dir)+`
-`)
-	w := r.Watcher("web")
+	dir, r, w := failingHook(t, "before_signal", "graceful_timeout = 0.3")
 	pid := r.pids(t, "web")[0]
 	// Not sent: the worker would die of it.
 	if err := w.Signal(context.Background(), pid, syscall.SIGTERM, false, false); err != nil {
