@@ -33,13 +33,7 @@ port = 0
 cmd = WORKER serve --fd $(circus.sockets.web)
 numprocesses = 100
 %s`, bc.keys))
-			deadline := time.Now().Add(60 * time.Second)
-			for len(r.pids(b, "web")) < 100 {
-				if time.Now().After(deadline) {
-					b.Fatal("100 workers did not start within 60s")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitFor(b, "100 workers", 60*time.Second, func() bool { return len(r.pids(b, "web")) >= 100 })
 			time.Sleep(2 * time.Second) // let the first round of checks start
 			var pct float64
 			for b.Loop() {

@@ -101,11 +101,8 @@ func (r *running) pids(t testing.TB, name string) []int {
 	return pids
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testproc.WaitFor(t, what, d, cond)
-}
+// waitFor polls cond until it holds, failing the test after d.
+var waitFor = testproc.WaitFor
 
 var gone = testproc.Gone
 

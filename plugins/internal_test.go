@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -153,17 +154,7 @@ func TestStatsdSampleRate(t *testing.T) {
 			st.increment("web.spawn")
 		}
 		st.gauge("mark", "1")
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			marks := len(sink.Matching("mark:"))
-			if marks == r+1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: gauge not received", r)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testproc.WaitFor(t, fmt.Sprintf("round %d's gauge", r), 10*time.Second, func() bool { return len(sink.Matching("mark:")) == r+1 })
 	}
 	counters := 0
 	for _, g := range sink.Packets() {

@@ -148,7 +148,5 @@ func (e *env) replaced(name string, old []int, n int, within time.Duration) []in
 	return ps
 }
 
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testproc.WaitFor(t, what, d, cond)
-}
+// waitFor polls cond until it holds, failing the test after d.
+var waitFor = testproc.WaitFor

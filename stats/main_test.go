@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"go.uber.org/goleak"
 )
 
@@ -91,13 +92,4 @@ func allocator(t *testing.T) *exec.Cmd {
 }
 
 // waitFor polls cond until it holds, failing the test after d.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = testproc.WaitFor

@@ -251,10 +251,8 @@ func (p *arbiterProc) stop(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testproc.WaitFor(t, what, d, cond)
-}
+// waitFor polls cond until it holds, failing the test after d.
+var waitFor = testproc.WaitFor
 
 // readPid reads the pid from a describe report, 0 until there is one.
 func readPid(path string) int {
