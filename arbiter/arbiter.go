@@ -56,6 +56,11 @@ type Arbiter struct {
 	wg      sync.WaitGroup // watcher loops
 	cg      cgroupRoot     // set by Run before any watcher loop (cgroup.go)
 
+	// opCancel cancels the arbiter-wide operation running, so that a stop
+	// of all overtakes a restart or reloadconfig; nil when none runs.
+	opMu     sync.Mutex
+	opCancel context.CancelFunc
+
 	// snap is what other goroutines may read: replaced, never modified,
 	// and only by the Run goroutine (or New, before Run starts).
 	snap atomic.Pointer[snapshot]
@@ -240,17 +245,43 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
 	a.emit(pubsub.Event{Kind: pubsub.Start})
 
-	for done := false; !done; {
-		select {
-		case <-ctx.Done():
-			done = true
-		case o := <-a.opc:
-			o.reply <- o.f(o.ctx)
-		}
-	}
+	// Arbiter-wide operations (restart, reloadconfig, add, rm...) run one
+	// at a time on a goroutine of their own, never on this one: an
+	// operation may wait minutes for a watcher that cannot start, and the
+	// arbiter's shutdown must overtake it at once (issue 14, item 1).
+	opsCtx, cancelOps := context.WithCancel(context.WithoutCancel(ctx))
+	var ops sync.WaitGroup
+	ops.Go(func() { a.serveOps(opsCtx) })
+	<-ctx.Done()
 	close(a.done)
+	cancelOps()
+	ops.Wait()
 	a.shutdown()
 	return nil
+}
+
+// serveOps runs the arbiter-wide operations sent through do, in order,
+// until ctx (the shutdown) is done; the running one gets a context that
+// the shutdown cancels, so that whatever it waits for, it returns.
+func (a *Arbiter) serveOps(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-a.opc:
+			octx, cancel := context.WithCancel(o.ctx)
+			stop := context.AfterFunc(ctx, cancel)
+			a.opMu.Lock()
+			a.opCancel = cancel
+			a.opMu.Unlock()
+			o.reply <- o.f(octx)
+			a.opMu.Lock()
+			a.opCancel = nil
+			a.opMu.Unlock()
+			stop()
+			cancel()
+		}
+	}
 }
 
 // startAll starts the autostart watchers, highest priority first, pausing
@@ -260,12 +291,13 @@ func (a *Arbiter) Run(ctx context.Context) error {
 // (see startAsync): a priority is an ordering, as systemd's After=, so a
 // database with ready = notify is serving before the application that
 // needs it starts, and a watcher that cannot start holds the others back
-// by one attempt, not by all its retries. With waitLast, the lowest
-// priority is waited for as Start waits (for a command's reply); without,
-// as the others (the arbiter's start-up, which nothing should hold for
-// minutes). It logs each failure and returns them joined; a watcher that
-// retries on is not one.
-func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration, waitLast bool) error {
+// by one attempt, not by all its retries. The same holds for the answer:
+// a command (restart, start, reloadconfig) answers once every watcher is
+// active or has failed an attempt, as systemctl start answers with its
+// job, not with the restarts that follow, and a watcher that retries on
+// is one of its errors. At start-up (command false) it is a warning only.
+// It logs each failure and returns them joined.
+func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration, command bool) error {
 	ws = slices.Clone(ws)
 	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.spec.Priority, x.spec.Priority) })
 	type started struct {
@@ -279,7 +311,6 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 		for end < len(ws) && ws[end].spec.Priority == ws[i].spec.Priority {
 			end++
 		}
-		last := !slices.ContainsFunc(ws[end:], func(x *Watcher) bool { return x.spec.Autostart })
 		var level []started
 		for _, w := range ws[i:end] {
 			if !w.spec.Autostart {
@@ -295,7 +326,7 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 				}
 			}
 			first = false
-			reply, err := w.startAsync(ctx, !(waitLast && last))
+			reply, err := w.startAsync(ctx)
 			if err != nil {
 				a.log.Error("start failed", "watcher", w.name, "err", err)
 				errs = append(errs, err)
@@ -307,7 +338,7 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 			select {
 			case err := <-s.reply:
 				switch {
-				case errors.Is(err, errRetrying):
+				case errors.Is(err, errRetrying) && !command:
 					a.log.Warn("not started yet; the next priorities start", "watcher", s.w.name, "err", err)
 				case err != nil:
 					a.log.Error("start failed", "watcher", s.w.name, "err", err)
@@ -572,7 +603,9 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 			s.Close()
 		}
 	}
-	a.startAll(ctx, fresh, 0, true)
+	// New watchers that cannot start fail the reload's answer too (they
+	// were once dropped), though the rest of the configuration is applied.
+	errs = append(errs, a.startAll(ctx, fresh, 0, true))
 	a.emit(pubsub.Event{Kind: pubsub.ReloadConfig})
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("reload: %w", err)

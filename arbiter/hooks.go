@@ -23,14 +23,17 @@ import (
 // "returned False". Each run publishes hook_success or hook_failure.
 //
 // Hooks run one at a time, in the order the watcher's loop reached them,
-// on a goroutine of the watcher's (hookRunner). The loop waits for those
-// whose outcome or completion it needs before going on: before_start,
-// after_start, before_spawn, after_spawn, before_stop and before_signal.
-// That holds only this watcher's loop, at most hook_timeout for each hook
-// queued ahead; other watchers never wait. The others (after_stop,
-// after_signal, before_reap, after_reap) report what already happened, so
-// the loop queues them and goes on. before_reap runs after the reap too:
-// the reaper has waited for the worker before the loop hears of it.
+// on a goroutine of the watcher's (hookRunner). The loop never waits for
+// one: a step that needs a hook's outcome or completion (before_start,
+// after_start, before_spawn, after_spawn, before_stop, before_signal)
+// becomes a state, and the loop goes on with it when the hook's result
+// arrives on hookc (handleHook), while it keeps taking requests, exits and
+// deadlines: a SIGKILL escalation is never late because a hook runs
+// (issue 14, item 6), and a stop overtakes a start that waits for
+// before_start. The others (after_stop, after_signal, before_reap,
+// after_reap) report what already happened, and nothing waits for them.
+// before_reap runs after the reap too: the reaper has waited for the
+// worker before the loop hears of it.
 
 // The hooks Circus calls, by their configuration names.
 const (
@@ -63,7 +66,49 @@ type hookRun struct {
 	cmd    *command // nil when it could not be prepared: err says why
 	err    error
 	ignore bool
-	reply  chan error // nil: nobody waits
+	then   *hookDone // nil: the loop goes on without the result
+}
+
+// hookStep is what the loop does once a hook it goes on after has run.
+type hookStep int
+
+const (
+	stepStart   hookStep = iota + 1 // before_start: then spawn, or stay stopped
+	stepActive                      // after_start: then active, or stop
+	stepSpawn                       // before_spawn: then spawn the slot, or stop
+	stepSpawned                     // after_spawn: a failure stops the worker and the watcher
+	stepStop                        // before_stop: then signal the workers
+	stepSignal                      // before_signal: then send the signal, unless it failed
+)
+
+func (s hookStep) hookName() string {
+	switch s {
+	case stepStart:
+		return hookBeforeStart
+	case stepActive:
+		return hookAfterStart
+	case stepSpawn:
+		return hookBeforeSpawn
+	case stepSpawned:
+		return hookAfterSpawn
+	case stepStop:
+		return hookBeforeStop
+	case stepSignal:
+		return hookBeforeSignal
+	}
+	return ""
+}
+
+// hookDone is the result of a hook the loop goes on after, with what it
+// needs to go on: the gate's sequence number, the worker or slot, the
+// signal. err is nil when the hook passed or its failures are ignored.
+type hookDone struct {
+	step     hookStep
+	seq      uint64
+	pid, wid int
+	sig      syscall.Signal
+	wait     *signalWait // a signal command's: the signal goes to the worker alone, not its group
+	err      error
 }
 
 // push queues run and reports whether a goroutine must be started for it.
@@ -97,38 +142,46 @@ func (r *hookRunner) pop() (run hookRun, ok bool) {
 // it has ended this stays true.
 func (r *hookRunner) wait() { r.wg.Wait() }
 
-// hook runs the watcher's hook name, if it has one that can run, with vars
-// (KEY=VALUE) in its environment. With wait, the loop waits for it and
-// gets its failure: nil when it passed, or when its failures are ignored
-// (the ", true" flag). Without, it is queued and hook returns nil at once.
-func (w *Watcher) hook(name string, wait bool, vars ...string) error {
+// hook queues the watcher's hook name, if it has one that can run, with
+// vars (KEY=VALUE) in its environment; nothing waits for it.
+func (w *Watcher) hook(name string, vars ...string) { w.queueHook(name, nil, vars) }
+
+// hookThen queues the watcher's hook name as hook does and reports whether
+// it did: the loop then goes on with then, carrying the hook's failure,
+// once it has run (handleHook). false: the watcher has no such hook, and
+// the caller goes on at once.
+func (w *Watcher) hookThen(name string, then hookDone, vars ...string) bool {
+	return w.queueHook(name, &then, vars)
+}
+
+// hookGate waits, as the watcher-wide step step, for hook name; it reports
+// false, setting no gate, when the watcher has no such hook.
+func (w *Watcher) hookGate(step hookStep, name string) bool {
+	w.gateSeq++
+	if !w.hookThen(name, hookDone{step: step, seq: w.gateSeq}) {
+		return false
+	}
+	w.gate = step
+	return true
+}
+
+func (w *Watcher) queueHook(name string, then *hookDone, vars []string) bool {
 	h, ok := w.cfg.Hooks[name]
 	if !ok || h.Python {
-		return nil
+		return false
 	}
 	vars = append([]string{"CIRCUS_HOOK=" + name, "CIRCUS_WATCHER=" + w.name}, vars...)
-	run := hookRun{name: name, ignore: h.IgnoreErrors}
+	run := hookRun{name: name, ignore: h.IgnoreErrors, then: then}
 	run.cmd, run.err = newCommand(w.cfg, h.Command, vars, h.Timeout)
-	if wait {
-		run.reply = make(chan error, 1)
+	if then != nil {
+		// The loop does not end while a result is owed to it, so the
+		// runner's send on hookc is always taken.
+		w.hooksOut++
 	}
 	if w.hooks.push(run) {
 		w.hooks.wg.Go(w.runHooks)
 	}
-	if !wait {
-		return nil
-	}
-	// The reaper's send to exitc blocks once it is full, and the reaper
-	// must stay free (it reaps this very hook): exits that arrive while
-	// the loop waits are kept, and handled once the current step is done.
-	for {
-		select {
-		case err := <-run.reply:
-			return err
-		case st := <-w.exitc:
-			w.laterExits = append(w.laterExits, st)
-		}
-	}
+	return true
 }
 
 // runHooks works through the queue until it is empty.
@@ -153,11 +206,12 @@ func (w *Watcher) runHooks() {
 			w.log.Warn("hook failed", "hook", run.name, "took", took, "ignored", run.ignore, "err", err, "output", string(out))
 			w.emit(pubsub.Event{Kind: pubsub.HookFailure, Hook: run.name, Reason: err.Error()})
 		}
-		if run.reply != nil {
-			if run.ignore {
-				err = nil
+		if run.then != nil {
+			d := *run.then
+			if !run.ignore {
+				d.err = err
 			}
-			run.reply <- err
+			w.hookc <- d
 		}
 	}
 }
@@ -167,79 +221,9 @@ func workerVars(p *worker) []string {
 	return []string{"CIRCUS_PID=" + strconv.Itoa(p.Pid), "CIRCUS_WID=" + strconv.Itoa(p.Wid)}
 }
 
-// beforeStart runs before_start as the stopped watcher starts. When it
-// fails, the start is refused: reply and every start waiting get the
-// reason, and the watcher stays stopped.
-func (w *Watcher) beforeStart(reply chan<- error) bool {
-	err := w.hook(hookBeforeStart, true)
-	if err == nil {
-		return true
-	}
-	err = fmt.Errorf("watcher %s: start refused: %w", w.name, err)
-	if reply != nil {
-		reply <- err
-	}
-	w.replyStart(err)
-	return false
-}
-
-// afterStart runs after_start once the pool is spawned, before the watcher
-// is active. When it fails, the watcher stops and the start fails.
-func (w *Watcher) afterStart() bool {
-	if err := w.hook(hookAfterStart, true); err != nil {
-		w.beginStop(err.Error())
-		return false
-	}
-	return true
-}
-
-// beforeSpawn runs before_spawn for a worker about to start in slot wid.
-// When it fails, nothing is spawned and the watcher stops (a reload in
-// progress is abandoned instead, its old workers kept).
-func (w *Watcher) beforeSpawn(wid int) bool {
-	err := w.hook(hookBeforeSpawn, true, "CIRCUS_WID="+strconv.Itoa(wid))
-	if err == nil {
-		return true
-	}
-	if !w.abortReload(err) {
-		w.beginStop(err.Error())
-	}
-	return false
-}
-
-// afterSpawn runs after_spawn for the new worker p. When it fails, p is
-// stopped and so is the watcher.
-func (w *Watcher) afterSpawn(p *worker) bool {
-	err := w.hook(hookAfterSpawn, true, workerVars(p)...)
-	if err == nil {
-		return true
-	}
-	w.stopProc(p)
-	w.beginStop(err.Error())
-	return false
-}
-
-// beforeStop runs before_stop as the watcher starts stopping, before any
-// worker is signalled; its failure is ignored, as in Circus.
-func (w *Watcher) beforeStop() { _ = w.hook(hookBeforeStop, true) }
-
-// afterStop queues after_stop once the watcher has stopped.
-func (w *Watcher) afterStop() { _ = w.hook(hookAfterStop, false) }
-
-// beforeSignal runs before_signal before sig goes to worker p, and reports
-// whether to send it: not when the hook failed, unless sig is SIGKILL.
-func (w *Watcher) beforeSignal(p *worker, sig syscall.Signal) bool {
-	err := w.hook(hookBeforeSignal, true, append(workerVars(p), "CIRCUS_SIGNUM="+strconv.Itoa(int(sig)))...)
-	if err == nil || sig == syscall.SIGKILL {
-		return true
-	}
-	w.log.Warn("signal not sent", "pid", p.Pid, "signal", sig, "err", err)
-	return false
-}
-
-// afterSignal queues after_signal for sig to worker p, sent or not.
-func (w *Watcher) afterSignal(p *worker, sig syscall.Signal) {
-	_ = w.hook(hookAfterSignal, false, append(workerVars(p), "CIRCUS_SIGNUM="+strconv.Itoa(int(sig)))...)
+// signalVars are the variables of a signal hook for sig to worker p.
+func signalVars(p *worker, sig syscall.Signal) []string {
+	return append(workerVars(p), "CIRCUS_SIGNUM="+strconv.Itoa(int(sig)))
 }
 
 // reapHooks queues before_reap and after_reap for worker p, reaped with
@@ -249,18 +233,32 @@ func (w *Watcher) reapHooks(p *worker, st exitStatus) {
 		return
 	}
 	now := "CIRCUS_TIME=" + strconv.FormatFloat(float64(time.Now().UnixMicro())/1e6, 'f', 6, 64)
-	_ = w.hook(hookBeforeReap, false, append(workerVars(p), now)...)
-	_ = w.hook(hookAfterReap, false, append(workerVars(p), now,
+	w.hook(hookBeforeReap, append(workerVars(p), now)...)
+	w.hook(hookAfterReap, append(workerVars(p), now,
 		"CIRCUS_EXIT_CODE="+strconv.Itoa(exitCode(st.status)),
 		"CIRCUS_PROCESS_STATUS="+strconv.Itoa(int(st.status)))...)
 }
 
 // signalOne sends sig to worker p alone, between its signal hooks: the
-// signal command's way to a worker.
-func (w *Watcher) signalOne(p *worker, sig syscall.Signal) error {
-	defer w.afterSignal(p, sig)
-	if !w.beforeSignal(p, sig) {
-		return nil
+// signal command's way to a worker. With before_signal the signal goes
+// once the hook has passed; sw is told when it has gone.
+func (w *Watcher) signalOne(p *worker, sig syscall.Signal, sw *signalWait) {
+	vars := signalVars(p, sig)
+	sw.left++
+	if sig != syscall.SIGKILL && w.hookThen(hookBeforeSignal, hookDone{step: stepSignal, pid: p.Pid, sig: sig, wait: sw}, vars...) {
+		return
 	}
-	return p.proc.Signal(sig)
+	if sig == syscall.SIGKILL {
+		w.hook(hookBeforeSignal, vars...)
+	}
+	w.sendAlone(p, sig, sw)
+	w.hook(hookAfterSignal, vars...)
+}
+
+// sendAlone sends sig to p itself and tells sw.
+func (w *Watcher) sendAlone(p *worker, sig syscall.Signal, sw *signalWait) {
+	if err := p.proc.Signal(sig); err != nil {
+		sw.fail(fmt.Errorf("signal %d: %w", p.Pid, err))
+	}
+	sw.done()
 }

@@ -134,6 +134,8 @@ func liveChange(a, b *config.Watcher) bool {
 	strip := func(w *config.Watcher) config.Watcher {
 		c := *w
 		c.NumProcesses = 0
+		// Read at each death.
+		c.RestartDelay, c.RestartMaxDelay = 0, 0
 		c.Stdout, c.Stderr, c.StdoutStream, c.StderrStream = config.Stream{}, config.Stream{}, nil, nil
 		// Checks read the watcher's options at each round.
 		c.Health = config.Health{}
@@ -144,7 +146,7 @@ func liveChange(a, b *config.Watcher) bool {
 		maps.DeleteFunc(c.Options, func(k, _ string) bool {
 			return k == "numprocesses" || strings.HasPrefix(k, "stdout_stream.") || strings.HasPrefix(k, "stderr_stream.") ||
 				strings.HasPrefix(k, "health.") || strings.HasPrefix(k, "limit.") ||
-				k == "ready" || k == "ready_timeout" || k == "watchdog_sec" ||
+				k == "ready" || k == "ready_timeout" || k == "watchdog_sec" || k == "restart_delay" || k == "restart_max_delay" ||
 				strings.HasPrefix(k, "hooks.") || k == "hook_timeout"
 		})
 		return c

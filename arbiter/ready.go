@@ -245,7 +245,7 @@ func (w *Watcher) notReady(p *worker, err error) {
 	if w.reload != nil && !slices.Contains(w.reload.old, p.Pid) && w.abortReload(err) {
 		return
 	}
-	w.spawnFailed(err)
+	w.spawnFailed(p.Wid, err)
 }
 
 // readyLive counts the workers that are ready and not on their way out:

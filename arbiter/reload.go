@@ -62,6 +62,7 @@ func (w *Watcher) Incr(ctx context.Context, delta int) (int, error) {
 		if !w.cfg.Singleton {
 			w.target = max(w.target+delta, 0)
 		}
+		w.endCrashPause()
 		n = w.target
 		w.log.Info("resizing", "numprocesses", n)
 		w.scaleWaiters = append(w.scaleWaiters, reply)
@@ -83,13 +84,25 @@ func (w *Watcher) setNumProcesses(ctx context.Context, cfg *config.Watcher) erro
 	})
 }
 
-// hup lets send_hup turn the reload into a SIGHUP to each worker.
+// reloadReq is a reload waiting for the one in progress: with new options
+// and sockets (cfg not nil) or not; hup lets send_hup turn it into a
+// SIGHUP to each worker.
+type reloadReq struct {
+	reply           chan<- error
+	cfg             *config.Watcher
+	socks           []*sockets.Socket
+	sequential, hup bool
+}
+
+// beginReload starts a reload, or queues it behind the one in progress.
 func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*sockets.Socket, sequential, hup bool) {
 	if w.reload != nil {
-		// One at a time, in order: this one starts when the running one ends.
-		w.queued = append(w.queued, func() { w.beginReload(reply, cfg, socks, sequential, hup) })
+		// One at a time, in order: this one starts when the running one
+		// ends, unless a stop cancels it first.
+		w.queued = append(w.queued, reloadReq{reply: reply, cfg: cfg, socks: socks, sequential: sequential, hup: hup})
 		return
 	}
+	w.endCrashPause()
 	prevCfg, prevSocks, prevTarget := w.cfg, w.socks, w.target
 	if cfg != nil {
 		w.cfg, w.socks, w.target = cfg, socks, cfg.NumProcesses
@@ -236,7 +249,7 @@ func (w *Watcher) endReload(err error) {
 	if len(w.queued) > 0 {
 		next := w.queued[0]
 		w.queued = w.queued[1:]
-		next()
+		w.beginReload(next.reply, next.cfg, next.socks, next.sequential, next.hup)
 	}
 }
 

@@ -163,8 +163,7 @@ func (a *Arbiter) Restart(ctx context.Context) error {
 	return a.do(ctx, func(ctx context.Context) error {
 		ws := a.Watchers()
 		a.stopWatchers(ws)
-		a.startAll(ctx, ws, a.Config().Circus.WarmupDelay, true)
-		return nil
+		return a.startAll(ctx, ws, a.Config().Circus.WarmupDelay, true)
 	})
 }
 
@@ -281,8 +280,15 @@ func (a *Arbiter) StartAll(ctx context.Context) error {
 }
 
 // StopAll stops every watcher, lowest priority first and those of equal
-// priority together, and returns when all are stopped.
+// priority together, and returns when all are stopped. It overtakes the
+// arbiter-wide operation in progress (a restart, start or reloadconfig
+// waiting for watchers to start), which is cancelled and answers so.
 func (a *Arbiter) StopAll(ctx context.Context) error {
+	a.opMu.Lock()
+	if a.opCancel != nil {
+		a.opCancel()
+	}
+	a.opMu.Unlock()
 	return a.do(ctx, func(context.Context) error {
 		a.stopWatchers(a.Watchers())
 		return nil

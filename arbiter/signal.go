@@ -17,9 +17,11 @@ var ErrNoProcess = errors.New("no such process")
 // children instead; with recursive, to the worker and all its descendants.
 // It is not a stop: nothing is escalated, and a worker that dies of it is
 // replaced as any other.
+//
+// With a before_signal hook, a worker's signal goes once the hook has
+// passed; Signal returns when every signal has gone (or was vetoed).
 func (w *Watcher) Signal(ctx context.Context, pid int, sig syscall.Signal, children, recursive bool) error {
-	var err error
-	if e := w.do(ctx, func() {
+	return w.await(ctx, func(reply chan<- error) {
 		var targets []*worker
 		for _, p := range w.procs {
 			if pid == 0 || p.Pid == pid {
@@ -27,9 +29,10 @@ func (w *Watcher) Signal(ctx context.Context, pid int, sig syscall.Signal, child
 			}
 		}
 		if len(targets) == 0 && pid != 0 {
-			err = fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
+			reply <- fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
 			return
 		}
+		sw := &signalWait{reply: reply, left: 1}
 		for _, p := range targets {
 			var pids []int
 			if !children {
@@ -40,19 +43,36 @@ func (w *Watcher) Signal(ctx context.Context, pid int, sig syscall.Signal, child
 			}
 			for _, q := range pids {
 				if q == p.Pid {
-					if e := w.signalOne(p, sig); e != nil && err == nil {
-						err = fmt.Errorf("signal %d: %w", q, e)
-					}
-				} else if e := syscall.Kill(q, sig); e != nil && e != syscall.ESRCH && err == nil {
-					err = fmt.Errorf("signal %d: %w", q, e)
+					w.signalOne(p, sig, sw)
+				} else if e := syscall.Kill(q, sig); e != nil && e != syscall.ESRCH {
+					sw.fail(fmt.Errorf("signal %d: %w", q, e))
 				}
 			}
 			w.log.Info("signalled", "pid", p.Pid, "signal", sig, "children", children, "recursive", recursive)
 		}
-	}); e != nil {
-		return e
+		sw.done() // the one held while the signals were sent
+	})
+}
+
+// signalWait is a signal command waiting for the before_signal hooks of
+// the workers it signals: it is answered, with the first failure, when
+// the last one is done.
+type signalWait struct {
+	left  int
+	err   error
+	reply chan<- error
+}
+
+func (s *signalWait) fail(err error) {
+	if s.err == nil {
+		s.err = err
 	}
-	return err
+}
+
+func (s *signalWait) done() {
+	if s.left--; s.left == 0 {
+		s.reply <- s.err
+	}
 }
 
 // SignalChild sends sig to childpid, a direct child of the worker pid, as

@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/config"
@@ -20,7 +17,9 @@ import (
 	"github.com/ringmaster-dev/ringmaster/sockets"
 )
 
-// State is a watcher's state, named as Circus names it.
+// State is a watcher's state, named as Circus names it. The loop's finer
+// state (a hook it waits for, a backoff, a crash loop's pause, a flapping
+// retry) is Status.Detail; see lifecycle.go for the whole machine.
 type State int
 
 // A watcher's states. Stopped is the zero value.
@@ -59,6 +58,7 @@ type Watcher struct {
 
 	reqc  chan func()
 	exitc chan exitStatus
+	hookc chan hookDone // results of the hooks the loop goes on after
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -77,53 +77,70 @@ type Watcher struct {
 	socks        []*sockets.Socket
 	target       int // numprocesses, changed at run time by Incr
 	reload       *reloadOp
-	queued       []func() // reloads waiting for the running one
+	queued       []reloadReq // reloads waiting for the running one
 	scaleWaiters []chan<- error
 	killWaiters  []killWait
 	state        State
 	procs        map[int]*worker
+	// startWaiters are answered when the watcher is active, when it
+	// stops, and at its first failed spawn while it retries on: a start
+	// answers with its first attempt, as systemctl start does, not with
+	// the retries that follow.
 	startWaiters []chan<- error
-	// firstWaiters are answered as startWaiters are, and also at the
-	// first failed spawn, while the watcher retries on (startAsync).
-	firstWaiters []chan<- error
 	stopWaiters  []chan<- error
-	restartAfter bool                // a Start arrived while stopping
-	final        bool                // the arbiter is shutting down: no more starts
-	laterExits   []exitStatus        // reaped while a hook was waited for, handled after the step
-	spawnAt      time.Time           // the next spawn not before (warmup_delay, spawn-failure backoff)
-	spawnFails   int                 // consecutive failed spawns
-	deaths       map[int][]time.Time // unexpected deaths by wid, within the flapping window
-	flapRetries  int
-	lastFlap     time.Time
-	retryAt      time.Time // restart after flapping at this time; zero: none
-	timer        *time.Timer
-	cg           *watcherCgroup    // its cgroups (cgroup.go); nil in tests of the loop
-	hooks        hookRunner        // runs the hooks.* commands (hooks.go)
-	healthc      chan healthResult // from the check goroutines
-	checks       sync.WaitGroup    // the check, notify and sampling goroutines, waited for when the loop ends
-	notifyc      chan notifyMsg    // from the workers' notify readers
-	limitc       chan limitSample  // from the sampling goroutine; room for the one in flight
-	sampling     bool              // a sampling goroutine is in flight
-	limitAt      time.Time         // the next sampling not before
+	restartAfter bool // a Start arrived while stopping
+	final        bool // the arbiter is shutting down: no more starts
+	// gate is the hook a watcher-wide step waits for (before_start,
+	// after_start, before_stop), 0 for none; gateSeq tells its result
+	// from that of a gate since given up (a stop overtook a start).
+	gate    hookStep
+	gateSeq uint64
+	// spawning holds the slots whose before_spawn hook runs: they count
+	// as live, so reconcile does not spawn them twice.
+	spawning    map[int]bool
+	afterSpawns int       // after_spawn hooks running: a start is not done before they are
+	hooksOut    int       // hook results the loop still expects on hookc
+	spawnAt     time.Time // the next spawn not before (warmup_delay, backoff, crash-loop pause)
+	spawnFails  int       // consecutive failed spawns, toward max_retry
+	transient   int       // consecutive spawns failed for a passing reason (never toward max_retry)
+	transErr    error     // the last such failure
+	crashes     map[int]int
+	crashWait   bool                // spawnAt is a crash loop's pause
+	deaths      map[int][]time.Time // unexpected deaths by wid, within the flapping window
+	flapRetries int
+	lastFlap    time.Time
+	retryAt     time.Time // restart after flapping at this time; zero: none
+	stopReason  string    // why the watcher stopped itself, for Detail
+	timer       *time.Timer
+	cg          *watcherCgroup    // its cgroups (cgroup.go); nil in tests of the loop
+	hooks       hookRunner        // runs the hooks.* commands (hooks.go)
+	healthc     chan healthResult // from the check goroutines
+	checks      sync.WaitGroup    // the check, notify and sampling goroutines, waited for when the loop ends
+	notifyc     chan notifyMsg    // from the workers' notify readers
+	limitc      chan limitSample  // from the sampling goroutine; room for the one in flight
+	sampling    bool              // a sampling goroutine is in flight
+	limitAt     time.Time         // the next sampling not before
 }
 
 func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
 	w := &Watcher{
-		name:    cfg.Name,
-		log:     log.With("watcher", cfg.Name),
-		pub:     pub,
-		launch:  l,
-		socks:   socks,
-		reqc:    make(chan func()),
-		exitc:   make(chan exitStatus, 256),
-		healthc: make(chan healthResult, 64),
-		notifyc: make(chan notifyMsg, 64),
-		limitc:  make(chan limitSample, 1),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
-		cfg:     cfg,
-		target:  cfg.NumProcesses,
-		procs:   make(map[int]*worker),
+		name:     cfg.Name,
+		log:      log.With("watcher", cfg.Name),
+		pub:      pub,
+		launch:   l,
+		socks:    socks,
+		reqc:     make(chan func()),
+		exitc:    make(chan exitStatus, 256),
+		hookc:    make(chan hookDone, 16),
+		healthc:  make(chan healthResult, 64),
+		notifyc:  make(chan notifyMsg, 64),
+		limitc:   make(chan limitSample, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		cfg:      cfg,
+		target:   cfg.NumProcesses,
+		procs:    make(map[int]*worker),
+		spawning: make(map[int]bool),
 
 		spec:      cfg,
 		specSocks: socks,
@@ -140,8 +157,11 @@ func (w *Watcher) Config() *config.Watcher { return w.cur.Load() }
 // Name returns the watcher's name as configured.
 func (w *Watcher) Name() string { return w.name }
 
-// run is the watcher's loop. It returns once quit is closed and no worker is
-// left.
+// run is the watcher's loop. Nothing in it waits: every long operation
+// (a start until ready, a stop until reaped, a hook) is a state the loop
+// is in, left when an exit, a hook's result or a deadline arrives. It
+// returns once quit is closed and no worker, and no hook result it goes on
+// after, is left.
 func (w *Watcher) run() {
 	defer close(w.done)
 	// Every worker is gone when the loop ends, so every check has been
@@ -158,6 +178,9 @@ func (w *Watcher) run() {
 			f()
 		case st := <-w.exitc:
 			w.handleExit(st)
+		case d := <-w.hookc:
+			w.hooksOut--
+			w.handleHook(d)
 		case r := <-w.healthc:
 			w.handleHealth(r)
 		case m := <-w.notifyc:
@@ -169,16 +192,11 @@ func (w *Watcher) run() {
 		case <-quit:
 			quit = nil
 		}
-		for len(w.laterExits) > 0 {
-			st := w.laterExits[0]
-			w.laterExits = w.laterExits[1:]
-			w.handleExit(st)
-		}
 		if w.cur.Load() != w.cfg {
 			w.cur.Store(w.cfg)
 			w.syncHealth()
 		}
-		if quit == nil && len(w.procs) == 0 {
+		if quit == nil && len(w.procs) == 0 && w.hooksOut == 0 {
 			return
 		}
 		w.rearm()
@@ -214,20 +232,34 @@ func (w *Watcher) await(ctx context.Context, f func(chan<- error)) error {
 }
 
 // Start starts the watcher's workers and returns when all numprocesses of
-// them have been spawned (the watcher is active), or with an error if the
-// watcher stopped itself meanwhile. Starting an active watcher does nothing.
+// them have been spawned and are ready (the watcher is active); with an
+// error if the watcher stopped meanwhile, or, wrapping errRetrying, at its
+// first failed attempt, while it retries on. Starting an active watcher
+// does nothing.
 func (w *Watcher) Start(ctx context.Context) error {
-	return w.await(ctx, func(reply chan<- error) { w.beginStart(reply, true) })
+	reply, err := w.startAsync(ctx)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// Stop stops every worker gracefully (stop_signal to its process group, then
-// SIGKILL after graceful_timeout) and returns when all have been reaped.
+// Stop stops every worker gracefully and returns when all have been
+// reaped. It overtakes whatever the watcher was doing: a start or reload
+// in progress, or queued, is answered with ErrStopped, and a flapping
+// retry is cancelled.
 func (w *Watcher) Stop(ctx context.Context) error {
 	return w.await(ctx, func(reply chan<- error) {
 		w.retryAt = time.Time{}
 		w.restartAfter = false
 		w.stopWaiters = append(w.stopWaiters, reply)
-		w.beginStop("stop requested")
+		w.cancelQueued(fmt.Errorf("watcher %s: %w: stop requested", w.name, ErrStopped))
+		w.beginStop("")
 	})
 }
 
@@ -253,6 +285,13 @@ type Status struct {
 	Procs  []ProcessInfo // ordered by wid
 	// Sockets are those its workers inherit, in fd order.
 	Sockets []*sockets.Socket
+	// Detail is what the watcher is doing or waiting for, beyond its
+	// Circus state: "flapping, retry in 6s", "backoff: EMFILE, retry in
+	// 400ms", "crash loop: restart in 800ms", "waiting for hook
+	// before_stop", or why it stopped itself; "" when there is nothing to
+	// add. RetryAt is when it next tries, if it waits to.
+	Detail  string
+	RetryAt time.Time
 }
 
 // Status returns the watcher's state, target size, workers and sockets, read
@@ -261,6 +300,7 @@ func (w *Watcher) Status(ctx context.Context) (Status, error) {
 	var st Status
 	err := w.do(ctx, func() {
 		st = Status{State: w.state, Target: w.target, Sockets: slices.Clone(w.socks)}
+		st.Detail, st.RetryAt = w.detail(time.Now())
 		for _, p := range w.procs {
 			st.Procs = append(st.Procs, p.info())
 		}
@@ -280,483 +320,12 @@ func (w *Watcher) emit(ev pubsub.Event) {
 	w.pub.Publish(ev)
 }
 
-// startAsync begins a start and returns the channel its reply comes on:
-// when the watcher is active or its start failed, or, with first, also at
-// its first failed spawn (errRetrying; the watcher retries on, as usual).
-// first is what the arbiter waits for before it starts watchers of lower
-// priority, as systemd waits for a unit's start job, and not for its
+// startAsync begins a start and returns the channel its reply comes on
+// (see Start). The arbiter waits on it before it starts watchers of a
+// lower priority, as systemd waits for a unit's start job, and not for its
 // restarts, before the units ordered after it.
-func (w *Watcher) startAsync(ctx context.Context, first bool) (<-chan error, error) {
+func (w *Watcher) startAsync(ctx context.Context) (<-chan error, error) {
 	reply := make(chan error, 1)
-	err := w.do(ctx, func() { w.beginStartFor(reply, true, first) })
+	err := w.do(ctx, func() { w.beginStart(reply, true) })
 	return reply, err
-}
-
-// errRetrying is what a first waiter gets when a spawn failed and the
-// watcher retries it.
-var errRetrying = errors.New("not started yet, retrying")
-
-func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
-	w.beginStartFor(reply, commanded, false)
-}
-
-// beginStartFor is beginStart, with reply a first waiter when first is set.
-func (w *Watcher) beginStartFor(reply chan<- error, commanded, first bool) {
-	if w.final {
-		// The arbiter is shutting down: a start now (a plugin's restart,
-		// a console click, a flapping retry) would leave workers that the
-		// loop, told to end, waits on for ever.
-		if reply != nil {
-			reply <- fmt.Errorf("watcher %s: %w", w.name, ErrShutdown)
-		}
-		return
-	}
-	if commanded {
-		w.flapRetries = 0
-		w.retryAt = time.Time{}
-	}
-	switch w.state {
-	case Active:
-		if reply != nil {
-			reply <- nil
-		}
-		return
-	case Stopping:
-		w.restartAfter = true
-	case Stopped:
-		if !w.beforeStart(reply) {
-			return
-		}
-		w.state = Starting
-		w.spawnAt = time.Time{}
-		w.spawnFails = 0
-		w.deaths = nil
-		w.log.Info("starting", "numprocesses", w.target)
-	}
-	switch {
-	case reply == nil:
-	case first:
-		w.firstWaiters = append(w.firstWaiters, reply)
-	default:
-		w.startWaiters = append(w.startWaiters, reply)
-	}
-	w.reconcile()
-}
-
-// replyStart answers every start waiter with err.
-func (w *Watcher) replyStart(err error) {
-	for _, r := range w.startWaiters {
-		r <- err
-	}
-	for _, r := range w.firstWaiters {
-		r <- err
-	}
-	w.startWaiters, w.firstWaiters = nil, nil
-}
-
-func (w *Watcher) becomeActive() {
-	if !w.afterStart() {
-		return
-	}
-	w.state = Active
-	w.log.Info("started", "numprocesses", len(w.procs))
-	w.emit(pubsub.Event{Kind: pubsub.Start})
-	w.replyStart(nil)
-}
-
-// beginStop moves the watcher to stopping and sends every worker its stop
-// signal; the stop completes in handleExit when the last worker is reaped.
-func (w *Watcher) beginStop(reason string) {
-	w.replyStart(fmt.Errorf("watcher %s: %w: %s", w.name, ErrStopped, reason))
-	if w.state == Stopped && len(w.procs) == 0 {
-		w.finishStop()
-		return
-	}
-	if w.state != Stopping {
-		w.log.Info("stopping", "reason", reason)
-		w.beforeStop()
-	}
-	w.state = Stopping
-	for _, p := range w.procs {
-		if !p.stopping {
-			w.stopProc(p)
-		}
-	}
-	if len(w.procs) == 0 {
-		w.finishStop()
-	}
-}
-
-func (w *Watcher) finishStop() {
-	w.cgroupStopped()
-	if w.state != Stopped {
-		w.state = Stopped
-		w.log.Info("stopped")
-		w.emit(pubsub.Event{Kind: pubsub.Stop})
-		w.afterStop()
-	}
-	for _, r := range w.stopWaiters {
-		r <- nil
-	}
-	w.stopWaiters = nil
-	w.progress()
-	if w.restartAfter {
-		w.restartAfter = false
-		w.beginStart(nil, false)
-	}
-}
-
-// stopProc sends a worker its stop signal and arms the SIGKILL deadline.
-func (w *Watcher) stopProc(p *worker) { w.stopProcWith(p, w.cfg.StopSignal) }
-
-// stopProcWith is stopProc with sig in place of stop_signal (0: SIGTERM).
-func (w *Watcher) stopProcWith(p *worker, sig syscall.Signal) {
-	now := time.Now()
-	p.stopping = true
-	w.endWatch(p)
-	p.killAt = now.Add(w.cfg.GracefulTimeout)
-	if sig == 0 {
-		sig = syscall.SIGTERM
-	}
-	var kids []int
-	if w.cfg.StopChildren {
-		// Listed before the group signal: a worker that dies of it at once
-		// leaves a zombie whose children can no longer be listed.
-		kids = childrenOf(p.Pid)
-	}
-	w.signal(p, sig)
-	// Children still in the group were signalled with it; this reaches
-	// those that left it.
-	for _, kid := range kids {
-		if err := syscall.Kill(kid, sig); err == nil {
-			w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: kid, Wid: p.Wid, Signal: int(sig)})
-		}
-	}
-	if w.cfg.GracefulTimeout <= 0 {
-		w.escalate(p)
-	}
-}
-
-// signal sends sig to a worker's process group, which reaches its
-// descendants too; to the worker alone if it has left its group.
-func (w *Watcher) signal(p *worker, sig syscall.Signal) {
-	defer w.afterSignal(p, sig)
-	if !w.beforeSignal(p, sig) {
-		return
-	}
-	err := p.proc.SignalGroup(sig)
-	if err != nil {
-		err = p.proc.Signal(sig)
-	}
-	if err != nil && !errors.Is(err, os.ErrProcessDone) {
-		w.log.Warn("signal failed", "pid", p.Pid, "signal", sig, "err", err)
-		return
-	}
-	w.log.Debug("signalled", "pid", p.Pid, "signal", sig)
-	w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: p.Pid, Wid: p.Wid, Signal: int(sig)})
-}
-
-func (w *Watcher) escalate(p *worker) {
-	p.killed = true
-	w.log.Warn("escalating to SIGKILL", "pid", p.Pid, "graceful_timeout", w.cfg.GracefulTimeout)
-	w.signal(p, syscall.SIGKILL)
-}
-
-// retire replaces p: it is retired first, so that reconcile spawns the
-// replacement before p has even been signalled, which happens once the
-// replacement is ready (handOver).
-func (w *Watcher) retire(p *worker) {
-	p.retiring = true
-	w.endHealth(p)
-	w.reconcile()
-	w.handOver()
-}
-
-// live counts the workers that are not on their way out.
-func (w *Watcher) live() int {
-	n := 0
-	for _, p := range w.procs {
-		if !p.stopping && !p.retiring {
-			n++
-		}
-	}
-	return n
-}
-
-// reconcile brings the number of live workers to numprocesses: spawning
-// while starting (paced by warmup_delay) or, once active, at once to replace
-// a dead worker; stopping the oldest when there are too many.
-func (w *Watcher) reconcile() {
-	if w.state != Starting && w.state != Active {
-		return
-	}
-	target := w.target
-	for w.live() < target {
-		if w.state == Active && !w.cfg.Respawn && w.reload == nil {
-			break // a reload replaces workers even so
-		}
-		if time.Now().Before(w.spawnAt) {
-			return // the timer comes back here
-		}
-		if !w.spawnOne() {
-			return
-		}
-		if w.state == Starting && w.cfg.WarmupDelay > 0 && w.live() < target {
-			w.spawnAt = time.Now().Add(w.cfg.WarmupDelay)
-		}
-	}
-	for w.live() > target {
-		var oldest *worker
-		for _, p := range w.procs {
-			// Ties (one clock tick) go to the lower slot, started first.
-			if !p.stopping && !p.retiring && (oldest == nil || p.Started.Before(oldest.Started) ||
-				p.Started.Equal(oldest.Started) && p.Wid < oldest.Wid) {
-				oldest = p
-			}
-		}
-		w.stopProc(oldest)
-	}
-	if w.state == Starting && w.allReady() {
-		w.becomeActive()
-	}
-}
-
-// spawnOne starts one worker. A failure is retried with a growing pause
-// (never the busy loop Circus falls into with max_retry = -1), and after
-// max_retry failures in a row the watcher stops.
-func (w *Watcher) spawnOne() bool {
-	wid := w.freeWid()
-	if !w.beforeSpawn(wid) {
-		return false
-	}
-	cfg, conn, err := w.notifyLaunch()
-	var p proc
-	if err == nil {
-		p, err = w.launch.launch(cfg, w.socks, wid, w.exitc, w.out)
-		if err != nil && conn != nil {
-			conn.Close()
-		}
-	}
-	now := time.Now()
-	if err != nil {
-		w.log.Error("spawn failed", "wid", wid, "err", err, "attempt", w.spawnFails+1)
-		w.spawnFailed(err)
-		return false
-	}
-	if !w.cfg.Ready.Waits() {
-		w.spawnFails = 0 // otherwise once the worker is ready
-	}
-	proc := &worker{Pid: p.Pid(), Wid: wid, Started: now, proc: p}
-	w.beginReadiness(proc, now)
-	if conn != nil {
-		w.startNotify(proc, conn)
-	}
-	if w.cfg.MaxAge > 0 {
-		age := w.cfg.MaxAge
-		if w.cfg.MaxAgeVariance > 0 {
-			age += rand.N(w.cfg.MaxAgeVariance)
-		}
-		proc.expireAt = now.Add(age)
-	}
-	w.procs[proc.Pid] = proc
-	w.startHealth(proc)
-	w.log.Info("spawned", "pid", proc.Pid, "wid", wid)
-	w.emit(pubsub.Event{Kind: pubsub.Spawn, Pid: proc.Pid, Wid: wid, Time: now})
-	return w.afterSpawn(proc)
-}
-
-// spawnFailed counts a spawn that failed (err) and pauses the next, with a
-// growing pause (never the busy loop Circus falls into with max_retry =
-// -1); after max_retry failures in a row it abandons a reload in progress,
-// or else stops the watcher.
-func (w *Watcher) spawnFailed(err error) {
-	w.spawnFails++
-	if w.cfg.MaxRetry >= 0 && w.spawnFails > w.cfg.MaxRetry {
-		if w.abortReload(err) {
-			return
-		}
-		w.log.Error("giving up", "reason", "spawn failed", "attempts", w.spawnFails)
-		w.beginStop(fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err))
-		return
-	}
-	for _, r := range w.firstWaiters {
-		r <- fmt.Errorf("watcher %s: %w: %w", w.name, errRetrying, err)
-	}
-	w.firstWaiters = nil
-	w.spawnAt = time.Now().Add(min(100*time.Millisecond<<min(w.spawnFails-1, 6), 5*time.Second))
-}
-
-// freeWid is Circus's wid: the smallest slot number no worker holds.
-func (w *Watcher) freeWid() int {
-	used := make(map[int]bool, len(w.procs))
-	for _, p := range w.procs {
-		used[p.Wid] = true
-	}
-	wid := 1
-	for used[wid] {
-		wid++
-	}
-	return wid
-}
-
-func (w *Watcher) handleExit(st exitStatus) {
-	p := w.procs[st.pid]
-	if p == nil {
-		w.log.Warn("exit of an unknown worker", "pid", st.pid)
-		return
-	}
-	delete(w.procs, st.pid)
-	w.endWatch(p)
-	// Whatever the worker left in its group goes with it, as systemd's
-	// control-group kill mode does: a stopped or crashed worker's
-	// grandchildren never run on unsupervised.
-	_ = p.proc.SignalGroup(syscall.SIGKILL)
-	p.proc.Release()
-	w.cgroupExited(p)
-	code := exitCode(st.status)
-	w.emit(pubsub.Event{Kind: pubsub.Reap, Pid: p.Pid, Wid: p.Wid, ExitCode: code})
-	w.reapHooks(p, st)
-	if p.stopping {
-		w.log.Info("reaped", "pid", p.Pid, "exit_code", code)
-	} else {
-		w.log.Warn("worker died", "pid", p.Pid, "wid", p.Wid, "exit_code", code, "age", time.Since(p.Started).Round(time.Millisecond))
-		if !p.ready.Load() && !p.retiring && (w.reload == nil || !slices.Contains(w.reload.old, p.Pid)) {
-			// A new worker that died before it was ready did not start:
-			// during a reload the reload is abandoned and the old workers
-			// stay; otherwise it is a failed spawn, retried after a pause
-			// and counted against max_retry, as a ready_timeout is, not a
-			// crash respawned at once for ever (a death a second is below
-			// the flapping limit).
-			p.stopping = true // it is gone: nothing to signal
-			w.notReady(p, fmt.Errorf("pid %d exited (code %d) before it was ready", p.Pid, code))
-			w.progress()
-			return
-		}
-		if w.flapped(p.Wid) {
-			return
-		}
-		if w.state == Active && !w.cfg.Respawn && len(w.procs) == 0 {
-			w.state = Stopping
-			w.finishStop()
-			return
-		}
-	}
-	if w.state == Stopping {
-		if len(w.procs) == 0 {
-			w.finishStop()
-		}
-		w.progress()
-		return
-	}
-	w.reconcile()
-	w.progress()
-}
-
-// flapped records an unexpected death of the worker in slot wid and, when
-// that slot died too often within the window, stops the watcher and
-// schedules a retry. Deaths are counted per slot, so a pool that loses many
-// workers at once (an OOM kill, a pkill) is not taken for a crash loop,
-// while a program that cannot stay up trips the limit in every slot. With
-// one worker this is Circus's Flapping plugin exactly. Deaths the arbiter
-// caused (stop, restart, max_age) never count (unlike Circus #965).
-func (w *Watcher) flapped(wid int) bool {
-	c := w.cfg
-	if c.FlapAttempts <= 0 || w.state == Stopping {
-		return false
-	}
-	now := time.Now()
-	if w.deaths == nil {
-		w.deaths = map[int][]time.Time{}
-	}
-	keep := w.deaths[wid][:0]
-	for _, t := range w.deaths[wid] {
-		if now.Sub(t) < c.FlapWindow {
-			keep = append(keep, t)
-		}
-	}
-	w.deaths[wid] = append(keep, now)
-	if len(w.deaths[wid]) < c.FlapAttempts {
-		return false
-	}
-	w.deaths = nil
-	// A watcher that ran a whole window after its last retry starts a new
-	// episode rather than using up its retries.
-	if now.Sub(w.lastFlap) > c.FlapRetryIn+c.FlapWindow {
-		w.flapRetries = 0
-	}
-	w.lastFlap = now
-	w.flapRetries++
-	reason := fmt.Sprintf("%d deaths within %s", c.FlapAttempts, c.FlapWindow)
-	if c.FlapMaxRetry >= 0 && w.flapRetries > c.FlapMaxRetry {
-		reason += fmt.Sprintf("; gave up after %d retries", c.FlapMaxRetry)
-		w.log.Error("flapping: stopped for good", "reason", reason)
-		w.emit(pubsub.Event{Kind: pubsub.Flapping, Reason: reason})
-		w.beginStop("flapping: " + reason)
-		return true
-	}
-	w.log.Error("flapping: stopped", "reason", reason, "retry_in", c.FlapRetryIn, "retry", w.flapRetries, "max_retry", c.FlapMaxRetry)
-	w.emit(pubsub.Event{Kind: pubsub.Flapping, Reason: reason})
-	w.beginStop("flapping: " + reason)
-	w.retryAt = now.Add(c.FlapRetryIn)
-	return true
-}
-
-// tick handles every deadline that has passed: SIGKILL escalation, max_age
-// recycling, the flapping retry and paced spawns.
-func (w *Watcher) tick() {
-	now := time.Now()
-	for _, p := range w.procs {
-		switch {
-		case p.stopping && !p.killed && !now.Before(p.killAt):
-			w.escalate(p)
-		case !p.stopping && !p.retiring && !p.expireAt.IsZero() && !now.Before(p.expireAt):
-			w.log.Info("recycling", "pid", p.Pid, "reason", "max_age", "age", now.Sub(p.Started).Round(time.Second))
-			w.retire(p)
-		}
-	}
-	w.readinessDeadlines(now)
-	w.startSampling(now)
-	w.pollOOM(now)
-	w.sweepDead(now)
-	if w.state == Stopped && !w.retryAt.IsZero() && !now.Before(w.retryAt) {
-		w.retryAt = time.Time{}
-		w.log.Info("flapping: retrying", "retry", w.flapRetries)
-		w.beginStart(nil, false)
-	}
-	w.reconcile()
-	w.progress()
-}
-
-// rearm sets the timer to the earliest deadline the loop is waiting for.
-func (w *Watcher) rearm() {
-	var next time.Time
-	earlier := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
-	if (w.state == Starting || w.state == Active) && w.live() < w.target {
-		earlier(w.spawnAt)
-	}
-	if w.reload != nil {
-		earlier(w.reload.pauseUntil)
-	}
-	for _, p := range w.procs {
-		if p.stopping && !p.killed {
-			earlier(p.killAt)
-		} else if !p.stopping && !p.retiring {
-			earlier(p.expireAt)
-		}
-		earlier(w.readinessNext(p))
-	}
-	earlier(w.limitNext())
-	earlier(w.oomNext())
-	earlier(w.sweepNext())
-	if w.state == Stopped {
-		earlier(w.retryAt)
-	}
-	w.timer.Stop()
-	if !next.IsZero() {
-		w.timer.Reset(max(time.Until(next), 0))
-	}
 }

@@ -52,6 +52,7 @@ func DefaultWatcher(name string) *Watcher {
 		Autostart:       true,
 		Respawn:         true,
 		MaxRetry:        5,
+		RestartDelay:    100 * time.Millisecond,
 		GracefulTimeout: 30 * time.Second,
 		StopSignal:      syscall.SIGTERM,
 		MaxAgeVariance:  30 * time.Second,

@@ -106,14 +106,23 @@ type Watcher struct {
 	// arbiter's environment (copy_env is applied at spawn).
 	Env map[string]string
 
-	NumProcesses     int // default 1
-	WarmupDelay      time.Duration
-	Autostart        bool // default true
-	Respawn          bool // default true
-	Singleton        bool
-	OnDemand         bool
-	Priority         int
-	MaxRetry         int           // default 5; -1 = forever
+	NumProcesses int // default 1
+	WarmupDelay  time.Duration
+	Autostart    bool // default true
+	Respawn      bool // default true
+	Singleton    bool
+	OnDemand     bool
+	Priority     int
+	MaxRetry     int // default 5; -1 = forever
+	// RestartDelay and RestartMaxDelay pace a crash loop (Ringmaster's,
+	// after systemd's RestartSec and RestartMaxDelaySec): a worker that
+	// dies unexpectedly is replaced at once, but the n-th death in a row
+	// of its slot, each within 10 s of its start, waits RestartDelay ×
+	// 2^(n-2), at most RestartMaxDelay. Default 0.1 s; RestartMaxDelay 0
+	// means 1 s, or the flapping window / attempts if less (so that the
+	// flapping limit still acts as Circus's does).
+	RestartDelay     time.Duration
+	RestartMaxDelay  time.Duration
 	GracefulTimeout  time.Duration // default 30s
 	StopSignal       syscall.Signal
 	StopChildren     bool

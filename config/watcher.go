@@ -11,7 +11,7 @@ var watcherKeys = []string{
 	"cmd", "args", "shell", "shell_args", "executable", "working_dir", "uid", "gid",
 	"copy_env", "copy_path", "virtualenv", "virtualenv_py_ver", "numprocesses",
 	"warmup_delay", "autostart", "respawn", "singleton", "on_demand", "priority",
-	"max_retry", "graceful_timeout", "stop_signal", "stop_children", "send_hup",
+	"max_retry", "restart_delay", "restart_max_delay", "graceful_timeout", "stop_signal", "stop_children", "send_hup",
 	"max_age", "max_age_variance", "use_sockets", "stdin_socket", "close_child_stdin",
 	"close_child_stdout", "close_child_stderr", "umask", "nice", "chroot",
 	"check_flapping", "flapping.attempts", "flapping.window", "flapping.retry_in",
@@ -74,6 +74,8 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	f.boolean("on_demand", &w.OnDemand)
 	f.integer("priority", &w.Priority, -maxInt, maxInt)
 	f.integer("max_retry", &w.MaxRetry, -1, maxInt)
+	f.seconds("restart_delay", &w.RestartDelay, false)
+	f.seconds("restart_max_delay", &w.RestartMaxDelay, false)
 	f.seconds("graceful_timeout", &w.GracefulTimeout, false)
 	f.signal("stop_signal", &w.StopSignal)
 	f.boolean("stop_children", &w.StopChildren)

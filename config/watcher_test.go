@@ -64,7 +64,7 @@ port = 0
 		Name: "api", Cmd: "/usr/bin/api --port $(circus.sockets.web)", Args: "--verbose", Shell: true, ShellArgs: "-e",
 		Executable: "/usr/bin/api2", WorkingDir: "/srv", UID: -1, GID: -1,
 		CopyEnv: true, CopyPath: true, Virtualenv: "/venv", VirtualenvPyVer: "3.11", Env: map[string]string{},
-		NumProcesses: 0, WarmupDelay: 500 * time.Millisecond, OnDemand: true, Priority: -3, MaxRetry: -1,
+		NumProcesses: 0, WarmupDelay: 500 * time.Millisecond, OnDemand: true, Priority: -3, MaxRetry: -1, RestartDelay: 100 * time.Millisecond,
 		GracefulTimeout: 2500 * time.Millisecond, StopSignal: syscall.SIGQUIT, StopChildren: true, SendHup: true,
 		MaxAge: time.Hour, UseSockets: true, StdinSocket: "web",
 		CloseChildStdout: true, CloseChildStderr: true, Umask: 0o27, Nice: -5, Chroot: "/jail",

@@ -27,6 +27,7 @@ const (
 	Limit        // a worker stayed over a resource limit and is being replaced (Ringmaster)
 	Ready        // a worker became ready: sd_notify READY=1, a passed check, or warmup (Ringmaster)
 	OOM          // the kernel's OOM killer killed a process of a watcher's cgroup (Ringmaster)
+	Backoff      // a spawn failed for a passing reason (EAGAIN, EMFILE...) and is retried later (Ringmaster)
 )
 
 var kindNames = [...]string{
@@ -34,7 +35,7 @@ var kindNames = [...]string{
 	Reload: "reload", Updated: "updated", Add: "add", Remove: "remove",
 	Flapping: "flapping", Orphan: "orphan", ReloadConfig: "reloadconfig",
 	Health: "health", HookSuccess: "hook_success", HookFailure: "hook_failure",
-	Limit: "limit", Ready: "ready", OOM: "oom",
+	Limit: "limit", Ready: "ready", OOM: "oom", Backoff: "backoff",
 }
 
 func (k Kind) String() string {

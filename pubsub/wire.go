@@ -55,7 +55,7 @@ func Body(ev Event) []byte {
 		b = appendTime(b, ev)
 		b = appendKey(b, "error")
 		b = pyjson.AppendString(b, ev.Reason)
-	case Flapping:
+	case Flapping, Backoff:
 		b = appendTime(b, ev)
 		b = appendKey(b, "reason")
 		b = pyjson.AppendString(b, ev.Reason)

@@ -166,6 +166,23 @@ while True:
 		return false
 	})
 
+	// The last killed worker is replaced, after a crash loop's pause
+	// (every kill above counts), before the reload begins.
+	// Counted from the first reap seen: the subscriber may have joined
+	// after the first spawns; every reap since is followed by a spawn.
+	waitFor(t, "the pool whole again", 20*time.Second, func() bool {
+		n, counting := 0, false
+		for _, fr := range goSub.list() {
+			switch {
+			case strings.HasSuffix(fr[0], ".reap"):
+				counting = true
+				n--
+			case counting && strings.HasSuffix(fr[0], ".spawn"):
+				n++
+			}
+		}
+		return counting && n >= 0
+	})
 	// A change of the watcher's options reloads it gracefully.
 	from := goSub.maxSeq() + 1
 	writeINI(t, ini, base+"graceful_timeout = 5\n")

@@ -309,8 +309,16 @@ cpu %, memory %, cpu time and age, with each process's children below it.`,
 		name: "status", short: "Get the status of a watcher or all watchers", args: "[NAME]", max: 1,
 		comp: []argKind{argWatcher},
 		long: `Prints the state of watcher NAME (active, stopped, starting, stopping), or
-"name: state" for every watcher, sorted by name.`,
-		props: nameProps, text: statusText,
+"name: state" for every watcher, sorted by name; followed, in parentheses,
+by what the watcher does or waits for when there is more to say
+("stopped (flapping, retry 1 of 5 in 6.2s)", "active (backoff: EMFILE,
+retry in 400ms)"). Circus's own arbiter sends no such detail.`,
+		props: func(a *parsed) (map[string]any, error) {
+			p, err := nameProps(a)
+			p["details"] = true
+			return p, err
+		},
+		text: statusText,
 	},
 	{
 		name: "stop", short: "Stop the arbiter's watchers", args: "[NAME]", max: 1,

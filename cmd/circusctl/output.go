@@ -101,16 +101,23 @@ func listText(r reply, _ *parsed) (string, error) {
 }
 
 func statusText(r reply, _ *parsed) (string, error) {
+	withDetail := func(state string, detail any) string {
+		if d, ok := detail.(string); ok && d != "" {
+			return state + " (" + d + ")"
+		}
+		return state
+	}
 	if st, ok := r.m["statuses"].(map[string]any); ok {
+		details, _ := r.m["details"].(map[string]any)
 		names := sortedKeys(st)
 		lines := make([]string, len(names))
 		for i, n := range names {
-			lines[i] = n + ": " + cell(st[n])
+			lines[i] = n + ": " + withDetail(cell(st[n]), details[n])
 		}
 		return strings.Join(lines, "\n"), nil
 	}
 	// status NAME: the state is the reply's status itself.
-	return r.status(), nil
+	return withDetail(r.status(), r.m["detail"]), nil
 }
 
 // optionsText is options, get and globaloptions: "key: value" lines in the

@@ -44,16 +44,31 @@ func cmdList(t *Table, req control.Request) (job, *control.Error) {
 	})
 }
 
+// cmdStatus is Circus's status. With "details": true (Ringmaster's; our
+// circusctl sends it) the reply also says what each watcher does or waits
+// for beyond its state ("flapping, retry 1 of 5 in 6.2s", "backoff:
+// EMFILE, retry in 400ms"): "details" by name for all, "detail" for one.
+// Circus's own replies are unchanged without it.
 func cmdStatus(t *Table, req control.Request) (job, *control.Error) {
+	details, e := req.BoolOr("details", false)
+	if e != nil {
+		return job{}, e
+	}
 	if !req.Has("name") {
 		return now(func(ctx context.Context) control.Reply {
-			var st control.Object
+			var st, dt control.Object
 			for _, w := range t.sorted() {
-				s, _, err := w.Info(ctx)
+				s, err := w.Status(ctx)
 				if err != nil {
 					return failure(err)
 				}
-				st = append(st, field(w.Name(), s.String()))
+				st = append(st, field(w.Name(), s.State.String()))
+				if s.Detail != "" {
+					dt = append(dt, field(w.Name(), s.Detail))
+				}
+			}
+			if details {
+				return control.OK(field("statuses", st), field("details", dt))
 			}
 			return control.OK(field("statuses", st))
 		})
@@ -63,11 +78,15 @@ func cmdStatus(t *Table, req control.Request) (job, *control.Error) {
 		return job{}, e
 	}
 	return now(func(ctx context.Context) control.Reply {
-		s, _, err := w.Info(ctx)
+		s, err := w.Status(ctx)
 		if err != nil {
 			return failure(err)
 		}
-		return control.State(s.String())
+		rep := control.State(s.State.String())
+		if details {
+			rep.Fields = control.Object{field("detail", s.Detail)}
+		}
+		return rep
 	})
 }
 

@@ -167,10 +167,15 @@ func cmdStart(t *Table, req control.Request) (job, *control.Error) {
 	}, t.a.StartAll, false)
 }
 
+// cmdStop overtakes what is queued on its watchers (see the package
+// documentation): an operator's stop is obeyed at once, not after a start
+// that may retry for minutes.
 func cmdStop(t *Table, req control.Request) (job, *control.Error) {
-	return lifecycle(t, req, func(ctx context.Context, w *arbiter.Watcher) (control.Reply, error) {
+	j, e := lifecycle(t, req, func(ctx context.Context, w *arbiter.Watcher) (control.Reply, error) {
 		return control.OK(field("info", nil)), w.Stop(ctx)
 	}, t.a.StopAll, true)
+	j.overtakes = true
+	return j, e
 }
 
 // restart replaces every worker, new ones first: Ringmaster's restart is
@@ -302,7 +307,7 @@ func cmdKill(t *Table, req control.Request) (job, *control.Error) {
 	if timeout < 0 {
 		return job{}, control.Errorf(control.MessageError, "message invalid 'graceful_timeout' must not be negative")
 	}
-	return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {
+	return job{key: g.key(), async: true, overtakes: true, run: func(ctx context.Context) control.Reply {
 		w, nf := g.get()
 		if nf != nil {
 			return *nf

@@ -15,7 +15,10 @@
 // kill is still waiting out graceful_timeout. add and rm queue under the
 // watcher's name; commands on all watchers or several (reloadconfig, and
 // start, stop, restart or reload without a name or matching several) share
-// one more queue.
+// one more queue. stop and kill overtake the queue of their watcher (or
+// all): they start at once, and the watcher cancels and answers the start,
+// restart or reload they overtook (its own stop is what ends them), while
+// the commands queued after them still wait for them.
 package commands
 
 import (
@@ -88,6 +91,8 @@ type entry struct {
 	key     string // lower-cased watcher name, or allKey
 	run     func()
 	started bool
+	// overtakes: started at once, whatever is queued before it.
+	overtakes bool
 }
 
 // New returns the command table of a.
@@ -137,6 +142,10 @@ type job struct {
 	// adds marks an add of the watcher key: until its check ran, commands
 	// naming that watcher are accepted although it does not exist yet.
 	adds bool
+	// overtakes marks a stop or kill: it runs at once, ahead of the
+	// commands queued before it on its key, which it cancels, and those
+	// after it wait for it as usual.
+	overtakes bool
 }
 
 type command func(t *Table, req control.Request) (job, *control.Error)
@@ -210,7 +219,7 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 	done := make(chan control.Reply, 1)
 	checked := make(chan *control.Error, 1)
 	cmd := strings.ToLower(req.Command)
-	queued := t.enqueue(j.key, j.adds, func() {
+	queued := t.enqueue(j.key, j.adds, j.overtakes, func() {
 		var e *control.Error
 		if j.check != nil {
 			e = j.check(t.ctx)
@@ -264,7 +273,7 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 // with (one on the same watcher, or one on all) has finished. It reports
 // false, queueing nothing, when MaxQueued commands are already queued.
 // adds counts the command as a pending add of the watcher key.
-func (t *Table) enqueue(key string, adds bool, f func()) bool {
+func (t *Table) enqueue(key string, adds, overtakes bool, f func()) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.pending) >= t.opts.MaxQueued {
@@ -273,7 +282,7 @@ func (t *Table) enqueue(key string, adds bool, f func()) bool {
 	if adds {
 		t.adding[key]++
 	}
-	t.pending = append(t.pending, &entry{key: key, run: f})
+	t.pending = append(t.pending, &entry{key: key, run: f, overtakes: overtakes})
 	t.schedule()
 	return true
 }
@@ -285,6 +294,16 @@ func (t *Table) enqueue(key string, adds bool, f func()) bool {
 func (t *Table) schedule() {
 	seen := map[string]bool{}
 	for i, e := range t.pending {
+		if e.overtakes {
+			if !e.started {
+				t.start(e)
+			}
+			if e.key == allKey {
+				return
+			}
+			seen[e.key] = true
+			continue
+		}
 		if e.key == allKey {
 			if i == 0 && !e.started {
 				t.start(e)

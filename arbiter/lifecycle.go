@@ -1,0 +1,587 @@
+package arbiter
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+)
+
+// The watcher's state machine. Circus's four states are the ones the wire
+// shows; the loop refines them with what it waits for, and every move
+// happens on the loop, in this file, in answer to a request, a reaped
+// exit, a hook's result or a deadline:
+//
+//	stopped  --start-->  starting [before_start] --> spawning, paced by
+//	                     warmup_delay, each slot [before_spawn] → spawn →
+//	                     [after_spawn]; all ready --> [after_start] --> active
+//	starting, active --a spawn fails for a passing reason (EAGAIN, EMFILE,
+//	                     ENFILE, ENOMEM, a cgroup join)--> backoff: the same
+//	                     state, spawns paused with a capped, jittered,
+//	                     growing delay, never toward max_retry
+//	starting, active --a spawn fails--> retried after a growing pause;
+//	                     after max_retry in a row --> stopping
+//	active   --a worker dies--> replaced at once; the n-th quick death in a
+//	                     row of a slot waits restart_delay × 2^(n-2) (crash
+//	                     loop); flapping.attempts deaths of a slot within
+//	                     flapping.window --> stopping, then stopped with a
+//	                     retry at retry_in (flapping), up to max_retry times
+//	any      --stop-->   stopping [before_stop] → stop_signal to every
+//	                     group → SIGKILL at graceful_timeout → all reaped
+//	                     --> stopped [after_stop]
+//
+// A bracketed hook is a state too: the loop goes on with other requests,
+// exits and deadlines while it runs, and a stop overtakes a start waiting
+// for its hook. Requests answered here: a start at active, at the first
+// failed attempt (errRetrying) or at a stop; a stop when every worker is
+// reaped.
+
+// errRetrying is what a start waiter gets when an attempt failed and the
+// watcher retries it.
+var errRetrying = errors.New("not started yet, retrying")
+
+// beginStart starts a stopped watcher, or lets one that is stopping start
+// again when it has stopped; reply (if not nil) is answered as Start says.
+// commanded is set for an operator's start, which resets the flapping
+// retries.
+func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
+	if w.final {
+		// The arbiter is shutting down: a start now (a plugin's restart,
+		// a console click, a flapping retry) would leave workers that the
+		// loop, told to end, waits on for ever.
+		if reply != nil {
+			reply <- fmt.Errorf("watcher %s: %w", w.name, ErrShutdown)
+		}
+		return
+	}
+	if commanded {
+		w.flapRetries = 0
+		w.retryAt = time.Time{}
+	}
+	switch w.state {
+	case Active:
+		if reply != nil {
+			reply <- nil
+		}
+		return
+	case Stopping:
+		w.restartAfter = true
+	case Stopped:
+		w.state = Starting
+		w.stopReason = ""
+		w.spawnAt = time.Time{}
+		w.spawnFails, w.transient, w.transErr = 0, 0, nil
+		w.deaths, w.crashes, w.crashWait = nil, nil, false
+		w.log.Info("starting", "numprocesses", w.target)
+		w.hookGate(stepStart, hookBeforeStart)
+	}
+	if reply != nil {
+		w.startWaiters = append(w.startWaiters, reply)
+	}
+	w.reconcile()
+}
+
+// replyStart answers every start waiter with err.
+func (w *Watcher) replyStart(err error) {
+	for _, r := range w.startWaiters {
+		r <- err
+	}
+	w.startWaiters = nil
+}
+
+// becomeActive ends a start whose workers are all spawned and ready:
+// after after_start, if the watcher has one.
+func (w *Watcher) becomeActive() {
+	if !w.hookGate(stepActive, hookAfterStart) {
+		w.activate()
+	}
+}
+
+func (w *Watcher) activate() {
+	w.state = Active
+	w.log.Info("started", "numprocesses", len(w.procs))
+	w.emit(pubsub.Event{Kind: pubsub.Start})
+	w.replyStart(nil)
+}
+
+// beginStop moves the watcher to stopping and, once before_stop has run,
+// sends every worker its stop signal; the stop completes in handleExit
+// when the last worker is reaped. reason is why the watcher stops itself
+// ("" for a stop command).
+func (w *Watcher) beginStop(reason string) {
+	why := reason
+	if why == "" {
+		why = "stop requested"
+	}
+	w.replyStart(fmt.Errorf("watcher %s: %w: %s", w.name, ErrStopped, why))
+	if w.state == Stopped && len(w.procs) == 0 {
+		w.finishStop()
+		return
+	}
+	if w.state != Stopping {
+		w.log.Info("stopping", "reason", why)
+		w.stopReason = reason
+		w.state = Stopping
+		w.gate = 0
+		if w.hookGate(stepStop, hookBeforeStop) {
+			if len(w.procs) == 0 {
+				w.finishStop()
+			}
+			return
+		}
+	} else if w.gate == stepStop {
+		return // the workers are signalled once before_stop has run
+	}
+	w.stopAll()
+}
+
+// stopAll sends every worker not yet stopping its stop signal.
+func (w *Watcher) stopAll() {
+	for _, p := range w.procs {
+		if !p.stopping {
+			w.stopProc(p)
+		}
+	}
+	if len(w.procs) == 0 {
+		w.finishStop()
+	}
+}
+
+func (w *Watcher) finishStop() {
+	w.cgroupStopped()
+	w.gate = 0
+	if w.state != Stopped {
+		w.state = Stopped
+		w.log.Info("stopped")
+		w.emit(pubsub.Event{Kind: pubsub.Stop})
+		w.hook(hookAfterStop)
+	}
+	for _, r := range w.stopWaiters {
+		r <- nil
+	}
+	w.stopWaiters = nil
+	w.progress()
+	if w.restartAfter {
+		w.restartAfter = false
+		w.beginStart(nil, false)
+	}
+}
+
+// stopProc sends a worker its stop signal and arms the SIGKILL deadline.
+func (w *Watcher) stopProc(p *worker) { w.stopProcWith(p, w.cfg.StopSignal) }
+
+// stopProcWith is stopProc with sig in place of stop_signal (0: SIGTERM).
+// The SIGKILL deadline runs from now, whatever before_signal takes.
+func (w *Watcher) stopProcWith(p *worker, sig syscall.Signal) {
+	now := time.Now()
+	p.stopping = true
+	w.endWatch(p)
+	p.killAt = now.Add(w.cfg.GracefulTimeout)
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	var kids []int
+	if w.cfg.StopChildren {
+		// Listed before the group signal: a worker that dies of it at once
+		// leaves a zombie whose children can no longer be listed.
+		kids = childrenOf(p.Pid)
+	}
+	w.signal(p, sig)
+	// Children still in the group were signalled with it; this reaches
+	// those that left it.
+	for _, kid := range kids {
+		if err := syscall.Kill(kid, sig); err == nil {
+			w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: kid, Wid: p.Wid, Signal: int(sig)})
+		}
+	}
+	if w.cfg.GracefulTimeout <= 0 {
+		w.escalate(p)
+	}
+}
+
+// signal sends sig to a worker's process group once before_signal has
+// passed (at once without one); SIGKILL is never held back by the hook.
+func (w *Watcher) signal(p *worker, sig syscall.Signal) {
+	vars := signalVars(p, sig)
+	if sig != syscall.SIGKILL && w.hookThen(hookBeforeSignal, hookDone{step: stepSignal, pid: p.Pid, sig: sig}, vars...) {
+		return
+	}
+	if sig == syscall.SIGKILL {
+		w.hook(hookBeforeSignal, vars...)
+	}
+	w.sendSignal(p, sig)
+	w.hook(hookAfterSignal, vars...)
+}
+
+// sendSignal sends sig to a worker's process group, which reaches its
+// descendants too; to the worker alone if it has left its group.
+func (w *Watcher) sendSignal(p *worker, sig syscall.Signal) {
+	err := p.proc.SignalGroup(sig)
+	if err != nil {
+		err = p.proc.Signal(sig)
+	}
+	if err != nil && !errors.Is(err, os.ErrProcessDone) {
+		w.log.Warn("signal failed", "pid", p.Pid, "signal", sig, "err", err)
+		return
+	}
+	w.log.Debug("signalled", "pid", p.Pid, "signal", sig)
+	w.emit(pubsub.Event{Kind: pubsub.Kill, Pid: p.Pid, Wid: p.Wid, Signal: int(sig)})
+}
+
+func (w *Watcher) escalate(p *worker) {
+	p.killed = true
+	w.log.Warn("escalating to SIGKILL", "pid", p.Pid, "graceful_timeout", w.cfg.GracefulTimeout)
+	w.signal(p, syscall.SIGKILL)
+}
+
+// retire replaces p: it is retired first, so that reconcile spawns the
+// replacement before p has even been signalled, which happens once the
+// replacement is ready (handOver).
+func (w *Watcher) retire(p *worker) {
+	p.retiring = true
+	w.endHealth(p)
+	w.reconcile()
+	w.handOver()
+}
+
+// live counts the workers that are not on their way out, and the slots
+// whose before_spawn runs.
+func (w *Watcher) live() int {
+	n := len(w.spawning)
+	for _, p := range w.procs {
+		if !p.stopping && !p.retiring {
+			n++
+		}
+	}
+	return n
+}
+
+// reconcile brings the number of live workers to numprocesses: spawning
+// while starting (paced by warmup_delay) or, once active, at once to replace
+// a dead worker (unless a backoff or crash-loop pause holds spawns);
+// stopping the oldest when there are too many.
+func (w *Watcher) reconcile() {
+	if w.state != Starting && w.state != Active || w.gate == stepStart {
+		return
+	}
+	target := w.target
+	for w.live() < target {
+		if w.state == Active && !w.cfg.Respawn && w.reload == nil {
+			break // a reload replaces workers even so
+		}
+		if time.Now().Before(w.spawnAt) {
+			return // the timer comes back here
+		}
+		w.crashWait = false
+		if !w.spawnOne() {
+			return
+		}
+		if w.state == Starting && w.cfg.WarmupDelay > 0 && w.live() < target {
+			w.spawnAt = time.Now().Add(w.cfg.WarmupDelay)
+		}
+	}
+	for w.live() > target {
+		var oldest *worker
+		for _, p := range w.procs {
+			// Ties (one clock tick) go to the lower slot, started first.
+			if !p.stopping && !p.retiring && (oldest == nil || p.Started.Before(oldest.Started) ||
+				p.Started.Equal(oldest.Started) && p.Wid < oldest.Wid) {
+				oldest = p
+			}
+		}
+		if oldest == nil {
+			break // only slots whose before_spawn runs: dropped when it ends
+		}
+		w.stopProc(oldest)
+	}
+	if w.state == Starting && w.gate == 0 && len(w.spawning) == 0 && w.afterSpawns == 0 && w.allReady() {
+		w.becomeActive()
+	}
+}
+
+// spawnOne starts one worker in the lowest free slot, after before_spawn
+// if the watcher has one. It reports false when nothing was started and
+// reconcile should stop for now.
+func (w *Watcher) spawnOne() bool {
+	wid := w.freeWid()
+	if w.hookThen(hookBeforeSpawn, hookDone{step: stepSpawn, wid: wid}, "CIRCUS_WID="+fmt.Sprint(wid)) {
+		w.spawning[wid] = true
+		return true
+	}
+	return w.spawnNow(wid)
+}
+
+// spawnNow starts one worker in slot wid. A failure is retried later (see
+// spawnFailed).
+func (w *Watcher) spawnNow(wid int) bool {
+	cfg, conn, err := w.notifyLaunch()
+	var p proc
+	if err == nil {
+		p, err = w.launch.launch(cfg, w.socks, wid, w.exitc, w.out)
+		if err != nil && conn != nil {
+			conn.Close()
+		}
+	}
+	now := time.Now()
+	if err != nil {
+		w.spawnFailed(wid, err)
+		return false
+	}
+	w.transient, w.transErr = 0, nil
+	if !w.cfg.Ready.Waits() {
+		w.spawnFails = 0 // otherwise once the worker is ready
+	}
+	proc := &worker{Pid: p.Pid(), Wid: wid, Started: now, proc: p}
+	w.beginReadiness(proc, now)
+	if conn != nil {
+		w.startNotify(proc, conn)
+	}
+	if w.cfg.MaxAge > 0 {
+		age := w.cfg.MaxAge
+		if w.cfg.MaxAgeVariance > 0 {
+			age += rand.N(w.cfg.MaxAgeVariance)
+		}
+		proc.expireAt = now.Add(age)
+	}
+	w.procs[proc.Pid] = proc
+	w.startHealth(proc)
+	w.log.Info("spawned", "pid", proc.Pid, "wid", wid)
+	w.emit(pubsub.Event{Kind: pubsub.Spawn, Pid: proc.Pid, Wid: wid, Time: now})
+	if w.hookThen(hookAfterSpawn, hookDone{step: stepSpawned, pid: proc.Pid}, workerVars(proc)...) {
+		w.afterSpawns++
+	}
+	return true
+}
+
+// freeWid is Circus's wid: the smallest slot number no worker holds.
+func (w *Watcher) freeWid() int {
+	used := make(map[int]bool, len(w.procs)+len(w.spawning))
+	for _, p := range w.procs {
+		used[p.Wid] = true
+	}
+	for wid := range w.spawning {
+		used[wid] = true
+	}
+	wid := 1
+	for used[wid] {
+		wid++
+	}
+	return wid
+}
+
+// handleHook goes on with the step that waited for a hook (see hookThen).
+// A result whose step has been overtaken (a stop during before_start, a
+// worker reaped before its before_signal ended) changes nothing.
+func (w *Watcher) handleHook(d hookDone) {
+	defer w.progress()
+	gated := w.gate == d.step && w.gateSeq == d.seq
+	switch d.step {
+	case stepStart:
+		if !gated || w.state != Starting {
+			return
+		}
+		w.gate = 0
+		if d.err != nil {
+			// Refused: the watcher stays stopped, as it was.
+			err := fmt.Errorf("watcher %s: start refused: %w", w.name, d.err)
+			w.state = Stopped
+			w.stopReason = err.Error()
+			w.replyStart(err)
+			return
+		}
+		w.reconcile()
+	case stepActive:
+		if !gated || w.state != Starting {
+			return
+		}
+		w.gate = 0
+		if d.err != nil {
+			w.beginStop(d.err.Error())
+			return
+		}
+		w.activate()
+	case stepSpawn:
+		delete(w.spawning, d.wid)
+		if d.err != nil {
+			if w.state == Starting || w.state == Active {
+				if !w.abortReload(d.err) {
+					w.beginStop(d.err.Error())
+				}
+			}
+			return
+		}
+		if (w.state == Starting || w.state == Active) && w.live() < w.target {
+			w.spawnNow(d.wid)
+		}
+		w.reconcile()
+	case stepSpawned:
+		w.afterSpawns--
+		if d.err == nil {
+			w.reconcile() // a start may have waited for it
+			return
+		}
+		if p := w.procs[d.pid]; p != nil && !p.stopping {
+			w.stopProc(p)
+		}
+		if w.state == Starting || w.state == Active {
+			w.beginStop(d.err.Error())
+		}
+	case stepStop:
+		if !gated || w.state != Stopping {
+			return
+		}
+		w.gate = 0
+		w.stopAll()
+	case stepSignal:
+		p := w.procs[d.pid]
+		switch {
+		case p == nil:
+			// Reaped meanwhile: nothing left to signal.
+			if d.wait != nil {
+				d.wait.done()
+			}
+			return
+		case d.err != nil:
+			w.log.Warn("signal not sent", "pid", p.Pid, "signal", d.sig, "err", d.err)
+			if d.wait != nil {
+				d.wait.done()
+			}
+		case d.wait != nil:
+			w.sendAlone(p, d.sig, d.wait)
+		default:
+			w.sendSignal(p, d.sig)
+		}
+		w.hook(hookAfterSignal, signalVars(p, d.sig)...)
+	}
+}
+
+func (w *Watcher) handleExit(st exitStatus) {
+	p := w.procs[st.pid]
+	if p == nil {
+		w.log.Warn("exit of an unknown worker", "pid", st.pid)
+		return
+	}
+	now := time.Now()
+	delete(w.procs, st.pid)
+	w.endWatch(p)
+	// Whatever the worker left in its group goes with it, as systemd's
+	// control-group kill mode does: a stopped or crashed worker's
+	// grandchildren never run on unsupervised.
+	_ = p.proc.SignalGroup(syscall.SIGKILL)
+	p.proc.Release()
+	w.cgroupExited(p)
+	code := exitCode(st.status)
+	w.emit(pubsub.Event{Kind: pubsub.Reap, Pid: p.Pid, Wid: p.Wid, ExitCode: code})
+	w.reapHooks(p, st)
+	if p.stopping {
+		w.log.Info("reaped", "pid", p.Pid, "exit_code", code)
+	} else {
+		w.log.Warn("worker died", "pid", p.Pid, "wid", p.Wid, "exit_code", code, "age", now.Sub(p.Started).Round(time.Millisecond))
+		if !p.ready.Load() && !p.retiring && (w.reload == nil || !slices.Contains(w.reload.old, p.Pid)) {
+			// A new worker that died before it was ready did not start:
+			// during a reload the reload is abandoned and the old workers
+			// stay; otherwise it is a failed spawn, retried after a pause
+			// and counted against max_retry, as a ready_timeout is, not a
+			// crash respawned at once for ever (a death a second is below
+			// the flapping limit).
+			p.stopping = true // it is gone: nothing to signal
+			w.notReady(p, fmt.Errorf("pid %d exited (code %d) before it was ready", p.Pid, code))
+			w.progress()
+			return
+		}
+		if w.flapped(p.Wid) {
+			return
+		}
+		if w.state == Active && !w.cfg.Respawn && len(w.procs) == 0 {
+			w.state = Stopping
+			w.finishStop()
+			return
+		}
+		w.crashed(p, now)
+	}
+	if w.state == Stopping {
+		if len(w.procs) == 0 {
+			w.finishStop()
+		}
+		w.progress()
+		return
+	}
+	w.reconcile()
+	w.progress()
+}
+
+// tick handles every deadline that has passed: SIGKILL escalation, max_age
+// recycling, the flapping retry and paced spawns.
+func (w *Watcher) tick() {
+	now := time.Now()
+	for _, p := range w.procs {
+		switch {
+		case p.stopping && !p.killed && !now.Before(p.killAt):
+			w.escalate(p)
+		case !p.stopping && !p.retiring && !p.expireAt.IsZero() && !now.Before(p.expireAt):
+			w.log.Info("recycling", "pid", p.Pid, "reason", "max_age", "age", now.Sub(p.Started).Round(time.Second))
+			w.retire(p)
+		}
+	}
+	w.readinessDeadlines(now)
+	w.startSampling(now)
+	w.pollOOM(now)
+	w.sweepDead(now)
+	if w.state == Stopped && !w.retryAt.IsZero() && !now.Before(w.retryAt) {
+		w.retryAt = time.Time{}
+		w.log.Info("flapping: retrying", "retry", w.flapRetries)
+		w.beginStart(nil, false)
+	}
+	w.reconcile()
+	w.progress()
+}
+
+// rearm sets the timer to the earliest deadline the loop is waiting for.
+func (w *Watcher) rearm() {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if (w.state == Starting || w.state == Active) && w.live() < w.target {
+		earlier(w.spawnAt)
+	}
+	if w.reload != nil {
+		earlier(w.reload.pauseUntil)
+	}
+	for _, p := range w.procs {
+		if p.stopping && !p.killed {
+			earlier(p.killAt)
+		} else if !p.stopping && !p.retiring {
+			earlier(p.expireAt)
+		}
+		earlier(w.readinessNext(p))
+	}
+	earlier(w.limitNext())
+	earlier(w.oomNext())
+	earlier(w.sweepNext())
+	if w.state == Stopped {
+		earlier(w.retryAt)
+	}
+	w.timer.Stop()
+	if !next.IsZero() {
+		w.timer.Reset(max(time.Until(next), 0))
+	}
+}
+
+// cancelQueued answers the reloads queued behind the running one with err:
+// a stop overtakes them.
+func (w *Watcher) cancelQueued(err error) {
+	for _, q := range w.queued {
+		if q.reply != nil {
+			q.reply <- err
+		}
+	}
+	w.queued = nil
+}
