@@ -240,18 +240,20 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	for _, w := range a.Watchers() {
 		a.wg.Go(w.run)
 	}
-	_ = a.startAll(ctx, a.Watchers(), a.Config().Circus.WarmupDelay, false) // each failure is logged
-	close(a.started)
-	a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
-	a.emit(pubsub.Event{Kind: pubsub.Start})
-
-	// Arbiter-wide operations (restart, reloadconfig, add, rm...) run one
-	// at a time on a goroutine of their own, never on this one: an
-	// operation may wait minutes for a watcher that cannot start, and the
-	// arbiter's shutdown must overtake it at once (issue 14, item 1).
+	// The start-up, then the arbiter-wide operations (restart,
+	// reloadconfig, add, rm...), run one at a time on a goroutine of their
+	// own, never on this one: one may wait minutes for a watcher that
+	// cannot start, and the arbiter's shutdown must overtake it at once
+	// (issue 14, item 1).
 	opsCtx, cancelOps := context.WithCancel(context.WithoutCancel(ctx))
 	var ops sync.WaitGroup
-	ops.Go(func() { a.serveOps(opsCtx) })
+	ops.Go(func() {
+		_ = a.startAll(opsCtx, a.Watchers(), a.Config().Circus.WarmupDelay, false) // each failure is logged
+		close(a.started)
+		a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
+		a.emit(pubsub.Event{Kind: pubsub.Start})
+		a.serveOps(opsCtx)
+	})
 	<-ctx.Done()
 	close(a.done)
 	cancelOps()
@@ -295,8 +297,9 @@ func (a *Arbiter) serveOps(ctx context.Context) {
 // a command (restart, start, reloadconfig) answers once every watcher is
 // active or has failed an attempt, as systemctl start answers with its
 // job, not with the restarts that follow, and a watcher that retries on
-// is one of its errors. At start-up (command false) it is a warning only.
-// It logs each failure and returns them joined.
+// is one of its errors. At start-up (command false) it is a warning only,
+// and the last priority is not waited for. It logs each failure and
+// returns them joined.
 func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration, command bool) error {
 	ws = slices.Clone(ws)
 	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.spec.Priority, x.spec.Priority) })
@@ -333,6 +336,12 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 				continue
 			}
 			level = append(level, started{w, reply})
+		}
+		if !command && !slices.ContainsFunc(ws[end:], func(x *Watcher) bool { return x.spec.Autostart }) {
+			// At start-up nothing waits for the last priority: the
+			// arbiter takes commands while it starts (each watcher logs
+			// its own failures).
+			break
 		}
 		for _, s := range level {
 			select {

@@ -392,3 +392,36 @@ graceful_timeout = 30
 		}
 	}
 }
+
+// A hook never holds the watcher's loop: while a before_signal hook runs
+// for the stop signal, graceful_timeout still escalates to SIGKILL on
+// time, and the stop is over before the hook is (issue 14, item 6: the
+// escalation was late by the hook's duration).
+func TestSlowHookDoesNotDelayEscalation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := start(t, `[watcher:web]
+cmd = WORKER ignoreterm `+dir+`/pids
+graceful_timeout = 0.3
+hook_timeout = 30
+hooks.before_signal = /bin/sh -c '[ "$CIRCUS_SIGNUM" = 9 ] || sleep 8'
+`)
+	pid, _ := waitPids(t, filepath.Join(dir, "pids"))
+	w := r.Watcher("web")
+	if err := w.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reaps := r.events.Of(pubsub.Reap)
+	if len(reaps) != 1 || reaps[0].Pid != pid || reaps[0].ExitCode != -int(syscall.SIGKILL) {
+		t.Fatalf("reap events = %+v, want pid %d killed by SIGKILL", reaps, pid)
+	}
+	// The stop_signal's before_signal is still sleeping: the SIGKILL did
+	// not wait for it.
+	if got := hookNames(r, pubsub.HookSuccess); slices.Contains(got, "before_signal") {
+		t.Errorf("hook_success events when the stop answered: %v; the stop waited for before_signal", got)
+	}
+	// The loop answers meanwhile.
+	if st, err := w.Status(context.Background()); err != nil || st.State != arbiter.Stopped {
+		t.Errorf("Status during the hook = %v, %v; want stopped", st.State, err)
+	}
+}
