@@ -607,10 +607,8 @@ func (w *Watcher) handleExit(st exitStatus) {
 	}
 	delete(w.procs, st.pid)
 	w.endWatch(p)
-	// Whatever the worker left in its group goes with it, as systemd's
-	// control-group kill mode does: a stopped or crashed worker's
-	// grandchildren never run on unsupervised.
-	_ = p.proc.SignalGroup(syscall.SIGKILL)
+	// Whatever the worker left in its group is already gone: the reaper
+	// killed it before reaping the worker, while its pid was still its own.
 	p.proc.Release()
 	w.cgroupExited(p)
 	code := exitCode(st.status)
