@@ -16,3 +16,11 @@ func HoldForks(f func(pid int)) (restore func()) {
 	forkedHook.Store(&f)
 	return func() { forkedHook.Store(nil) }
 }
+
+// HoldRegistration makes every spawn call f with its child's pid after
+// the spawn has returned and before the child is registered with the
+// reaper, until restore is called. f runs on the spawner thread.
+func HoldRegistration(f func(pid int)) (restore func()) {
+	registerHook.Store(&f)
+	return func() { registerHook.Store(nil) }
+}

@@ -58,6 +58,11 @@ var exitHook atomic.Pointer[func(pid int)]
 // child exit inside that window, which otherwise lasts microseconds.
 var forkedHook atomic.Pointer[func(pid int)]
 
+// registerHook, when set (by tests only), is called on the spawner thread
+// with the pid a spawn returned, before it is registered: past the point
+// where the reaper can recognize the child by its pidfd.
+var registerHook atomic.Pointer[func(pid int)]
+
 type reaper struct {
 	// mu guards the fields below, and it also serializes reaping with
 	// process group signals: the reaper holds it from the moment it sees an
@@ -209,6 +214,9 @@ func (r *reaper) spawn(req spawnReq) {
 	r.mu.Unlock()
 
 	pid, p, err := req.start(sp)
+	if h := registerHook.Load(); h != nil && pid > 0 {
+		(*h)(pid)
+	}
 
 	r.mu.Lock()
 	delete(r.inflight, sp)

@@ -281,3 +281,68 @@ cgroup = off
 	}
 	waitFor(t, "the sleep left in the worker's group killed", 10*time.Second, func() bool { return gone(left) })
 }
+
+// Issue 14, item 5: between the end of a fork and the registration of its
+// child, the reaper cannot tell that child from an orphan; both exits are
+// kept aside until the spawn is registered. Then the child's goes to its
+// watcher, and the orphan's is reported as an orphan's.
+func TestReapExitsKeptAsideDuringSpawn(t *testing.T) {
+	var child atomic.Int64
+	var once sync.Once
+	hold := make(chan struct{})
+	restore := arbiter.HoldRegistration(func(pid int) {
+		once.Do(func() {
+			child.Store(int64(pid))
+			<-hold
+		})
+	})
+	t.Cleanup(restore)
+	let := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(let)
+	r := launch(t, `
+[watcher:early]
+cmd = WORKER exit 3
+max_retry = 0
+cgroup = off
+`)
+	waitFor(t, "a spawn held before registration", 10*time.Second, func() bool { return child.Load() != 0 })
+	pid := int(child.Load())
+	waitFor(t, "the worker's exit reaped", 10*time.Second, func() bool { return gone(pid) })
+
+	// A child of this process that is no worker dies meanwhile: it may be
+	// the held spawn's, for all the reaper knows, until that registers.
+	other, err := os.StartProcess("/bin/sleep", []string{"sleep", "60"}, &os.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	if err := other.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the other child reaped", 10*time.Second, func() bool { return gone(other.Pid) })
+	orphaned := func(p int) bool {
+		for _, ev := range r.events.Of(pubsub.Orphan) {
+			if ev.Pid == p {
+				return true
+			}
+		}
+		return false
+	}
+	if orphaned(other.Pid) || orphaned(pid) {
+		t.Fatalf("an exit was reported as an orphan's while the spawn it may belong to was in flight")
+	}
+
+	let()
+	waitFor(t, "the worker's reap event", 10*time.Second, func() bool {
+		for _, ev := range r.events.Of(pubsub.Reap) {
+			if ev.Pid == pid {
+				return ev.ExitCode == 3
+			}
+		}
+		return false
+	})
+	waitFor(t, "the other child reported as an orphan", 10*time.Second, func() bool { return orphaned(other.Pid) })
+	if orphaned(pid) {
+		t.Errorf("the worker %d was reported as an orphan too", pid)
+	}
+}
