@@ -67,7 +67,7 @@ type reaper struct {
 	// mu guards the fields below, and it also serializes reaping with
 	// process group signals: the reaper holds it from the moment it sees an
 	// exit (waitid with WNOWAIT, which leaves the child a zombie whose pid
-	// cannot be reused) until it has reaped it, and signalGroup holds it
+	// cannot be reused) until it has reaped it, and signal holds it
 	// across "is the leader still unreaped?" and kill(-pid). So no group
 	// signal ever reaches a group whose leader's pid was freed. Only
 	// system calls that cannot block are made under it.
@@ -259,16 +259,20 @@ func (r *reaper) spawn(req spawnReq) {
 	}
 }
 
-// signalGroup sends sig to the process group of the child pid that sp
-// spawned, if that child has not been reaped: its pid, the group's id,
-// is then still its own. Otherwise it returns os.ErrProcessDone.
-func (r *reaper) signalGroup(pid int, sp *spawning, sig syscall.Signal) error {
+// signal sends sig to the child pid that sp spawned, or with group to its
+// process group, if that child has not been reaped: its pid, the group's
+// id, is then still its own. Otherwise it returns os.ErrProcessDone.
+func (r *reaper) signal(pid int, sp *spawning, sig syscall.Signal, group bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if pid <= 0 || sp == nil || r.owners[pid] != sp {
 		return os.ErrProcessDone
 	}
-	err := unix.Kill(-pid, sig)
+	target := pid
+	if group {
+		target = -pid
+	}
+	err := unix.Kill(target, sig)
 	if err == unix.ESRCH {
 		return os.ErrProcessDone
 	}

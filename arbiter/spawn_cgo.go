@@ -229,9 +229,10 @@ func (p *pidfdProc) Signal(sig syscall.Signal) error {
 	if p.pidfd >= 0 {
 		err = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
 	} else {
-		// No pidfd (an old kernel): the worker is not reaped yet while
-		// its owner holds this handle, so its pid is still its own.
-		err = unix.Kill(p.pid, sig)
+		// No pidfd (a kernel before 5.2): by pid, under the reaper's
+		// lock and only while the worker is unreaped, when its pid is
+		// still its own.
+		err = theReaper.signal(p.pid, p.spawn, sig, false)
 	}
 	if err == unix.ESRCH {
 		return os.ErrProcessDone
@@ -243,7 +244,7 @@ func (p *pidfdProc) SignalGroup(sig syscall.Signal) error {
 	if p.pid <= 0 {
 		return os.ErrProcessDone
 	}
-	return theReaper.signalGroup(p.pid, p.spawn, sig)
+	return theReaper.signal(p.pid, p.spawn, sig, true)
 }
 
 func (p *pidfdProc) Release() {
