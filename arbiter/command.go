@@ -22,8 +22,9 @@ import (
 // A command is a short-lived program the arbiter runs on a watcher's
 // behalf: a hook, or a health.cmd check. It is started as a worker is,
 // forked on a spawner thread and reaped by the one reaper (nothing here
-// waits for a child: the reaper's waitid(P_ALL) would take the exit first), in
-// a process group of its own, so that a timeout kills whatever it started.
+// waits for a child: the reaper's waitid(P_ALL) would take the exit
+// first), in a process group of its own, so that a timeout kills whatever
+// it started.
 // It runs as the watcher's user, in its working_dir, with the worker's
 // environment plus variables that describe the occasion; not in its chroot,
 // nor with its rlimits, umask or nice, which describe a worker. Its argv is
