@@ -36,7 +36,7 @@ func BenchmarkSpawnCgroup(b *testing.B) {
 		b.Fatal(err)
 	}
 	spawn := func(b *testing.B, js []cgroups.Join) {
-		pid, pidfd, err := forkExec(&spawnAttr{path: "/bin/true", argv: []string{"true"}, umask: -1, cgroups: js})
+		pid, pidfd, err := forkExec(&spawnAttr{path: "/bin/true", argv: []string{"true"}, umask: -1, cgroups: js}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

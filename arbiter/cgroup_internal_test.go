@@ -116,7 +116,7 @@ func TestSpawnCgroupStage(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	pid, _, err := forkExec(&spawnAttr{path: "/bin/true", argv: []string{"true"}, umask: -1,
-		cgroups: []cgroups.Join{{FD: fd, Path: "/sys/fs/cgroup/x/cgroup.procs"}}})
+		cgroups: []cgroups.Join{{FD: fd, Path: "/sys/fs/cgroup/x/cgroup.procs"}}}, nil)
 	if pid > 0 {
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, 0, nil)

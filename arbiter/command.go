@@ -21,9 +21,10 @@ import (
 
 // A command is a short-lived program the arbiter runs on a watcher's
 // behalf: a hook, or a health.cmd check. It is started as a worker is,
-// forked on the spawner thread and reaped by the one reaper (nothing here
-// waits for a child: the reaper's wait4(-1) would take the exit first), in
-// a process group of its own, so that a timeout kills whatever it started.
+// forked on a spawner thread and reaped by the one reaper (nothing here
+// waits for a child: the reaper's waitid(P_ALL) would take the exit
+// first), in a process group of its own, so that a timeout kills whatever
+// it started.
 // It runs as the watcher's user, in its working_dir, with the worker's
 // environment plus variables that describe the occasion; not in its chroot,
 // nor with its rlimits, umask or nice, which describe a worker. Its argv is
@@ -158,10 +159,11 @@ func (c *command) run(ctx context.Context) ([]byte, error) {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	// Signalled while the leader is known unreaped, or just after its
-	// exit, for what it left in its group.
-	_ = p.SignalGroup(syscall.SIGKILL)
+	// What it left in its group when it exited, the reaper killed before
+	// reaping it; a group whose leader runs on is killed here (nothing if
+	// it has been reaped meanwhile: its pid may be someone else's).
 	if !exited {
+		_ = p.SignalGroup(syscall.SIGKILL)
 		kt := time.NewTimer(commandKillWait)
 		select {
 		case <-exits:

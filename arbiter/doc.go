@@ -18,8 +18,8 @@
 //
 // Stopping a worker sends stop_signal to its process group (so its
 // descendants get it too), and SIGKILL to the group after graceful_timeout.
-// When a worker is reaped, whatever is left in its group is killed: no
-// grandchild outlives its worker. The arbiter is a child subreaper, so
+// When a worker dies, whatever is left in its group is killed, before the
+// worker is reaped: no grandchild outlives its worker. The arbiter is a child subreaper, so
 // orphans of double-forking programs are reaped, never left as zombies.
 //
 // A running watcher can be resized ([Watcher.Incr]), reloaded gracefully
@@ -77,14 +77,24 @@
 // send it requests carrying their own reply channel, so a slow stop of one
 // watcher never delays a command on another, and commands on one watcher
 // run in order. The Run goroutine owns the set of watchers and sockets and
-// publishes immutable snapshots of it. Exactly one goroutine per process
-// waits for children (wait4(-1) on SIGCHLD) and routes each exit to the
-// owning watcher; all forks happen on one OS thread that lives as long as
-// the reaper, because the parent-death signal (SIGKILL, so workers die with
-// a killed arbiter) is tied to the forking thread. Workers are signalled
-// through pidfds, so a recycled pid is never hit. Nothing calls
-// exec.Cmd.Wait; a program embedding this package must not wait for
-// children itself while an Arbiter runs.
+// publishes immutable snapshots of it. Exactly one goroutine per process,
+// the reaper, waits for children: on SIGCHLD it looks at each exited child
+// without reaping it (waitid with WNOWAIT), kills what is left of an owned
+// child's process group while the child is a zombie and its pid cannot be
+// reused, reaps it and routes its exit to the owner (a watcher loop, or a
+// hook or health.cmd run). Forks happen on a pool of four spawner threads
+// that live as long as the reaper, because the parent-death signal
+// (SIGKILL, so workers die with a killed arbiter) is tied to the forking
+// thread. No lock is held across a fork, which lasts until the child execs:
+// a child blocked before exec (a hung working_dir, a slow cgroup) holds up
+// its own watcher and one spawner thread, never the reaper nor the other
+// watchers; four such children at once make further spawns wait. A child
+// that dies before its spawner has registered it is recognized by its
+// pidfd, and its exit reaches its owner all the same. Workers are signalled
+// through pidfds; their process groups only under the reaper's lock, and
+// only while the leader is unreaped, so a recycled pid is never hit.
+// Nothing calls exec.Cmd.Wait; a program embedding this package must not
+// wait for children itself while an Arbiter runs.
 //
 // # Events
 //

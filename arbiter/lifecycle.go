@@ -469,10 +469,10 @@ func (w *Watcher) handleExit(st exitStatus) {
 	now := time.Now()
 	delete(w.procs, st.pid)
 	w.endWatch(p)
-	// Whatever the worker left in its group goes with it, as systemd's
-	// control-group kill mode does: a stopped or crashed worker's
-	// grandchildren never run on unsupervised.
-	_ = p.proc.SignalGroup(syscall.SIGKILL)
+	// Whatever the worker left in its group is already gone, as with
+	// systemd's control-group kill mode: the reaper killed it before it
+	// reaped the worker, while the group's id was still its own (issue
+	// 14, item 7).
 	p.proc.Release()
 	w.cgroupExited(p)
 	code := exitCode(st.status)

@@ -1,12 +1,17 @@
 package arbiter
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/signal"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,30 +23,89 @@ type exitStatus struct {
 	rusage unix.Rusage
 }
 
-// The reaper is process-wide because wait4(-1) is: two of them in one process
-// (two Arbiters in a test binary) would steal each other's children. It is
-// started by the first running Arbiter and stopped with the last.
+// The reaper is process-wide because waiting for any child is: two of them
+// in one process (two Arbiters in a test binary) would steal each other's
+// children. It is started by the first running Arbiter and stopped with the
+// last.
 //
-// It also owns the spawner: one goroutine locked to its OS thread for the
-// reaper's whole life, through which every fork happens. Linux ties
-// PR_SET_PDEATHSIG to the thread that forked, and the Go runtime destroys a
-// thread when a goroutine locked to it exits; forking from a thread we own
-// and never let die is what makes "workers die with the arbiter" hold.
+// It also owns the spawners: spawnThreads goroutines, each locked to its OS
+// thread for the reaper's whole life, through which every fork happens.
+// Linux ties PR_SET_PDEATHSIG to the thread that forked, and the Go runtime
+// destroys a thread when a goroutine locked to it exits; forking from
+// threads we own and never let die is what makes "workers die with the
+// arbiter" hold. There are several so that a child that blocks before
+// exec (its working_dir on a hung NFS mount, a slow cgroup migration),
+// which holds its spawner in the vfork until it execs, holds up only its
+// own watcher: the others spawn on the other threads. The pool is bounded:
+// with spawnThreads such children at once, further spawns wait for one of
+// them. Reaping never waits for a spawn.
 var theReaper reaper
 
+// spawnThreads is the number of spawner threads, hence of spawns in flight
+// at once.
+const spawnThreads = 4
+
+// exitHook, when set (by tests only, through export_test.go), is called
+// with the pid of each owned child after it is reaped and before its exit
+// is routed: it lets a test hold the exit there while it makes the freed
+// pid someone else's, a reuse the kernel cannot be made to do on demand
+// at that exact moment.
+var exitHook atomic.Pointer[func(pid int)]
+
+// forkedHook, when set (by tests only), is called on the spawner thread
+// with the pid of each child forked for the reaper, once the fork has
+// returned and before the child is registered: it lets a test make the
+// child exit inside that window, which otherwise lasts microseconds.
+var forkedHook atomic.Pointer[func(pid int)]
+
+// registerHook, when set (by tests only), is called on the spawner thread
+// with the pid a spawn returned, before it is registered: past the point
+// where the reaper can recognize the child by its pidfd.
+var registerHook atomic.Pointer[func(pid int)]
+
 type reaper struct {
-	mu sync.Mutex
-	// guarded by mu
-	refs    int
-	owners  map[int]chan<- exitStatus // pid -> the watcher loop that owns it
-	orphans []chan<- exitStatus       // every running Arbiter's orphan sink
-	stop    chan struct{}
-	done    chan struct{}
-	spawnc  chan spawnReq
+	// mu guards the fields below, and it also serializes reaping with
+	// process group signals: the reaper holds it from the moment it sees an
+	// exit (waitid with WNOWAIT, which leaves the child a zombie whose pid
+	// cannot be reused) until it has reaped it, and signal holds it
+	// across "is the leader still unreaped?" and kill(-pid). So no group
+	// signal ever reaches a group whose leader's pid was freed. Only
+	// system calls that cannot block are made under it.
+	mu       sync.Mutex
+	refs     int
+	owners   map[int]*spawning      // pid -> its spawn, while unreaped
+	orphans  []chan<- exitStatus    // every running Arbiter's orphan sink
+	inflight map[*spawning]struct{} // spawns not yet registered
+	early    map[int]earlyExit      // reaped while spawns were in flight, not yet claimed
+	stop     chan struct{}
+	done     chan struct{}
+	spawnc   chan spawnReq
 }
 
+// spawning is one spawn: in flight until its spawner registers the child,
+// then the child's entry in owners, which a handle compares against so that
+// it never signals a later child given the same pid.
+type spawning struct {
+	owner chan<- exitStatus // nil: reap quietly (a child that failed to exec)
+	// pidfd, guarded by reaper.mu, points at the word where the kernel
+	// stores the child's pidfd (in the spawner's C struct): CLONE_PIDFD
+	// stores it before the child first runs, so a child that dies before
+	// its spawn returns can be recognized. nil when not known.
+	pidfd *int32
+}
+
+// earlyExit is an exit reaped before its child was registered: that of
+// the child of one of the spawns in candidates, or an orphan's.
+type earlyExit struct {
+	st         exitStatus
+	candidates []*spawning
+}
+
+// dropped owns children whose spawn failed after clone: reaped quietly.
+var dropped = &spawning{}
+
 type spawnReq struct {
-	start func() (int, proc, error)
+	start func(*spawning) (int, proc, error)
 	owner chan<- exitStatus
 	reply chan spawnReply
 }
@@ -64,14 +128,18 @@ func (r *reaper) acquire(orphans chan<- exitStatus) {
 	if r.refs > 1 {
 		return
 	}
-	r.owners = make(map[int]chan<- exitStatus)
+	r.owners = make(map[int]*spawning)
+	r.inflight = make(map[*spawning]struct{})
+	r.early = make(map[int]earlyExit)
 	r.stop = make(chan struct{})
 	r.done = make(chan struct{})
 	r.spawnc = make(chan spawnReq)
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, unix.SIGCHLD)
 	var wg sync.WaitGroup
-	wg.Go(func() { r.spawner(r.spawnc, r.stop) })
+	for range spawnThreads {
+		wg.Go(func() { r.spawner(r.spawnc, r.stop) })
+	}
 	wg.Go(func() { r.loop(sigc, r.stop) })
 	done := r.done
 	go func() {
@@ -81,7 +149,8 @@ func (r *reaper) acquire(orphans chan<- exitStatus) {
 	}()
 }
 
-// release stops the reaper when its last user is gone, and waits for it.
+// release stops the reaper when its last user is gone, and waits for it
+// (and so for any spawn still in flight).
 func (r *reaper) release(orphans chan<- exitStatus) {
 	r.mu.Lock()
 	r.refs--
@@ -96,11 +165,12 @@ func (r *reaper) release(orphans chan<- exitStatus) {
 	<-done
 }
 
-// start runs fn on the spawner thread and registers the new pid as owned by
-// owner before any exit of it can be routed. fn returns the child's pid
-// even when it fails after creating one (a child that could not exec), so
-// that its exit is reaped quietly rather than taken for an orphan's.
-func (r *reaper) start(fn func() (int, proc, error), owner chan<- exitStatus) (proc, error) {
+// start runs fn on a spawner thread and registers the new pid as owned by
+// owner; an exit of the child before that is kept aside and delivered to
+// owner once start has returned. fn returns the child's pid even when it
+// fails after creating one (a child that could not exec), so that its exit
+// is reaped quietly rather than taken for an orphan's.
+func (r *reaper) start(fn func(*spawning) (int, proc, error), owner chan<- exitStatus) (proc, error) {
 	r.mu.Lock()
 	spawnc, stop := r.spawnc, r.stop
 	r.mu.Unlock()
@@ -120,28 +190,105 @@ func (r *reaper) start(fn func() (int, proc, error), owner chan<- exitStatus) (p
 func (r *reaper) spawner(reqs <-chan spawnReq, stop <-chan struct{}) {
 	runtime.LockOSThread()
 	// Unlock before returning so the runtime keeps the thread: a destroyed
-	// thread would fire the parent-death signal of every child it forked.
+	// thread would fire the parent-death signal of every child it forked
+	// (workers left running by rm --nostop outlive the reaper).
 	defer runtime.UnlockOSThread()
 	for {
 		select {
 		case <-stop:
 			return
 		case req := <-reqs:
-			// Holding mu across the fork means drain, which needs mu to
-			// route an exit, cannot take this child for an orphan before
-			// its owner is recorded, however fast it dies.
-			r.mu.Lock()
-			pid, p, err := req.start()
-			switch {
-			case err == nil:
-				r.owners[pid] = req.owner
-			case pid > 0:
-				r.owners[pid] = nil // reaped and dropped
-			}
-			r.mu.Unlock()
-			req.reply <- spawnReply{proc: p, err: err}
+			r.spawn(req)
 		}
 	}
+}
+
+// spawn runs one spawn request. Nothing is locked across the fork, which
+// lasts until the child execs (CLONE_VFORK): the reaper goes on reaping,
+// and recognizes this child by its pidfd if it dies before it is
+// registered here (see classifyLocked).
+func (r *reaper) spawn(req spawnReq) {
+	sp := &spawning{owner: req.owner}
+	r.mu.Lock()
+	r.inflight[sp] = struct{}{}
+	r.mu.Unlock()
+
+	pid, p, err := req.start(sp)
+	if h := registerHook.Load(); h != nil && pid > 0 {
+		(*h)(pid)
+	}
+
+	r.mu.Lock()
+	delete(r.inflight, sp)
+	e, died := r.early[pid]
+	// Only an exit kept aside while this spawn was in flight can be its
+	// child's: an older one of the same pid was a process before it.
+	died = died && pid > 0 && slices.Contains(e.candidates, sp)
+	switch {
+	case pid <= 0:
+	case died:
+		delete(r.early, pid)
+	case err == nil:
+		r.owners[pid] = sp
+	default:
+		r.owners[pid] = dropped
+	}
+	// An exit kept aside is an orphan's once none of the spawns it might
+	// have come from is in flight.
+	var strays []exitStatus
+	for epid, x := range r.early {
+		x.candidates = slices.DeleteFunc(x.candidates, func(c *spawning) bool { return c == sp })
+		if len(x.candidates) == 0 {
+			strays = append(strays, x.st)
+			delete(r.early, epid)
+		} else {
+			r.early[epid] = x
+		}
+	}
+	orphans := slices.Clone(r.orphans)
+	r.mu.Unlock()
+
+	req.reply <- spawnReply{proc: p, err: err}
+	if died && err == nil {
+		// After the reply, so the owner knows the worker when this
+		// arrives; it drains its channel as it does the reaper's.
+		req.owner <- e.st
+	}
+	for _, st := range strays {
+		tellOrphan(orphans, st)
+	}
+}
+
+// signal sends sig to the child pid that sp spawned, or with group to its
+// process group, if that child has not been reaped: its pid, the group's
+// id, is then still its own. Otherwise it returns os.ErrProcessDone.
+func (r *reaper) signal(pid int, sp *spawning, sig syscall.Signal, group bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pid <= 0 || sp == nil || r.owners[pid] != sp {
+		return os.ErrProcessDone
+	}
+	target := pid
+	if group {
+		target = -pid
+	}
+	err := unix.Kill(target, sig)
+	if err == unix.ESRCH {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// track records where the kernel will store the pidfd of sp's child, or,
+// with nil, that it must no longer be read (the spawner is about to free
+// or close it).
+func (r *reaper) track(sp *spawning, pidfd *int32) {
+	if sp == nil {
+		return
+	}
+	r.mu.Lock()
+	sp.pidfd = pidfd
+	r.mu.Unlock()
 }
 
 func (r *reaper) loop(sigc <-chan os.Signal, stop <-chan struct{}) {
@@ -159,37 +306,160 @@ func (r *reaper) loop(sigc <-chan os.Signal, stop <-chan struct{}) {
 // may stand for many exits.
 func (r *reaper) drain() {
 	for {
-		var st exitStatus
-		pid, err := unix.Wait4(-1, &st.status, unix.WNOHANG, &st.rusage)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil || pid <= 0 {
+		st, to, orphans, ok := r.reapOne()
+		if !ok {
 			return
 		}
-		st.pid = pid
-		r.mu.Lock()
-		owner, ok := r.owners[pid]
-		delete(r.owners, pid)
-		orphans := slices.Clone(r.orphans)
-		r.mu.Unlock()
-		if ok {
-			if owner != nil {
-				// Watcher loops never block on outsiders and drain
-				// this channel promptly (one waiting for a hook keeps
-				// receiving), so a blocking send is bounded.
-				owner <- st
+		switch {
+		case to != nil:
+			if h := exitHook.Load(); h != nil {
+				(*h)(st.pid)
 			}
-			continue
-		}
-		for _, c := range orphans {
-			// Orphans are news, not work: drop rather than wait.
-			select {
-			case c <- st:
-			default:
-			}
+			// Watcher loops never block on outsiders and drain this
+			// channel promptly (one waiting for a hook keeps receiving),
+			// so a blocking send is bounded.
+			to <- st
+		case orphans != nil:
+			tellOrphan(orphans, st)
 		}
 	}
+}
+
+func tellOrphan(orphans []chan<- exitStatus, st exitStatus) {
+	for _, c := range orphans {
+		// Orphans are news, not work: drop rather than wait.
+		select {
+		case c <- st:
+		default:
+		}
+	}
+}
+
+// Kinds of exited child, for reapOne.
+const (
+	orphanExit    = iota // nobody's: reported as an orphan's
+	ownedExit            // a registered child: its group is killed, its exit routed
+	spawnedExit          // an in-flight spawn's child: its group is killed, its exit kept aside
+	uncertainExit        // maybe an in-flight spawn's child: kept aside
+)
+
+// reapOne reaps one exited child, if there is one (ok), and says where its
+// exit goes: to its owner (to), to the orphan sinks (orphans), or nowhere
+// yet (both nil: kept aside for its spawner, or dropped). For a child it
+// owns, it first kills what is left of the child's process group, while
+// the child is a zombie and so still holds the group's id: grandchildren
+// never run on unsupervised, and no later holder of the pid is hit.
+func (r *reaper) reapOne() (st exitStatus, to chan<- exitStatus, orphans []chan<- exitStatus, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var pid int
+	for {
+		var err error
+		pid, err = peekExited()
+		if err != unix.EINTR {
+			if err != nil || pid <= 0 {
+				return st, nil, nil, false
+			}
+			break
+		}
+	}
+	kind, sp := orphanExit, r.owners[pid]
+	var candidates []*spawning
+	switch {
+	case sp != nil:
+		kind = ownedExit
+	case len(r.inflight) > 0:
+		kind, candidates = r.classifyLocked(pid)
+	}
+	if kind == spawnedExit || kind == ownedExit && sp != dropped {
+		_ = unix.Kill(-pid, unix.SIGKILL)
+	}
+	for {
+		wpid, err := unix.Wait4(pid, &st.status, unix.WNOHANG, &st.rusage)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			// Someone else in this process waited for it first
+			// (DESIGN.md forbids that); nothing is left to route.
+			return st, nil, nil, true
+		}
+		if wpid != pid {
+			// Not possible for an exited child; stop rather than spin
+			// on it, until the next SIGCHLD.
+			return st, nil, nil, false
+		}
+		break
+	}
+	st.pid = pid
+	switch kind {
+	case ownedExit:
+		delete(r.owners, pid)
+		return st, sp.owner, nil, true
+	case spawnedExit, uncertainExit:
+		r.early[pid] = earlyExit{st: st, candidates: candidates}
+		return st, nil, nil, true
+	}
+	return st, nil, slices.Clone(r.orphans), true
+}
+
+// classifyLocked says whether pid, exited and not registered, is the child
+// of a spawn in flight, found by the pidfds the kernel has handed out for
+// them (spawnedExit), or may be (uncertainExit: some spawns' pidfds are
+// not known, before or after their clone, or on a kernel before 5.2
+// without CLONE_PIDFD), and which spawns it may be the child of.
+func (r *reaper) classifyLocked(pid int) (int, []*spawning) {
+	var unknown []*spawning
+	for sp := range r.inflight {
+		fd := int32(-1)
+		if sp.pidfd != nil {
+			fd = atomic.LoadInt32(sp.pidfd)
+		}
+		if fd < 0 {
+			unknown = append(unknown, sp)
+			continue
+		}
+		if pidfdPid(int(fd)) == pid {
+			return spawnedExit, []*spawning{sp}
+		}
+	}
+	if len(unknown) > 0 {
+		return uncertainExit, unknown
+	}
+	return orphanExit, nil
+}
+
+// pidfdPid returns the pid a pidfd of this process refers to, from its
+// fdinfo (-1 if it cannot tell).
+func pidfdPid(fd int) int {
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return -1
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("Pid:")); ok {
+			pid, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+			if err != nil {
+				return -1
+			}
+			return pid
+		}
+	}
+	return -1
+}
+
+// peekExited returns the pid of a child that has exited, leaving it
+// unreaped (a zombie), or 0 if none has.
+func peekExited() (int, error) {
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil {
+		return 0, err
+	}
+	// si_pid is the first field of the union that follows si_signo,
+	// si_errno and si_code, aligned as a pointer is; x/sys/unix leaves it
+	// unnamed.
+	off := (3*4 + unsafe.Sizeof(uintptr(0)) - 1) &^ (unsafe.Sizeof(uintptr(0)) - 1)
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(&info), off))), nil
 }
 
 // disown forgets who owns pid, so that its exit, when it comes, is

@@ -26,9 +26,11 @@ type proc interface {
 	Pid() int
 	// Signal signals the worker itself.
 	Signal(sig syscall.Signal) error
-	// SignalGroup signals the worker's process group. It is only called
-	// while the worker is known not to have been reaped, or just after, to
-	// reach what it left behind.
+	// SignalGroup signals the worker's process group if the worker has
+	// not been reaped (os.ErrProcessDone otherwise): the check and the
+	// signal are atomic with respect to the reaper, so a group whose
+	// leader's pid was freed, and maybe reused, is never hit. What a
+	// worker leaves in its group when it dies, the reaper kills.
 	SignalGroup(sig syscall.Signal) error
 	// Release frees the handle once the worker has been reaped.
 	Release()
@@ -123,12 +125,12 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 // spawn forks and execs attr through the reaper, which delivers the
 // child's exit to exits.
 func spawn(attr *spawnAttr, exits chan<- exitStatus) (proc, error) {
-	return theReaper.start(func() (int, proc, error) {
-		pid, pidfd, err := forkExec(attr)
+	return theReaper.start(func(sp *spawning) (int, proc, error) {
+		pid, pidfd, err := forkExec(attr, sp)
 		if err != nil {
 			return pid, nil, err
 		}
-		return pid, &pidfdProc{pid: pid, pidfd: pidfd}, nil
+		return pid, &pidfdProc{pid: pid, pidfd: pidfd, spawn: sp}, nil
 	}, exits)
 }
 

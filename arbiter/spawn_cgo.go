@@ -58,9 +58,11 @@ var stageNames = map[C.int]string{
 // forkExec starts a worker in its own process group with attr applied, and
 // returns its pid and a pidfd for it. When the child was created but
 // failed before exec (it has then exited with status 127), pid is positive
-// and err says which step failed. It must run on the spawner thread: the
-// parent-death signal is tied to the thread that forks.
-func forkExec(a *spawnAttr) (pid, pidfd int, err error) {
+// and err says which step failed. It must run on a spawner thread: the
+// parent-death signal is tied to the thread that forks. sp, when not nil,
+// is the reaper's record of this spawn, told where the child's pidfd
+// appears while the fork is in flight.
+func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 	var allocs []unsafe.Pointer
 	defer func() {
 		for _, p := range allocs {
@@ -159,11 +161,23 @@ func forkExec(a *spawnAttr) (pid, pidfd int, err error) {
 	s.pdeathsig = C.int(syscall.SIGKILL)
 	s.ppid = C.int(os.Getpid())
 
-	// Held for writing, as os/exec does, so that no fd is created without
-	// close-on-exec while the child inherits the table.
-	syscall.ForkLock.Lock()
+	// Not under syscall.ForkLock, as os/exec forks: the lock would be held
+	// until the child execs (CLONE_VFORK), so a child blocked before exec
+	// would stop every other fork in the process, on the other spawner
+	// threads and in os/exec. The lock keeps fds created without
+	// close-on-exec out of children, and ours need no such care: the child
+	// closes every fd beyond those handed over before it execs.
+	//
+	// The kernel stores the pidfd before the child first runs; the reaper
+	// reads it to recognize this child should it die before we return.
+	s.pidfd = -1
+	theReaper.track(sp, (*int32)(unsafe.Pointer(&s.pidfd)))
 	p := int(C.rm_spawn_run(s))
-	syscall.ForkLock.Unlock()
+	if h := forkedHook.Load(); h != nil && sp != nil && p > 0 {
+		(*h)(p)
+	}
+	// From here the pidfd may be closed, and s is freed on return.
+	theReaper.track(sp, nil)
 	runtime.KeepAlive(a.files)
 
 	if s.err != 0 {
@@ -196,11 +210,12 @@ func forkExec(a *spawnAttr) (pid, pidfd int, err error) {
 	return p, int(s.pidfd), nil
 }
 
-// pidfdProc is a real worker. Signals to it go through its pidfd, so a
-// recycled pid is never hit.
+// pidfdProc is a real worker. Signals to it go through its pidfd, and to
+// its group through the reaper, so a recycled pid is never hit.
 type pidfdProc struct {
 	pid   int
 	pidfd int
+	spawn *spawning // its entry in the reaper's owners
 }
 
 func (p *pidfdProc) Pid() int { return p.pid }
@@ -214,9 +229,10 @@ func (p *pidfdProc) Signal(sig syscall.Signal) error {
 	if p.pidfd >= 0 {
 		err = unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
 	} else {
-		// No pidfd (an old kernel): the worker is not reaped yet while
-		// its owner holds this handle, so its pid is still its own.
-		err = unix.Kill(p.pid, sig)
+		// No pidfd (a kernel before 5.2): by pid, under the reaper's
+		// lock and only while the worker is unreaped, when its pid is
+		// still its own.
+		err = theReaper.signal(p.pid, p.spawn, sig, false)
 	}
 	if err == unix.ESRCH {
 		return os.ErrProcessDone
@@ -228,11 +244,7 @@ func (p *pidfdProc) SignalGroup(sig syscall.Signal) error {
 	if p.pid <= 0 {
 		return os.ErrProcessDone
 	}
-	err := unix.Kill(-p.pid, sig)
-	if err == unix.ESRCH {
-		return os.ErrProcessDone
-	}
-	return err
+	return theReaper.signal(p.pid, p.spawn, sig, true)
 }
 
 func (p *pidfdProc) Release() {

@@ -1,0 +1,26 @@
+package arbiter
+
+// HoldExits makes the reaper call f with the pid of every child it reaps
+// for an owner, after reaping it and before routing its exit, until
+// restore is called. f runs on the reaper goroutine: while it blocks,
+// nothing is reaped.
+func HoldExits(f func(pid int)) (restore func()) {
+	exitHook.Store(&f)
+	return func() { exitHook.Store(nil) }
+}
+
+// HoldForks makes every spawn call f with its child's pid once the fork
+// has returned, before the child is registered with the reaper, until
+// restore is called. f runs on the spawner thread.
+func HoldForks(f func(pid int)) (restore func()) {
+	forkedHook.Store(&f)
+	return func() { forkedHook.Store(nil) }
+}
+
+// HoldRegistration makes every spawn call f with its child's pid after
+// the spawn has returned and before the child is registered with the
+// reaper, until restore is called. f runs on the spawner thread.
+func HoldRegistration(f func(pid int)) (restore func()) {
+	registerHook.Store(&f)
+	return func() { registerHook.Store(nil) }
+}
