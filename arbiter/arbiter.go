@@ -248,10 +248,16 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	opsCtx, cancelOps := context.WithCancel(context.WithoutCancel(ctx))
 	var ops sync.WaitGroup
 	ops.Go(func() {
-		_ = a.startAll(opsCtx, a.Watchers(), a.Config().Circus.WarmupDelay, false) // each failure is logged
-		close(a.started)
-		a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
-		a.emit(pubsub.Event{Kind: pubsub.Start})
+		// Failures are logged. The last priority's answers are awaited
+		// beside the operations, so that the arbiter takes commands (a
+		// stop, a restart) while a watcher of it is slow to start.
+		last, _ := a.startLevels(opsCtx, a.Watchers(), a.Config().Circus.WarmupDelay, false)
+		ops.Go(func() {
+			_ = a.awaitLevel(opsCtx, last, false)
+			close(a.started)
+			a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
+			a.emit(pubsub.Event{Kind: pubsub.Start})
+		})
 		a.serveOps(opsCtx)
 	})
 	<-ctx.Done()
@@ -297,24 +303,37 @@ func (a *Arbiter) serveOps(ctx context.Context) {
 // a command (restart, start, reloadconfig) answers once every watcher is
 // active or has failed an attempt, as systemctl start answers with its
 // job, not with the restarts that follow, and a watcher that retries on
-// is one of its errors. At start-up (command false) it is a warning only,
-// and the last priority is not waited for. It logs each failure and
-// returns them joined.
+// is one of its errors. At start-up (command false) it is a warning only.
+// It logs each failure and returns them joined.
 func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Duration, command bool) error {
+	last, err := a.startLevels(ctx, ws, warmup, command)
+	return errors.Join(err, a.awaitLevel(ctx, last, command))
+}
+
+// started is a watcher whose start was begun, and where its answer comes.
+type started struct {
+	w     *Watcher
+	reply <-chan error
+}
+
+// startLevels is startAll up to the last priority, whose starts it begins
+// and returns without waiting for them: at start-up the arbiter takes
+// commands meanwhile.
+func (a *Arbiter) startLevels(ctx context.Context, ws []*Watcher, warmup time.Duration, command bool) ([]started, error) {
 	ws = slices.Clone(ws)
 	slices.SortStableFunc(ws, func(x, y *Watcher) int { return cmp.Compare(y.spec.Priority, x.spec.Priority) })
-	type started struct {
-		w     *Watcher
-		reply <-chan error
-	}
 	var errs []error
+	var level []started
 	first := true
 	for i := 0; i < len(ws); {
+		if err := a.awaitLevel(ctx, level, command); err != nil {
+			errs = append(errs, err)
+		}
+		level = nil
 		end := i
 		for end < len(ws) && ws[end].spec.Priority == ws[i].spec.Priority {
 			end++
 		}
-		var level []started
 		for _, w := range ws[i:end] {
 			if !w.spec.Autostart {
 				continue
@@ -325,7 +344,7 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 				case <-t.C:
 				case <-ctx.Done():
 					t.Stop()
-					return errors.Join(append(errs, ctx.Err())...)
+					return nil, errors.Join(append(errs, ctx.Err())...)
 				}
 			}
 			first = false
@@ -337,27 +356,28 @@ func (a *Arbiter) startAll(ctx context.Context, ws []*Watcher, warmup time.Durat
 			}
 			level = append(level, started{w, reply})
 		}
-		if !command && !slices.ContainsFunc(ws[end:], func(x *Watcher) bool { return x.spec.Autostart }) {
-			// At start-up nothing waits for the last priority: the
-			// arbiter takes commands while it starts (each watcher logs
-			// its own failures).
-			break
-		}
-		for _, s := range level {
-			select {
-			case err := <-s.reply:
-				switch {
-				case errors.Is(err, errRetrying) && !command:
-					a.log.Warn("not started yet; the next priorities start", "watcher", s.w.name, "err", err)
-				case err != nil:
-					a.log.Error("start failed", "watcher", s.w.name, "err", err)
-					errs = append(errs, err)
-				}
-			case <-ctx.Done():
-				return errors.Join(append(errs, ctx.Err())...)
-			}
-		}
 		i = end
+	}
+	return level, errors.Join(errs...)
+}
+
+// awaitLevel waits for the answers of the starts of one priority (see
+// startAll), logs each failure and returns them joined.
+func (a *Arbiter) awaitLevel(ctx context.Context, level []started, command bool) error {
+	var errs []error
+	for _, s := range level {
+		select {
+		case err := <-s.reply:
+			switch {
+			case errors.Is(err, errRetrying) && !command:
+				a.log.Warn("not started yet; the next priorities start", "watcher", s.w.name, "err", err)
+			case err != nil:
+				a.log.Error("start failed", "watcher", s.w.name, "err", err)
+				errs = append(errs, err)
+			}
+		case <-ctx.Done():
+			return errors.Join(append(errs, ctx.Err())...)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -135,10 +135,6 @@ func (a *Arbiter) closeCgroups() {
 // stops then use.
 func (a *Arbiter) attachCgroup(w *Watcher) {
 	w.cg = &watcherCgroup{root: &a.cg, log: w.log, name: cgroups.Name(w.name), workers: map[int]*cgroups.Group{}}
-	if l, ok := w.launch.(execLauncher); ok {
-		l.cg = w.cg
-		w.launch = l
-	}
 }
 
 // dropCgroup removes the cgroups of a watcher whose loop has ended (it was

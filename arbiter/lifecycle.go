@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"syscall"
@@ -119,7 +120,7 @@ func (w *Watcher) beginStop(reason string) {
 		why = "stop requested"
 	}
 	w.replyStart(fmt.Errorf("watcher %s: %w: %s", w.name, ErrStopped, why))
-	if w.state == Stopped && len(w.procs) == 0 {
+	if w.state == Stopped && w.empty() {
 		w.finishStop()
 		return
 	}
@@ -129,7 +130,7 @@ func (w *Watcher) beginStop(reason string) {
 		w.state = Stopping
 		w.gate = 0
 		if w.hookGate(stepStop, hookBeforeStop) {
-			if len(w.procs) == 0 {
+			if w.empty() {
 				w.finishStop()
 			}
 			return
@@ -147,7 +148,7 @@ func (w *Watcher) stopAll() {
 			w.stopProc(p)
 		}
 	}
-	if len(w.procs) == 0 {
+	if w.empty() {
 		w.finishStop()
 	}
 }
@@ -250,9 +251,9 @@ func (w *Watcher) retire(p *worker) {
 }
 
 // live counts the workers that are not on their way out, and the slots
-// whose before_spawn runs.
+// whose before_spawn or spawn runs.
 func (w *Watcher) live() int {
-	n := len(w.spawning)
+	n := len(w.spawning) + len(w.launching)
 	for _, p := range w.procs {
 		if !p.stopping && !p.retiring {
 			n++
@@ -277,6 +278,9 @@ func (w *Watcher) reconcile() {
 		if time.Now().Before(w.spawnAt) {
 			return // the timer comes back here
 		}
+		if (w.spawnFails > 0 || w.transient > 0) && len(w.launching) > 0 {
+			return // while spawns fail, one try at a time
+		}
 		w.crashWait = false
 		if !w.spawnOne() {
 			return
@@ -299,7 +303,7 @@ func (w *Watcher) reconcile() {
 		}
 		w.stopProc(oldest)
 	}
-	if w.state == Starting && w.gate == 0 && len(w.spawning) == 0 && w.afterSpawns == 0 && w.allReady() {
+	if w.state == Starting && w.gate == 0 && len(w.spawning) == 0 && len(w.launching) == 0 && w.afterSpawns == 0 && w.allReady() {
 		w.becomeActive()
 	}
 }
@@ -316,30 +320,65 @@ func (w *Watcher) spawnOne() bool {
 	return w.spawnNow(wid)
 }
 
-// spawnNow starts one worker in slot wid. A failure is retried later (see
-// spawnFailed).
+// spawnNow starts one worker in slot wid: the fork and exec happen on a
+// goroutine of their own, since a child may block before its exec (a
+// working_dir on a hung mount, a slow cgroup migration), and the loop
+// never waits; the slot counts as live until handleLaunched hears how it
+// went. A failure is retried later (see spawnFailed).
 func (w *Watcher) spawnNow(wid int) bool {
 	cfg, conn, err := w.notifyLaunch()
-	var p proc
-	if err == nil {
-		p, err = w.launch.launch(cfg, w.socks, wid, w.exitc, w.out)
-		if err != nil && conn != nil {
-			conn.Close()
-		}
-	}
-	now := time.Now()
 	if err != nil {
 		w.spawnFailed(wid, err)
 		return false
 	}
+	w.launching[wid] = true
+	joins, joined := w.cg.prepare(cfg, wid)
+	socks, out, l := w.socks, w.out, w.launch
+	w.launches.Go(func() {
+		p, err := l.launch(cfg, socks, wid, joins, w.exitc, out)
+		if err != nil && conn != nil {
+			conn.Close()
+			conn = nil
+		}
+		w.launchc <- launched{wid: wid, p: p, conn: conn, err: err, joined: joined}
+	})
+	return true
+}
+
+// launched is how a spawn of slot wid went.
+type launched struct {
+	wid  int
+	p    proc
+	conn *net.UnixConn // its notify socket, with ready = notify
+	err  error
+	// joined tells the watcher's cgroups, on the loop, how it went.
+	joined func(pid int, started bool)
+}
+
+// handleLaunched takes in a worker whose spawn has ended, or retries the
+// slot later. A worker that comes when the watcher no longer wants it (a
+// stop overtook the start) is stopped at once.
+func (w *Watcher) handleLaunched(l launched) {
+	defer w.progress()
+	delete(w.launching, l.wid)
+	if l.err != nil {
+		l.joined(0, false)
+		w.spawnFailed(l.wid, l.err)
+		if w.state == Stopping && w.empty() {
+			w.finishStop()
+		}
+		return
+	}
+	l.joined(l.p.Pid(), true)
+	now := time.Now()
 	w.transient, w.transErr = 0, nil
 	if !w.cfg.Ready.Waits() {
 		w.spawnFails = 0 // otherwise once the worker is ready
 	}
-	proc := &worker{Pid: p.Pid(), Wid: wid, Started: now, proc: p}
+	proc := &worker{Pid: l.p.Pid(), Wid: l.wid, Started: now, proc: l.p}
 	w.beginReadiness(proc, now)
-	if conn != nil {
-		w.startNotify(proc, conn)
+	if l.conn != nil {
+		w.startNotify(proc, l.conn)
 	}
 	if w.cfg.MaxAge > 0 {
 		age := w.cfg.MaxAge
@@ -350,21 +389,44 @@ func (w *Watcher) spawnNow(wid int) bool {
 	}
 	w.procs[proc.Pid] = proc
 	w.startHealth(proc)
-	w.log.Info("spawned", "pid", proc.Pid, "wid", wid)
-	w.emit(pubsub.Event{Kind: pubsub.Spawn, Pid: proc.Pid, Wid: wid, Time: now})
+	w.log.Info("spawned", "pid", proc.Pid, "wid", l.wid)
+	w.emit(pubsub.Event{Kind: pubsub.Spawn, Pid: proc.Pid, Wid: l.wid, Time: now})
 	if w.hookThen(hookAfterSpawn, hookDone{step: stepSpawned, pid: proc.Pid}, workerVars(proc)...) {
 		w.afterSpawns++
 	}
-	return true
+	st, died := w.early[proc.Pid]
+	delete(w.early, proc.Pid)
+	if len(w.launching) == 0 {
+		for pid := range w.early {
+			w.log.Warn("exit of an unknown worker", "pid", pid)
+		}
+		clear(w.early)
+	}
+	if died {
+		// It died before the loop heard it was born.
+		w.handleExit(st)
+		return
+	}
+	if w.state != Starting && w.state != Active {
+		w.stopProc(proc)
+		return
+	}
+	w.reconcile()
 }
+
+// empty reports whether no worker is left, nor on its way.
+func (w *Watcher) empty() bool { return len(w.procs) == 0 && len(w.launching) == 0 }
 
 // freeWid is Circus's wid: the smallest slot number no worker holds.
 func (w *Watcher) freeWid() int {
-	used := make(map[int]bool, len(w.procs)+len(w.spawning))
+	used := make(map[int]bool, len(w.procs)+len(w.spawning)+len(w.launching))
 	for _, p := range w.procs {
 		used[p.Wid] = true
 	}
 	for wid := range w.spawning {
+		used[wid] = true
+	}
+	for wid := range w.launching {
 		used[wid] = true
 	}
 	wid := 1
@@ -463,6 +525,12 @@ func (w *Watcher) handleHook(d hookDone) {
 func (w *Watcher) handleExit(st exitStatus) {
 	p := w.procs[st.pid]
 	if p == nil {
+		if len(w.launching) > 0 {
+			// A worker whose spawn the loop has not heard the end of
+			// yet: the exit waits for it (handleLaunched).
+			w.early[st.pid] = st
+			return
+		}
 		w.log.Warn("exit of an unknown worker", "pid", st.pid)
 		return
 	}
@@ -497,7 +565,7 @@ func (w *Watcher) handleExit(st exitStatus) {
 		if w.flapped(p.Wid) {
 			return
 		}
-		if w.state == Active && !w.cfg.Respawn && len(w.procs) == 0 {
+		if w.state == Active && !w.cfg.Respawn && w.empty() {
 			w.state = Stopping
 			w.finishStop()
 			return
@@ -505,7 +573,7 @@ func (w *Watcher) handleExit(st exitStatus) {
 		w.crashed(p, now)
 	}
 	if w.state == Stopping {
-		if len(w.procs) == 0 {
+		if w.empty() {
 			w.finishStop()
 		}
 		w.progress()

@@ -2,6 +2,7 @@ package arbiter_test
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,6 +91,15 @@ graceful_timeout = 1
 		return len(p) == 1 && p[0] != busy
 	})
 	t.Logf("busy's worker %d replaced by %d in %s", busy, r.pids(t, "busy")[0], time.Since(died).Round(time.Millisecond))
+
+	// The stuck watcher's own loop is not held either: the spawn runs
+	// beside it, and it answers.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	st, err := r.Watcher("stuck").Status(ctx)
+	cancel()
+	if err != nil || st.State != arbiter.Active {
+		t.Errorf("stuck watcher's Status while its spawn is stuck = %v, %v; want an answer, active", st.State, err)
+	}
 
 	// Shutdown starts while the spawn is stuck and completes once the
 	// child moves on: nothing is left running.

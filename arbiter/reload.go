@@ -155,7 +155,8 @@ func (w *Watcher) progress() {
 	w.progressReload()
 	keep := w.killWaiters[:0]
 	for _, k := range w.killWaiters {
-		gone := true
+		// Answered once the replacements' spawns have ended too.
+		gone := len(w.launching) == 0
 		for _, pid := range k.pids {
 			if _, ok := w.procs[pid]; ok {
 				gone = false
@@ -181,7 +182,7 @@ func (w *Watcher) progress() {
 // settled reports whether the pool is at its size, every worker ready,
 // with nothing on its way out.
 func (w *Watcher) settled() bool {
-	if w.live() != w.target {
+	if w.live() != w.target || len(w.launching) > 0 || len(w.spawning) > 0 {
 		return false
 	}
 	for _, p := range w.procs {

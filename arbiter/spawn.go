@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/internal/shlex"
 	"github.com/ringmaster-dev/ringmaster/logs"
@@ -37,19 +38,19 @@ type proc interface {
 }
 
 // launcher starts one worker of a watcher; exits of what it starts must be
-// delivered to exits.
+// delivered to exits. It runs on a goroutine of its own, not the
+// watcher's loop, so it touches nothing the loop owns: what it needs of the
+// watcher's cgroups (joins) is prepared on the loop.
 type launcher interface {
-	// out, when not nil, captures the worker's stdout and stderr.
-	launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus, out *logs.Output) (proc, error)
+	// out, when not nil, captures the worker's stdout and stderr; joins
+	// are the cgroups the worker joins before anything else.
+	launch(w *config.Watcher, socks []*sockets.Socket, wid int, joins []cgroups.Join, exits chan<- exitStatus, out *logs.Output) (proc, error)
 }
 
-// execLauncher starts real processes through the process-wide reaper, in
-// the cgroup of their watcher (or their own) when cg has one.
-type execLauncher struct {
-	cg *watcherCgroup
-}
+// execLauncher starts real processes through the process-wide reaper.
+type execLauncher struct{}
 
-func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, exits chan<- exitStatus, out *logs.Output) (proc, error) {
+func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, joins []cgroups.Join, exits chan<- exitStatus, out *logs.Output) (proc, error) {
 	h, err := sockets.Prepare(socks)
 	if err != nil {
 		return nil, err
@@ -104,14 +105,8 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 		rlimits:   w.Rlimits,
 	}
 	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
-	var joined func(pid int, started bool)
-	attr.cgroups, joined = l.cg.prepare(w, wid)
+	attr.cgroups = joins
 	p, err := spawn(attr, exits)
-	if err == nil {
-		joined(p.Pid(), true)
-	} else {
-		joined(0, false)
-	}
 	if pipes != nil {
 		if err != nil {
 			pipes.Abort()

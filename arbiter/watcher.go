@@ -59,8 +59,12 @@ type Watcher struct {
 	reqc  chan func()
 	exitc chan exitStatus
 	hookc chan hookDone // results of the hooks the loop goes on after
-	quit  chan struct{}
-	done  chan struct{}
+	// launchc carries the end of each spawn, which runs on a goroutine
+	// of its own (launches); room for as many as the loop starts at once.
+	launchc  chan launched
+	launches sync.WaitGroup
+	quit     chan struct{}
+	done     chan struct{}
 
 	// Owned by the Arbiter's Run goroutine: the config and sockets last
 	// applied, against which a reload compares.
@@ -98,12 +102,14 @@ type Watcher struct {
 	// spawning holds the slots whose before_spawn hook runs: they count
 	// as live, so reconcile does not spawn them twice.
 	spawning    map[int]bool
-	afterSpawns int       // after_spawn hooks running: a start is not done before they are
-	hooksOut    int       // hook results the loop still expects on hookc
-	spawnAt     time.Time // the next spawn not before (warmup_delay, backoff, crash-loop pause)
-	spawnFails  int       // consecutive failed spawns, toward max_retry
-	transient   int       // consecutive spawns failed for a passing reason (never toward max_retry)
-	transErr    error     // the last such failure
+	launching   map[int]bool       // the slots whose spawn runs
+	early       map[int]exitStatus // exits of workers whose spawn the loop has not heard the end of
+	afterSpawns int                // after_spawn hooks running: a start is not done before they are
+	hooksOut    int                // hook results the loop still expects on hookc
+	spawnAt     time.Time          // the next spawn not before (warmup_delay, backoff, crash-loop pause)
+	spawnFails  int                // consecutive failed spawns, toward max_retry
+	transient   int                // consecutive spawns failed for a passing reason (never toward max_retry)
+	transErr    error              // the last such failure
 	crashes     map[int]int
 	crashWait   bool                // spawnAt is a crash loop's pause
 	deaths      map[int][]time.Time // unexpected deaths by wid, within the flapping window
@@ -124,23 +130,26 @@ type Watcher struct {
 
 func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
 	w := &Watcher{
-		name:     cfg.Name,
-		log:      log.With("watcher", cfg.Name),
-		pub:      pub,
-		launch:   l,
-		socks:    socks,
-		reqc:     make(chan func()),
-		exitc:    make(chan exitStatus, 256),
-		hookc:    make(chan hookDone, 16),
-		healthc:  make(chan healthResult, 64),
-		notifyc:  make(chan notifyMsg, 64),
-		limitc:   make(chan limitSample, 1),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
-		cfg:      cfg,
-		target:   cfg.NumProcesses,
-		procs:    make(map[int]*worker),
-		spawning: make(map[int]bool),
+		name:      cfg.Name,
+		log:       log.With("watcher", cfg.Name),
+		pub:       pub,
+		launch:    l,
+		socks:     socks,
+		reqc:      make(chan func()),
+		exitc:     make(chan exitStatus, 256),
+		hookc:     make(chan hookDone, 16),
+		launchc:   make(chan launched),
+		healthc:   make(chan healthResult, 64),
+		notifyc:   make(chan notifyMsg, 64),
+		limitc:    make(chan limitSample, 1),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+		cfg:       cfg,
+		target:    cfg.NumProcesses,
+		procs:     make(map[int]*worker),
+		spawning:  make(map[int]bool),
+		launching: make(map[int]bool),
+		early:     make(map[int]exitStatus),
 
 		spec:      cfg,
 		specSocks: socks,
@@ -168,6 +177,7 @@ func (w *Watcher) run() {
 	// told to end.
 	defer w.checks.Wait()
 	defer w.hooks.wait()
+	defer w.launches.Wait() // each has sent its result, the loop being empty
 	w.timer = time.NewTimer(time.Hour)
 	w.timer.Stop()
 	defer w.timer.Stop()
@@ -181,6 +191,8 @@ func (w *Watcher) run() {
 		case d := <-w.hookc:
 			w.hooksOut--
 			w.handleHook(d)
+		case l := <-w.launchc:
+			w.handleLaunched(l)
 		case r := <-w.healthc:
 			w.handleHealth(r)
 		case m := <-w.notifyc:
@@ -196,7 +208,7 @@ func (w *Watcher) run() {
 			w.cur.Store(w.cfg)
 			w.syncHealth()
 		}
-		if quit == nil && len(w.procs) == 0 && w.hooksOut == 0 {
+		if quit == nil && w.empty() && w.hooksOut == 0 {
 			return
 		}
 		w.rearm()
