@@ -59,6 +59,11 @@ type watcherJSON struct {
 	Cmd          string       `json:"cmd"`
 	Sockets      []socketJSON `json:"sockets"`
 	Workers      []workerJSON `json:"workers"`
+	// Detail is what the watcher does or waits for beyond its state
+	// ("flapping, retry 1 of 5 in 6.2s"); RetryAt, when it next tries
+	// (epoch seconds), so that the page can count down.
+	Detail  string  `json:"detail,omitempty"`
+	RetryAt float64 `json:"retry_at,omitempty"`
 }
 
 // encodeWatcher renders w's status; cmd is its command line as configured.
@@ -66,6 +71,10 @@ func encodeWatcher(name, cmd string, st arbiter.Status) json.RawMessage {
 	w := watcherJSON{
 		Name: name, State: st.State.String(), NumProcesses: st.Target, Cmd: cmd,
 		Sockets: make([]socketJSON, len(st.Sockets)), Workers: make([]workerJSON, len(st.Procs)),
+		Detail: st.Detail,
+	}
+	if !st.RetryAt.IsZero() {
+		w.RetryAt = epoch(st.RetryAt)
 	}
 	for i, s := range st.Sockets {
 		w.Sockets[i] = socketJSON{Name: s.Name(), Address: s.Addr()}

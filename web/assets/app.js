@@ -334,6 +334,9 @@
     // others were stopping (see syncRows).
     const e = { name, rows: new Map(), ghosts: new Map(), successors: [], sweepTimer: 0, cmd: null, sockets: null };
     e.stateEl = h('span', { class: 'pill', 'data-role': 'state' });
+    // What the watcher does or waits for beyond its state: "flapping,
+    // retry 1 of 5 in 6s", "backoff: EMFILE, retry in 2s".
+    e.detailEl = h('span', { class: 'detail', 'data-role': 'detail' });
     e.countEl = h('span', { 'data-role': 'count' }, '0');
     e.targetEl = h('span', { 'data-role': 'target' }, '0');
     e.countBox = h('span', { class: 'count', title: 'live workers / numprocesses' }, e.countEl, h('span', { class: 'sep' }, '/'), e.targetEl);
@@ -360,7 +363,7 @@
     e.el = h('section', { class: 'watcher', 'data-watcher': name, 'aria-label': `Watcher ${name}` },
       h('div', { class: 'w-head' },
         h('h2', { class: 'w-name', title: name }, name),
-        e.stateEl, e.countBox, actions),
+        e.stateEl, e.detailEl, e.countBox, actions),
       h('div', { class: 'w-meta' }, e.cmdEl, e.socketsEl,
         h('span', { class: 'metric', title: 'cpu of all workers (% of one core), last 5 minutes' },
           h('span', { class: 'k' }, 'cpu'), e.cpuEl, e.cpuSpark),
@@ -370,6 +373,20 @@
       e.noWorkers);
     return e;
   }
+
+  // renderDetail shows a watcher's detail, its "in 6.2s" counted down to
+  // the retry time the server sent, so that it does not go stale between
+  // two states.
+  function renderDetail(e) {
+    let text = e.detail;
+    if (e.retryAt && / in [0-9.]+[a-zµ]+$/.test(text)) {
+      const left = Math.max(0, e.retryAt - Date.now() / 1000);
+      text = text.replace(/ in [0-9.]+[a-zµ]+$/, ` in ${left < 10 ? left.toFixed(1) : Math.round(left)}s`);
+    }
+    setText(e.detailEl, text);
+    e.detailEl.hidden = text === '';
+  }
+  setInterval(() => { for (const e of watchers.values()) if (e.retryAt) renderDetail(e); }, 500);
 
   // upsertWatcher applies a watcher's full state, creating its section if
   // new (appended: new watchers come last, as they start last).
@@ -384,6 +401,9 @@
     e.el.dataset.state = w.state;
     setText(e.stateEl, w.state);
     e.stateEl.dataset.state = w.state;
+    e.detail = w.detail || '';
+    e.retryAt = w.retry_at || 0;
+    renderDetail(e);
     // By wid, as the contract promises; sorting again costs nothing and
     // keeps rows from jumping should an older server not.
     const workers = (w.workers || []).slice().sort((a, b) => a.wid - b.wid);
