@@ -389,7 +389,8 @@ func (a *Arbiter) shutdown() {
 	a.log.Info("arbiter stopping")
 	ws := a.Watchers()
 	for _, w := range ws {
-		_ = w.do(context.Background(), func() { w.final = true })
+		reply := make(chan error, 1)
+		_ = callErr(context.Background(), w, finalReq{reply}, reply)
 	}
 	a.stopWatchers(ws)
 	for _, w := range ws {

@@ -36,19 +36,22 @@ type reloadOp struct {
 // stopped watcher is started. With send_hup the workers are sent SIGHUP
 // instead, and stay. The watcher publishes reload when done.
 func (w *Watcher) Reload(ctx context.Context, sequential bool) error {
-	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, nil, nil, sequential, true) })
+	reply := make(chan error, 1)
+	return callErr(ctx, w, reloadReq{reply: reply, sequential: sequential, hup: true}, reply)
 }
 
 // Restart is Reload replacing every worker even with send_hup: new workers
 // first, then the old ones stopped.
 func (w *Watcher) Restart(ctx context.Context) error {
-	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, nil, nil, false, false) })
+	reply := make(chan error, 1)
+	return callErr(ctx, w, reloadReq{reply: reply}, reply)
 }
 
 // reconfigure is Reload with new options and sockets: the new workers get
 // them, the old ones keep theirs until they stop.
 func (w *Watcher) reconfigure(ctx context.Context, cfg *config.Watcher, socks []*sockets.Socket) error {
-	return w.await(ctx, func(reply chan<- error) { w.beginReload(reply, cfg, socks, false, false) })
+	reply := make(chan error, 1)
+	return callErr(ctx, w, reloadReq{reply: reply, cfg: cfg, socks: socks}, reply)
 }
 
 // Incr changes the number of workers by delta (negative: fewer, never
@@ -57,36 +60,30 @@ func (w *Watcher) reconfigure(ctx context.Context, cfg *config.Watcher, socks []
 // keeps it for its next start. A singleton watcher is not resized (as in
 // Circus).
 func (w *Watcher) Incr(ctx context.Context, delta int) (int, error) {
-	var n int
-	err := w.await(ctx, func(reply chan<- error) {
-		if !w.cfg.Singleton {
-			w.target = max(w.target+delta, 0)
-		}
-		w.endCrashPause()
-		n = w.target
-		w.log.Info("resizing", "numprocesses", n)
-		w.scaleWaiters = append(w.scaleWaiters, reply)
-		w.reconcile()
-		w.progress()
-	})
-	return n, err
+	n, reply := make(chan int, 1), make(chan error, 1)
+	size, err := call(ctx, w, incrReq{delta: delta, n: n, reply: reply}, n)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case err := <-reply:
+		return size, err
+	case <-ctx.Done():
+		return size, ctx.Err()
+	}
 }
 
 // setNumProcesses adopts cfg, which differs from the watcher's options in
 // numprocesses alone, and resizes the pool to it in place, as Circus's
 // reloadconfig does; it returns when the pool has that size.
 func (w *Watcher) setNumProcesses(ctx context.Context, cfg *config.Watcher) error {
-	return w.await(ctx, func(reply chan<- error) {
-		w.cfg, w.target = cfg, cfg.NumProcesses
-		w.scaleWaiters = append(w.scaleWaiters, reply)
-		w.reconcile()
-		w.progress()
-	})
+	reply := make(chan error, 1)
+	return callErr(ctx, w, resizeReq{cfg: cfg, reply: reply}, reply)
 }
 
-// reloadReq is a reload waiting for the one in progress: with new options
-// and sockets (cfg not nil) or not; hup lets send_hup turn it into a
-// SIGHUP to each worker.
+// reloadReq is a reload (Reload, Restart, reconfigure), and a reload
+// waiting for the one in progress: with new options and sockets (cfg not
+// nil) or not; hup lets send_hup turn it into a SIGHUP to each worker.
 type reloadReq struct {
 	reply           chan<- error
 	cfg             *config.Watcher

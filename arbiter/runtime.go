@@ -122,7 +122,8 @@ func (a *Arbiter) Remove(ctx context.Context, name string, nostop bool) error {
 		}
 		w.emit(pubsub.Event{Kind: pubsub.Remove})
 		if nostop {
-			if err := w.do(ctx, w.abandon); err != nil {
+			reply := make(chan error, 1)
+			if err := callErr(ctx, w, abandonReq{reply}, reply); err != nil {
 				return err
 			}
 		} else if err := w.Stop(ctx); err != nil {
@@ -181,11 +182,8 @@ func (a *Arbiter) ReloadFile(ctx context.Context) error {
 // Options returns the watcher's options in effect: its configuration as
 // last set, with numprocesses as resized since.
 func (w *Watcher) Options(ctx context.Context) (*config.Watcher, error) {
-	var c config.Watcher
-	err := w.do(ctx, func() {
-		c = *w.cfg
-		c.NumProcesses = w.target
-	})
+	reply := make(chan config.Watcher, 1)
+	c, err := call(ctx, w, optionsReq{reply}, reply)
 	return &c, err
 }
 
@@ -220,35 +218,8 @@ func (a *Arbiter) Set(ctx context.Context, name string, cfg *config.Watcher, key
 	if err != nil {
 		return err
 	}
-	err = w.await(ctx, func(reply chan<- error) {
-		for range keys {
-			w.emit(pubsub.Event{Kind: pubsub.Updated})
-		}
-		old := w.cfg
-		reload := !slices.Equal(socks, w.socks)
-		ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(cfg).Elem()
-		for _, f := range reloadKeys {
-			if !reflect.DeepEqual(ov.FieldByName(f).Interface(), nv.FieldByName(f).Interface()) {
-				reload = true
-			}
-		}
-		resized := slices.Contains(keys, "numprocesses")
-		w.log.Info("options set", "keys", strings.Join(keys, ","), "reload", reload)
-		if reload && (w.state == Active || w.state == Starting) {
-			if !resized {
-				cfg.NumProcesses = w.target
-			}
-			w.beginReload(reply, cfg, socks, false, false)
-			return
-		}
-		w.cfg, w.socks = cfg, socks
-		if resized {
-			w.target = cfg.NumProcesses
-		}
-		w.scaleWaiters = append(w.scaleWaiters, reply)
-		w.reconcile()
-		w.progress()
-	})
+	reply := make(chan error, 1)
+	err = callErr(ctx, w, setReq{cfg: cfg, socks: socks, keys: keys, reply: reply}, reply)
 	if err != nil {
 		streams.discard()
 		return err
@@ -293,4 +264,35 @@ func (a *Arbiter) StopAll(ctx context.Context) error {
 		a.stopWatchers(a.Watchers())
 		return nil
 	})
+}
+
+// set is setReq on the loop: see Arbiter.Set.
+func (w *Watcher) set(r setReq) {
+	for range r.keys {
+		w.emit(pubsub.Event{Kind: pubsub.Updated})
+	}
+	old := w.cfg
+	reload := !slices.Equal(r.socks, w.socks)
+	ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(r.cfg).Elem()
+	for _, f := range reloadKeys {
+		if !reflect.DeepEqual(ov.FieldByName(f).Interface(), nv.FieldByName(f).Interface()) {
+			reload = true
+		}
+	}
+	resized := slices.Contains(r.keys, "numprocesses")
+	w.log.Info("options set", "keys", strings.Join(r.keys, ","), "reload", reload)
+	if reload && (w.state == Active || w.state == Starting) {
+		if !resized {
+			r.cfg.NumProcesses = w.target
+		}
+		w.beginReload(r.reply, r.cfg, r.socks, false, false)
+		return
+	}
+	w.cfg, w.socks = r.cfg, r.socks
+	if resized {
+		w.target = r.cfg.NumProcesses
+	}
+	w.scaleWaiters = append(w.scaleWaiters, r.reply)
+	w.reconcile()
+	w.progress()
 }

@@ -21,37 +21,42 @@ var ErrNoProcess = errors.New("no such process")
 // With a before_signal hook, a worker's signal goes once the hook has
 // passed; Signal returns when every signal has gone (or was vetoed).
 func (w *Watcher) Signal(ctx context.Context, pid int, sig syscall.Signal, children, recursive bool) error {
-	return w.await(ctx, func(reply chan<- error) {
-		var targets []*worker
-		for _, p := range w.procs {
-			if pid == 0 || p.Pid == pid {
-				targets = append(targets, p)
+	reply := make(chan error, 1)
+	return callErr(ctx, w, signalReq{pid: pid, sig: sig, children: children, recursive: recursive, reply: reply}, reply)
+}
+
+// signalCmd is signalReq on the loop: see Signal.
+func (w *Watcher) signalCmd(r signalReq) {
+	pid, sig, children, recursive, reply := r.pid, r.sig, r.children, r.recursive, r.reply
+	var targets []*worker
+	for _, p := range w.procs {
+		if pid == 0 || p.Pid == pid {
+			targets = append(targets, p)
+		}
+	}
+	if len(targets) == 0 && pid != 0 {
+		reply <- fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
+		return
+	}
+	sw := &signalWait{reply: reply, left: 1}
+	for _, p := range targets {
+		var pids []int
+		if !children {
+			pids = append(pids, p.Pid)
+		}
+		if children || recursive {
+			pids = append(pids, descendants(p.Pid, recursive)...)
+		}
+		for _, q := range pids {
+			if q == p.Pid {
+				w.signalOne(p, sig, sw)
+			} else if e := syscall.Kill(q, sig); e != nil && e != syscall.ESRCH {
+				sw.fail(fmt.Errorf("signal %d: %w", q, e))
 			}
 		}
-		if len(targets) == 0 && pid != 0 {
-			reply <- fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
-			return
-		}
-		sw := &signalWait{reply: reply, left: 1}
-		for _, p := range targets {
-			var pids []int
-			if !children {
-				pids = append(pids, p.Pid)
-			}
-			if children || recursive {
-				pids = append(pids, descendants(p.Pid, recursive)...)
-			}
-			for _, q := range pids {
-				if q == p.Pid {
-					w.signalOne(p, sig, sw)
-				} else if e := syscall.Kill(q, sig); e != nil && e != syscall.ESRCH {
-					sw.fail(fmt.Errorf("signal %d: %w", q, e))
-				}
-			}
-			w.log.Info("signalled", "pid", p.Pid, "signal", sig, "children", children, "recursive", recursive)
-		}
-		sw.done() // the one held while the signals were sent
-	})
+		w.log.Info("signalled", "pid", p.Pid, "signal", sig, "children", children, "recursive", recursive)
+	}
+	sw.done() // the one held while the signals were sent
 }
 
 // signalWait is a signal command waiting for the before_signal hooks of
@@ -80,25 +85,26 @@ func (s *signalWait) done() {
 // child of that worker is ErrNoProcess: the arbiter signals only what it
 // supervises.
 func (w *Watcher) SignalChild(ctx context.Context, pid, childpid int, sig syscall.Signal) error {
-	var err error
-	if e := w.do(ctx, func() {
-		if _, ok := w.procs[pid]; !ok {
-			err = fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
-			return
-		}
-		if !slices.Contains(childrenOf(pid), childpid) {
-			err = fmt.Errorf("watcher %s: pid %d has no child %d: %w", w.name, pid, childpid, ErrNoProcess)
-			return
-		}
-		if e := syscall.Kill(childpid, sig); e != nil {
-			err = fmt.Errorf("signal %d: %w", childpid, e)
-			return
-		}
-		w.log.Info("signalled", "pid", childpid, "parent", pid, "signal", sig)
-	}); e != nil {
-		return e
+	reply := make(chan error, 1)
+	return callErr(ctx, w, signalChildReq{pid: pid, child: childpid, sig: sig, reply: reply}, reply)
+}
+
+// signalChild is signalChildReq on the loop: see SignalChild.
+func (w *Watcher) signalChild(r signalChildReq) {
+	if _, ok := w.procs[r.pid]; !ok {
+		r.reply <- fmt.Errorf("watcher %s: pid %d: %w", w.name, r.pid, ErrNoProcess)
+		return
 	}
-	return err
+	if !slices.Contains(childrenOf(r.pid), r.child) {
+		r.reply <- fmt.Errorf("watcher %s: pid %d has no child %d: %w", w.name, r.pid, r.child, ErrNoProcess)
+		return
+	}
+	if err := syscall.Kill(r.child, r.sig); err != nil {
+		r.reply <- fmt.Errorf("signal %d: %w", r.child, err)
+		return
+	}
+	w.log.Info("signalled", "pid", r.child, "parent", r.pid, "signal", r.sig)
+	r.reply <- nil
 }
 
 // descendants lists the children of pid, and with all their descendants
@@ -124,36 +130,41 @@ func descendants(pid int, all bool) []int {
 // replaced, each replacement started before its old worker is signalled.
 // It returns when the killed workers have been reaped.
 func (w *Watcher) Kill(ctx context.Context, pid int, sig syscall.Signal, timeout time.Duration) error {
-	return w.await(ctx, func(reply chan<- error) {
-		var targets []*worker
-		for _, p := range w.procs {
-			if !p.stopping && !p.retiring && (pid == 0 || p.Pid == pid) {
-				targets = append(targets, p)
-			}
+	reply := make(chan error, 1)
+	return callErr(ctx, w, killReq{pid: pid, sig: sig, timeout: timeout, reply: reply}, reply)
+}
+
+// kill is killReq on the loop: see Kill.
+func (w *Watcher) kill(r killReq) {
+	pid, sig, timeout, reply := r.pid, r.sig, r.timeout, r.reply
+	var targets []*worker
+	for _, p := range w.procs {
+		if !p.stopping && !p.retiring && (pid == 0 || p.Pid == pid) {
+			targets = append(targets, p)
 		}
-		if len(targets) == 0 {
-			if pid == 0 {
-				reply <- nil
-			} else {
-				reply <- fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
-			}
-			return
+	}
+	if len(targets) == 0 {
+		if pid == 0 {
+			reply <- nil
+		} else {
+			reply <- fmt.Errorf("watcher %s: pid %d: %w", w.name, pid, ErrNoProcess)
 		}
-		for _, p := range targets {
-			p.retiring = true
+		return
+	}
+	for _, p := range targets {
+		p.retiring = true
+	}
+	w.reconcile()
+	for _, p := range targets {
+		if sig == 0 {
+			sig = w.cfg.StopSignal
 		}
-		w.reconcile()
-		for _, p := range targets {
-			if sig == 0 {
-				sig = w.cfg.StopSignal
-			}
-			w.stopProcWith(p, sig)
-			if timeout > 0 {
-				p.killAt = time.Now().Add(timeout)
-			}
+		w.stopProcWith(p, sig)
+		if timeout > 0 {
+			p.killAt = time.Now().Add(timeout)
 		}
-		w.killWaiters = append(w.killWaiters, killWait{pids: pidsOf(targets), reply: reply})
-	})
+	}
+	w.killWaiters = append(w.killWaiters, killWait{pids: pidsOf(targets), reply: reply})
 }
 
 type killWait struct {

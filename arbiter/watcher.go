@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -56,7 +55,7 @@ type Watcher struct {
 	launch launcher
 	out    *logs.Output // nil only in tests of the loop's logic
 
-	reqc  chan func()
+	reqc  chan request
 	exitc chan exitStatus
 	hookc chan hookDone // results of the hooks the loop goes on after
 	// launchc carries the end of each spawn, which runs on a goroutine
@@ -135,7 +134,7 @@ func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, 
 		pub:       pub,
 		launch:    l,
 		socks:     socks,
-		reqc:      make(chan func()),
+		reqc:      make(chan request),
 		exitc:     make(chan exitStatus, 256),
 		hookc:     make(chan hookDone, 16),
 		launchc:   make(chan launched),
@@ -184,8 +183,8 @@ func (w *Watcher) run() {
 	quit := w.quit
 	for {
 		select {
-		case f := <-w.reqc:
-			f()
+		case r := <-w.reqc:
+			w.handle(r)
 		case st := <-w.exitc:
 			w.handleExit(st)
 		case d := <-w.hookc:
@@ -215,34 +214,6 @@ func (w *Watcher) run() {
 	}
 }
 
-// do runs f on the loop and waits until it has run.
-func (w *Watcher) do(ctx context.Context, f func()) error {
-	ran := make(chan struct{})
-	select {
-	case w.reqc <- func() { f(); close(ran) }:
-	case <-w.done:
-		return fmt.Errorf("watcher %s: %w", w.name, ErrStopped)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	<-ran
-	return nil
-}
-
-// await sends f a reply channel on the loop and waits for the reply.
-func (w *Watcher) await(ctx context.Context, f func(chan<- error)) error {
-	reply := make(chan error, 1)
-	if err := w.do(ctx, func() { f(reply) }); err != nil {
-		return err
-	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Start starts the watcher's workers and returns when all numprocesses of
 // them have been spawned and are ready (the watcher is active); with an
 // error if the watcher stopped meanwhile, or, wrapping errRetrying, at its
@@ -266,28 +237,14 @@ func (w *Watcher) Start(ctx context.Context) error {
 // in progress, or queued, is answered with ErrStopped, and a flapping
 // retry is cancelled.
 func (w *Watcher) Stop(ctx context.Context) error {
-	return w.await(ctx, func(reply chan<- error) {
-		w.retryAt = time.Time{}
-		w.restartAfter = false
-		w.stopWaiters = append(w.stopWaiters, reply)
-		w.cancelQueued(fmt.Errorf("watcher %s: %w: stop requested", w.name, ErrStopped))
-		w.beginStop("")
-	})
+	reply := make(chan error, 1)
+	return callErr(ctx, w, stopReq{reply}, reply)
 }
 
 // Info returns the watcher's state and a snapshot of its workers.
 func (w *Watcher) Info(ctx context.Context) (State, []ProcessInfo, error) {
-	var (
-		st    State
-		procs []ProcessInfo
-	)
-	err := w.do(ctx, func() {
-		st = w.state
-		for _, p := range w.procs {
-			procs = append(procs, p.info())
-		}
-	})
-	return st, procs, err
+	st, err := w.Status(ctx)
+	return st.State, st.Procs, err
 }
 
 // Status is a snapshot of a watcher, safe to keep.
@@ -309,14 +266,8 @@ type Status struct {
 // Status returns the watcher's state, target size, workers and sockets, read
 // together on its loop: for displays that must show a consistent watcher.
 func (w *Watcher) Status(ctx context.Context) (Status, error) {
-	var st Status
-	err := w.do(ctx, func() {
-		st = Status{State: w.state, Target: w.target, Sockets: slices.Clone(w.socks)}
-		st.Detail, st.RetryAt = w.detail(time.Now())
-		for _, p := range w.procs {
-			st.Procs = append(st.Procs, p.info())
-		}
-	})
+	reply := make(chan Status, 1)
+	st, err := call(ctx, w, statusReq{reply}, reply)
 	slices.SortFunc(st.Procs, func(a, b ProcessInfo) int { return cmp.Compare(a.Wid, b.Wid) })
 	return st, err
 }
@@ -338,6 +289,5 @@ func (w *Watcher) emit(ev pubsub.Event) {
 // restarts, before the units ordered after it.
 func (w *Watcher) startAsync(ctx context.Context) (<-chan error, error) {
 	reply := make(chan error, 1)
-	err := w.do(ctx, func() { w.beginStart(reply, true) })
-	return reply, err
+	return reply, w.send(ctx, startReq{reply})
 }
