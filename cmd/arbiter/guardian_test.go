@@ -1,0 +1,84 @@
+package main_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
+)
+
+// daemonizing starts an arbiter whose worker starts a child in its own
+// process group, which starts a daemon in a session of its own (testworker
+// spawn daemonize), and returns the worker, that child and the daemon.
+func daemonizing(t *testing.T) (p *arbiterProc, worker, child, daemon int) {
+	t.Helper()
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "circus.ini")
+	file := filepath.Join(dir, "daemon")
+	writeINI(t, ini, fmt.Sprintf("[watcher:d]\ncmd = WORKER spawn daemonize %s\n", file))
+	p = startArbiter(t, ini)
+	waitFor(t, "the daemon's pids in "+file, 10*time.Second, func() bool {
+		b, err := os.ReadFile(file)
+		return err == nil && func() bool { _, err := fmt.Sscanf(string(b), "%d %d", &child, &daemon); return err == nil }()
+	})
+	var r procfs.Reader
+	st, err := r.Stat(child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker = st.PPid
+	if pg, _ := syscall.Getpgid(child); pg != worker {
+		t.Fatalf("the worker's child %d is in process group %d, want the worker's (%d)", child, pg, worker)
+	}
+	if sid, _ := unix.Getsid(daemon); sid != daemon {
+		t.Fatalf("the daemon %d is in session %d, want its own", daemon, sid)
+	}
+	return p, worker, child, daemon
+}
+
+// guardianPid returns the guardian's pid from the arbiter's log, 0 if it
+// has not said one started.
+func guardianPid(p *arbiterProc) int {
+	m := regexp.MustCompile(`msg="guardian started" pid=([0-9]+)`).FindStringSubmatch(p.out.String())
+	if m == nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(m[1])
+	return pid
+}
+
+// Issue 14, item 9: a SIGKILLed arbiter leaves nothing it started running,
+// not its worker (the parent-death signal), not the worker's child in its
+// process group, not a daemon in a session of its own: the guardian kills
+// the arbiter's cgroup tree. Where the host has no usable cgroups the
+// arbiter says so at start-up, and the test says which path it took.
+func TestKilledArbiterTakesDaemons(t *testing.T) {
+	t.Parallel()
+	p, worker, child, daemon := daemonizing(t)
+	if guardianPid(p) == 0 {
+		t.Logf("arbiter output:\n%s", p.out.String())
+		if os.Getenv("CI") == "true" && os.Getuid() == 0 {
+			t.Fatal("CI runs as root on a host with cgroups, yet the arbiter started no guardian")
+		}
+		t.Skip("no guardian on this host (the arbiter's log says why)")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p.done <- nil
+	waitFor(t, "every descendant to die with the arbiter", 10*time.Second, func() bool {
+		return testproc.DeadOrZombie(worker) && testproc.DeadOrZombie(child) && testproc.DeadOrZombie(daemon)
+	})
+	g := guardianPid(p)
+	waitFor(t, "the guardian to exit once its work is done", 10*time.Second, func() bool { return testproc.DeadOrZombie(g) })
+}
