@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,4 +82,62 @@ func TestKilledArbiterTakesDaemons(t *testing.T) {
 	})
 	g := guardianPid(p)
 	waitFor(t, "the guardian to exit once its work is done", 10*time.Second, func() bool { return testproc.DeadOrZombie(g) })
+}
+
+// A clean shutdown, by SIGTERM to the arbiter or by SIGINT to its whole
+// process group (a Ctrl-C at the terminal), leaves no guardian behind and
+// reports none as an orphan. The guardian is out of the arbiter's process
+// group, and ignores SIGINT anyway: it is still there, standing guard, when
+// the arbiter shuts down, and goes when told to stand down.
+func TestGuardianCleanShutdown(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		group bool
+		sig   syscall.Signal
+	}{
+		{"SIGTERM to the arbiter", false, syscall.SIGTERM},
+		{"SIGINT to its process group", true, syscall.SIGINT},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, worker, child, daemon := daemonizing(t)
+			g := guardianPid(p)
+			if g == 0 {
+				t.Skipf("no guardian on this host:\n%s", p.out.String())
+			}
+			arb := p.cmd.Process.Pid
+			if pg, _ := syscall.Getpgid(g); pg == arb {
+				t.Errorf("the guardian %d is in the arbiter's process group", g)
+			}
+			if tt.group {
+				if err := syscall.Kill(-arb, tt.sig); err != nil {
+					t.Fatal(err)
+				}
+				// Everything in the group has had the signal; the
+				// guardian was not in it, and ignores it besides.
+				if testproc.DeadOrZombie(g) {
+					t.Errorf("the guardian died of a SIGINT to the arbiter's group")
+				}
+			}
+			p.stop(t, tt.sig)
+			for _, pid := range []int{worker, child, daemon} {
+				if !testproc.DeadOrZombie(pid) {
+					t.Errorf("process %d outlived a clean shutdown", pid)
+				}
+			}
+			// Reaped by the arbiter before it exited: gone, not even a
+			// zombie left to init.
+			if !testproc.Gone(g) {
+				t.Errorf("guardian %d still there after the arbiter's exit", g)
+			}
+			out := p.out.String()
+			if regexp.MustCompile(`msg="reaped orphan" pid=` + strconv.Itoa(g) + `\b`).MatchString(out) {
+				t.Errorf("the guardian was reported as an orphan:\n%s", out)
+			}
+			if strings.Contains(out, "guardian exited") || strings.Contains(out, "guardian still running") {
+				t.Errorf("the guardian did not stand down quietly:\n%s", out)
+			}
+		})
+	}
 }
