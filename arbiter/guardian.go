@@ -79,20 +79,20 @@ var guardMethods = map[guardMethod]string{
 	guardLoop:     "SIGKILL to each process until none is left",
 }
 
-// forkGuardian starts a guardian over tree and returns it with its pidfd
-// (-1 on a kernel without pidfds). Its exit must be reaped by the caller.
-func forkGuardian(tree *cgroups.Tree) (g *guardianProc, pidfd int, err error) {
+// forkGuardian starts a guardian over tree. Its exit must be reaped by the
+// caller.
+func forkGuardian(tree *cgroups.Tree) (*guardianProc, error) {
 	return forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), 0)
 }
 
 // forkGuardianDir is forkGuardian over the cgroup dir of hierarchy x; a
 // non-zero method overrides the one x offers (for tests of the others).
-func forkGuardianDir(x *cgroups.Hierarchy, dir string, method guardMethod) (g *guardianProc, pidfd int, err error) {
+func forkGuardianDir(x *cgroups.Hierarchy, dir string, method guardMethod) (*guardianProc, error) {
 	var s C.struct_rm_guard
 	s.killfd = -1
 	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, -1, fmt.Errorf("guardian: open %s: %w", dir, err)
+		return nil, fmt.Errorf("guardian: open %s: %w", dir, err)
 	}
 	defer unix.Close(dirfd)
 	s.dirfd = C.int(dirfd)
@@ -118,7 +118,7 @@ func forkGuardianDir(x *cgroups.Hierarchy, dir string, method guardMethod) (g *g
 	if method == guardV2Kill && s.killfd < 0 {
 		fd, err := unix.Open(path.Join(dir, "cgroup.kill"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, -1, fmt.Errorf("guardian: %w", err)
+			return nil, fmt.Errorf("guardian: %w", err)
 		}
 		defer unix.Close(fd)
 		s.killfd = C.int(fd)
@@ -126,16 +126,16 @@ func forkGuardianDir(x *cgroups.Hierarchy, dir string, method guardMethod) (g *g
 	s.method = C.int(method)
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, -1, fmt.Errorf("guardian: pipe: %w", err)
+		return nil, fmt.Errorf("guardian: pipe: %w", err)
 	}
 	defer unix.Close(p[0])
 	s.rfd = C.int(p[0])
 	pid := int(C.rm_guard_start(&s))
 	if pid < 0 {
 		unix.Close(p[1])
-		return nil, -1, fmt.Errorf("guardian: clone: %w", syscall.Errno(s.err))
+		return nil, fmt.Errorf("guardian: clone: %w", syscall.Errno(s.err))
 	}
-	return &guardianProc{pid: pid, wfd: p[1], kill: guardMethods[method]}, int(s.pidfd), nil
+	return &guardianProc{pid: pid, wfd: p[1], kill: guardMethods[method]}, nil
 }
 
 // standDown tells the guardian the arbiter is shutting down cleanly: it
@@ -166,13 +166,12 @@ func (a *Arbiter) spawnGuardian() (*guardianProc, error) {
 	exits := make(chan exitStatus, 1) // one exit: the reaper never blocks on it
 	var g *guardianProc
 	_, err := theReaper.start(func() (int, proc, error) {
-		var pidfd int
 		var err error
-		g, pidfd, err = forkGuardian(a.cg.tree)
-		if err != nil {
+		if g, err = forkGuardian(a.cg.tree); err != nil {
 			return 0, nil, err
 		}
-		return g.pid, &pidfdProc{pid: g.pid, pidfd: pidfd}, nil
+		// Signalled by nobody: the handle only satisfies start.
+		return g.pid, &pidfdProc{pid: g.pid, pidfd: -1}, nil
 	}, exits)
 	if err != nil {
 		return nil, err
@@ -205,10 +204,11 @@ func (a *Arbiter) startGuardian() {
 	if len(off) > 0 {
 		a.log.Warn("not guarded, with cgroup = off: "+outlive, "watchers", off)
 	}
-	a.guard = &guardian{stop: make(chan struct{}), done: make(chan struct{})}
+	guard := &guardian{stop: make(chan struct{}), done: make(chan struct{})}
+	a.guard = guard
 	go func() {
-		defer close(a.guard.done)
-		a.keepGuardian(g, a.guard.stop)
+		defer close(guard.done)
+		a.keepGuardian(g, guard.stop)
 	}()
 }
 

@@ -15,7 +15,6 @@ struct rm_guard {
 	int dirfd;  // the tree's directory in the tracker hierarchy
 	int method;
 	// Out.
-	int pidfd;
 	int err;
 };
 

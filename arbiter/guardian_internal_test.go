@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +22,7 @@ import (
 
 // guardTree makes a tree on this host's hierarchies that keep accepts,
 // removed when the test ends, or skips the test where none can be made.
-func guardTree(t *testing.T, keep func(*cgroups.Hierarchy) bool) *cgroups.Tree {
+func guardTree(t testing.TB, keep func(*cgroups.Hierarchy) bool) *cgroups.Tree {
 	t.Helper()
 	host, err := hostCgroups()
 	if err != nil {
@@ -66,7 +67,7 @@ func sleeper(t *testing.T, tree *cgroups.Tree, g string, setsid bool) *exec.Cmd 
 }
 
 // reap waits for pid, a child of the test, and returns its status.
-func reap(t *testing.T, pid int) unix.WaitStatus {
+func reap(t testing.TB, pid int) unix.WaitStatus {
 	t.Helper()
 	var ws unix.WaitStatus
 	for {
@@ -108,12 +109,9 @@ func TestGuardianKillsTree(t *testing.T) {
 				}
 			}
 			procs := []*exec.Cmd{sleeper(t, tree, "w", false), sleeper(t, tree, "w/wid1-1", false), sleeper(t, tree, "w", true)}
-			g, pidfd, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tt.method)
+			g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tt.method)
 			if err != nil {
 				t.Fatal(err)
-			}
-			if pidfd >= 0 {
-				unix.Close(pidfd)
 			}
 			t.Logf("guardian %d over %s kills by %s", g.pid, tree.Dirs(), g.kill)
 			checkGuardian(t, g.pid)
@@ -188,12 +186,9 @@ func TestGuardianStandsDown(t *testing.T) {
 	}
 	p := sleeper(t, tree, "w", false)
 	start := func() *guardianProc {
-		g, pidfd, err := forkGuardian(tree)
+		g, err := forkGuardian(tree)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if pidfd >= 0 {
-			unix.Close(pidfd)
 		}
 		checkGuardian(t, g.pid)
 		return g
@@ -226,4 +221,56 @@ func TestGuardianStandsDown(t *testing.T) {
 		}
 	}
 	standDown(g)
+}
+
+// BenchmarkGuardianStart measures what a guardian costs the arbiter's
+// start-up: the fork, on an arbiter with little memory and with 256 MiB of
+// heap written (fork time grows with the memory a fork copies; the
+// guardian's does not), and the memory the guardian holds once it waits
+// (kB of resident memory, all of it, and of it its own anonymous memory).
+func BenchmarkGuardianStart(b *testing.B) {
+	tree := guardTree(b, func(x *cgroups.Hierarchy) bool { return x.Version == 2 })
+	for _, mib := range []int{0, 256} {
+		b.Run("heap="+strconv.Itoa(mib)+"MiB", func(b *testing.B) {
+			ballast := make([]byte, mib<<20)
+			for i := 0; i < len(ballast); i += 4096 {
+				ballast[i] = 1
+			}
+			var rss, anon float64
+			n := 0
+			for b.Loop() {
+				g, err := forkGuardian(tree)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				testproc.WaitFor(b, "the guardian to set itself up", 5*time.Second, func() bool {
+					var r procfs.Reader
+					st, _ := r.Stat(g.pid)
+					return st.Comm == "arbiter-guard"
+				})
+				status, _ := os.ReadFile(procfs.Path(g.pid, "status"))
+				for _, line := range strings.Split(string(status), "\n") {
+					f := strings.Fields(line)
+					if len(f) == 3 && (f[0] == "VmRSS:" || f[0] == "RssAnon:") {
+						v, _ := strconv.ParseFloat(f[1], 64)
+						if f[0] == "VmRSS:" {
+							rss += v
+						} else {
+							anon += v
+						}
+					}
+				}
+				n++
+				if err := g.standDown(); err != nil {
+					b.Fatal(err)
+				}
+				reap(b, g.pid)
+				b.StartTimer()
+			}
+			b.ReportMetric(rss/float64(n), "rss-kB")
+			b.ReportMetric(anon/float64(n), "anon-kB")
+			runtime.KeepAlive(ballast)
+		})
+	}
 }
