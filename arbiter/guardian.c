@@ -19,7 +19,9 @@
 // thread's own stack and TLS, which the child runs with), and unmarks them
 // after: the child gets code, read-only data and a few pages. Nothing else
 // in this process forks without CLONE_VM (Go's own forkExec and spawn.c
-// share the memory until exec), so the marks change nothing for anyone.
+// share the memory until exec, and the Go side holds syscall.ForkLock
+// across the marks for the architectures where Go's does not), so the marks
+// change nothing for anyone.
 // Measured (BenchmarkGuardianStart, on this project's loaded 2-core VM):
 // without the marks the fork took 9 ms and left the guardian 2.9 MB of the
 // test binary's anonymous memory copy-on-write (266 MB beside a 256 MiB

@@ -130,7 +130,13 @@ func forkGuardianDir(x *cgroups.Hierarchy, dir string, method guardMethod) (*gua
 	}
 	defer unix.Close(p[0])
 	s.rfd = C.int(p[0])
+	// Held for writing, as every fork in this process holds it: no Go
+	// fork runs while the parent's memory is marked not to be copied
+	// (guardian.c), which on the architectures where Go forks without
+	// CLONE_VM would leave its child without its stack.
+	syscall.ForkLock.Lock()
 	pid := int(C.rm_guard_start(&s))
+	syscall.ForkLock.Unlock()
 	if pid < 0 {
 		unix.Close(p[1])
 		return nil, fmt.Errorf("guardian: clone: %w", syscall.Errno(s.err))

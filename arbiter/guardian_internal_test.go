@@ -1,6 +1,7 @@
 package arbiter
 
 import (
+	"log/slog"
 	"os"
 	"os/exec"
 	"path"
@@ -114,7 +115,7 @@ func TestGuardianKillsTree(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("guardian %d over %s kills by %s", g.pid, tree.Dirs(), g.kill)
-			checkGuardian(t, g.pid)
+			checkGuardian(t, tree, g.pid)
 
 			g.abandon()
 			if ws := reap(t, g.pid); ws.ExitStatus() != 1 {
@@ -138,8 +139,8 @@ func TestGuardianKillsTree(t *testing.T) {
 
 // checkGuardian checks what the guardian holds while it waits: a session
 // of its own, no signal it does not ignore, three fds and no cwd to keep
-// busy, and its own name.
-func checkGuardian(t *testing.T, pid int) {
+// busy, and its own name; and that it is not in the tree it would kill.
+func checkGuardian(t *testing.T, tree *cgroups.Tree, pid int) {
 	t.Helper()
 	var st procfs.Stat
 	testproc.WaitFor(t, "the guardian to set itself up", 5*time.Second, func() bool {
@@ -159,6 +160,10 @@ func checkGuardian(t *testing.T, pid int) {
 	}
 	if len(open) > 3 || !slices.ContainsFunc(open, func(s string) bool { return strings.Contains(s, "pipe:") }) {
 		t.Errorf("guardian fds: %v; want the pipe's read end, the tree's cgroup.kill and directory, no more", open)
+	}
+	if cg, _ := os.ReadFile(procfs.Path(pid, "cgroup")); strings.Contains(string(cg), "/"+tree.Name()+"/") ||
+		strings.Contains(string(cg), "/"+tree.Name()+"\n") {
+		t.Errorf("the guardian is inside the tree it guards:\n%s", cg)
 	}
 	if cwd, _ := os.Readlink(procfs.Path(pid, "cwd")); cwd != "/" {
 		t.Errorf("guardian cwd %q, want /", cwd)
@@ -190,7 +195,7 @@ func TestGuardianStandsDown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkGuardian(t, g.pid)
+		checkGuardian(t, tree, g.pid)
 		return g
 	}
 	standDown := func(g *guardianProc) {
@@ -272,5 +277,21 @@ func BenchmarkGuardianStart(b *testing.B) {
 			b.ReportMetric(anon/float64(n), "anon-kB")
 			runtime.KeepAlive(ballast)
 		})
+	}
+}
+
+// Without a cgroup tree there is no guardian, and the arbiter says once
+// what that leaves unguarded, and why.
+func TestGuardianNoneWithoutCgroups(t *testing.T) {
+	t.Parallel()
+	var buf syncBuf
+	a := &Arbiter{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	a.cg.info.Reason = "no writable cgroup hierarchy (v2 /sys/fs/cgroup: mounted read-only)"
+	a.startGuardian()
+	a.stopGuardian()
+	want := `level=WARN msg="no guardian: descendants of workers (their children, the daemons they detach) can outlive a SIGKILLed arbiter: ` +
+		`the parent-death signal reaches the workers alone" reason="no cgroups: no writable cgroup hierarchy (v2 /sys/fs/cgroup: mounted read-only)"`
+	if log := buf.String(); strings.Count(log, "level=") != 1 || !strings.Contains(log, want) {
+		t.Errorf("log:\n%s\nwant the one line\n%s", log, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -91,5 +92,17 @@ func TestGuardianReplaced(t *testing.T) {
 		if slices.Contains(pids, ev.Pid) {
 			t.Errorf("a guardian reported as an orphan: %+v", ev)
 		}
+	}
+}
+
+// A watcher with cgroup = off is outside the tree the guardian kills: the
+// arbiter says so at start-up, naming it.
+func TestGuardianSaysWhatIsNotGuarded(t *testing.T) {
+	t.Parallel()
+	r := start(t, "[watcher:free]\ncmd = WORKER sleep\ncgroup = off\n\n[watcher:boxed]\ncmd = WORKER sleep\n")
+	guarded(t, r)
+	if log := r.log.String(); !strings.Contains(log, `not guarded, with cgroup = off: descendants of workers`) ||
+		!strings.Contains(log, "watchers=[free]") {
+		t.Errorf("the log does not name the unguarded watcher:\n%s", log)
 	}
 }
