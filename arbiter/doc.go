@@ -49,9 +49,10 @@
 // guardian exits and is reaped as the arbiter's own, never reported as an
 // orphan. One killed by hand is replaced. Without a tree, or for watchers
 // with cgroup = off, the log says once at start-up that descendants of
-// workers can outlive a killed arbiter. An in-place upgrade keeps the
-// guardian by passing the write end on across exec (clear its
-// close-on-exec flag); the new image, still its parent, adopts fd and pid.
+// workers can outlive a killed arbiter. An in-place upgrade (not written
+// yet) can keep the guardian: nothing ties it to a thread, so the arbiter
+// clears close-on-exec on the write end and the new image, still the
+// guardian's parent, adopts that fd and the guardian's pid.
 //
 // # Process state
 //
