@@ -184,48 +184,55 @@ func checkGuardian(t *testing.T, tree *cgroups.Tree, pid int) {
 // can be removed under one (as the arbiter's shutdown does before it
 // stands the guardian down): its open files do not keep it.
 func TestGuardianStandsDown(t *testing.T) {
-	tree := guardTree(t, func(x *cgroups.Hierarchy) bool { return x.Version == 2 })
-	w := tree.Group("w")
-	if _, err := w.Setup(cgroups.Limits{}); err != nil {
-		t.Fatal(err)
-	}
-	p := sleeper(t, tree, "w", false)
-	start := func() *guardianProc {
-		g, err := forkGuardian(tree)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkGuardian(t, tree, g.pid)
-		return g
-	}
-	standDown := func(g *guardianProc) {
-		if err := g.standDown(); err != nil {
-			t.Fatal(err)
-		}
-		if ws := reap(t, g.pid); ws.ExitStatus() != 0 || ws.Signaled() {
-			t.Errorf("guardian exit status %v, want 0", ws)
-		}
-	}
+	for name, keep := range map[string]func(*cgroups.Hierarchy) bool{
+		"v2":         func(x *cgroups.Hierarchy) bool { return x.Version == 2 },
+		"v1 freezer": func(x *cgroups.Hierarchy) bool { return x.Version == 1 && x.Has(cgroups.Freezer) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			tree := guardTree(t, keep)
+			w := tree.Group("w")
+			if _, err := w.Setup(cgroups.Limits{}); err != nil {
+				t.Fatal(err)
+			}
+			p := sleeper(t, tree, "w", false)
+			start := func() *guardianProc {
+				g, err := forkGuardian(tree)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkGuardian(t, tree, g.pid)
+				return g
+			}
+			standDown := func(g *guardianProc) {
+				if err := g.standDown(); err != nil {
+					t.Fatal(err)
+				}
+				if ws := reap(t, g.pid); ws.ExitStatus() != 0 || ws.Signaled() {
+					t.Errorf("guardian exit status %v, want 0", ws)
+				}
+			}
 
-	standDown(start())
-	if testproc.DeadOrZombie(p.Process.Pid) {
-		t.Errorf("a guardian that stood down killed process %d", p.Process.Pid)
-	}
+			standDown(start())
+			if testproc.DeadOrZombie(p.Process.Pid) {
+				t.Errorf("a guardian that stood down killed process %d", p.Process.Pid)
+			}
 
-	g := start()
-	if err := w.Kill(); err != nil {
-		t.Fatal(err)
+			g := start()
+			if err := w.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = p.Wait()
+			if err := tree.Close(time.Now().Add(5 * time.Second)); err != nil {
+				t.Fatalf("Tree.Close with a guardian holding its files: %v", err)
+			}
+			for _, d := range tree.Dirs() {
+				if _, err := os.Stat(d); err == nil {
+					t.Errorf("%s still exists after Close", d)
+				}
+			}
+			standDown(g)
+		})
 	}
-	_ = p.Wait()
-	if err := tree.Close(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatalf("Tree.Close with a guardian holding its files: %v", err)
-	}
-	for _, d := range tree.Dirs() {
-		if _, err := os.Stat(d); err == nil {
-			t.Errorf("%s still exists after Close", d)
-		}
-	}
-	standDown(g)
 }
 
 // BenchmarkGuardianStart measures what a guardian costs the arbiter's
