@@ -38,12 +38,15 @@ import (
 // still the guardian's parent; nothing ties the guardian to a thread. The
 // upgrade itself is not written yet.
 
-// guardRestart is the pause before a guardian that died while the arbiter
-// runs (someone killed it) is replaced; guardStandDown bounds the wait for
-// one to exit once told to stand down.
+// guardRestart is the first pause before a guardian that died while the
+// arbiter runs (someone killed it) is replaced; it doubles, up to
+// guardRestartMax, while replacements die within guardRestartMax, so that
+// one that cannot live does not fork and log every second. guardStandDown
+// bounds the wait for a guardian to exit once told to stand down.
 const (
-	guardRestart   = time.Second
-	guardStandDown = 5 * time.Second
+	guardRestart    = time.Second
+	guardRestartMax = time.Minute
+	guardStandDown  = 5 * time.Second
 )
 
 // guardianProc is a running guardian seen from the arbiter.
@@ -228,6 +231,16 @@ func (a *Arbiter) keepGuardian(g *guardianProc, stop <-chan struct{}) {
 			retry.Stop()
 		}
 	}()
+	pause, started := guardRestart, time.Now()
+	later := func() {
+		if retry == nil {
+			retry = time.NewTimer(pause)
+		} else {
+			retry.Reset(pause)
+		}
+		retryc = retry.C
+		pause = min(2*pause, guardRestartMax)
+	}
 	for {
 		var exits chan exitStatus
 		if g != nil {
@@ -237,18 +250,20 @@ func (a *Arbiter) keepGuardian(g *guardianProc, stop <-chan struct{}) {
 		case st := <-exits:
 			g.abandon()
 			g = nil
-			a.log.Warn("guardian died; another starts in a moment", "pid", st.pid, "exit_code", exitCode(st.status))
-			retry = time.NewTimer(guardRestart)
-			retryc = retry.C
+			if time.Since(started) > guardRestartMax {
+				pause = guardRestart
+			}
+			a.log.Warn("guardian died; another starts after a pause", "pid", st.pid, "exit_code", exitCode(st.status), "pause", pause)
+			later()
 		case <-retryc:
 			retryc = nil
 			var err error
 			if g, err = a.spawnGuardian(); err != nil {
-				a.log.Warn("guardian not restarted", "err", err)
-				retry.Reset(guardRestart)
-				retryc = retry.C
+				a.log.Warn("guardian not restarted", "err", err, "pause", pause)
+				later()
 				continue
 			}
+			started = time.Now()
 			a.log.Info("guardian started", "pid", g.pid, "kill", g.kill)
 		case <-stop:
 			if g == nil {
