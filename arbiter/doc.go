@@ -45,7 +45,7 @@
 // on a pipe whose write end only the arbiter holds. When the arbiter dies
 // that pipe reaches end of file, and the guardian kills the whole tree
 // (cgroup.kill, or freezer and SIGKILL), so that the children and daemons
-// of workers die too. A clean shutdown writes a stand-down byte first; the
+// of workers die too, and removes it. A clean shutdown writes a stand-down byte first; the
 // guardian exits and is reaped as the arbiter's own, never reported as an
 // orphan. One killed by hand is replaced. Without a tree, or for watchers
 // with cgroup = off, the log says once at start-up that descendants of

@@ -34,16 +34,19 @@
 // everything of a service reach the arbiter, never its guardian. It leaves
 // the arbiter's session and process group (setsid), so that a signal or a
 // SIGKILL sent to the arbiter's group does not take the guardian with it.
-// It closes every fd but three: the read end of the arbiter's pipe, the
-// tree's cgroup.kill and the tree's directory; in particular the pipe's
-// write end, which it inherited, and the arbiter's stdout and stderr (a
-// parent waiting for the arbiter's output to close must not wait for the
-// guardian). Then it blocks in read():
+// It closes every fd but the read end of the arbiter's pipe, the tree's
+// cgroup.kill and directory, and the directory holding the tree in each
+// hierarchy; in particular the pipe's write end, which it inherited, and
+// the arbiter's stdout and stderr (a parent waiting for the arbiter's
+// output to close must not wait for the guardian). Then it blocks in
+// read():
 //
 //   - a RM_GUARD_STAND_DOWN byte: the arbiter shut down cleanly (having
-//     emptied the tree itself); the guardian exits 0;
+//     emptied and removed the tree itself); the guardian exits 0;
 //   - end of file without it: every holder of the write end is gone, which
-//     is the arbiter dying; the guardian kills the tree and exits 1.
+//     is the arbiter dying; the guardian kills the tree, removes its
+//     directories once it is empty (waiting at most five seconds; what is
+//     left, the next arbiter's sweep removes), and exits 1.
 
 #define _GNU_SOURCE
 // The child may call nothing it has not called in the parent (see above):
@@ -126,9 +129,10 @@ static int rm_file_has(int dirfd, const char *name, const char *needle) {
 	return 0;
 }
 
-// rm_kill_procs sends SIGKILL to every pid the cgroup.procs file of the
-// cgroup at dirfd lists, and returns how many it listed.
-static int rm_kill_procs(int dirfd, long self) {
+// rm_kill_procs sends sig (SIGKILL, or 0 to count) to every pid the
+// cgroup.procs file of the cgroup at dirfd lists, and returns how many it
+// listed.
+static int rm_kill_procs(int dirfd, long self, int sig) {
 	int fd = syscall(SYS_openat, dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
@@ -147,24 +151,26 @@ static int rm_kill_procs(int dirfd, long self) {
 				continue;
 			}
 			if (pid > 0 && pid != self) {
-				syscall(SYS_kill, pid, SIGKILL);
+				if (sig)
+					syscall(SYS_kill, pid, sig);
 				n++;
 			}
 			pid = 0;
 		}
 	}
 	if (pid > 0 && pid != self) {
-		syscall(SYS_kill, pid, SIGKILL);
+		if (sig)
+			syscall(SYS_kill, pid, sig);
 		n++;
 	}
 	syscall(SYS_close, fd);
 	return n;
 }
 
-// rm_kill_tree sends SIGKILL to every process in the cgroup at dirfd and in
-// those below it, and returns how many there were.
-static int rm_kill_tree(int dirfd, long self, int depth) {
-	int n = rm_kill_procs(dirfd, self);
+// rm_kill_tree sends sig (SIGKILL, or 0 to count) to every process in the
+// cgroup at dirfd and in those below it, and returns how many there were.
+static int rm_kill_tree(int dirfd, long self, int sig, int depth) {
+	int n = rm_kill_procs(dirfd, self, sig);
 	// The tree is three levels deep (tree, watcher, worker); a bound
 	// keeps the stack bounded whatever a worker made below.
 	if (depth >= 16)
@@ -188,7 +194,7 @@ static int rm_kill_tree(int dirfd, long self, int depth) {
 			int sub = syscall(SYS_openat, fd, d->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (sub < 0)
 				continue;
-			n += rm_kill_tree(sub, self, depth + 1);
+			n += rm_kill_tree(sub, self, sig, depth + 1);
 			syscall(SYS_close, sub);
 		}
 	}
@@ -216,43 +222,84 @@ static void rm_guard_kill(const struct rm_guard *g) {
 		frozen = 2;
 	}
 	if (frozen) {
-		rm_kill_tree(g->dirfd, self, 0);
+		rm_kill_tree(g->dirfd, self, SIGKILL, 0);
 		if (frozen == 1)
 			rm_write_at(g->dirfd, "freezer.state", "THAWED");
 		else
 			rm_write_at(g->dirfd, "cgroup.freeze", "0");
 	}
-	for (int i = 0; i < 2000 && rm_kill_tree(g->dirfd, self, 0) > 0; i++)
+	for (int i = 0; i < 2000 && rm_kill_tree(g->dirfd, self, SIGKILL, 0) > 0; i++)
 		rm_sleep_ms(1);
 }
 
-// rm_close_others closes every fd but the (up to three) in keep.
-static void rm_close_others(int keep[3]) {
-	// Sorted, so that the gaps between them are ranges.
-	for (int i = 0; i < 3; i++)
-		for (int j = i + 1; j < 3; j++)
+// rm_rmdir_tree removes the cgroup name in parent and those below it,
+// deepest first; each is removed only once empty, so a failure (a process
+// that would not die) leaves it to the next arbiter's sweep.
+static void rm_rmdir_tree(int parent, const char *name, int depth) {
+	int fd = syscall(SYS_openat, parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && depth < 16) {
+		char buf[2048] __attribute__((aligned(8)));
+		long r;
+		// Entries removed while listing may move others under the
+		// offset: list again while a pass removed something.
+		for (int removed = 1, pass = 0; removed && pass < 8; pass++) {
+			removed = 0;
+			syscall(SYS_lseek, fd, 0, SEEK_SET);
+			while ((r = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+				for (long off = 0; off < r;) {
+					struct rm_dirent *d = (struct rm_dirent *)(buf + off);
+					off += d->reclen;
+					if ((d->type != RM_DT_DIR && d->type != RM_DT_UNKNOWN) || rm_streq(d->name, ".") ||
+					    rm_streq(d->name, ".."))
+						continue;
+					rm_rmdir_tree(fd, d->name, depth + 1);
+					removed = 1;
+				}
+			}
+		}
+	}
+	if (fd >= 0)
+		syscall(SYS_close, fd);
+	syscall(SYS_unlinkat, parent, name, AT_REMOVEDIR);
+}
+
+// rm_guard_remove removes the tree's directories once the tree is empty
+// (for at most five seconds), as the arbiter's shutdown would have.
+static void rm_guard_remove(const struct rm_guard *g) {
+	long self = syscall(SYS_getpid);
+	for (int i = 0; i < 500 && rm_kill_tree(g->dirfd, self, 0, 0) > 0; i++)
+		rm_sleep_ms(10);
+	for (int i = 0; i < g->nrm && i < RM_GUARD_MAX_DIRS; i++)
+		rm_rmdir_tree(g->rmfd[i], g->rmname[i], 0);
+}
+
+// rm_close_others closes every fd but the n in keep (which it sorts).
+static void rm_close_others(int *keep, int n) {
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
 			if (keep[j] < keep[i]) {
 				int t = keep[i];
 				keep[i] = keep[j];
 				keep[j] = t;
 			}
 	unsigned int lo = 0;
-	for (int i = 0; i <= 3; i++) {
-		unsigned int hi = i < 3 ? (unsigned int)keep[i] : ~0U;
-		if (i < 3 && keep[i] < 0)
-			continue;
+	for (int i = 0; i <= n; i++) {
+		if (i < n && (keep[i] < 0 || (unsigned int)keep[i] < lo))
+			continue; // none, or a duplicate
+		unsigned int hi = i < n ? (unsigned int)keep[i] : ~0U;
 		if (hi > lo && syscall(SYS_close_range, lo, hi - 1, 0) != 0) {
 			// Before Linux 5.9.
 			for (unsigned int fd = lo; fd < hi && fd < 65536; fd++)
 				syscall(SYS_close, fd);
 		}
-		if (i < 3)
+		if (i < n)
 			lo = hi + 1;
 	}
 }
 
 static int rm_guard_child(void *arg) {
-	struct rm_guard g = *(struct rm_guard *)arg;
+	// On the child's own stack, where rm_guard_start copied it.
+	const struct rm_guard *g = arg;
 
 	struct sigaction ign = {0};
 	ign.sa_handler = SIG_IGN;
@@ -261,8 +308,14 @@ static int rm_guard_child(void *arg) {
 			sigaction(sig, &ign, NULL); // fails, harmlessly, for glibc's own
 	}
 	syscall(SYS_setsid);
-	int keep[3] = {g.rfd, g.killfd, g.dirfd};
-	rm_close_others(keep);
+	int keep[3 + RM_GUARD_MAX_DIRS];
+	int nkeep = 0;
+	keep[nkeep++] = g->rfd;
+	keep[nkeep++] = g->killfd;
+	keep[nkeep++] = g->dirfd;
+	for (int i = 0; i < g->nrm && i < RM_GUARD_MAX_DIRS; i++)
+		keep[nkeep++] = g->rmfd[i];
+	rm_close_others(keep, nkeep);
 	// Hold no directory busy (an unmount, a test's temporary directory).
 	syscall(SYS_chdir, "/");
 	// For ps and top: it is not the arbiter.
@@ -270,7 +323,7 @@ static int rm_guard_child(void *arg) {
 
 	for (;;) {
 		char b;
-		long n = syscall(SYS_read, g.rfd, &b, 1);
+		long n = syscall(SYS_read, g->rfd, &b, 1);
 		if (n == 1 && b == RM_GUARD_STAND_DOWN)
 			syscall(SYS_exit_group, 0);
 		if (n == 1 || (n < 0 && errno == EINTR))
@@ -281,7 +334,8 @@ static int rm_guard_child(void *arg) {
 			syscall(SYS_exit_group, 2);
 		break;
 	}
-	rm_guard_kill(&g);
+	rm_guard_kill(g);
+	rm_guard_remove(g);
 	syscall(SYS_exit_group, 1);
 	return 1;
 }

@@ -85,14 +85,33 @@ var guardMethods = map[guardMethod]string{
 // forkGuardian starts a guardian over tree. Its exit must be reaped by the
 // caller.
 func forkGuardian(tree *cgroups.Tree) (*guardianProc, error) {
-	return forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), 0)
+	return forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), 0)
 }
 
-// forkGuardianDir is forkGuardian over the cgroup dir of hierarchy x; a
+// forkGuardianDir is forkGuardian over the cgroup dir of hierarchy x,
+// removing dirs (the tree's, in each hierarchy) once it has killed; a
 // non-zero method overrides the one x offers (for tests of the others).
-func forkGuardianDir(x *cgroups.Hierarchy, dir string, method guardMethod) (*guardianProc, error) {
+func forkGuardianDir(x *cgroups.Hierarchy, dir string, dirs []string, method guardMethod) (*guardianProc, error) {
 	var s C.struct_rm_guard
 	s.killfd = -1
+	// The parent of each directory and its name there: the guardian
+	// removes them with unlinkat, needing no path of its own.
+	for _, d := range dirs {
+		name := path.Base(d)
+		if int(s.nrm) == len(s.rmfd) || len(name) >= len(s.rmname[0]) {
+			break // left to the next arbiter's sweep
+		}
+		fd, err := unix.Open(path.Dir(d), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		defer unix.Close(fd)
+		s.rmfd[s.nrm] = C.int(fd)
+		for i := range len(name) {
+			s.rmname[s.nrm][i] = C.char(name[i])
+		}
+		s.nrm++
+	}
 	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("guardian: open %s: %w", dir, err)

@@ -8,12 +8,19 @@ enum {
 	RM_GUARD_LOOP,        // SIGKILL to each process until none is left
 };
 
+#define RM_GUARD_MAX_DIRS 8
+
 struct rm_guard {
 	// In.
 	int rfd;    // the read end of the arbiter's pipe
 	int killfd; // the tree's cgroup.kill, with RM_GUARD_V2_KILL; else -1
 	int dirfd;  // the tree's directory in the tracker hierarchy
 	int method;
+	// The tree's directories, one per hierarchy, removed once the tree
+	// is empty: each one's parent directory, and its name there.
+	int nrm;
+	int rmfd[RM_GUARD_MAX_DIRS];
+	char rmname[RM_GUARD_MAX_DIRS][64];
 	// Out.
 	int err;
 };

@@ -86,7 +86,7 @@ func reap(t testing.TB, pid int) unix.WaitStatus {
 // A guardian whose arbiter is gone (the write end closed without the
 // stand-down byte) kills everything in the tree, below it too, whatever
 // session it moved to, by each way it knows on the hierarchies this host
-// has. Not parallel: its children are reaped here, where no arbiter's
+// has, and then removes the tree. Not parallel: its children are reaped here, where no arbiter's
 // reaper can take them.
 func TestGuardianKillsTree(t *testing.T) {
 	v2 := func(x *cgroups.Hierarchy) bool { return x.Version == 2 }
@@ -110,7 +110,7 @@ func TestGuardianKillsTree(t *testing.T) {
 				}
 			}
 			procs := []*exec.Cmd{sleeper(t, tree, "w", false), sleeper(t, tree, "w/wid1-1", false), sleeper(t, tree, "w", true)}
-			g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tt.method)
+			g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), tt.method)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,13 +133,19 @@ func TestGuardianKillsTree(t *testing.T) {
 					t.Fatalf("process %d in the tree still running 10s after its guardian was abandoned", p.Process.Pid)
 				}
 			}
+			// Reaped before it exits, so removed already.
+			for _, d := range tree.Dirs() {
+				if _, err := os.Stat(d); !os.IsNotExist(err) {
+					t.Errorf("the guardian left %s (%v)", d, err)
+				}
+			}
 		})
 	}
 }
 
 // checkGuardian checks what the guardian holds while it waits: a session
-// of its own, no signal it does not ignore, three fds and no cwd to keep
-// busy, and its own name; and that it is not in the tree it would kill.
+// of its own, no signal it does not ignore, no fds but its pipe and those
+// of its tree, no cwd to keep busy, and its own name; and that it is not in the tree it would kill.
 func checkGuardian(t *testing.T, tree *cgroups.Tree, pid int) {
 	t.Helper()
 	var st procfs.Stat
@@ -158,8 +164,17 @@ func checkGuardian(t *testing.T, tree *cgroups.Tree, pid int) {
 		target, _ := os.Readlink(filepath.Join(procfs.Path(pid, "fd"), fd.Name()))
 		open = append(open, fd.Name()+" -> "+target)
 	}
-	if len(open) > 3 || !slices.ContainsFunc(open, func(s string) bool { return strings.Contains(s, "pipe:") }) {
-		t.Errorf("guardian fds: %v; want the pipe's read end, the tree's cgroup.kill and directory, no more", open)
+	pipes := 0
+	for _, fd := range open {
+		switch {
+		case strings.Contains(fd, "-> pipe:"):
+			pipes++
+		case !slices.ContainsFunc(tree.Dirs(), func(d string) bool { return strings.Contains(fd, "-> "+path.Dir(d)) }):
+			t.Errorf("guardian fd %s is neither its pipe nor of its tree", fd)
+		}
+	}
+	if pipes != 1 || len(open) > 3+len(tree.Dirs()) {
+		t.Errorf("guardian fds: %v; want the pipe's read end, the tree's cgroup.kill and directory, and each tree directory's parent, no more", open)
 	}
 	if cg, _ := os.ReadFile(procfs.Path(pid, "cgroup")); strings.Contains(string(cg), "/"+tree.Name()+"/") ||
 		strings.Contains(string(cg), "/"+tree.Name()+"\n") {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
@@ -82,6 +83,12 @@ func TestKilledArbiterTakesDaemons(t *testing.T) {
 	})
 	g := guardianPid(p)
 	waitFor(t, "the guardian to exit once its work is done", 10*time.Second, func() bool { return testproc.DeadOrZombie(g) })
+	// It removed the tree too, in every hierarchy, before exiting.
+	if h, err := cgroups.Detect(); err == nil {
+		if left := h.Trees("ringmaster", p.cmd.Process.Pid); len(left) > 0 {
+			t.Errorf("cgroups left by the guardian: %v", left)
+		}
+	}
 }
 
 // A clean shutdown, by SIGTERM to the arbiter or by SIGINT to its whole
