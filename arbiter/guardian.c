@@ -30,8 +30,8 @@
 // the heap.
 //
 // The child sets every signal to be ignored (it also keeps the mask the
-// parent blocked all signals with): a Ctrl-C, a hangup or a SIGTERM sent to
-// everything of a service reach the arbiter, never its guardian. It leaves
+// parent blocked all signals with): a Ctrl-C, a hangup, or a SIGTERM sent
+// to every process of a service reaches the arbiter, never its guardian. It leaves
 // the arbiter's session and process group (setsid), so that a signal or a
 // SIGKILL sent to the arbiter's group does not take the guardian with it.
 // It closes every fd but the read end of the arbiter's pipe, the tree's
