@@ -233,9 +233,9 @@ static void rm_guard_kill(const struct rm_guard *g) {
 }
 
 // rm_rmdir_tree removes the cgroup name in parent and those below it,
-// deepest first; each is removed only once empty, so a failure (a process
-// that would not die) leaves it to the next arbiter's sweep.
-static void rm_rmdir_tree(int parent, const char *name, int depth) {
+// deepest first, and reports whether name is gone. A cgroup is removed only
+// once empty: one that is not yet fails with EBUSY.
+static int rm_rmdir_tree(int parent, const char *name, int depth) {
 	int fd = syscall(SYS_openat, parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0 && depth < 16) {
 		char buf[2048] __attribute__((aligned(8)));
@@ -252,25 +252,33 @@ static void rm_rmdir_tree(int parent, const char *name, int depth) {
 					if ((d->type != RM_DT_DIR && d->type != RM_DT_UNKNOWN) || rm_streq(d->name, ".") ||
 					    rm_streq(d->name, ".."))
 						continue;
-					rm_rmdir_tree(fd, d->name, depth + 1);
-					removed = 1;
+					removed |= rm_rmdir_tree(fd, d->name, depth + 1);
 				}
 			}
 		}
 	}
 	if (fd >= 0)
 		syscall(SYS_close, fd);
-	syscall(SYS_unlinkat, parent, name, AT_REMOVEDIR);
+	return syscall(SYS_unlinkat, parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT;
 }
 
-// rm_guard_remove removes the tree's directories once the tree is empty
-// (for at most five seconds), as the arbiter's shutdown would have.
+// rm_guard_remove removes the tree's directories, as the arbiter's shutdown
+// would have. The tree empties moments after the kill: its processes may
+// be gone from cgroup.procs and still count as there for rmdir while they
+// finish exiting; so it tries again every 10 ms, for at most five seconds.
 static void rm_guard_remove(const struct rm_guard *g) {
-	long self = syscall(SYS_getpid);
-	for (int i = 0; i < 500 && rm_kill_tree(g->dirfd, self, 0, 0) > 0; i++)
+	int gone[RM_GUARD_MAX_DIRS] = {0};
+	for (int try = 0; try < 500; try++) {
+		int left = 0;
+		for (int i = 0; i < g->nrm && i < RM_GUARD_MAX_DIRS; i++) {
+			if (!gone[i])
+				gone[i] = rm_rmdir_tree(g->rmfd[i], g->rmname[i], 0);
+			left += !gone[i];
+		}
+		if (!left)
+			return;
 		rm_sleep_ms(10);
-	for (int i = 0; i < g->nrm && i < RM_GUARD_MAX_DIRS; i++)
-		rm_rmdir_tree(g->rmfd[i], g->rmname[i], 0);
+	}
 }
 
 // rm_close_others closes every fd but the n in keep (which it sorts).
