@@ -30,7 +30,7 @@ import (
 // stand-down byte and closes it; the guardian exits 0 and the reaper reaps
 // it as the arbiter's own (no orphan event). The kernel closes the write
 // end of a killed arbiter, and end of file without the byte tells the
-// guardian to kill the tree.
+// guardian to kill the tree and remove it.
 //
 // An in-place upgrade (the arbiter executing its new binary, same pid)
 // keeps the guardian by clearing close-on-exec on the write end and
