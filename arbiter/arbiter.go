@@ -55,6 +55,7 @@ type Arbiter struct {
 	done    chan struct{}  // closed when Run stops taking requests
 	wg      sync.WaitGroup // watcher loops
 	cg      cgroupRoot     // set by Run before any watcher loop (cgroup.go)
+	guard   *guardian      // set by Run after cg, nil without one (guardian.go)
 
 	// opCancel cancels the arbiter-wide operation running, so that a stop
 	// of all overtakes a restart or reloadconfig; nil when none runs.
@@ -236,6 +237,7 @@ func (a *Arbiter) Run(ctx context.Context) error {
 		a.log.Warn("cannot become a child subreaper", "err", err)
 	}
 	a.startCgroups()
+	a.startGuardian()
 
 	for _, w := range a.Watchers() {
 		a.wg.Go(w.run)
@@ -398,6 +400,7 @@ func (a *Arbiter) shutdown() {
 	}
 	a.wg.Wait()
 	a.closeCgroups()
+	a.stopGuardian()
 	var outs sync.WaitGroup
 	for _, w := range ws {
 		outs.Go(func() { w.out.Close(outputGrace) })

@@ -33,8 +33,26 @@
 //
 // When Run's context is done, the one shutdown sequence runs: watchers stop
 // in reverse priority (those of equal priority together), each as above;
-// the watcher loops end; the sockets close and unix socket files are
-// removed. Nothing Run started is running when it returns.
+// the watcher loops end; the cgroups are emptied and removed; the guardian
+// stands down; the sockets close and unix socket files are removed.
+// Nothing Run started is running when it returns.
+//
+// An arbiter that dies without shutting down (SIGKILL, the OOM killer, a
+// crash) takes its workers with it through their parent-death signal,
+// which reaches a worker alone. Where it has a cgroup tree, Run starts a
+// guardian first, before any worker: a small process forked from C
+// (guardian.c), in a session of its own and ignoring signals, that blocks
+// on a pipe whose write end only the arbiter holds. When the arbiter dies
+// that pipe reaches end of file, and the guardian kills the whole tree
+// (cgroup.kill, or freezer and SIGKILL), so that the children and daemons
+// of workers die too, and removes it. A clean shutdown writes a stand-down byte first; the
+// guardian exits and is reaped as the arbiter's own, never reported as an
+// orphan. One killed by hand is replaced. Without a tree, or for watchers
+// with cgroup = off, the log says once at start-up that descendants of
+// workers can outlive a killed arbiter. An in-place upgrade (not written
+// yet) can keep the guardian: nothing ties it to a thread, so the arbiter
+// clears close-on-exec on the write end and the new image, still the
+// guardian's parent, adopts that fd and the guardian's pid.
 //
 // # Process state
 //

@@ -1,0 +1,468 @@
+// The guardian: a small process that outlives a SIGKILLed arbiter just long
+// enough to kill its cgroup tree, so that nothing the arbiter started (the
+// daemons its workers detach included) keeps running and holding the
+// sockets until the next arbiter sweeps the tree.
+//
+// It is a real fork (no CLONE_VM: it must survive the arbiter's memory),
+// started from here rather than exec'd because there is nothing to exec: a
+// helper program on disk may be missing (a distroless container) and a
+// re-exec of the arbiter would cost a Go runtime per arbiter. Its child
+// runs on a stack of its own and makes raw system calls only (glibc's
+// syscall() and sigaction(), bound in the parent first, so that no lazy
+// binding runs in the child), allocates nothing, and never returns to Go.
+//
+// Forking a Go process copies its page tables, and every page the arbiter
+// writes afterwards would be copied once more and kept by the guardian
+// until it exits: in time, a second arbiter's worth of memory. So for the
+// length of the clone the parent marks its anonymous private writable
+// mappings MADV_DONTFORK (all but the child's stack and the forking
+// thread's own stack and TLS, which the child runs with), and unmarks them
+// after: the child gets code, read-only data and a few pages. Nothing else
+// in this process forks without CLONE_VM (Go's own forkExec and spawn.c
+// share the memory until exec, and the Go side holds syscall.ForkLock
+// across the marks for the architectures where Go's does not), so the marks
+// change nothing for anyone.
+// Measured (BenchmarkGuardianStart, on this project's loaded 2-core VM):
+// without the marks the fork took 9 ms and left the guardian 2.9 MB of the
+// test binary's anonymous memory copy-on-write (266 MB beside a 256 MiB
+// heap), every page of which the arbiter's next write to it duplicates;
+// with them, 0.4-3 ms for mark, clone and unmark, and 160-220 kB, whatever
+// the heap.
+//
+// The child sets every signal to be ignored (it also keeps the mask the
+// parent blocked all signals with): a Ctrl-C, a hangup, or a SIGTERM sent
+// to every process of a service reaches the arbiter, never its guardian. It leaves
+// the arbiter's session and process group (setsid), so that a signal or a
+// SIGKILL sent to the arbiter's group does not take the guardian with it.
+// It closes every fd but the read end of the arbiter's pipe, the tree's
+// cgroup.kill and directory, and the directory holding the tree in each
+// hierarchy; in particular the pipe's write end, which it inherited, and
+// the arbiter's stdout and stderr (a parent waiting for the arbiter's
+// output to close must not wait for the guardian). Then it blocks in
+// read():
+//
+//   - a RM_GUARD_STAND_DOWN byte: the arbiter shut down cleanly (having
+//     emptied and removed the tree itself); the guardian exits 0;
+//   - end of file without it: every holder of the write end is gone, which
+//     is the arbiter dying; the guardian kills the tree, removes its
+//     directories once it is empty (waiting at most five seconds; what is
+//     left, the next arbiter's sweep removes), and exits 1.
+
+#define _GNU_SOURCE
+// The child may call nothing it has not called in the parent (see above):
+// a loop the compiler turns into a call to strlen or memset would bind a
+// symbol there, in memory the child does not have.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "guardian.h"
+
+#define RM_GUARD_STACK (128 * 1024)
+
+// The kernel's getdents64 record; glibc's struct dirent64 matches it, but
+// saying so here keeps the child away from <dirent.h>'s functions.
+struct rm_dirent {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
+// d_type values (<dirent.h>'s DT_UNKNOWN and DT_DIR).
+enum { RM_DT_UNKNOWN = 0, RM_DT_DIR = 4 };
+
+static void rm_sleep_ms(long ms) {
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
+static int rm_streq(const char *a, const char *b) {
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+// rm_write_at writes the literal val to the file name in dirfd.
+#define rm_write_at(dirfd, name, val) rm_write_n(dirfd, name, val, sizeof val - 1)
+
+static int rm_write_n(int dirfd, const char *name, const char *val, int len) {
+	int fd = syscall(SYS_openat, dirfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int ok = syscall(SYS_write, fd, val, len) == len;
+	syscall(SYS_close, fd);
+	return ok ? 0 : -1;
+}
+
+// rm_file_has reports whether the first 511 bytes of name contain needle.
+static int rm_file_has(int dirfd, const char *name, const char *needle) {
+	char buf[512];
+	int fd = syscall(SYS_openat, dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+	syscall(SYS_close, fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (char *p = buf; *p; p++) {
+		const char *a = p, *b = needle;
+		while (*b && *a == *b)
+			a++, b++;
+		if (!*b)
+			return 1;
+	}
+	return 0;
+}
+
+// rm_kill_procs sends sig (SIGKILL, or 0 to count) to every pid the
+// cgroup.procs file of the cgroup at dirfd lists, and returns how many it
+// listed.
+static int rm_kill_procs(int dirfd, long self, int sig) {
+	int fd = syscall(SYS_openat, dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char buf[512];
+	long pid = 0;
+	int n = 0;
+	for (;;) {
+		long r = syscall(SYS_read, fd, buf, sizeof buf);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		for (long i = 0; i < r; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				pid = pid * 10 + (buf[i] - '0');
+				continue;
+			}
+			if (pid > 0 && pid != self) {
+				if (sig)
+					syscall(SYS_kill, pid, sig);
+				n++;
+			}
+			pid = 0;
+		}
+	}
+	if (pid > 0 && pid != self) {
+		if (sig)
+			syscall(SYS_kill, pid, sig);
+		n++;
+	}
+	syscall(SYS_close, fd);
+	return n;
+}
+
+// rm_kill_tree sends sig (SIGKILL, or 0 to count) to every process in the
+// cgroup at dirfd and in those below it, and returns how many there were.
+static int rm_kill_tree(int dirfd, long self, int sig, int depth) {
+	int n = rm_kill_procs(dirfd, self, sig);
+	// The tree is three levels deep (tree, watcher, worker); a bound
+	// keeps the stack bounded whatever a worker made below.
+	if (depth >= 16)
+		return n;
+	// A fresh open, so that each walk reads the directory from its start.
+	int fd = syscall(SYS_openat, dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return n;
+	char buf[2048] __attribute__((aligned(8)));
+	for (;;) {
+		long r = syscall(SYS_getdents64, fd, buf, sizeof buf);
+		if (r <= 0)
+			break;
+		for (long off = 0; off < r;) {
+			struct rm_dirent *d = (struct rm_dirent *)(buf + off);
+			off += d->reclen;
+			if (d->type != RM_DT_DIR && d->type != RM_DT_UNKNOWN)
+				continue;
+			if (rm_streq(d->name, ".") || rm_streq(d->name, ".."))
+				continue;
+			int sub = syscall(SYS_openat, fd, d->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (sub < 0)
+				continue;
+			n += rm_kill_tree(sub, self, sig, depth + 1);
+			syscall(SYS_close, sub);
+		}
+	}
+	syscall(SYS_close, fd);
+	return n;
+}
+
+// rm_guard_kill empties the tree: at once with cgroup.kill; otherwise
+// frozen (where a freezer is), so that nothing forks between the listing
+// and the kill, then thawed, since killed tasks die only once thawed; then
+// SIGKILL to what is listed until nothing is, for about two seconds.
+static void rm_guard_kill(const struct rm_guard *g) {
+	if (g->method == RM_GUARD_V2_KILL && syscall(SYS_write, g->killfd, "1", 1) == 1)
+		return;
+	long self = syscall(SYS_getpid);
+	int frozen = 0;
+	if (g->method == RM_GUARD_V1_FREEZE && rm_write_at(g->dirfd, "freezer.state", "FROZEN") == 0) {
+		for (int i = 0; i < 1000 && !rm_file_has(g->dirfd, "freezer.state", "FROZEN"); i++)
+			rm_sleep_ms(1);
+		frozen = 1;
+	} else if (g->method != RM_GUARD_LOOP && g->method != RM_GUARD_V1_FREEZE &&
+		   rm_write_at(g->dirfd, "cgroup.freeze", "1") == 0) {
+		for (int i = 0; i < 1000 && !rm_file_has(g->dirfd, "cgroup.events", "frozen 1"); i++)
+			rm_sleep_ms(1);
+		frozen = 2;
+	}
+	if (frozen) {
+		rm_kill_tree(g->dirfd, self, SIGKILL, 0);
+		if (frozen == 1)
+			rm_write_at(g->dirfd, "freezer.state", "THAWED");
+		else
+			rm_write_at(g->dirfd, "cgroup.freeze", "0");
+	}
+	for (int i = 0; i < 2000 && rm_kill_tree(g->dirfd, self, SIGKILL, 0) > 0; i++)
+		rm_sleep_ms(1);
+}
+
+// rm_rmdir_tree removes the cgroup name in parent and those below it,
+// deepest first, and reports whether name is gone. A cgroup is removed only
+// once empty: one that is not yet fails with EBUSY.
+static int rm_rmdir_tree(int parent, const char *name, int depth) {
+	int fd = syscall(SYS_openat, parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && depth < 16) {
+		char buf[2048] __attribute__((aligned(8)));
+		long r;
+		// Entries removed while listing may move others under the
+		// offset: list again while a pass removed something.
+		for (int removed = 1, pass = 0; removed && pass < 8; pass++) {
+			removed = 0;
+			syscall(SYS_lseek, fd, 0, SEEK_SET);
+			while ((r = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+				for (long off = 0; off < r;) {
+					struct rm_dirent *d = (struct rm_dirent *)(buf + off);
+					off += d->reclen;
+					if ((d->type != RM_DT_DIR && d->type != RM_DT_UNKNOWN) || rm_streq(d->name, ".") ||
+					    rm_streq(d->name, ".."))
+						continue;
+					removed |= rm_rmdir_tree(fd, d->name, depth + 1);
+				}
+			}
+		}
+	}
+	if (fd >= 0)
+		syscall(SYS_close, fd);
+	return syscall(SYS_unlinkat, parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT;
+}
+
+// rm_guard_remove removes the tree's directories, as the arbiter's shutdown
+// would have. The tree empties moments after the kill: its processes may
+// be gone from cgroup.procs and still count as there for rmdir while they
+// finish exiting; so it tries again every 10 ms, for at most five seconds.
+static void rm_guard_remove(const struct rm_guard *g) {
+	int gone[RM_GUARD_MAX_DIRS] = {0};
+	for (int try = 0; try < 500; try++) {
+		int left = 0;
+		for (int i = 0; i < g->nrm && i < RM_GUARD_MAX_DIRS; i++) {
+			if (!gone[i])
+				gone[i] = rm_rmdir_tree(g->rmfd[i], g->rmname[i], 0);
+			left += !gone[i];
+		}
+		if (!left)
+			return;
+		rm_sleep_ms(10);
+	}
+}
+
+// rm_close_others closes every fd but the n in keep (which it sorts).
+static void rm_close_others(int *keep, int n) {
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (keep[j] < keep[i]) {
+				int t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	unsigned int lo = 0;
+	for (int i = 0; i <= n; i++) {
+		if (i < n && (keep[i] < 0 || (unsigned int)keep[i] < lo))
+			continue; // none, or a duplicate
+		unsigned int hi = i < n ? (unsigned int)keep[i] : ~0U;
+		if (hi > lo && syscall(SYS_close_range, lo, hi - 1, 0) != 0) {
+			// Before Linux 5.9.
+			for (unsigned int fd = lo; fd < hi && fd < 65536; fd++)
+				syscall(SYS_close, fd);
+		}
+		if (i < n)
+			lo = hi + 1;
+	}
+}
+
+static int rm_guard_child(void *arg) {
+	// On the child's own stack, where rm_guard_start copied it.
+	const struct rm_guard *g = arg;
+
+	struct sigaction ign = {0};
+	ign.sa_handler = SIG_IGN;
+	for (int sig = 1; sig < _NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &ign, NULL); // fails, harmlessly, for glibc's own
+	}
+	syscall(SYS_setsid);
+	int keep[3 + RM_GUARD_MAX_DIRS];
+	int nkeep = 0;
+	keep[nkeep++] = g->rfd;
+	keep[nkeep++] = g->killfd;
+	keep[nkeep++] = g->dirfd;
+	for (int i = 0; i < g->nrm && i < RM_GUARD_MAX_DIRS; i++)
+		keep[nkeep++] = g->rmfd[i];
+	rm_close_others(keep, nkeep);
+	// Hold no directory busy (an unmount, a test's temporary directory).
+	syscall(SYS_chdir, "/");
+	// For ps and top: it is not the arbiter.
+	syscall(SYS_prctl, PR_SET_NAME, "arbiter-guard", 0, 0, 0);
+
+	for (;;) {
+		char b;
+		long n = syscall(SYS_read, g->rfd, &b, 1);
+		if (n == 1 && b == RM_GUARD_STAND_DOWN)
+			syscall(SYS_exit_group, 0);
+		if (n == 1 || (n < 0 && errno == EINTR))
+			continue;
+		if (n < 0)
+			// Not seen on a pipe. Killing the workers of an arbiter
+			// that may well be alive would be the worse mistake.
+			syscall(SYS_exit_group, 2);
+		break;
+	}
+	rm_guard_kill(g);
+	rm_guard_remove(g);
+	syscall(SYS_exit_group, 1);
+	return 1;
+}
+
+// rm_mark sets advice on the mappings rm_guard_start gives the child none
+// of, or with undo unsets it on those recorded; it returns how many.
+struct rm_range {
+	uintptr_t lo, hi;
+};
+
+static int rm_in(uintptr_t a, uintptr_t lo, uintptr_t hi) { return a >= lo && a < hi; }
+
+static long rm_hex(const char **p) {
+	long v = 0;
+	for (;; (*p)++) {
+		char c = **p;
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (c - 'a' + 10);
+		else
+			return v;
+	}
+}
+
+// rm_mark_line records and marks the mapping of one line of
+// /proc/self/maps ("lo-hi perms offset dev inode [path]") if it is
+// anonymous, private, writable and holds none of keep.
+static void rm_mark_line(const char *p, struct rm_range *rs, int *n, int max, const uintptr_t keep[3]) {
+	uintptr_t lo = rm_hex(&p);
+	if (*p++ != '-')
+		return;
+	uintptr_t hi = rm_hex(&p);
+	if (*p++ != ' ' || p[1] != 'w' || p[3] != 'p')
+		return;
+	// Three fields on (offset, device): the inode.
+	for (int f = 0; f < 3; f++) {
+		while (*p && *p != ' ')
+			p++;
+		while (*p == ' ')
+			p++;
+	}
+	if (*p != '0' || (p[1] != ' ' && p[1] != '\0'))
+		return; // a file's
+	p++;
+	while (*p == ' ')
+		p++;
+	if (*p != '\0')
+		return; // [stack], [heap], [vvar]...
+	for (int i = 0; i < 3; i++)
+		if (rm_in(keep[i], lo, hi))
+			return;
+	if (*n < max && madvise((void *)lo, hi - lo, MADV_DONTFORK) == 0)
+		rs[(*n)++] = (struct rm_range){lo, hi};
+}
+
+static int rm_mark(struct rm_range *rs, int max, const uintptr_t keep[3]) {
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char buf[4096];
+	int have = 0, n = 0;
+	for (;;) {
+		long r = read(fd, buf + have, sizeof buf - 1 - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		have += r;
+		buf[have] = '\0';
+		char *line = buf, *nl;
+		while ((nl = memchr(line, '\n', buf + have - line)) != NULL) {
+			*nl = '\0';
+			rm_mark_line(line, rs, &n, max, keep);
+			line = nl + 1;
+		}
+		have -= line - buf;
+		memmove(buf, line, have);
+		if (have == sizeof buf - 1)
+			have = 0; // a line longer than the buffer: not one of ours
+	}
+	close(fd);
+	return n;
+}
+
+int rm_guard_start(struct rm_guard *g) {
+	g->err = 0;
+	// Bind, here, what the child calls through the PLT.
+	struct sigaction sa;
+	sigaction(SIGCHLD, NULL, &sa);
+	syscall(SYS_getpid);
+
+	char *stack = mmap(NULL, RM_GUARD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED) {
+		g->err = errno;
+		return -1;
+	}
+	// The child's copy of its arguments lives at the top of its stack:
+	// g itself is in memory the child does not get.
+	struct rm_guard *arg = (struct rm_guard *)(stack + RM_GUARD_STACK - 64 - sizeof *g);
+	*arg = *g;
+
+	int max = 4096;
+	struct rm_range *rs = malloc(max * sizeof *rs);
+	int local;
+	uintptr_t keep[3] = {(uintptr_t)stack, (uintptr_t)&local, (uintptr_t)&errno};
+	int n = rs != NULL ? rm_mark(rs, max, keep) : 0;
+
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int pid = clone(rm_guard_child, (char *)arg - 64, SIGCHLD, arg);
+	if (pid < 0)
+		g->err = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	for (int i = 0; i < n; i++)
+		madvise((void *)rs[i].lo, rs[i].hi - rs[i].lo, MADV_DOFORK);
+	free(rs);
+	munmap(stack, RM_GUARD_STACK);
+	return pid;
+}
