@@ -193,7 +193,7 @@ func (g *guardianProc) abandon() {
 func (a *Arbiter) spawnGuardian() (*guardianProc, error) {
 	exits := make(chan exitStatus, 1) // one exit: the reaper never blocks on it
 	var g *guardianProc
-	_, err := theReaper.start(func() (int, proc, error) {
+	_, err := theReaper.start(func(*spawning) (int, proc, error) {
 		var err error
 		if g, err = forkGuardian(a.cg.tree); err != nil {
 			return 0, nil, err

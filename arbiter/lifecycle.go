@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
@@ -333,14 +334,14 @@ func (w *Watcher) spawnNow(wid int) bool {
 	}
 	w.launching[wid] = true
 	joins, joined := w.cg.prepare(cfg, wid)
-	socks, out, l := w.socks, w.out, w.launch
+	socks, out, l, base := w.socks, w.out, w.launch, w.cfg
 	w.launches.Go(func() {
 		p, err := l.launch(cfg, socks, wid, joins, w.exitc, out)
 		if err != nil && conn != nil {
 			conn.Close()
 			conn = nil
 		}
-		w.launchc <- launched{wid: wid, p: p, conn: conn, err: err, joined: joined}
+		w.launchc <- launched{wid: wid, p: p, conn: conn, err: err, joined: joined, cfg: base}
 	})
 	return true
 }
@@ -353,6 +354,7 @@ type launched struct {
 	err  error
 	// joined tells the watcher's cgroups, on the loop, how it went.
 	joined func(pid int, started bool)
+	cfg    *config.Watcher // the options it was started with
 }
 
 // handleLaunched takes in a worker whose spawn has ended, or retries the
@@ -407,7 +409,10 @@ func (w *Watcher) handleLaunched(l launched) {
 		w.handleExit(st)
 		return
 	}
-	if w.state != Starting && w.state != Active {
+	// Not wanted any more: a stop overtook its start, a reload it was
+	// started for was abandoned (its options are gone), or the pool
+	// shrank meanwhile. It goes, rather than a worker that serves.
+	if w.state != Starting && w.state != Active || l.cfg != w.cfg || w.live() > w.target {
 		w.stopProc(proc)
 		return
 	}

@@ -301,6 +301,13 @@ func TestReapExitsKeptAsideDuringSpawn(t *testing.T) {
 	var once sync.Once
 	hold := make(chan struct{})
 	restore := arbiter.HoldRegistration(func(pid int) {
+		// The worker only: the arbiter's guardian registers too (a fork
+		// of this test binary, without exec).
+		// (comm, not cmdline: reading cmdline takes the child's memory
+		// lock, which a fork just made may not give at once.)
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); strings.TrimSpace(string(b)) != filepath.Base(worker) {
+			return
+		}
 		once.Do(func() {
 			child.Store(int64(pid))
 			<-hold
