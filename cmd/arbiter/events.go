@@ -10,6 +10,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
 
@@ -17,7 +18,7 @@ import (
 // and the ZeroMQ PUB endpoint that renders it as Circus does.
 type events struct {
 	bus  *pubsub.Bus
-	sink *pubsub.Sink
+	sink *zmqpub.Sink
 	sub  *pubsub.Subscription
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -26,7 +27,7 @@ type events struct {
 // startEvents binds [circus] pubsub_endpoint and forwards the Bus to it.
 // A failure names the config line.
 func startEvents(cfg *config.Config, log *slog.Logger) (*events, error) {
-	sink, err := pubsub.Listen(cfg.Circus.PubsubEndpoint, pubsub.SinkOptions{Logger: log.With("endpoint", "pubsub")})
+	sink, err := zmqpub.Listen(cfg.Circus.PubsubEndpoint, zmqpub.SinkOptions{Logger: log.With("endpoint", "pubsub")})
 	if err != nil {
 		return nil, configErr(cfg, "pubsub_endpoint", err)
 	}
@@ -34,7 +35,7 @@ func startEvents(cfg *config.Config, log *slog.Logger) (*events, error) {
 	// Deep enough for a burst (every worker of a large pool dying at once);
 	// beyond it events are dropped and counted, never waited for.
 	e.sub = e.bus.Subscribe(16384)
-	e.wg.Go(func() { _ = pubsub.Forward(context.Background(), e.sub, sink) })
+	e.wg.Go(func() { _ = zmqpub.Forward(context.Background(), e.sub, sink) })
 	e.wg.Go(func() { e.reportDrops(log, 10*time.Second) })
 	log.Info("publishing events", "endpoint", sink.Addr())
 	return e, nil
@@ -87,11 +88,11 @@ func configErr(cfg *config.Config, key string, err error) error {
 // listenStats binds [circus] stats_endpoint when statsd is on (nil
 // otherwise). It is bound before the arbiter's own sockets, so that a
 // failure leaves nothing behind.
-func listenStats(cfg *config.Config, log *slog.Logger) (*pubsub.Sink, error) {
+func listenStats(cfg *config.Config, log *slog.Logger) (*zmqpub.Sink, error) {
 	if !cfg.Circus.Statsd {
 		return nil, nil
 	}
-	sink, err := pubsub.Listen(cfg.Circus.StatsEndpoint, pubsub.SinkOptions{Logger: log.With("endpoint", "stats")})
+	sink, err := zmqpub.Listen(cfg.Circus.StatsEndpoint, zmqpub.SinkOptions{Logger: log.With("endpoint", "stats")})
 	if err != nil {
 		return nil, configErr(cfg, "stats_endpoint", err)
 	}
@@ -103,7 +104,7 @@ func listenStats(cfg *config.Config, log *slog.Logger) (*pubsub.Sink, error) {
 // cannot start, the arbiter runs without them and says why.
 // The sampler is the stream's, for the stats commands to share; nil when
 // there is no stream.
-func runStats(sink *pubsub.Sink, a *arbiter.Arbiter, log *slog.Logger) (stop func(), sampler *stats.Sampler) {
+func runStats(sink *zmqpub.Sink, a *arbiter.Arbiter, log *slog.Logger) (stop func(), sampler *stats.Sampler) {
 	if sink == nil {
 		return func() {}, nil
 	}
