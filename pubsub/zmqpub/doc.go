@@ -16,7 +16,9 @@
 // # Concurrency
 //
 // [Sink.Send] never blocks (DESIGN.md, concurrency point 5). The Sink owns
-// its sockets: an accept loop, and per connection one goroutine that does the ZMTP handshake under
+// its sockets through the server skeleton it shares with the control
+// endpoint (internal/zmqendpoint): an accept loop, and per connection one
+// goroutine that does the ZMTP handshake under
 // [SinkOptions.HandshakeTimeout] and then writes, plus one that reads
 // subscriptions. A connection that is silent or sends garbage costs only
 // its own goroutine until its handshake deadline. Each subscriber has its
