@@ -175,3 +175,15 @@ func (s *Server) Close() error {
 	s.handlers.Wait()
 	return err
 }
+
+// Shutdown sends the replies still owed, as [Server.Drain] does, until ctx
+// is done, and then closes the Server, following net/http's contract: it
+// returns ctx.Err() when replies were still unsent at the deadline, or
+// what Close returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	derr := s.Drain(ctx)
+	if err := s.Close(); err != nil {
+		return err
+	}
+	return derr
+}
