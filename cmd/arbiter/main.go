@@ -108,18 +108,18 @@ func run(args []string, stderr io.Writer) int {
 		defer os.Remove(pf)
 	}
 
-	ev, err := startEvents(cfg, log)
+	bus, relay, err := startEvents(cfg, log)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
-	defer ev.Close()
+	defer relay.Close()
 	statsSink, err := listenStats(cfg, log)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
-	late := &lateTable{}
+	late := &commands.Late{}
 	ctl, err := listenControl(cfg, late, log)
 	if err != nil {
 		if statsSink != nil {
@@ -137,7 +137,7 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ev.bus})
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: bus})
 	if err != nil {
 		ctl.Close()
 		if webLn != nil {
@@ -169,9 +169,9 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
-	late.t.Store(table)
-	con := startWeb(webLn, cfg, path, a, ev.bus, table, sampler, log)
-	plug := startPlugins(a, ev.bus, table, log)
+	late.Set(table)
+	con := startWeb(webLn, cfg, path, a, bus, table, sampler, log)
+	plug := startPlugins(a, bus, table, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(hup)
