@@ -83,9 +83,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	level := firstOf(*logLevel, cfg.Circus.LogLevel, "info")
-	lv, err := parseLevel(level)
-	if err != nil {
-		printErr(stderr, err)
+	lv, ok := config.LogLevel(level)
+	if !ok {
+		printErr(stderr, fmt.Errorf("log level %q: want debug, info, warning, error or critical", level))
 		return 2
 	}
 	out, closeLog, err := openLog(firstOf(*logOutput, cfg.Circus.LogOutput, "-"))
@@ -252,20 +252,6 @@ func firstOf(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warning", "warn":
-		return slog.LevelWarn, nil
-	case "error", "critical":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("log level %q: want debug, info, warning, error or critical", s)
 }
 
 func openLog(dest string) (io.Writer, func(), error) {
