@@ -18,18 +18,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/go-zeromq/zmq4.(*qreader).listen"))
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 const systemPython = testproc.SystemPython
 
 // at is the time every test event carries.
@@ -58,7 +46,7 @@ func listen(t testing.TB, opts SinkOptions) *Sink {
 // waitSubscribed waits until n peers have each subscribed to want prefixes.
 func waitSubscribed(t testing.TB, s *Sink, n, want int) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "subscribers", func() bool {
+	testproc.WaitFor(t, "subscribers", 10*time.Second, func() bool {
 		got := 0
 		for _, p := range s.Stats().Peers {
 			if len(p.Subscriptions) >= want {

@@ -17,6 +17,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
@@ -266,7 +267,7 @@ func TestCloseTwiceAndStats(t *testing.T) {
 	s.Send("x.1", []byte("a"))
 	s.Send("y.1", []byte("b")) // filtered
 	recvN(t, sub, 1)
-	waitFor(t, 5*time.Second, "Sent = 1", func() bool { return s.Stats().Sent == 1 })
+	testproc.WaitFor(t, "Sent = 1", 5*time.Second, func() bool { return s.Stats().Sent == 1 })
 	st := s.Stats()
 	if st.Subscribers != 1 || len(st.Peers) != 1 || st.Peers[0].Sent != 1 || st.Dropped != 0 ||
 		!strings.HasPrefix(st.Peers[0].Remote, "127.0.0.1:") {
