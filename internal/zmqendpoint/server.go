@@ -81,7 +81,8 @@ type Peer interface {
 	// queue went out.
 	Written(n int)
 	// Summary returns log attributes about the peer's traffic, for the
-	// line that reports it disconnected for being slow.
+	// line that reports it disconnected for being slow; it is called on
+	// the writer goroutine once the writer stopped.
 	Summary() []any
 }
 
