@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,27 +64,9 @@ func (p *echoPeer) Read(zc *zmq4.Conn) {
 func (p *echoPeer) Written(n int)  { p.written += n }
 func (p *echoPeer) Summary() []any { return []any{"written", p.written} }
 
-// lockedBuffer is a log the test reads while the Server writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func serveEcho(t *testing.T, o ServerOptions) (*Server[*plainGuard, *echoPeer], *lockedBuffer) {
+func serveEcho(t *testing.T, o ServerOptions) (*Server[*plainGuard, *echoPeer], *testproc.Buffer) {
 	t.Helper()
-	log := &lockedBuffer{}
+	log := &testproc.Buffer{}
 	o.Options = Options{Name: "test", Mode: 0o600}
 	o.Type, o.Noun = zmq4.Pair, "peer"
 	o.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))

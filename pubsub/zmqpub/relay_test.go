@@ -1,34 +1,14 @@
 package zmqpub
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
-
-// lockedBuffer is a log destination the test reads while the Relay writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A Relay forwards the Bus to every subscriber, reports the events a stuck
 // one loses, and Close closes the Sink.
@@ -40,7 +20,7 @@ func TestRelay(t *testing.T) {
 	}
 	stuckSub(t, s.Addr())
 	waitSubscribed(t, s, 1, 1)
-	var logged lockedBuffer
+	var logged testproc.Buffer
 	b := pubsub.NewBus()
 	r := NewRelay(b, s, RelayOptions{ReportEvery: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	pad := strings.Repeat("x", 1000)
