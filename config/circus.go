@@ -62,10 +62,9 @@ func readCircus(f *fields, c *Circus) {
 	f.str("logoutput", &c.LogOutput)
 	f.str("loggerconfig", &c.LoggerConfig)
 	f.str("fqdn_prefix", &c.FQDNPrefix)
-	switch strings.ToLower(c.LogLevel) {
-	case "critical", "error", "warning", "warn", "info", "debug":
+	if _, ok := LogLevel(c.LogLevel); ok {
 		c.LogLevel = strings.ToLower(c.LogLevel)
-	default:
+	} else {
 		f.errorf("loglevel", "%q is not a log level (critical, error, warning, info, debug)", c.LogLevel)
 	}
 }

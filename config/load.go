@@ -130,4 +130,11 @@ func (c *Config) Pos(section, key string) Position {
 	return c.pos[posKey(section, key)]
 }
 
+// KeyError returns err as an [*Error] placed at section's key, for a
+// problem found after loading, such as an endpoint already in use.
+func (c *Config) KeyError(section, key string, err error) *Error {
+	p := c.Pos(section, key)
+	return &Error{File: p.File, Line: p.Line, Section: section, Key: key, Msg: err.Error()}
+}
+
 func posKey(section, key string) string { return strings.ToLower(section) + "\x00" + key }

@@ -28,8 +28,9 @@
 //
 // DESIGN.md, concurrency point 5: zmq4's own ROUTER handshakes inline in
 // its accept loop with no deadline, so one silent TCP client would delay
-// every reply. The Server runs its own accept loop and uses zmq4.Open (the
-// ZMTP handshake and codec) per connection. Per connection there is one
+// every reply. The Server runs its own accept loop, the server skeleton it
+// shares with the events PUB (internal/zmqendpoint), and uses zmq4.Open
+// (the ZMTP handshake and codec) per connection. Per connection there is one
 // goroutine that handshakes under [ServerOptions.HandshakeTimeout] and
 // then writes, and one reader. The reader decodes each request and starts
 // one goroutine per request for [Handler.Handle], so a slow command (a

@@ -2,14 +2,14 @@ package control
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-zeromq/zmq4"
 
 	"github.com/ringmaster-dev/ringmaster/internal/zmqendpoint"
 )
@@ -70,15 +70,6 @@ type ServerOptions struct {
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
-	if o.Mode == 0 {
-		o.Mode = 0o600
-	}
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = 5 * time.Second
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
-	}
 	if o.MaxMessage <= 0 {
 		o.MaxMessage = 1 << 20
 	}
@@ -100,21 +91,14 @@ func (o ServerOptions) withDefaults() ServerOptions {
 // package documentation for its goroutines and limits.
 type Server struct {
 	// Immutable after Listen.
-	opts     ServerOptions
-	h        Handler
-	ln       net.Listener
-	addr     string
-	ep       *zmqendpoint.Endpoint // its ipc socket file is removed by Close
-	done     chan struct{}
-	ctx      context.Context // cancelled by Close: the Handle calls' context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	handling atomic.Int64 // Handle calls in progress, for Drain
+	opts   ServerOptions
+	h      Handler
+	srv    *zmqendpoint.Server[*guardConn, *peer] // connections and their goroutines
+	ctx    context.Context                        // cancelled by Close: the Handle calls' context
+	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{} // every accepted connection still open
-	peers  map[*peer]struct{}    // every connection past its handshake
+	handlers sync.WaitGroup // Handle goroutines, which may outlive their connection
+	handling atomic.Int64   // Handle calls in progress, for Drain
 }
 
 // Listen binds a control endpoint, "tcp://host:port" (port 0 picks one;
@@ -126,36 +110,35 @@ type Server struct {
 // is removed by Close.
 func Listen(endpoint string, h Handler, opts ServerOptions) (*Server, error) {
 	opts = opts.withDefaults()
-	ep, err := zmqendpoint.Listen(endpoint, zmqendpoint.Options{
-		Name:        "control",
-		AllowRemote: opts.AllowRemote,
-		Refusal: "anyone who can connect could stop " +
-			"or run programs; bind 127.0.0.1, use ipc://, or allow remote control explicitly",
-		Mode:     opts.Mode,
-		KeepFile: true, // Close removes it, after the last connection is gone
-	})
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{opts: opts, h: h, ctx: ctx, cancel: cancel}
+	srv, err := zmqendpoint.Serve(endpoint, zmqendpoint.ServerOptions{
+		Options: zmqendpoint.Options{
+			Name:        "control",
+			AllowRemote: opts.AllowRemote,
+			Refusal: "anyone who can connect could stop " +
+				"or run programs; bind 127.0.0.1, use ipc://, or allow remote control explicitly",
+			Mode:     opts.Mode,
+			KeepFile: true, // Close removes it, after the last connection is gone
+		},
+		// ROUTER: a DEALER and a REQ both accept it as their peer type.
+		Type:             zmq4.Router,
+		Noun:             "peer",
+		HandshakeTimeout: opts.HandshakeTimeout,
+		WriteTimeout:     opts.WriteTimeout,
+		QueueSize:        opts.QueueSize,
+		Logger:           opts.Logger,
+	}, func(nc net.Conn) *guardConn { return newGuardConn(nc, opts.MaxMessage) }, s.newPeer)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		opts:   opts,
-		h:      h,
-		ln:     ep.Listener,
-		addr:   ep.Addr,
-		ep:     ep,
-		done:   make(chan struct{}),
-		ctx:    ctx,
-		cancel: cancel,
-		conns:  make(map[net.Conn]struct{}),
-		peers:  make(map[*peer]struct{}),
-	}
-	s.wg.Go(s.acceptLoop)
+	s.srv = srv
 	return s, nil
 }
 
 // Addr returns the endpoint actually bound, such as "tcp://127.0.0.1:40123".
-func (s *Server) Addr() string { return s.addr }
+func (s *Server) Addr() string { return s.srv.Addr() }
 
 // Drain waits, until ctx is done, for every Handle call in progress to
 // return and its reply to be written, so that a Close after it loses no
@@ -166,12 +149,8 @@ func (s *Server) Drain(ctx context.Context) error {
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		s.mu.Lock()
 		var unsent int64
-		for p := range s.peers {
-			unsent += p.unsent.Load()
-		}
-		s.mu.Unlock()
+		s.srv.Each(func(p *peer) { unsent += p.unsent.Load() })
 		if unsent == 0 && s.handling.Load() == 0 {
 			return nil
 		}
@@ -189,46 +168,22 @@ func (s *Server) Drain(ctx context.Context) error {
 // Handle calls included, and removes an ipc socket file. Calling it again
 // returns nil.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.done)
 	s.cancel()
-	err := s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	if rerr := s.ep.RemoveFile(); rerr != nil && err == nil {
-		err = rerr
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("close control endpoint %s: %w", s.addr, err)
-	}
-	return nil
+	err := s.srv.Close()
+	// Every reader has returned, so no Handle call starts any more; those
+	// running see ctx cancelled and their connection gone.
+	s.handlers.Wait()
+	return err
 }
 
-func (s *Server) acceptLoop() {
-	zmqendpoint.AcceptLoop(s.ln, s.done, s.opts.Logger, s.addr, func(nc net.Conn) bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.closed {
-			nc.Close()
-			return false
-		}
-		s.conns[nc] = struct{}{}
-		s.wg.Go(func() { s.serve(nc) })
-		return true
-	})
-}
-
-// forget drops a finished connection from the Server's books.
-func (s *Server) forget(nc net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, nc)
-	s.mu.Unlock()
+// Shutdown sends the replies still owed, as [Server.Drain] does, until ctx
+// is done, and then closes the Server, following net/http's contract: it
+// returns ctx.Err() when replies were still unsent at the deadline, or
+// what Close returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	derr := s.Drain(ctx)
+	if err := s.Close(); err != nil {
+		return err
+	}
+	return derr
 }

@@ -414,3 +414,39 @@ func TestClientClose(t *testing.T) {
 		t.Errorf("Dial to a closed port succeeded")
 	}
 }
+
+// Shutdown sends the reply of a command still running before it closes
+// (quit's, say), and gives up at its deadline with ctx.Err().
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	for _, finish := range []bool{true, false} {
+		h := newTestHandler()
+		s, err := Listen("tcp://127.0.0.1:0", h, ServerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dial(t, s.Addr())
+		replied := make(chan error, 1)
+		go func() {
+			_, err := c.Call(context.Background(), "block", nil)
+			replied <- err
+		}()
+		<-h.started
+		if finish {
+			close(h.gate)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err = s.Shutdown(ctx)
+		cancel()
+		if finish && err != nil {
+			t.Errorf("Shutdown after the command finished = %v, want nil", err)
+		}
+		if !finish && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown with a command still running = %v, want %v", err, context.DeadlineExceeded)
+		}
+		c.Close() // ends a Call still waiting
+		if err := <-replied; finish && err != nil {
+			t.Errorf("Call(block) through Shutdown = %v, want its reply", err)
+		}
+	}
+}

@@ -1,25 +1,21 @@
 // Package pubsub carries Ringmaster's lifecycle events: the [Event] every
 // layer shares, the in-process [Bus] that fans them out without ever
-// blocking the arbiter, Circus's wire rendering ([Topic], [Body]), and the
-// ZeroMQ PUB endpoint ([Sink]) that Circus's tools and any libzmq SUB read.
+// blocking the arbiter, and Circus's wire rendering ([Topic], [Body]). It
+// does not speak ZeroMQ: the PUB endpoint that Circus's tools and any libzmq
+// SUB read is package zmqpub beneath it, so that the arbiter, which imports
+// this package for Event, does not link the ZeroMQ binding.
 //
 // The arbiter's main wires them as
 //
 //	bus := pubsub.NewBus()
-//	sink, err := pubsub.Listen("tcp://127.0.0.1:5556", pubsub.SinkOptions{})
-//	go pubsub.Forward(ctx, bus.Subscribe(1000), sink) // owned and waited for by main
+//	sink, err := zmqpub.Listen("tcp://127.0.0.1:5556", zmqpub.SinkOptions{})
+//	go zmqpub.Forward(ctx, bus.Subscribe(1000), sink) // owned and waited for by main
 //	... watchers call bus.Publish(ev) ...
 //
 // # Lifecycle
 //
 // A [Bus] needs no shutdown; a [Subscription] ends with
-// [Subscription.Close], which closes its channel. [Listen] binds at once, so
-// a busy or forbidden endpoint is an error before anything starts, and
-// starts the accept loop. [Sink.Close] stops accepting, drops every
-// connection with whatever was queued for it (Circus sets ZMQ_LINGER 0), waits
-// for every goroutine the Sink started, and unlinks an ipc socket file.
-// [Forward] returns when its context ends or its subscription is closed;
-// stop it before closing the Sink.
+// [Subscription.Close], which closes its channel.
 //
 // # Concurrency
 //
@@ -30,34 +26,10 @@
 // subscription only, and counts it ([Subscription.Dropped]). The Bus has no
 // goroutines.
 //
-// [Sink.Send] is non-blocking in the same way. The Sink owns its sockets
-// (DESIGN.md, point 5): an accept loop, and per connection one goroutine
-// that does the ZMTP handshake under [SinkOptions.HandshakeTimeout] and
-// then writes, plus one that reads subscriptions. A connection that is
-// silent or sends garbage costs only its own goroutine until its handshake
-// deadline. Each subscriber has its own queue of [SinkOptions.QueueSize]
-// messages (libzmq's SNDHWM: when it is full, messages are dropped for that
-// subscriber and counted, see [Sink.Stats]) and each write carries
-// [SinkOptions.WriteTimeout]; a subscriber that takes nothing for that long
-// is disconnected. Nothing a subscriber does can delay Send, another
-// subscriber, or a new connection.
+// # Events
 //
-// # Protocol
-//
-// The Sink speaks ZMTP 3.0 with the NULL mechanism as a PUB, through
-// zmq4's connection layer (zmq4.Open, Conn.RecvMsg); libzmq and zmq4 SUBs
-// connect to it unchanged. Filtering is on the publisher side, by prefix:
-// a subscriber gets a message when one of its subscriptions (sent as
-// "\x01prefix", withdrawn as "\x00prefix") prefixes the topic; the empty
-// prefix matches everything. As with any PUB, events sent before a
-// subscriber's subscription arrives are not delivered to it. Each message
-// is written with writev, several queued messages per system call, from
-// bytes encoded once per Send for all subscribers. Inbound frames over
-// 1 MiB close the connection (zmq4 would allocate whatever size a peer
-// declares). A PONG that zmq4 sends in answer to a heartbeat PING goes out
-// between whole messages.
-//
-// Each event is one message of two frames, [topic, body]. The topic is
+// On the wire (package zmqpub) each event is one message of two frames,
+// [topic, body]. The topic is
 // "watcher.<name>.<kind>", the watcher's name lower-cased with spaces as
 // "_" ("Web Srv" → watcher.web_srv.start), or "arbiter.<kind>" for the
 // arbiter's own events, a prefix Circus never uses. The body is JSON exactly

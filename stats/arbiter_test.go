@@ -12,7 +12,7 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
-	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 // runArbiter runs an arbiter on ini until the test ends. The arbiter reaps
@@ -117,7 +117,7 @@ func TestFromArbiter(t *testing.T) {
 // once a second.
 func TestSink(t *testing.T) {
 	a := runArbiter(t, arbiterINI)
-	sink, err := pubsub.Listen("tcp://127.0.0.1:0", pubsub.SinkOptions{})
+	sink, err := zmqpub.Listen("tcp://127.0.0.1:0", zmqpub.SinkOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestSink(t *testing.T) {
 
 	subCtx, subCancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer subCancel()
-	sub, err := pubsub.Dial(subCtx, sink.Addr(), "stat.")
+	sub, err := zmqpub.Dial(subCtx, sink.Addr(), "stat.")
 	if err != nil {
 		t.Fatal(err)
 	}

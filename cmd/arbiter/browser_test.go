@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/ringmaster-dev/ringmaster/internal/procfs"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // The web console in a real headless browser (issue 7): Debian's chromium,
@@ -94,9 +95,9 @@ func startConsoleINI(t *testing.T, dir, ini string) (*ctlArbiter, string) {
 type browser struct {
 	ctx   context.Context // its first tab; chromedp.NewContext(ctx) opens another
 	pid   int
-	home  string   // its HOME, which holds its profile too
-	out   *syncBuf // chromium's stdout and stderr
-	close func()   // closes it and checks that no process of it is left
+	home  string           // its HOME, which holds its profile too
+	out   *testproc.Buffer // chromium's stdout and stderr
+	close func()           // closes it and checks that no process of it is left
 }
 
 // startBrowser starts chromium exe, its life bounded by parent. opts apply to
@@ -104,7 +105,7 @@ type browser struct {
 // before.
 func startBrowser(t *testing.T, parent context.Context, exe string, opts ...chromedp.ContextOption) *browser {
 	t.Helper()
-	b := &browser{home: t.TempDir(), out: &syncBuf{}}
+	b := &browser{home: t.TempDir(), out: &testproc.Buffer{}}
 	actx, acancel := chromedp.NewExecAllocator(parent, append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.NoSandbox, // CI runs as root

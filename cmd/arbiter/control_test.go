@@ -155,7 +155,7 @@ type zmqPeer struct {
 	t      *testing.T
 	in     io.WriteCloser
 	lines  chan string
-	stderr *syncBuf
+	stderr *testproc.Buffer
 }
 
 const zmqPeerScript = `import base64, json, sys, uuid, zmq
@@ -188,7 +188,7 @@ func startZMQPeer(t *testing.T, dir, endpoint string) *zmqPeer {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(systemPython, script, endpoint)
-	p := &zmqPeer{t: t, lines: make(chan string, 16), stderr: &syncBuf{}}
+	p := &zmqPeer{t: t, lines: make(chan string, 16), stderr: &testproc.Buffer{}}
 	cmd.Stderr = p.stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
-	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 const systemPython = testproc.SystemPython
@@ -84,7 +84,7 @@ func TestEventsReachEverySubscriber(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var goSub, pySub, ctlSub frames
-	c, err := pubsub.Dial(ctx, endpoint)
+	c, err := zmqpub.Dial(ctx, endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,9 +83,9 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	level := firstOf(*logLevel, cfg.Circus.LogLevel, "info")
-	lv, err := parseLevel(level)
-	if err != nil {
-		printErr(stderr, err)
+	lv, ok := config.LogLevel(level)
+	if !ok {
+		printErr(stderr, fmt.Errorf("log level %q: want debug, info, warning, error or critical", level))
 		return 2
 	}
 	out, closeLog, err := openLog(firstOf(*logOutput, cfg.Circus.LogOutput, "-"))
@@ -108,18 +108,18 @@ func run(args []string, stderr io.Writer) int {
 		defer os.Remove(pf)
 	}
 
-	ev, err := startEvents(cfg, log)
+	bus, relay, err := startEvents(cfg, log)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
-	defer ev.Close()
+	defer relay.Close()
 	statsSink, err := listenStats(cfg, log)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
-	late := &lateTable{}
+	late := &commands.Late{}
 	ctl, err := listenControl(cfg, late, log)
 	if err != nil {
 		if statsSink != nil {
@@ -137,7 +137,7 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ev.bus})
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: bus})
 	if err != nil {
 		ctl.Close()
 		if webLn != nil {
@@ -169,9 +169,9 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
-	late.t.Store(table)
-	con := startWeb(webLn, cfg, path, a, ev.bus, table, sampler, log)
-	plug := startPlugins(a, ev.bus, table, log)
+	late.Set(table)
+	con := startWeb(webLn, cfg, path, a, bus, table, sampler, log)
+	plug := startPlugins(a, bus, table, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(hup)
@@ -252,20 +252,6 @@ func firstOf(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info":
-		return slog.LevelInfo, nil
-	case "warning", "warn":
-		return slog.LevelWarn, nil
-	case "error", "critical":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("log level %q: want debug, info, warning, error or critical", s)
 }
 
 func openLog(dest string) (io.Writer, func(), error) {

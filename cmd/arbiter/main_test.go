@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,24 +49,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuf collects a child's output while it runs.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // writeINI writes a test config. One without a [circus] section gets one,
 // at the end so that line numbers hold, putting the event endpoint on a
 // free port: tests run in parallel, and a developer may run Circus itself.
@@ -97,7 +77,7 @@ func controlEndpoint(path string) string {
 func runToExit(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(arbiterBin, args...)
-	var out syncBuf
+	var out testproc.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -208,13 +188,13 @@ func TestValidate(t *testing.T) {
 // arbiterProc is a running arbiter binary.
 type arbiterProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuf
+	out  *testproc.Buffer
 	done chan error
 }
 
 func startArbiter(t *testing.T, args ...string) *arbiterProc {
 	t.Helper()
-	p := &arbiterProc{cmd: exec.Command(arbiterBin, args...), out: &syncBuf{}, done: make(chan error, 1)}
+	p := &arbiterProc{cmd: exec.Command(arbiterBin, args...), out: &testproc.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/control"
-	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 // reloadconfig rewrites the arbiter's file with ini (see writeINI) and
@@ -41,7 +41,7 @@ func (a *ctlArbiter) reloadconfigOK(t *testing.T, ini string) {
 func subscribe(t *testing.T, endpoint string) *frames {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := pubsub.Dial(ctx, endpoint)
+	c, err := zmqpub.Dial(ctx, endpoint)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func listenWeb(cfg *config.Config) (net.Listener, error) {
 		if cfg.Pos("circus", key).Line == 0 {
 			key = "httpd"
 		}
-		return nil, configErr(cfg, key, err)
+		return nil, cfg.KeyError("circus", key, err)
 	}
 	return ln, nil
 }

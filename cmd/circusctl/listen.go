@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 // listen prints every event whose topic starts with one of topics (all
 // when none) as "topic: body", as Circus's circusctl listen does, until ctx
 // is done.
 func listen(ctx context.Context, endpoint string, topics []string, out io.Writer) error {
-	c, err := pubsub.Dial(ctx, endpoint, topics...)
+	c, err := zmqpub.Dial(ctx, endpoint, topics...)
 	if err != nil {
 		return err
 	}

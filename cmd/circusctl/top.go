@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 // sample is what top keeps of one worker's latest stat.<watcher>.<pid>.
@@ -155,7 +155,7 @@ func top(ctx context.Context, g globals, args []string, stdout, stderr io.Writer
 		return err
 	}
 	endpoint := endpointOr(g.endpoint, defaultStats)
-	c, err := pubsub.Dial(ctx, endpoint, "stat.")
+	c, err := zmqpub.Dial(ctx, endpoint, "stat.")
 	if err != nil {
 		return err
 	}

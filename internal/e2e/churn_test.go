@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
-	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 // A subscriber that never reads, while workers die and respawn as fast as
@@ -28,13 +28,13 @@ check_flapping = false
 [watcher:probe]
 cmd = WORKER sleep
 check_flapping = false
-`, pubsub.SinkOptions{QueueSize: 100, SendBuffer: 4096})
+`, zmqpub.SinkOptions{QueueSize: 100, SendBuffer: 4096})
 	endpoint := s.sink.Addr()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	stuckSubscriber(t, endpoint)
-	reader, err := pubsub.Dial(ctx, endpoint)
+	reader, err := zmqpub.Dial(ctx, endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,14 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
-	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 // serveControl serves the command table of an arbiter with 3 watchers of
 // 2 workers on a loopback control endpoint until the test ends.
 func serveControl(b *testing.B) *control.Server {
 	s := runStream(b, "[watcher:a]\ncmd = WORKER sleep\nnumprocesses = 2\n[watcher:b]\ncmd = WORKER sleep\nnumprocesses = 2\n"+
-		"[watcher:c]\ncmd = WORKER sleep\nnumprocesses = 2\n", pubsub.SinkOptions{})
+		"[watcher:c]\ncmd = WORKER sleep\nnumprocesses = 2\n", zmqpub.SinkOptions{})
 	table, err := commands.New(s.a, commands.Options{})
 	if err != nil {
 		b.Fatal(err)

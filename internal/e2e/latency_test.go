@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
-	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 // BenchmarkReapEventLatency measures the time from a worker's death
@@ -33,10 +33,10 @@ func benchReap(b *testing.B, cmd string) {
 cmd = `+cmd+`
 numprocesses = 4
 check_flapping = false
-`, pubsub.SinkOptions{})
+`, zmqpub.SinkOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sub, err := pubsub.Dial(ctx, s.sink.Addr(), "watcher.victim.reap")
+	sub, err := zmqpub.Dial(ctx, s.sink.Addr(), "watcher.victim.reap")
 	if err != nil {
 		b.Fatal(err)
 	}

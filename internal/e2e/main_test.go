@@ -16,6 +16,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 )
 
 var worker string
@@ -51,18 +52,18 @@ func TestMain(m *testing.M) {
 type stream struct {
 	a    *arbiter.Arbiter
 	bus  *pubsub.Bus
-	sink *pubsub.Sink
+	sink *zmqpub.Sink
 }
 
 // runStream starts an arbiter on ini (WORKER replaced by testworker) whose
 // events go to a sink, until the test ends.
-func runStream(t testing.TB, ini string, opts pubsub.SinkOptions) *stream {
+func runStream(t testing.TB, ini string, opts zmqpub.SinkOptions) *stream {
 	t.Helper()
 	cfg, err := config.Parse("e2e.ini", []byte(strings.ReplaceAll(ini, "WORKER", worker)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := pubsub.Listen("tcp://127.0.0.1:0", opts)
+	sink, err := zmqpub.Listen("tcp://127.0.0.1:0", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func runStream(t testing.TB, ini string, opts pubsub.SinkOptions) *stream {
 	fwdDone := make(chan struct{})
 	go func() {
 		defer close(fwdDone)
-		_ = pubsub.Forward(context.Background(), sub, sink)
+		_ = zmqpub.Forward(context.Background(), sub, sink)
 	}()
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: slog.New(slog.DiscardHandler), Publisher: bus})
 	if err != nil {

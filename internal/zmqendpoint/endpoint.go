@@ -5,8 +5,12 @@
 // replaced only if nothing answers on it (a live socket or a file that is
 // not a socket is refused), and a new socket file gets a chosen mode.
 //
-// It speaks no ZMTP and does not import zmq4: it hands back a plain
-// net.Listener whose connections the caller gives to zmq4.
+// On top of that, [Serve] is the one server skeleton both ZeroMQ
+// endpoints run (control's ROUTER and pubsub/zmqpub's PUB): the accept
+// loop, the ZMTP handshake through zmq4's connection layer under a
+// deadline, one reader and one writer goroutine per peer, a bounded queue
+// per peer, a write deadline, and a Close that waits for all of it. What
+// a peer reads and what it queues is the endpoint's own ([Peer]).
 package zmqendpoint
 
 import (
@@ -158,12 +162,12 @@ func removeStaleSocket(path string) error {
 	return os.Remove(path)
 }
 
-// AcceptLoop accepts connections on ln and hands each to handle until done
+// acceptLoop accepts connections on ln and hands each to handle until done
 // is closed or handle returns false. A failed Accept (out of fds or
 // similar) is logged to log as "accept failed" with endpoint addr, and
 // retried after a pause that doubles from 5ms up to 1s, rather than
 // spinning, as net/http does.
-func AcceptLoop(ln net.Listener, done <-chan struct{}, log *slog.Logger, addr string, handle func(net.Conn) bool) {
+func acceptLoop(ln net.Listener, done <-chan struct{}, log *slog.Logger, addr string, handle func(net.Conn) bool) {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()

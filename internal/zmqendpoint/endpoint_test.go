@@ -124,7 +124,7 @@ func TestListenIPC(t *testing.T) {
 	}
 }
 
-// AcceptLoop hands over connections until handle says stop, and returns
+// acceptLoop hands over connections until handle says stop, and returns
 // once done is closed and the listener fails.
 func TestAcceptLoop(t *testing.T) {
 	t.Parallel()
@@ -138,7 +138,7 @@ func TestAcceptLoop(t *testing.T) {
 		returned := make(chan struct{})
 		go func() {
 			defer close(returned)
-			AcceptLoop(e.Listener, done, slog.New(slog.DiscardHandler), e.Addr, func(nc net.Conn) bool {
+			acceptLoop(e.Listener, done, slog.New(slog.DiscardHandler), e.Addr, func(nc net.Conn) bool {
 				got <- nc
 				return !stopByHandle
 			})
@@ -156,7 +156,7 @@ func TestAcceptLoop(t *testing.T) {
 		select {
 		case <-returned:
 		case <-time.After(5 * time.Second):
-			t.Fatalf("stopByHandle %v: AcceptLoop did not return", stopByHandle)
+			t.Fatalf("stopByHandle %v: acceptLoop did not return", stopByHandle)
 		}
 		e.Listener.Close()
 	}

@@ -1,4 +1,4 @@
-package pubsub
+package zmqpub
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
 // pySub is a libzmq SUB run by Debian's python3-zmq: it connects, subscribes
@@ -117,25 +120,25 @@ func recvN(t testing.TB, sub zmq4.Socket, n int) [][]string {
 // oneOfEachKind is a stream with every event kind, for watchers "web",
 // "webapp" (which a "watcher.web." subscriber must not get) and "Web Srv",
 // and the arbiter's own.
-func oneOfEachKind() []Event {
-	var evs []Event
+func oneOfEachKind() []pubsub.Event {
+	var evs []pubsub.Event
 	for _, w := range []string{"web", "webapp", "Web Srv"} {
 		evs = append(evs,
-			Event{Kind: Spawn, Watcher: w, Pid: 100, Time: at},
-			Event{Kind: Kill, Watcher: w, Pid: 100, Signal: 15, Time: at},
-			Event{Kind: Reap, Watcher: w, Pid: 100, ExitCode: -15, Time: at},
-			Event{Kind: Stop, Watcher: w, Time: at},
-			Event{Kind: Start, Watcher: w, Time: at},
-			Event{Kind: Reload, Watcher: w, Time: at},
-			Event{Kind: Updated, Watcher: w, Time: at},
-			Event{Kind: Add, Watcher: w, Time: at},
-			Event{Kind: Remove, Watcher: w, Time: at},
-			Event{Kind: Flapping, Watcher: w, Reason: "trop de morts — 5 in 10s", Time: at},
+			pubsub.Event{Kind: pubsub.Spawn, Watcher: w, Pid: 100, Time: at},
+			pubsub.Event{Kind: pubsub.Kill, Watcher: w, Pid: 100, Signal: 15, Time: at},
+			pubsub.Event{Kind: pubsub.Reap, Watcher: w, Pid: 100, ExitCode: -15, Time: at},
+			pubsub.Event{Kind: pubsub.Stop, Watcher: w, Time: at},
+			pubsub.Event{Kind: pubsub.Start, Watcher: w, Time: at},
+			pubsub.Event{Kind: pubsub.Reload, Watcher: w, Time: at},
+			pubsub.Event{Kind: pubsub.Updated, Watcher: w, Time: at},
+			pubsub.Event{Kind: pubsub.Add, Watcher: w, Time: at},
+			pubsub.Event{Kind: pubsub.Remove, Watcher: w, Time: at},
+			pubsub.Event{Kind: pubsub.Flapping, Watcher: w, Reason: "trop de morts — 5 in 10s", Time: at},
 		)
 	}
 	evs = append(evs,
-		Event{Kind: Start, Time: at}, Event{Kind: Orphan, Pid: 77, ExitCode: 1, Time: at},
-		Event{Kind: ReloadConfig, Time: at}, Event{Kind: Stop, Time: at})
+		pubsub.Event{Kind: pubsub.Start, Time: at}, pubsub.Event{Kind: pubsub.Orphan, Pid: 77, ExitCode: 1, Time: at},
+		pubsub.Event{Kind: pubsub.ReloadConfig, Time: at}, pubsub.Event{Kind: pubsub.Stop, Time: at})
 	for i := range evs {
 		evs[i].Seq = uint64(i + 1)
 	}
@@ -143,13 +146,13 @@ func oneOfEachKind() []Event {
 }
 
 // want returns the [topic, body] pairs of evs whose topic one prefix matches.
-func want(evs []Event, prefixes ...string) [][]string {
+func want(evs []pubsub.Event, prefixes ...string) [][]string {
 	var out [][]string
 	for _, ev := range evs {
-		topic := Topic(ev)
+		topic := pubsub.Topic(ev)
 		for _, p := range prefixes {
 			if strings.HasPrefix(topic, p) {
-				out = append(out, []string{topic, string(Body(ev))})
+				out = append(out, []string{topic, string(pubsub.Body(ev))})
 				break
 			}
 		}
@@ -166,7 +169,7 @@ func TestGoSubscribers(t *testing.T) {
 	waitSubscribed(t, s, 1, 2)
 	evs := oneOfEachKind()
 	for _, ev := range evs {
-		s.Send(Topic(ev), Body(ev))
+		s.Send(pubsub.Topic(ev), pubsub.Body(ev))
 	}
 	for _, c := range []struct {
 		name     string
@@ -190,7 +193,7 @@ func TestLibzmqSubscribers(t *testing.T) {
 	all := startPySub(t, s.Addr(), len(allWant), "watcher.")
 	waitSubscribed(t, s, 2, 1)
 	for _, ev := range evs {
-		s.Send(Topic(ev), Body(ev))
+		s.Send(pubsub.Topic(ev), pubsub.Body(ev))
 	}
 	if diff := cmp.Diff(webWant, web()); diff != "" {
 		t.Errorf("libzmq SUB watcher.web.: frames differ (-want +got):\n%s", diff)
@@ -206,7 +209,7 @@ func TestForward(t *testing.T) {
 	s := listen(t, SinkOptions{})
 	sub := goSub(t, s.Addr(), "")
 	waitSubscribed(t, s, 1, 1)
-	b := NewBus()
+	b := pubsub.NewBus()
 	bs := b.Subscribe(100)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -264,7 +267,7 @@ func TestCloseTwiceAndStats(t *testing.T) {
 	s.Send("x.1", []byte("a"))
 	s.Send("y.1", []byte("b")) // filtered
 	recvN(t, sub, 1)
-	waitFor(t, 5*time.Second, "Sent = 1", func() bool { return s.Stats().Sent == 1 })
+	testproc.WaitFor(t, "Sent = 1", 5*time.Second, func() bool { return s.Stats().Sent == 1 })
 	st := s.Stats()
 	if st.Subscribers != 1 || len(st.Peers) != 1 || st.Peers[0].Sent != 1 || st.Dropped != 0 ||
 		!strings.HasPrefix(st.Peers[0].Remote, "127.0.0.1:") {

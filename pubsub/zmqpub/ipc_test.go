@@ -1,4 +1,4 @@
-package pubsub
+package zmqpub
 
 import (
 	"errors"
@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
 // An ipc endpoint replaces a stale socket file, is mode 0600, serves a
@@ -51,7 +53,7 @@ func TestIPC(t *testing.T) {
 		py := startPySub(t, s.Addr(), len(w), "watcher.web.")
 		waitSubscribed(t, s, 1, 1)
 		for _, ev := range evs {
-			s.Send(Topic(ev), Body(ev))
+			s.Send(pubsub.Topic(ev), pubsub.Body(ev))
 		}
 		if diff := cmp.Diff(w, py()); diff != "" {
 			t.Errorf("libzmq SUB over ipc: frames differ (-want +got):\n%s", diff)
@@ -62,7 +64,7 @@ func TestIPC(t *testing.T) {
 	gs := goSub(t, s.Addr(), "watcher.web.")
 	waitSubscribed(t, s, 1, 1)
 	for _, ev := range evs {
-		s.Send(Topic(ev), Body(ev))
+		s.Send(pubsub.Topic(ev), pubsub.Body(ev))
 	}
 	if diff := cmp.Diff(w, recvN(t, gs, len(w))); diff != "" {
 		t.Errorf("Go SUB over ipc: frames differ (-want +got):\n%s", diff)

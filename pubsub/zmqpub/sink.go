@@ -1,16 +1,14 @@
-package pubsub
+package zmqpub
 
 import (
-	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-zeromq/zmq4"
 
 	"github.com/ringmaster-dev/ringmaster/internal/zmqendpoint"
 )
@@ -41,20 +39,8 @@ type SinkOptions struct {
 }
 
 func (o SinkOptions) withDefaults() SinkOptions {
-	if o.Mode == 0 {
-		o.Mode = 0o600
-	}
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = 5 * time.Second
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
-	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1000
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -63,19 +49,10 @@ func (o SinkOptions) withDefaults() SinkOptions {
 // sends each of them the messages whose topic one of its subscriptions
 // prefixes. See the package documentation for its goroutines and limits.
 type Sink struct {
-	opts SinkOptions // immutable after Listen
-	ln   net.Listener
-	addr string
-	done chan struct{} // closed by Close
-	wg   sync.WaitGroup
+	srv *zmqendpoint.Server[*peerConn, *peer] // immutable after Listen
 
 	sent    atomic.Uint64 // messages written, all subscribers
 	dropped atomic.Uint64 // messages dropped, all subscribers, past ones too
-
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{} // every accepted connection still open
-	peers  map[*peer]struct{}    // connections past the handshake
 }
 
 // Listen binds a PUB endpoint, "tcp://host:port" (port 0 picks one; host "*"
@@ -87,30 +64,32 @@ type Sink struct {
 // removed by Close.
 func Listen(endpoint string, opts SinkOptions) (*Sink, error) {
 	opts = opts.withDefaults()
-	ep, err := zmqendpoint.Listen(endpoint, zmqendpoint.Options{
-		Name:        "pubsub",
-		AllowRemote: opts.AllowRemote,
-		Refusal: "events would be readable by anyone " +
-			"who can connect to it; bind 127.0.0.1 or allow remote subscribers explicitly",
-		Mode: opts.Mode, // the listener's Close removes the file
-	})
+	s := &Sink{}
+	srv, err := zmqendpoint.Serve(endpoint, zmqendpoint.ServerOptions{
+		Options: zmqendpoint.Options{
+			Name:        "pubsub",
+			AllowRemote: opts.AllowRemote,
+			Refusal: "events would be readable by anyone " +
+				"who can connect to it; bind 127.0.0.1 or allow remote subscribers explicitly",
+			Mode: opts.Mode, // the listener's Close removes the file
+		},
+		Type:             zmq4.Pub,
+		Noun:             "subscriber",
+		HandshakeTimeout: opts.HandshakeTimeout,
+		WriteTimeout:     opts.WriteTimeout,
+		QueueSize:        opts.QueueSize,
+		SendBuffer:       opts.SendBuffer,
+		Logger:           opts.Logger,
+	}, newPeerConn, s.newPeer)
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{
-		opts:  opts,
-		ln:    ep.Listener,
-		addr:  ep.Addr,
-		done:  make(chan struct{}),
-		conns: make(map[net.Conn]struct{}),
-		peers: make(map[*peer]struct{}),
-	}
-	s.wg.Go(s.acceptLoop)
+	s.srv = srv
 	return s, nil
 }
 
 // Addr returns the endpoint actually bound, such as "tcp://127.0.0.1:40123".
-func (s *Sink) Addr() string { return s.addr }
+func (s *Sink) Addr() string { return s.srv.Addr() }
 
 // Send queues the two-frame message [topic, body] for every subscriber with a
 // subscription that prefixes topic (an empty subscription matches all). It
@@ -121,22 +100,20 @@ func (s *Sink) Addr() string { return s.addr }
 // goroutine reach each subscriber in order.
 func (s *Sink) Send(topic string, body []byte) {
 	var msg []byte
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for p := range s.peers {
+	s.srv.Each(func(p *peer) {
 		if !p.wants(topic) {
-			continue
+			return
 		}
 		if msg == nil {
 			msg = encodeMessage(topic, body)
 		}
 		select {
-		case p.q <- msg:
+		case p.c.Queue() <- msg:
 		default:
 			p.dropped.Add(1)
 			s.dropped.Add(1)
 		}
-	}
+	})
 }
 
 // SinkStats is a snapshot of a [Sink]'s counters.
@@ -158,18 +135,17 @@ type PeerStats struct {
 
 // Stats returns the current counters. It is safe for concurrent use.
 func (s *Sink) Stats() SinkStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := SinkStats{Subscribers: len(s.peers), Sent: s.sent.Load(), Dropped: s.dropped.Load()}
-	for p := range s.peers {
+	st := SinkStats{Sent: s.sent.Load(), Dropped: s.dropped.Load()}
+	s.srv.Each(func(p *peer) {
+		st.Subscribers++
 		st.Peers = append(st.Peers, PeerStats{
-			Remote:        p.remote,
+			Remote:        p.c.Remote,
 			Subscriptions: append([]string(nil), *p.topics.Load()...),
-			Queued:        len(p.q),
+			Queued:        p.c.Queued(),
 			Sent:          p.sent.Load(),
 			Dropped:       p.dropped.Load(),
 		})
-	}
+	})
 	slices.SortFunc(st.Peers, func(a, b PeerStats) int { return strings.Compare(a.Remote, b.Remote) })
 	return st
 }
@@ -178,49 +154,4 @@ func (s *Sink) Stats() SinkStats {
 // discarded, as with ZMQ_LINGER 0, Circus's setting), waits for all of the
 // Sink's goroutines to return, and removes an ipc socket file. Calling it
 // again returns nil.
-func (s *Sink) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.done)
-	err := s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("close pubsub endpoint %s: %w", s.addr, err)
-	}
-	return nil
-}
-
-func (s *Sink) acceptLoop() {
-	zmqendpoint.AcceptLoop(s.ln, s.done, s.opts.Logger, s.addr, func(nc net.Conn) bool {
-		if tc, ok := nc.(*net.TCPConn); ok && s.opts.SendBuffer > 0 {
-			_ = tc.SetWriteBuffer(s.opts.SendBuffer)
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.closed {
-			nc.Close()
-			return false
-		}
-		s.conns[nc] = struct{}{}
-		s.wg.Go(func() { s.serve(nc) })
-		return true
-	})
-}
-
-// forget drops a finished connection from the Sink's books.
-func (s *Sink) forget(nc net.Conn, p *peer) {
-	s.mu.Lock()
-	delete(s.conns, nc)
-	if p != nil {
-		delete(s.peers, p)
-	}
-	s.mu.Unlock()
-}
+func (s *Sink) Close() error { return s.srv.Close() }

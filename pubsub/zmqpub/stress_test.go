@@ -1,4 +1,4 @@
-package pubsub
+package zmqpub
 
 import (
 	"bufio"
@@ -21,6 +21,8 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/security/null"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // stuckSub completes the ZMTP handshake as a SUB, subscribes to everything,
@@ -175,7 +177,7 @@ func TestStuckSubscriber(t *testing.T) {
 			slowSends++
 		}
 		if i%batch == 0 { // pace to the fast subscribers, not to the stuck one
-			waitFor(t, 20*time.Second, "fast subscribers to catch up", func() bool {
+			testproc.WaitFor(t, "fast subscribers to catch up", 20*time.Second, func() bool {
 				return fast.n.Load() == int64(i) && (py == nil || py.Load() >= int64(i))
 			})
 		}
@@ -209,7 +211,7 @@ func TestWriteTimeoutDisconnects(t *testing.T) {
 	stuck := stuckSub(t, s.Addr())
 	waitSubscribed(t, s, 1, 1)
 	body := make([]byte, 64<<10)
-	waitFor(t, 20*time.Second, "the stuck subscriber to be dropped", func() bool {
+	testproc.WaitFor(t, "the stuck subscriber to be dropped", 20*time.Second, func() bool {
 		s.Send("t", body)
 		return s.Stats().Subscribers == 0
 	})
@@ -278,9 +280,9 @@ func TestChurningSubscribers(t *testing.T) {
 	cancel()
 	pub.Wait()
 	total := sent.Load()
-	waitFor(t, 10*time.Second, "the steady subscriber to catch up", func() bool { return steady.n.Load() >= total })
+	testproc.WaitFor(t, "the steady subscriber to catch up", 10*time.Second, func() bool { return steady.n.Load() >= total })
 	steady.check(t, "steady SUB", total)
-	waitFor(t, 10*time.Second, "churners to be gone", func() bool { return s.Stats().Subscribers == 1 })
+	testproc.WaitFor(t, "churners to be gone", 10*time.Second, func() bool { return s.Stats().Subscribers == 1 })
 	t.Logf("48 Go and (with pyzmq) 24 libzmq churning subscribers; steady subscriber got all %d messages", total)
 }
 

@@ -1,12 +1,16 @@
-package pubsub
+package zmqpub
 
-import "context"
+import (
+	"context"
+
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+)
 
 // Forward renders each event of sub with [Topic] and [Body] and sends it on
 // sink, until ctx is done (it returns ctx.Err()) or sub is closed (it returns
 // nil). It is the glue between the arbiter's Bus and its PUB endpoint, run in
 // a goroutine its caller owns.
-func Forward(ctx context.Context, sub *Subscription, sink *Sink) error {
+func Forward(ctx context.Context, sub *pubsub.Subscription, sink *Sink) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -15,7 +19,7 @@ func Forward(ctx context.Context, sub *Subscription, sink *Sink) error {
 			if !ok {
 				return nil
 			}
-			sink.Send(Topic(ev), Body(ev))
+			sink.Send(pubsub.Topic(ev), pubsub.Body(ev))
 		}
 	}
 }

@@ -1,0 +1,88 @@
+package zmqpub
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+)
+
+// RelayOptions configures [NewRelay]. The zero value is the default.
+type RelayOptions struct {
+	// Depth is how many events the Relay's Bus subscription holds for the
+	// Sink; 0 means 16384, enough for a burst such as every worker of a
+	// large pool dying at once. Beyond it events are dropped and counted,
+	// never waited for.
+	Depth int
+	// ReportEvery is how often, at most, drops are logged; 0 means 10s.
+	ReportEvery time.Duration
+	// Logger receives the drop reports; nil discards them.
+	Logger *slog.Logger
+}
+
+// Relay is the arbiter's event stream: it forwards every event of a
+// [pubsub.Bus] to a [Sink] in a goroutine of its own, and logs, at most
+// once per ReportEvery, the events slow subscribers lost since the last
+// report (a subscriber learns it from the gaps in seq, the operator from
+// this). It owns the Sink from NewRelay on.
+type Relay struct {
+	sink *Sink
+	sub  *pubsub.Subscription
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// NewRelay subscribes to bus and starts forwarding to sink.
+func NewRelay(bus *pubsub.Bus, sink *Sink, o RelayOptions) *Relay {
+	if o.Depth <= 0 {
+		o.Depth = 16384
+	}
+	if o.ReportEvery <= 0 {
+		o.ReportEvery = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Relay{sink: sink, sub: bus.Subscribe(o.Depth), stop: make(chan struct{})}
+	r.wg.Go(func() { _ = Forward(context.Background(), r.sub, sink) })
+	r.wg.Go(func() { r.reportDrops(o.Logger, o.ReportEvery) })
+	return r
+}
+
+// Close forwards what the subscription still holds, then closes the Sink.
+func (r *Relay) Close() error {
+	close(r.stop)
+	r.sub.Close()
+	r.wg.Wait()
+	return r.sink.Close()
+}
+
+func (r *Relay) reportDrops(log *slog.Logger, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var lastBus, lastSink uint64
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		st := r.sink.Stats()
+		busDropped := r.sub.Dropped()
+		if st.Dropped == lastSink && busDropped == lastBus {
+			continue
+		}
+		var slow []string
+		for _, p := range st.Peers {
+			if p.Dropped > 0 {
+				slow = append(slow, fmt.Sprintf("%s dropped %d", p.Remote, p.Dropped))
+			}
+		}
+		log.Warn("events dropped for slow subscribers", "since_last", st.Dropped-lastSink,
+			"total", st.Dropped, "subscribers", slow, "dropped_before_the_endpoint", busDropped)
+		lastSink, lastBus = st.Dropped, busDropped
+	}
+}
