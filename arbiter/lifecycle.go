@@ -77,7 +77,7 @@ func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
 		w.state = Starting
 		w.stopReason = ""
 		w.spawnAt = time.Time{}
-		w.spawnFails, w.transient, w.transErr = 0, 0, nil
+		w.spawnFails, w.transient, w.transErr, w.startSpawns = 0, 0, nil, 0
 		w.deaths, w.crashes, w.crashWait = nil, nil, false
 		w.log.Info("starting", "numprocesses", w.target)
 		w.hookGate(stepStart, hookBeforeStart)
@@ -271,6 +271,18 @@ func (w *Watcher) reconcile() {
 	if w.state != Starting && w.state != Active || w.gate == stepStart {
 		return
 	}
+	w.fill()
+	// Active once every slot has been spawned and all are ready; a worker
+	// that died meanwhile is a crash the loop replaces, not a start that
+	// failed (as in Circus, whose start ends with its spawns).
+	if w.state == Starting && w.gate == 0 && len(w.spawning) == 0 && len(w.launching) == 0 && w.afterSpawns == 0 &&
+		w.allReady() && (w.live() >= w.target || w.startSpawns >= w.target) {
+		w.becomeActive()
+	}
+}
+
+// fill spawns or stops workers toward numprocesses (see reconcile).
+func (w *Watcher) fill() {
 	target := w.target
 	for w.live() < target {
 		if w.state == Active && !w.cfg.Respawn && w.reload == nil {
@@ -303,9 +315,6 @@ func (w *Watcher) reconcile() {
 			break // only slots whose before_spawn runs: dropped when it ends
 		}
 		w.stopProc(oldest)
-	}
-	if w.state == Starting && w.gate == 0 && len(w.spawning) == 0 && len(w.launching) == 0 && w.afterSpawns == 0 && w.allReady() {
-		w.becomeActive()
 	}
 }
 
@@ -372,6 +381,7 @@ func (w *Watcher) handleLaunched(l launched) {
 		return
 	}
 	l.joined(l.p.Pid(), true)
+	w.startSpawns++
 	now := time.Now()
 	w.transient, w.transErr = 0, nil
 	if !w.cfg.Ready.Waits() {

@@ -104,6 +104,7 @@ type Watcher struct {
 	launching   map[int]bool       // the slots whose spawn runs
 	early       map[int]exitStatus // exits of workers whose spawn the loop has not heard the end of
 	afterSpawns int                // after_spawn hooks running: a start is not done before they are
+	startSpawns int                // workers spawned since the watcher last started
 	hooksOut    int                // hook results the loop still expects on hookc
 	spawnAt     time.Time          // the next spawn not before (warmup_delay, backoff, crash-loop pause)
 	spawnFails  int                // consecutive failed spawns, toward max_retry

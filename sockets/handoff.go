@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // firstFD is the fd number of a child's first socket: ExtraFiles start
@@ -86,9 +88,22 @@ func (h *Handoff) Close() error {
 // listenerCopy makes a new socket with s's options (SO_REUSEADDR and
 // SO_REUSEPORT), bound to s's real address, and listening.
 func (s *Socket) listenerCopy() (*os.File, error) {
-	fd, err := s.inetSocket(s.sa, false)
+	fd, err := s.inetSocket(copySockaddr(s.sa), false)
 	if err != nil {
 		return nil, fmt.Errorf("bind socket %q %s (reuseport copy): %w", s.spec.Name, s.Addr(), err)
 	}
 	return s.newFile(fd), nil
+}
+
+// copySockaddr returns a copy of sa for one bind: unix.Bind renders the
+// address into a buffer inside the Sockaddr, and spawns prepare their
+// reuseport copies concurrently.
+func copySockaddr(sa unix.Sockaddr) unix.Sockaddr {
+	switch v := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &unix.SockaddrInet4{Port: v.Port, Addr: v.Addr}
+	case *unix.SockaddrInet6:
+		return &unix.SockaddrInet6{Port: v.Port, ZoneId: v.ZoneId, Addr: v.Addr}
+	}
+	return sa
 }
