@@ -283,3 +283,56 @@ func TestSpawnIntoCgroup(t *testing.T) {
 		}
 	}
 }
+
+// On a host without v2 (here: its v1 hierarchies alone), the tracker is
+// v1, the freezer, and a worker joins it by a write in the child, with no
+// limit: nothing else lets a stop find what it forked. Not parallel: the
+// child is reaped here.
+func TestSpawnLegacyCgroup(t *testing.T) {
+	host, err := cgroups.Detect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := &cgroups.Host{}
+	for _, x := range host.Hierarchies {
+		if x.Version == 1 {
+			legacy.Hierarchies = append(legacy.Hierarchies, x)
+		}
+	}
+	if os.Getuid() != 0 || legacy.V1(cgroups.Freezer) == nil {
+		t.Skip("needs root and a v1 freezer hierarchy")
+	}
+	tree, err := cgroups.NewTree(legacy, "ringmaster", int(cgroupTrees.Add(1)))
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() {
+		if err := tree.Close(time.Now().Add(5 * time.Second)); err != nil {
+			t.Error(err)
+		}
+	})
+	if tree.KillMethod() != "v1 freezer" {
+		t.Fatalf("KillMethod() = %q on a v1 host with a freezer", tree.KillMethod())
+	}
+	g := tree.Group("legacy")
+	if _, err := g.Setup(cgroups.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := g.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cgroups.CloseJoins(js)
+	a := &spawnAttr{cgroups: js}
+	out, err := spawnCat(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := procCgroups(out)
+	if want := "/" + tree.Name() + "/legacy"; !strings.HasSuffix(cg["freezer"], want) || a.clonedIn {
+		t.Errorf("freezer cgroup %q (clonedIn %v), want .../%s by a write:\n%s", cg["freezer"], a.clonedIn, want, out)
+	}
+	if strings.Contains(cg["memory"], tree.Name()) || strings.Contains(cg["0"], tree.Name()) {
+		t.Errorf("in the memory or v2 tree without a limit there:\n%s", out)
+	}
+}

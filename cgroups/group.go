@@ -46,6 +46,17 @@ func (g *Group) Dir(x *Hierarchy) string {
 // limits, and sets them; a limit that is not in l and was set before is
 // lifted. unenforced names the controllers l needs that no hierarchy of the
 // tree carries: the caller says so, since the group works without them.
+//
+// A process joins (see [Group.Open]) the tracker, and a carrier only for a
+// limit of l: entering a v1 hierarchy is a migration, a write to its
+// cgroup.procs that waits for an RCU grace period after a quiet moment
+// (milliseconds per spawn), while the v2 tracker is entered at the clone,
+// for nothing. So where v2 tracks, a process without a v1 limit is in no v1
+// cgroup of the tree, and everything that finds processes (Kill, Wait,
+// Procs, Populated) looks in the tracker, where they all are. Where there
+// is no usable v2 (a legacy host, or v2 mounted read-only), the tracker is
+// a v1 hierarchy, the freezer if it can: every process joins it by a write,
+// because it is the only way a stop can find and kill what a worker forked.
 func (g *Group) Setup(l Limits) (unenforced []string, err error) {
 	t := g.t
 	if err := g.mkdir(t.tracker, ""); err != nil {
