@@ -43,6 +43,12 @@ func report(out io.Writer, o options, fl, rm []result) {
 	}
 	minimum := func(ds []time.Duration) time.Duration { return slices.Min(ds) }
 	f, r := fl[len(fl)-1], rm[len(rm)-1]
+	// Respawns of every round (only the last has some without -spread).
+	f.respawn, r.respawn = nil, nil
+	for i := range fl {
+		f.respawn = append(f.respawn, fl[i].respawn...)
+		r.respawn = append(r.respawn, rm[i].respawn...)
+	}
 
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
