@@ -358,29 +358,38 @@ graceful_timeout = 1
 // else. It is in a v1 hierarchy only where a limit it has lives (memory,
 // with cgroup.memory_max, on a host where memory is v1): a v1 join is a
 // migration, which costs milliseconds, while the v2 cgroup is entered at
-// the clone, for nothing.
+// the clone, for nothing. The spawner's fallback (clone() and writes to
+// cgroup.procs, for kernels without clone3), forced with a test-only knob,
+// puts workers in the same places.
 func TestCgroupWorkerPlacement(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name, keys string
 		memory     bool // cgroup.memory_max set
 		own        bool // cgroup = worker
+		fallback   bool // arbiter.SpawnWithoutClone3
 	}{
-		{"auto", "", false, false},
-		{"auto memory_max", "cgroup.memory_max = 256M", true, false},
-		{"worker", "cgroup = worker", false, true},
-		{"worker memory_max", "cgroup = worker\ncgroup.memory_max = 256M", true, true},
+		{"auto", "", false, false, false},
+		{"auto memory_max", "cgroup.memory_max = 256M", true, false, false},
+		{"worker", "cgroup = worker", false, true, false},
+		{"worker memory_max", "cgroup = worker\ncgroup.memory_max = 256M", true, true, false},
+		{"fallback auto", "", false, false, true},
+		{"fallback worker memory_max", "cgroup = worker\ncgroup.memory_max = 256M", true, true, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			file := filepath.Join(t.TempDir(), "cgroup")
+			var before []func(*arbiter.Arbiter)
+			if tt.fallback {
+				before = append(before, arbiter.SpawnWithoutClone3)
+			}
 			r := start(t, `
 [watcher:w]
 cmd = /bin/sh
 args = -c "cat /proc/self/cgroup > `+file+`.tmp && mv `+file+`.tmp `+file+`; exec sleep 600"
 graceful_timeout = 1
 `+tt.keys+`
-`)
+`, before...)
 			if !cgroupPath(t, r, "the workers' cgroup", func(i arbiter.CgroupInfo) string { return i.Kill }) {
 				return
 			}

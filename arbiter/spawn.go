@@ -104,6 +104,7 @@ func (l execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int
 	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
 	var joined func(pid int, started bool)
 	attr.cgroups, joined = l.cg.prepare(w, wid)
+	attr.noClone3 = l.cg != nil && l.cg.root.noClone3
 	p, err := spawn(attr, exits)
 	if err == nil {
 		joined(p.Pid(), true)
