@@ -67,6 +67,16 @@ func report(out io.Writer, o options, fl, rm []result) {
 			row("  issue 14", "", "", "", fmt.Sprintf("<= %.1fx", coldRatioCgroup), verdict(ratio <= coldRatioCgroup))
 		}
 	}
+	// Each round's floor and Ringmaster run back to back: their ratio is
+	// less swayed by a load that changes over the run than the ratio of
+	// the medians.
+	var ratios []float64
+	for i := range fl {
+		ratios = append(ratios, float64(rm[i].cold)/float64(fl[i].cold))
+	}
+	slices.Sort(ratios)
+	row("  cold start ratio, median of rounds", notApplicable, notApplicable, fmt.Sprintf("%.2fx", ratios[len(ratios)/2]),
+		notApplicable, informationalOnly)
 	fs, rs := launched(fl), launched(rm)
 	row("  last fork / Started(), median", ms(fs), ms(rs), fmt.Sprintf("%.2fx", float64(rs)/float64(fs)), notApplicable, informationalOnly)
 
