@@ -62,6 +62,10 @@ type CgroupInfo struct {
 type cgroupRoot struct {
 	tree *cgroups.Tree // nil: workers run without cgroups
 	info CgroupInfo
+	// noClone3 makes every spawn take the spawner's fallback, clone() and
+	// writes to cgroup.procs, as on a kernel without clone3: for tests,
+	// set between New and Run.
+	noClone3 bool
 }
 
 // Cgroups returns how the arbiter uses cgroups: known once Run has

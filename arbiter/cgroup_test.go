@@ -352,3 +352,88 @@ graceful_timeout = 1
 		})
 	}
 }
+
+// A worker is in its watcher's v2 cgroup (with cgroup = worker, its own
+// inside it) from the start: it reads /proc/self/cgroup before anything
+// else. It is in a v1 hierarchy only where a limit it has lives (memory,
+// with cgroup.memory_max, on a host where memory is v1): a v1 join is a
+// migration, which costs milliseconds, while the v2 cgroup is entered at
+// the clone, for nothing. The spawner's fallback (clone() and writes to
+// cgroup.procs, for kernels without clone3), forced with a test-only knob,
+// puts workers in the same places.
+func TestCgroupWorkerPlacement(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, keys string
+		memory     bool // cgroup.memory_max set
+		own        bool // cgroup = worker
+		fallback   bool // arbiter.SpawnWithoutClone3
+	}{
+		{"auto", "", false, false, false},
+		{"auto memory_max", "cgroup.memory_max = 256M", true, false, false},
+		{"worker", "cgroup = worker", false, true, false},
+		{"worker memory_max", "cgroup = worker\ncgroup.memory_max = 256M", true, true, false},
+		{"fallback auto", "", false, false, true},
+		{"fallback worker memory_max", "cgroup = worker\ncgroup.memory_max = 256M", true, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(t.TempDir(), "cgroup")
+			var before []func(*arbiter.Arbiter)
+			if tt.fallback {
+				before = append(before, arbiter.SpawnWithoutClone3)
+			}
+			r := start(t, `
+[watcher:w]
+cmd = /bin/sh
+args = -c "cat /proc/self/cgroup > `+file+`.tmp && mv `+file+`.tmp `+file+`; exec sleep 600"
+graceful_timeout = 1
+`+tt.keys+`
+`, before...)
+			if !cgroupPath(t, r, "the workers' cgroup", func(i arbiter.CgroupInfo) string { return i.Kill }) {
+				return
+			}
+			info := r.Cgroups()
+			if !strings.HasPrefix(info.Kill, "v2") {
+				t.Skipf("workers are tracked by %s here, not v2", info.Kill)
+			}
+			var text string
+			waitFor(t, "the worker's /proc/self/cgroup", 10*time.Second, func() bool {
+				b, err := os.ReadFile(file)
+				text = string(b)
+				return err == nil
+			})
+			cg := map[string]string{}
+			for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+				parts := strings.SplitN(line, ":", 3)
+				if len(parts) != 3 {
+					t.Fatalf("/proc/self/cgroup line %q", line)
+				}
+				key := parts[1]
+				if parts[0] == "0" {
+					key = "v2"
+				}
+				for _, c := range strings.Split(key, ",") {
+					cg[c] = parts[2]
+				}
+			}
+			tree := "/" + filepath.Base(info.Dirs[0]) + "/w"
+			v2 := cg["v2"]
+			if tt.own {
+				if !strings.Contains(v2, tree+"/wid1-") {
+					t.Errorf("v2 cgroup %q, want .../%s/wid1-N:\n%s", v2, tree, text)
+				}
+			} else if !strings.HasSuffix(v2, tree) {
+				t.Errorf("v2 cgroup %q, want .../%s:\n%s", v2, tree, text)
+			}
+			for _, c := range []string{"memory", "pids", "cpu", "freezer"} {
+				in := strings.Contains(cg[c], tree)
+				want := c == "memory" && tt.memory && info.Memory == "v1"
+				if in != want {
+					t.Errorf("in the v1 %s hierarchy's tree: %v, want %v (cgroup %q)", c, in, want, cg[c])
+				}
+			}
+			t.Logf("worker's cgroups: v2 %s, memory %s (memory_max by %q)", v2, cg["memory"], info.Memory)
+		})
+	}
+}

@@ -62,18 +62,28 @@
 // $(circus.sockets.NAME) in cmd and args, LISTEN_FDS/LISTEN_FDNAMES/
 // LISTEN_PID, and the fd order). Workers are not started with os/exec,
 // which cannot set state between fork and exec: spawn.c forks them with a
-// vfork-style clone (as glibc's posix_spawn does) and, in the child, with
-// raw system calls only, applies the umask, rlimits, niceness, chroot,
-// credentials, working directory and LISTEN_PID = the worker's own pid,
-// closes every fd beyond those handed over, and execs the worker: one exec
-// per worker, whatever it needs. The package therefore needs cgo.
+// vfork-style clone (as glibc's posix_spawn does; clone3, into the
+// worker's v2 cgroup, where it has one) and, in the child, with raw system
+// calls only, joins its v1 cgroups if any, applies the umask, rlimits,
+// niceness, chroot, credentials, working directory and LISTEN_PID = the
+// worker's own pid, closes every fd beyond those handed over, and execs
+// the worker: one exec per worker, whatever it needs. The package
+// therefore needs cgo.
 //
 // Where the host offers writable cgroups (found at start-up by package
-// cgroups, never assumed), each watcher's workers join a cgroup of their
-// own in that child, before anything else, with its cgroup.* limits set:
-// nothing a worker forks is outside it, so a stopped watcher's cgroup is
-// killed whole, daemons included, and an OOM kill in it is published. See
-// [Arbiter.Cgroups]. Without them, everything works as it does with
+// cgroups, never assumed), each watcher's workers are in a cgroup of their
+// own (with cgroup = worker, each worker in one inside it) from their first
+// instruction, with its cgroup.* limits set: nothing a worker forks is
+// outside it, so a stopped watcher's cgroup is killed whole, daemons
+// included, and an OOM kill in it is published. Entering a cgroup must
+// cost a spawn nothing when no limit needs it: the worker is created in
+// its v2 cgroup by clone3's CLONE_INTO_CGROUP, and it joins a v1 hierarchy
+// (a write to cgroup.procs in the child, a migration that costs
+// milliseconds after a quiet moment) only where one carries a limit the
+// watcher sets, or on a host without v2. Where clone3 cannot do it (a
+// kernel before 5.7, a seccomp filter, an architecture other than x86_64
+// and aarch64), the child writes to the v2 cgroup.procs too. See
+// [Arbiter.Cgroups]. Without cgroups, everything works as it does with
 // cgroup = off.
 //
 // # Output

@@ -342,10 +342,15 @@ func (w *Watcher) spawnNow(wid int) bool {
 		return false
 	}
 	w.launching[wid] = true
-	joins, joined := w.cg.prepare(cfg, wid)
+	var cg spawnCgroups
+	var joined func(pid int, started bool)
+	cg.joins, joined = w.cg.prepare(cfg, wid)
+	if w.cg != nil {
+		cg.noClone3 = w.cg.root.noClone3
+	}
 	socks, out, l, base := w.socks, w.out, w.launch, w.cfg
 	w.launches.Go(func() {
-		p, err := l.launch(cfg, socks, wid, joins, w.exitc, out)
+		p, err := l.launch(cfg, socks, wid, cg, w.exitc, out)
 		if err != nil && conn != nil {
 			conn.Close()
 			conn = nil

@@ -36,10 +36,11 @@ func loadINI(t testing.TB, ini string) *config.Config {
 	return arbtest.LoadINI(t, worker, ini)
 }
 
-// start runs an arbiter on ini until the test ends.
-func start(t testing.TB, ini string) *running {
+// start runs an arbiter on ini until the test ends; each of before is
+// called with it between New and Run.
+func start(t testing.TB, ini string, before ...func(*arbiter.Arbiter)) *running {
 	t.Helper()
-	r := launch(t, ini)
+	r := launch(t, ini, before...)
 	select {
 	case <-r.Started():
 	case <-time.After(30 * time.Second):
@@ -50,7 +51,7 @@ func start(t testing.TB, ini string) *running {
 
 // launch is start without waiting for the arbiter to have started its
 // watchers.
-func launch(t testing.TB, ini string) *running {
+func launch(t testing.TB, ini string, before ...func(*arbiter.Arbiter)) *running {
 	t.Helper()
 	cfg := loadINI(t, ini)
 	r := &running{events: &arbtest.Events{}, log: &arbtest.LogBuf{T: t}, done: make(chan error, 1)}
@@ -59,6 +60,9 @@ func launch(t testing.TB, ini string) *running {
 		t.Fatalf("arbiter.New: %v", err)
 	}
 	r.Arbiter = a
+	for _, f := range before {
+		f(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- a.Run(ctx) }()

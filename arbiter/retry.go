@@ -43,6 +43,14 @@ var transientErrnos = []syscall.Errno{syscall.EAGAIN, syscall.EMFILE, syscall.EN
 // cgroup being removed, a pids limit reached): retried as a passing fault.
 var errCgroupJoin = errors.New("cgroup join failed")
 
+// cgroupJoinError is a spawn's cgroup join failure, as the spawner words
+// it, that is errCgroupJoin too.
+type cgroupJoinError struct{ err error }
+
+func (e cgroupJoinError) Error() string        { return e.err.Error() }
+func (e cgroupJoinError) Unwrap() error        { return e.err }
+func (e cgroupJoinError) Is(target error) bool { return target == errCgroupJoin }
+
 // transientReason names the passing cause of err ("EMFILE"), or returns
 // "" when err is not one.
 func transientReason(err error) string {

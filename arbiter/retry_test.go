@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -11,7 +13,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
@@ -29,7 +30,7 @@ type faultyLauncher struct {
 	attempts []time.Duration
 }
 
-func (f *faultyLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, joins []cgroups.Join, exits chan<- exitStatus, out *logs.Output) (proc, error) {
+func (f *faultyLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, cg spawnCgroups, exits chan<- exitStatus, out *logs.Output) (proc, error) {
 	f.mu.Lock()
 	err := f.err
 	f.attempts = append(f.attempts, time.Since(f.fakeLauncher.start))
@@ -37,7 +38,7 @@ func (f *faultyLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid 
 	if err != nil {
 		return nil, fmt.Errorf("clone: %w", err)
 	}
-	return f.fakeLauncher.launch(w, socks, wid, joins, exits, out)
+	return f.fakeLauncher.launch(w, socks, wid, cg, exits, out)
 }
 
 func (f *faultyLauncher) set(err error) {
@@ -161,4 +162,24 @@ func TestCrashLoopPaced(t *testing.T) {
 			t.Errorf("after the limit: state %v, detail %q, retry at %v; want stopped, flapping, a retry time", st.State, st.Detail, st.RetryAt)
 		}
 	})
+}
+
+// Which spawn failures pass: the errnos of a host short of something, and
+// a cgroup join, however wrapped; not a missing program.
+func TestTransientReason(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("clone: %w", syscall.EAGAIN), "EAGAIN"},
+		{fmt.Errorf("output pipes: pipe2: %w", os.NewSyscallError("pipe2", syscall.EMFILE)), "EMFILE"},
+		{fmt.Errorf("notify socket: %w", &net.OpError{Op: "listen", Err: os.NewSyscallError("socket", syscall.ENFILE)}), "ENFILE"},
+		{cgroupJoinError{fmt.Errorf("join cgroup %q: %w", "/x/cgroup.procs", syscall.EBUSY)}, "cgroup join"},
+		{fmt.Errorf("exec %q: %w", "/nope", syscall.ENOENT), ""},
+		{errors.New("exec \"nope\": not found in PATH"), ""},
+	} {
+		if got := transientReason(tt.err); got != tt.want {
+			t.Errorf("transientReason(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
 }

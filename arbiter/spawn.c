@@ -11,17 +11,27 @@
 // setuid and friends would try to broadcast to the parent's threads, and
 // nothing may allocate. Signals are blocked across the clone so that no Go
 // signal handler ever runs in the child; the child resets every handled
-// signal to its default before restoring the mask and executing.
+// signal to its default before restoring the mask and executing. The child
+// runs on a stack of its own, mapped for each spawn, never on the parent's.
 //
-// A worker joins its cgroups first of all, by writing "0" to the
-// cgroup.procs files the parent opened, so nothing it ever forks is outside
-// them. clone3's CLONE_INTO_CGROUP (what os/exec's UseCgroupFD uses) would
-// do it in the kernel, but it places a child in one v2 cgroup only, while
-// memory and pids limits may live on v1 hierarchies (they do on hybrid
-// hosts), and clone3 with CLONE_VM would need the stack switch that glibc's
-// clone() does for us written by hand. The writes cost nothing measurable:
-// 2.8 ms per spawn of /bin/true into four cgroups here, against 2.9 ms
-// into none (BenchmarkSpawnCgroup).
+// cgroups. A worker with a v2 cgroup is created in it by clone3's
+// CLONE_INTO_CGROUP (Linux 5.7; what os/exec's UseCgroupFD uses): it is in
+// it from its first instruction, and it costs nothing. Writing to
+// cgroup.procs instead is a migration, and the first migration after a
+// quiet moment waits for an RCU grace period: a respawn measured 11-16 ms
+// with the write against 4.7 ms without (reference/kernel-facts.md §1);
+// BenchmarkRespawnCgroup, forkExec of /bin/true 100 ms after the last,
+// 3.0 ms with clone3 into v2, 8.9 ms with the write, 3.1 ms without a
+// cgroup. glibc exports no clone3 (nor a way to run a function on a new
+// stack with it), so rm_clone3 below is a small trampoline per
+// architecture (x86_64, aarch64). Where clone3 or CLONE_INTO_CGROUP is missing (ENOSYS, from old
+// kernels and from seccomp filters that hide clone3; E2BIG or EINVAL from
+// kernels before 5.7), or on another architecture, the child is made with
+// glibc's clone() and writes "0" to the cgroup's cgroup.procs, as it did
+// before. v1 hierarchies have nothing like CLONE_INTO_CGROUP: the child
+// writes to their cgroup.procs first of all, before it can fork, and the
+// arbiter asks for that only where a v1 hierarchy carries a limit the
+// watcher sets (or on a host without v2, where v1 is all there is).
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +48,106 @@
 #include "spawn.h"
 
 #define RM_STACK_SIZE (256 * 1024)
+
+// clone3's argument as Linux 5.7 reads it (CLONE_ARGS_SIZE_VER2, 88
+// bytes), spelt out so that older kernel headers build; a kernel that
+// knows only a shorter one answers E2BIG.
+struct rm_clone_args {
+	uint64_t flags;
+	uint64_t pidfd;
+	uint64_t child_tid;
+	uint64_t parent_tid;
+	uint64_t exit_signal;
+	uint64_t stack;
+	uint64_t stack_size;
+	uint64_t tls;
+	uint64_t set_tid;
+	uint64_t set_tid_size;
+	uint64_t cgroup;
+};
+
+#define RM_CLONE_PIDFD 0x00001000ULL
+#define RM_CLONE_INTO_CGROUP 0x200000000ULL
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define RM_HAVE_CLONE3 1
+
+// rm_clone3 issues clone3(args, size). In the parent it returns the child's
+// pid or -errno. The child starts on args->stack, never returns from here:
+// it calls fn(arg) and exits with its result (fn normally execs or exits
+// itself). It is assembly because the child must not run compiled C code
+// of this function after the syscall: that code would address locals
+// through the parent's stack pointer, which the child no longer has; and
+// a C function called from the child must be entered with the stack
+// aligned as the ABI wants. Only registers carry fn and arg across the
+// syscall, because the child gets the parent's registers and nothing of
+// its stack. (Go's rawVforkSyscall instead keeps the parent's stack and
+// saves its return address in a register; glibc's clone3.S does what this
+// does.)
+long rm_clone3(struct rm_clone_args *args, size_t size, int (*fn)(void *), void *arg)
+	__attribute__((visibility("hidden")));
+
+#if defined(__x86_64__)
+// System V: args in rdi, size in rsi, fn in rdx, arg in rcx. The syscall
+// instruction destroys rcx and r11 and returns in rax; every other
+// register survives it, in the parent and (copied) in the child. The
+// kernel starts the child with rsp = stack + stack_size, 16-byte aligned
+// since the mapping is page-aligned, so the call below enters fn with rsp
+// 8 past a 16-byte boundary, as a call should.
+__asm__(
+	".pushsection .text\n"
+	".globl rm_clone3\n"
+	".hidden rm_clone3\n"
+	".type rm_clone3, @function\n"
+	".p2align 4\n"
+	"rm_clone3:\n"
+	"	movq %rcx, %r8\n"     // arg out of rcx, which syscall destroys
+	"	movl $435, %eax\n"    // __NR_clone3
+	"	syscall\n"
+	"	testq %rax, %rax\n"
+	"	jz 1f\n"
+	"	ret\n"                // parent: the pid or -errno
+	"1:\n"                    // child, on its own stack
+	"	xorl %ebp, %ebp\n"    // the outermost frame, for unwinders
+	"	movq %r8, %rdi\n"
+	"	call *%rdx\n"
+	"	movl %eax, %edi\n"
+	"	movl $231, %eax\n"    // __NR_exit_group
+	"	syscall\n"
+	"	hlt\n"                // not reached
+	".size rm_clone3, .-rm_clone3\n"
+	".popsection\n");
+#else
+// AAPCS64: args in x0, size in x1, fn in x2, arg in x3; the syscall number
+// in x8, the result in x0, and every other register survives svc (in the
+// child too, copied). The kernel starts the child with sp = stack +
+// stack_size, 16-byte aligned as the ABI requires. "bti c" (a hint, a no-op
+// on cores without branch protection) lets rm_clone3 be called indirectly
+// in a binary built with it.
+__asm__(
+	".pushsection .text\n"
+	".globl rm_clone3\n"
+	".hidden rm_clone3\n"
+	".type rm_clone3, %function\n"
+	".p2align 2\n"
+	"rm_clone3:\n"
+	"	hint #34\n"           // bti c
+	"	mov x8, #435\n"       // __NR_clone3
+	"	svc #0\n"
+	"	cbz x0, 1f\n"
+	"	ret\n"                // parent: the pid or -errno
+	"1:\n"                    // child, on its own stack
+	"	mov x29, xzr\n"       // the outermost frame, for unwinders
+	"	mov x30, xzr\n"
+	"	mov x0, x3\n"
+	"	blr x2\n"
+	"	mov x8, #94\n"        // __NR_exit_group
+	"	svc #0\n"
+	"	brk #0\n"             // not reached
+	".size rm_clone3, .-rm_clone3\n"
+	".popsection\n");
+#endif
+#endif
 
 static int rm_fail(struct rm_spawn *s, int stage) {
 	s->err = errno;
@@ -77,12 +187,27 @@ static int rm_child(void *arg) {
 		return rm_fail(s, RM_STAGE_SIGMASK);
 
 	// Before the fds are remapped, which may overwrite these, and before
-	// the credentials change, after which the write may be refused.
+	// the credentials change, after which the write may be refused. The
+	// v2 cgroup's entry is a directory: nothing to do when clone3 created
+	// the child in it; after the fallback clone(), its cgroup.procs is
+	// opened here (the fd is the child's own: no CLONE_FILES) and written.
 	for (int i = 0; i < s->ncgroup_fds; i++) {
-		if (syscall(SYS_write, s->cgroup_fds[i], "0", 1) != 1) {
+		int fd = s->cgroup_fds[i];
+		if (i == s->cgroup_clone) {
+			if (s->in_cgroup)
+				continue;
+			fd = syscall(SYS_openat, fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+			if (fd < 0) {
+				s->cgroup_failed = i;
+				return rm_fail(s, RM_STAGE_CGROUP);
+			}
+		}
+		if (syscall(SYS_write, fd, "0", 1) != 1) {
 			s->cgroup_failed = i;
 			return rm_fail(s, RM_STAGE_CGROUP);
 		}
+		if (i == s->cgroup_clone)
+			syscall(SYS_close, fd);
 	}
 
 	if (syscall(SYS_setpgid, 0, 0) != 0)
@@ -161,6 +286,49 @@ static int rm_child(void *arg) {
 	return rm_fail(s, RM_STAGE_EXEC);
 }
 
+// rm_clone3_into tries to create the child in the v2 cgroup at
+// s->cgroup_clone with clone3. It returns the child's pid; or -1 with
+// s->err and s->stage set when the kernel refused the cgroup (no child);
+// or 0 when clone3 or CLONE_INTO_CGROUP is unavailable, and the caller
+// falls back to clone().
+static int rm_clone3_into(struct rm_spawn *s, void *stack) {
+#ifdef RM_HAVE_CLONE3
+	struct rm_clone_args ca;
+	memset(&ca, 0, sizeof ca);
+	ca.flags = CLONE_VM | CLONE_VFORK | RM_CLONE_PIDFD | RM_CLONE_INTO_CGROUP;
+	ca.pidfd = (uint64_t)(uintptr_t)&s->pidfd;
+	ca.exit_signal = SIGCHLD;
+	ca.stack = (uint64_t)(uintptr_t)stack;
+	ca.stack_size = RM_STACK_SIZE;
+	ca.cgroup = (uint64_t)s->cgroup_fds[s->cgroup_clone];
+	// Before the clone: the child reads it, and the parent is suspended
+	// until the child has execed or exited.
+	s->in_cgroup = 1;
+	long r = rm_clone3(&ca, sizeof ca, rm_child, s);
+	if (r > 0)
+		return (int)r;
+	s->in_cgroup = 0;
+	switch (r) {
+	case -ENOSYS: // before 5.3, or hidden by a seccomp filter
+	case -E2BIG:  // 5.3 to 5.6: no cgroup field
+	case -EINVAL: // no CLONE_INTO_CGROUP
+		return 0;
+	}
+	// The cgroup itself was refused (EBUSY: it has controllers for its
+	// children; EOPNOTSUPP, EACCES, ENODEV...), as a write to its
+	// cgroup.procs would be; or the clone failed as clone() would have
+	// (EAGAIN, ENOMEM).
+	s->err = (int)-r;
+	s->stage = RM_STAGE_CLONE_CGROUP;
+	s->cgroup_failed = s->cgroup_clone;
+	return -1;
+#else
+	(void)s;
+	(void)stack;
+	return 0;
+#endif
+}
+
 int rm_spawn_run(struct rm_spawn *s) {
 	sigset_t all;
 	sigfillset(&all);
@@ -168,6 +336,7 @@ int rm_spawn_run(struct rm_spawn *s) {
 	s->err = 0;
 	s->stage = 0;
 	s->cgroup_failed = -1;
+	s->in_cgroup = 0;
 	s->pidfd = -1;
 	int pid = -1;
 	void *stack = mmap(NULL, RM_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -175,16 +344,23 @@ int rm_spawn_run(struct rm_spawn *s) {
 		s->err = errno;
 		s->stage = RM_STAGE_CLONE;
 	} else {
-		pid = clone(rm_child, (char *)stack + RM_STACK_SIZE, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, s, &s->pidfd);
-		if (pid < 0 && errno == EINVAL) {
-			// A kernel before 5.2 has no CLONE_PIDFD: signal by pid.
+		pid = 0;
+		if (s->cgroup_clone >= 0 && !s->no_clone3)
+			pid = rm_clone3_into(s, stack);
+		if (pid == 0) {
 			s->pidfd = -1;
-			pid = clone(rm_child, (char *)stack + RM_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, s);
+			pid = clone(rm_child, (char *)stack + RM_STACK_SIZE, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, s, &s->pidfd);
+			if (pid < 0 && errno == EINVAL) {
+				// A kernel before 5.2 has no CLONE_PIDFD: signal by pid.
+				s->pidfd = -1;
+				pid = clone(rm_child, (char *)stack + RM_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, s);
+			}
+			if (pid < 0) {
+				s->err = errno;
+				s->stage = RM_STAGE_CLONE;
+			}
 		}
-		if (pid < 0) {
-			s->err = errno;
-			s->stage = RM_STAGE_CLONE;
-		}
+		// The child has execed or exited (CLONE_VFORK): its stack is free.
 		munmap(stack, RM_STACK_SIZE);
 	}
 	pthread_sigmask(SIG_SETMASK, &s->oldmask, NULL);

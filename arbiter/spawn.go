@@ -42,15 +42,23 @@ type proc interface {
 // watcher's loop, so it touches nothing the loop owns: what it needs of the
 // watcher's cgroups (joins) is prepared on the loop.
 type launcher interface {
-	// out, when not nil, captures the worker's stdout and stderr; joins
-	// are the cgroups the worker joins before anything else.
-	launch(w *config.Watcher, socks []*sockets.Socket, wid int, joins []cgroups.Join, exits chan<- exitStatus, out *logs.Output) (proc, error)
+	// out, when not nil, captures the worker's stdout and stderr; cg says
+	// which cgroups the worker joins before anything else.
+	launch(w *config.Watcher, socks []*sockets.Socket, wid int, cg spawnCgroups, exits chan<- exitStatus, out *logs.Output) (proc, error)
+}
+
+// spawnCgroups is what a spawn needs of its watcher's cgroups, prepared on
+// the watcher's loop: the cgroups to join, and whether to join them
+// without clone3 (a test knob, see SpawnWithoutClone3).
+type spawnCgroups struct {
+	joins    []cgroups.Join
+	noClone3 bool
 }
 
 // execLauncher starts real processes through the process-wide reaper.
 type execLauncher struct{}
 
-func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, joins []cgroups.Join, exits chan<- exitStatus, out *logs.Output) (proc, error) {
+func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, cg spawnCgroups, exits chan<- exitStatus, out *logs.Output) (proc, error) {
 	h, err := sockets.Prepare(socks)
 	if err != nil {
 		return nil, err
@@ -105,7 +113,7 @@ func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, 
 		rlimits:   w.Rlimits,
 	}
 	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
-	attr.cgroups = joins
+	attr.cgroups, attr.noClone3 = cg.joins, cg.noClone3
 	p, err := spawn(attr, exits)
 	if pipes != nil {
 		if err != nil {

@@ -1,4 +1,4 @@
-// The spawner's interface, shared by spawn.c and spawn_linux.go.
+// The spawner's interface, shared by spawn.c and spawn_cgo.go.
 
 #include <signal.h>
 #include <stdint.h>
@@ -19,6 +19,7 @@ enum {
 	RM_STAGE_CHDIR,
 	RM_STAGE_EXEC,
 	RM_STAGE_CGROUP,
+	RM_STAGE_CLONE_CGROUP, // clone3 refused the v2 cgroup (no child)
 };
 
 struct rm_rlimit {
@@ -48,13 +49,20 @@ struct rm_spawn {
 	uint32_t uid, gid;
 	int pdeathsig;
 	int ppid;
-	const int *cgroup_fds; // cgroup.procs files to write "0" to
+	// cgroup.procs files to write "0" to, except at cgroup_clone: the v2
+	// cgroup's directory, which the child is created in.
+	const int *cgroup_fds;
 	int ncgroup_fds;
+	int cgroup_clone; // index into cgroup_fds, or -1
+	int no_clone3;    // tests: take the fallback, clone() and a write
 	// Out.
 	int pidfd;
 	int err;
 	int stage;
-	int cgroup_failed; // index into cgroup_fds, with RM_STAGE_CGROUP
+	int cgroup_failed; // index into cgroup_fds, with RM_STAGE_*CGROUP
+	// Set when clone3 created the child in the cgroup at cgroup_clone;
+	// the child reads it, to skip the write that would move it there.
+	int in_cgroup;
 	// Scratch.
 	sigset_t oldmask;
 };

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -35,7 +36,12 @@ type spawnAttr struct {
 	setCreds  bool
 	uid, gid  uint32
 	groups    []uint32       // set when non-nil
-	cgroups   []cgroups.Join // joined first of all
+	cgroups   []cgroups.Join // joined first of all; the v2 one (Clone) at the clone
+	noClone3  bool           // tests: the fallback, clone() and cgroup.procs writes
+
+	// Out: clone3 created the child in the v2 cgroup of cgroups, rather
+	// than the child moving itself there.
+	clonedIn bool
 }
 
 var stageNames = map[C.int]string{
@@ -53,6 +59,8 @@ var stageNames = map[C.int]string{
 	C.RM_STAGE_CHDIR:     "chdir",
 	C.RM_STAGE_EXEC:      "exec",
 	C.RM_STAGE_CGROUP:    "join cgroup",
+	// Written with the cgroup's directory: the cgroup as clone3 got it.
+	C.RM_STAGE_CLONE_CGROUP: "clone3 into cgroup",
 }
 
 // forkExec starts a worker in its own process group with attr applied, and
@@ -150,13 +158,23 @@ func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 		s.uid = C.uint32_t(a.uid)
 		s.gid = C.uint32_t(a.gid)
 	}
+	s.cgroup_clone = -1
 	if len(a.cgroups) > 0 {
 		cg := unsafe.Slice((*C.int)(carray(len(a.cgroups), int(unsafe.Sizeof(C.int(0))))), len(a.cgroups))
 		for i, j := range a.cgroups {
 			cg[i] = C.int(j.FD)
+			if j.Clone {
+				if s.cgroup_clone >= 0 {
+					return 0, -1, errors.New("BUG: two v2 cgroups to join")
+				}
+				s.cgroup_clone = C.int(i)
+			}
 		}
 		s.cgroup_fds = &cg[0]
 		s.ncgroup_fds = C.int(len(a.cgroups))
+	}
+	if a.noClone3 {
+		s.no_clone3 = 1
 	}
 	s.pdeathsig = C.int(syscall.SIGKILL)
 	s.ppid = C.int(os.Getpid())
@@ -179,6 +197,7 @@ func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 	// From here the pidfd may be closed, and s is freed on return.
 	theReaper.track(sp, nil)
 	runtime.KeepAlive(a.files)
+	a.clonedIn = s.in_cgroup != 0
 
 	if s.err != 0 {
 		detail := ""
@@ -197,8 +216,17 @@ func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 			if i := int(s.cgroup_failed); i >= 0 && i < len(a.cgroups) {
 				detail = fmt.Sprintf(" %q", a.cgroups[i].Path)
 			}
+		case C.RM_STAGE_CLONE_CGROUP:
+			if i := int(s.cgroup_failed); i >= 0 && i < len(a.cgroups) {
+				detail = fmt.Sprintf(" %q", filepath.Dir(a.cgroups[i].Path))
+			}
 		}
 		err := fmt.Errorf("%s%s: %w", stageNames[s.stage], detail, syscall.Errno(s.err))
+		if s.stage == C.RM_STAGE_CGROUP || s.stage == C.RM_STAGE_CLONE_CGROUP {
+			// A cgroup being removed, a pids limit reached: retried as a
+			// passing fault (retry.go), never counted toward max_retry.
+			err = cgroupJoinError{err}
+		}
 		if p > 0 {
 			unix.Close(int(s.pidfd))
 		}

@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
@@ -35,7 +34,7 @@ func (f *fakeLauncher) record(format string, args ...any) {
 	f.log = append(f.log, fmt.Sprintf(format, args...)+fmt.Sprintf("@%s", time.Since(f.start)))
 }
 
-func (f *fakeLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, joins []cgroups.Join, exits chan<- exitStatus, _ *logs.Output) (proc, error) {
+func (f *fakeLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, cg spawnCgroups, exits chan<- exitStatus, _ *logs.Output) (proc, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextPid++

@@ -23,9 +23,13 @@
 // and the carrier of each controller (v2 where the controller is enabled
 // for the tree, else its v1 hierarchy). A [Group] is a path inside the tree,
 // "web" or "web/wid1-4"; it exists in the tracker and in the carriers of
-// the limits it was given, and a process joins it by writing "0" to the
-// cgroup.procs files [Group.Open] returns, between fork and exec, so that
-// nothing it forks is ever outside.
+// the limits it was given, and a process joins it between fork and exec,
+// so that nothing it forks is ever outside, through what [Group.Open]
+// returns: the v2 cgroup's directory, in which clone3's CLONE_INTO_CGROUP
+// creates the process (no migration, so no cost), and for each v1
+// hierarchy a cgroup.procs file to write "0" to (a migration, which costs
+// milliseconds after a quiet moment: joined only for a limit that lives
+// there, or on a host without v2, where v1 is what tracks).
 //
 // On v2 the kernel gives a non-root cgroup's children controllers only
 // while it holds no process. A supervisor alone in its cgroup (a systemd

@@ -46,6 +46,17 @@ func (g *Group) Dir(x *Hierarchy) string {
 // limits, and sets them; a limit that is not in l and was set before is
 // lifted. unenforced names the controllers l needs that no hierarchy of the
 // tree carries: the caller says so, since the group works without them.
+//
+// A process joins (see [Group.Open]) the tracker, and a carrier only for a
+// limit of l: entering a v1 hierarchy is a migration, a write to its
+// cgroup.procs that waits for an RCU grace period after a quiet moment
+// (milliseconds per spawn), while the v2 tracker is entered at the clone,
+// for nothing. So where v2 tracks, a process without a v1 limit is in no v1
+// cgroup of the tree, and everything that finds processes (Kill, Wait,
+// Procs, Populated) looks in the tracker, where they all are. Where there
+// is no usable v2 (a legacy host, or v2 mounted read-only), the tracker is
+// a v1 hierarchy, the freezer if it can: every process joins it by a write,
+// because it is the only way a stop can find and kill what a worker forked.
 func (g *Group) Setup(l Limits) (unenforced []string, err error) {
 	t := g.t
 	if err := g.mkdir(t.tracker, ""); err != nil {
@@ -137,15 +148,27 @@ func (g *Group) lift(x *Hierarchy, c string) error {
 	return nil
 }
 
-// Join is an open cgroup.procs file: writing "0" to FD moves the writer
-// into the cgroup.
+// Join is one cgroup a new process is to enter, open for the spawner.
 type Join struct {
-	FD   int
+	// FD is the cgroup's cgroup.procs file, open for writing: writing "0"
+	// to it moves the writer into the cgroup. With Clone, FD is instead
+	// the v2 cgroup's directory.
+	FD int
+	// Path is the cgroup.procs file, for errors.
 	Path string
+	// Clone marks the v2 cgroup: a spawner creates the process in it with
+	// clone3's CLONE_INTO_CGROUP (Linux 5.7), which costs nothing, where a
+	// write to cgroup.procs is a migration that waits for an RCU grace
+	// period (milliseconds after a quiet moment). A spawner that cannot
+	// use clone3 opens cgroup.procs relative to FD, in the child, and
+	// writes "0" to it.
+	Clone bool
 }
 
-// Open opens the cgroup.procs file of the group in each hierarchy a
-// process must join after [Group.Setup]. Close them with [CloseJoins].
+// Open opens, for each hierarchy a process must join after [Group.Setup],
+// the group's directory (v2, a [Join] with Clone) or its cgroup.procs file
+// (v1). At most one Join has Clone, since a process is in one v2 cgroup.
+// Close them with [CloseJoins].
 func (g *Group) Open() ([]Join, error) {
 	if g.join == nil {
 		return nil, errors.New("BUG: cgroups: Open before Setup")
@@ -153,12 +176,16 @@ func (g *Group) Open() ([]Join, error) {
 	var js []Join
 	for _, x := range g.join {
 		p := path.Join(g.Dir(x), "cgroup.procs")
-		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		name, flags := p, unix.O_WRONLY|unix.O_CLOEXEC
+		if x.Version == 2 {
+			name, flags = g.Dir(x), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC
+		}
+		fd, err := unix.Open(name, flags, 0)
 		if err != nil {
 			CloseJoins(js)
-			return nil, fmt.Errorf("open %s: %w", p, err)
+			return nil, fmt.Errorf("open %s: %w", name, err)
 		}
-		js = append(js, Join{FD: fd, Path: p})
+		js = append(js, Join{FD: fd, Path: p, Clone: x.Version == 2})
 	}
 	return js, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -361,5 +362,61 @@ func TestSweep(t *testing.T) {
 	}
 	if got := tr2.Swept(); len(got) != 1 || got[0] != stale {
 		t.Errorf("Swept() = %v, want [%s]", got, stale)
+	}
+}
+
+// A process joins the tracker, where Kill, Wait and Procs look for it, and
+// a carrier only for a limit it has: where the tracker is v2, through its
+// directory, for clone3's CLONE_INTO_CGROUP (no migration); where there is
+// no v2 (a legacy host), through the tracker's cgroup.procs, since v1
+// offers nothing else. The kill method names the tracker.
+func TestOpenJoins(t *testing.T) {
+	t.Parallel()
+	for _, host := range []struct {
+		name string
+		keep func(*Hierarchy) bool
+	}{
+		{"all", nil},
+		{"v1 only", func(x *Hierarchy) bool { return x.Version == 1 }},
+	} {
+		t.Run(host.name, func(t *testing.T) {
+			t.Parallel()
+			tr := testTree(t, host.keep)
+			x := tr.Tracker()
+			if want := fmt.Sprintf("v%d", x.Version); !strings.HasPrefix(tr.KillMethod(), want) {
+				t.Errorf("KillMethod() = %q with the tracker %s", tr.KillMethod(), x)
+			}
+			for _, tt := range []struct {
+				name string
+				lim  Limits
+			}{
+				{"none", Limits{}},
+				{"memory", Limits{MemoryMax: 64 << 20}},
+				{"pids", Limits{PidsMax: 50}},
+				{"all", Limits{MemoryMax: 64 << 20, PidsMax: 50, CPUQuota: 50}},
+			} {
+				g := tr.Group("open-" + tt.name)
+				if _, err := g.Setup(tt.lim); err != nil {
+					t.Fatal(err)
+				}
+				js, err := g.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				CloseJoins(js)
+				want := []Join{{Path: path.Join(g.Dir(x), "cgroup.procs"), Clone: x.Version == 2}}
+				for _, c := range tt.lim.Controllers() {
+					if cx := tr.Carrier(c); cx != nil && cx != x && !slices.ContainsFunc(want, func(j Join) bool { return strings.HasPrefix(j.Path, g.Dir(cx)+"/") }) {
+						want = append(want, Join{Path: path.Join(g.Dir(cx), "cgroup.procs"), Clone: cx.Version == 2})
+					}
+				}
+				for i := range js {
+					js[i].FD = 0
+				}
+				if !slices.Equal(js, want) {
+					t.Errorf("%s: Open() = %v, want %v", tt.name, js, want)
+				}
+			}
+		})
 	}
 }

@@ -45,13 +45,13 @@ func floorIncr(ctx context.Context, dir, bin string) (time.Duration, error) {
 
 // ringIncr times Watcher.Incr growing a running one-worker pool to
 // incrSize, until all of them are ready.
-func ringIncr(ctx context.Context, dir, bin string) (d time.Duration, err error) {
+func ringIncr(ctx context.Context, dir, bin string, cg cgroupOpts) (d time.Duration, err error) {
 	nt, err := newNotifier(filepath.Join(dir, "ring-incr.sock"))
 	if err != nil {
 		return 0, err
 	}
 	defer nt.Close()
-	ini, err := writeConfig(dir, bin, nt.path, 1)
+	ini, err := writeConfig(dir, bin, nt.path, 1, cg)
 	if err != nil {
 		return 0, err
 	}
@@ -86,14 +86,14 @@ func ringIncr(ctx context.Context, dir, bin string) (d time.Duration, err error)
 }
 
 // incrRounds measures both, alternating, and prints the medians.
-func incrRounds(ctx context.Context, dir, bin string, rounds int) error {
+func incrRounds(ctx context.Context, dir, bin string, rounds int, cg cgroupOpts) error {
 	var fl, rm []time.Duration
 	for range rounds {
 		f, err := floorIncr(ctx, dir, bin)
 		if err != nil {
 			return fmt.Errorf("floor incr: %w", err)
 		}
-		r, err := ringIncr(ctx, dir, bin)
+		r, err := ringIncr(ctx, dir, bin, cg)
 		if err != nil {
 			return fmt.Errorf("ringmaster incr: %w", err)
 		}

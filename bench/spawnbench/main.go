@@ -42,6 +42,18 @@
 //
 //	go run ./bench/spawnbench -n 100 -respawns 50 -idle 10s
 //
+// The watcher has no cgroup keys unless -cgroup (auto, worker, off) or
+// -cgroup-memory (its cgroup.memory_max) set them; -quick stops after the
+// cold start, respawn and idle table; -spread measures the respawns in
+// every round rather than in the last alone, so that a load that changes
+// during the run weighs on the floor and Ringmaster alike. Issue 14 (spawning into cgroups
+// costs nothing when no limit needs them) adds tighter targets on the
+// medians with the default config: a respawn at most the floor's plus
+// 1.5 ms, a cold start at most 1.1x. For example, both ways in turn:
+//
+//	go run ./bench/spawnbench -quick -spread -n 50 -respawns 60 -rounds 6 -idle 1s
+//	go run ./bench/spawnbench -quick -spread -n 50 -respawns 60 -rounds 6 -idle 1s -cgroup off
+//
 // Every worker is stopped and every temporary file removed before it exits,
 // on errors and on SIGINT too.
 package main
@@ -69,10 +81,13 @@ type options struct {
 	respawns int
 	rounds   int
 	idle     time.Duration
+	cgroup   cgroupOpts
+	quick    bool // cold start, respawn and idle only
+	spread   bool // respawns measured in every round, not the last alone
 }
 
-// result is one launcher's figures from one round; respawn and idle only
-// from the last round.
+// result is one launcher's figures from one round; respawn from the last
+// round (or, with -spread, from each), idle from the last.
 type result struct {
 	cold     time.Duration // start → the n-th READY
 	launched time.Duration // floor: last fork returned; Ringmaster: Started closed
@@ -89,6 +104,10 @@ func main() {
 	flag.IntVar(&o.respawns, "respawns", 50, "number of SIGKILL → replacement ready measurements")
 	flag.IntVar(&o.rounds, "rounds", 3, "cold starts of each launcher, alternating")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long to measure the idle cost")
+	flag.StringVar(&o.cgroup.mode, "cgroup", "", "the watcher's cgroup key (auto, worker, off); unset: the default, auto")
+	flag.StringVar(&o.cgroup.memoryMax, "cgroup-memory", "", "the watcher's cgroup.memory_max (512M); unset: none")
+	flag.BoolVar(&o.quick, "quick", false, "measure cold start, respawn and idle only, not incr and restart")
+	flag.BoolVar(&o.spread, "spread", false, "measure the respawns over every round, floor and Ringmaster alternating, not in the last round alone")
 	flag.Parse()
 	if flag.NArg() != 0 || o.n < 1 || o.respawns < 0 || o.rounds < 1 || o.idle <= 0 {
 		flag.Usage()
@@ -125,17 +144,26 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("build %s: %w", httpWorkerPkg, err)
 	}
 
-	fmt.Printf("spawnbench: %d workers, %d rounds, %d respawns, idle %v; GOMAXPROCS %d, %d CPUs\n",
-		o.n, o.rounds, o.respawns, o.idle, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Printf("spawnbench: %d workers, %d rounds, %d respawns, idle %v; %s; GOMAXPROCS %d, %d CPUs\n",
+		o.n, o.rounds, o.respawns, o.idle, o.cgroup, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	var fl, rm []result
 	for i := range o.rounds {
 		last := i == o.rounds-1
-		f, err := childCPU(o, last, func() (result, error) { return floorPhase(ctx, dir, bin, o, last) })
+		// With -spread, a machine whose load changes during the run
+		// weighs on the respawns of both launchers alike.
+		k := 0
+		switch {
+		case o.spread:
+			k = o.respawns*(i+1)/o.rounds - o.respawns*i/o.rounds
+		case last:
+			k = o.respawns
+		}
+		f, err := childCPU(o, func() (result, error) { return floorPhase(ctx, dir, bin, o, k, last) })
 		if err != nil {
 			return fmt.Errorf("floor round %d: %w", i+1, err)
 		}
 		fl = append(fl, f)
-		r, err := childCPU(o, last, func() (result, error) { return ringPhase(ctx, dir, bin, o, last) })
+		r, err := childCPU(o, func() (result, error) { return ringPhase(ctx, dir, bin, o, k, last) })
 		if err != nil {
 			return fmt.Errorf("ringmaster round %d: %w", i+1, err)
 		}
@@ -144,15 +172,18 @@ func run(ctx context.Context, o options) error {
 			i+1, ms(f.cold), ms(r.cold), ms(r.launched))
 	}
 	report(os.Stdout, o, fl, rm)
-	if err := incrRounds(ctx, dir, bin, o.rounds); err != nil {
+	if o.quick {
+		return nil
+	}
+	if err := incrRounds(ctx, dir, bin, o.rounds, o.cgroup); err != nil {
 		return err
 	}
 	return restartRounds(ctx, dir, httpBin, o.rounds)
 }
 
-// floorPhase runs the bare launcher: a cold start and, when full, the
-// respawn and idle measurements. Every worker is gone when it returns.
-func floorPhase(ctx context.Context, dir, bin string, o options, full bool) (res result, err error) {
+// floorPhase runs the bare launcher: a cold start, k respawns and, with
+// idle, the idle measurement. Every worker is gone when it returns.
+func floorPhase(ctx context.Context, dir, bin string, o options, k int, idle bool) (res result, err error) {
 	nt, err := newNotifier(filepath.Join(dir, "floor.sock"))
 	if err != nil {
 		return res, err
@@ -176,14 +207,17 @@ func floorPhase(ctx context.Context, dir, bin string, o options, full bool) (res
 	}
 	res.cold = last.Sub(t0)
 	res.selfCPU = selfCPU() - cpu0
-	if !full {
+	if k == 0 && !idle {
 		return res, nil
 	}
 	if err := checkServes(ctx, f.Addr()); err != nil {
 		return res, err
 	}
-	if res.respawn, err = respawns(ctx, nt, pool{err: f.Err}, o.n, o.respawns); err != nil {
+	if res.respawn, err = respawns(ctx, nt, pool{err: f.Err}, o.n, k); err != nil {
 		return res, err
+	}
+	if !idle {
+		return res, nil
 	}
 	if err := pause(ctx, time.Second); err != nil {
 		return res, err
@@ -194,13 +228,13 @@ func floorPhase(ctx context.Context, dir, bin string, o options, full bool) (res
 
 // ringPhase is floorPhase for Ringmaster. The arbiter has shut down (every
 // worker reaped, Run returned) when it returns.
-func ringPhase(ctx context.Context, dir, bin string, o options, full bool) (res result, err error) {
+func ringPhase(ctx context.Context, dir, bin string, o options, k int, idle bool) (res result, err error) {
 	nt, err := newNotifier(filepath.Join(dir, "ring.sock"))
 	if err != nil {
 		return res, err
 	}
 	defer nt.Close()
-	ini, err := writeConfig(dir, bin, nt.path, o.n)
+	ini, err := writeConfig(dir, bin, nt.path, o.n, o.cgroup)
 	if err != nil {
 		return res, err
 	}
@@ -233,15 +267,18 @@ func ringPhase(ctx context.Context, dir, bin string, o options, full bool) (res 
 	if s := r.Started(); !s.IsZero() {
 		res.launched = s.Sub(t0)
 	}
-	if !full {
+	if k == 0 && !idle {
 		return res, nil
 	}
 	if err := checkServes(ctx, r.Addr()); err != nil {
 		return res, err
 	}
 	p := pool{live: r.live, err: func() error { return nil }}
-	if res.respawn, err = respawns(ctx, nt, p, o.n, o.respawns); err != nil {
+	if res.respawn, err = respawns(ctx, nt, p, o.n, k); err != nil {
 		return res, err
+	}
+	if !idle {
+		return res, nil
 	}
 	if err := pause(ctx, time.Second); err != nil {
 		return res, err
@@ -253,15 +290,12 @@ func ringPhase(ctx context.Context, dir, bin string, o options, full bool) (res 
 // childCPU runs one phase and adds to its result the CPU time its workers
 // used, on average per worker started: the kernel adds a child's times to
 // RUSAGE_CHILDREN when it is reaped, and a phase reaps all of its own.
-func childCPU(o options, full bool, phase func() (result, error)) (result, error) {
+func childCPU(o options, phase func() (result, error)) (result, error) {
 	var r0, r1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &r0)
 	res, err := phase()
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &r1)
-	started := o.n
-	if full {
-		started += len(res.respawn)
-	}
+	started := o.n + len(res.respawn)
 	res.kidCPU = (tv(r1.Utime) - tv(r0.Utime) + tv(r1.Stime) - tv(r0.Stime)) / time.Duration(started)
 	return res, err
 }

@@ -28,10 +28,40 @@ copy_env = false
 check_flapping = false
 graceful_timeout = 5
 
+%s
 [env:web]
 BENCH_NOTIFY = %s
 PATH = %s
 `
+
+// cgroupOpts are the watcher's cgroup keys; the zero value sets none (the
+// default, cgroup = auto without limits).
+type cgroupOpts struct {
+	mode      string // the cgroup key: auto, worker, off; "": unset
+	memoryMax string // cgroup.memory_max; "": unset
+}
+
+func (c cgroupOpts) keys() string {
+	var s string
+	if c.mode != "" {
+		s += "cgroup = " + c.mode + "\n"
+	}
+	if c.memoryMax != "" {
+		s += "cgroup.memory_max = " + c.memoryMax + "\n"
+	}
+	return s
+}
+
+func (c cgroupOpts) String() string {
+	s := "cgroup = " + c.mode
+	if c.mode == "" {
+		s = "cgroup unset (auto)"
+	}
+	if c.memoryMax != "" {
+		s += ", cgroup.memory_max = " + c.memoryMax
+	}
+	return s
+}
 
 // ring is a running Arbiter of the bench configuration.
 type ring struct {
@@ -46,14 +76,15 @@ type ring struct {
 }
 
 // writeConfig writes the bench configuration into dir and returns its path.
-func writeConfig(dir, bin, notifyPath string, n int) (string, error) {
+// cg adds the watcher's cgroup keys (-cgroup, -cgroup-memory).
+func writeConfig(dir, bin, notifyPath string, n int, cg cgroupOpts) (string, error) {
 	for _, s := range []string{bin, notifyPath, dir} {
 		if strings.ContainsAny(s, " \t\n'\"\\$#;") {
 			return "", fmt.Errorf("path %q has characters the ini file would need quoted; set TMPDIR", s)
 		}
 	}
 	path := filepath.Join(dir, "bench.ini")
-	ini := fmt.Sprintf(configTmpl, bin, n, notifyPath, os.Getenv("PATH"))
+	ini := fmt.Sprintf(configTmpl, bin, n, cg.keys(), notifyPath, os.Getenv("PATH"))
 	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
 		return "", fmt.Errorf("write config: %w", err)
 	}
