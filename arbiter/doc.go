@@ -9,12 +9,32 @@
 // exists). [Arbiter.Run] starts the autostart watchers one after another,
 // highest priority first, [circus] warmup_delay apart; each spawns its
 // numprocesses workers warmup_delay apart and becomes active. A worker that
-// dies is reaped at once (SIGCHLD, never polling) and replaced at once. Too
-// many unexpected deaths within a window (the flapping limit: flapping.*
-// keys or Circus's Flapping plugin section) stop the watcher, which is tried
-// again after retry_in, up to max_retry times. Deaths the arbiter caused
-// (stop, max_age recycling) never count. Failed spawns (a missing program)
-// are retried with a growing pause and stop the watcher after max_retry.
+// dies is reaped at once (SIGCHLD, never polling) and replaced at once; the
+// n-th quick death in a row of one slot waits restart_delay × 2^(n-2) (a
+// crash loop is paced, not respawned within milliseconds). Too many
+// unexpected deaths within a window (the flapping limit: flapping.* keys or
+// Circus's Flapping plugin section) stop the watcher, which is tried again
+// after retry_in, up to max_retry times. Deaths the arbiter caused (stop,
+// max_age recycling) never count. Failed spawns (a missing program) are
+// retried with a growing pause and stop the watcher after max_retry; a spawn
+// that fails for a passing reason (EAGAIN, EMFILE, ENFILE, ENOMEM, a cgroup
+// join) is retried with a capped, jittered backoff for as long as the fault
+// lasts, and never counts.
+//
+// Each watcher is one state machine, its transitions in lifecycle.go:
+// Circus's stopped, starting, active and stopping, refined by what it
+// waits for, which [Status] reports as Detail (a hook, a backoff, a crash
+// loop's pause, a flapping retry). Nothing in it waits: a start until
+// ready, a stop until reaped, a hook, a spawn and a reload are states
+// with deadlines, left when an exit, a hook's result, a spawn's end or a
+// timer arrives, so the watcher always takes the next request. A stop
+// overtakes a start or a reload (queued or running) and answers it; the
+// arbiter's shutdown overtakes everything, the arbiter-wide operations
+// (restart, reloadconfig, add, rm) included, which run on a goroutine of
+// their own and are cancelled by it. A start answers when the watcher is
+// active, or at its first failed attempt while it retries on (as systemctl
+// start answers with its job), and restart and reloadconfig answer their
+// watchers' start failures.
 //
 // Stopping a worker sends stop_signal to its process group (so its
 // descendants get it too), and SIGKILL to the group after graceful_timeout.
@@ -102,10 +122,14 @@
 //
 // One goroutine owns each piece of mutable state. Each [Watcher] has a loop
 // goroutine owning its workers, counters and its single timer; its methods
-// send it requests carrying their own reply channel, so a slow stop of one
-// watcher never delays a command on another, and commands on one watcher
-// run in order. The Run goroutine owns the set of watchers and sockets and
-// publishes immutable snapshots of it. Exactly one goroutine per process,
+// send it requests, typed values carrying their own reply channel
+// (requests.go, whose handle switch is the one place that says what each
+// does), so a slow stop of one watcher never delays a command on another,
+// and commands on one watcher run in order. A spawn runs on a goroutine of
+// its own and its end comes back to the loop as a message, as do hook
+// results: the loop never blocks. The operations goroutine owns the set of
+// watchers and sockets and publishes immutable snapshots of it; Run's own
+// goroutine only waits for the shutdown. Exactly one goroutine per process,
 // the reaper, waits for children: on SIGCHLD it looks at each exited child
 // without reaping it (waitid with WNOWAIT), kills what is left of an owned
 // child's process group while the child is a zombie and its pid cannot be
@@ -115,8 +139,9 @@
 // (SIGKILL, so workers die with a killed arbiter) is tied to the forking
 // thread. No lock is held across a fork, which lasts until the child execs:
 // a child blocked before exec (a hung working_dir, a slow cgroup) holds up
-// its own watcher and one spawner thread, never the reaper nor the other
-// watchers; four such children at once make further spawns wait. A child
+// one spawner thread and that spawn alone, never the reaper, its watcher's
+// loop nor the other watchers; four such children at once make further
+// spawns wait. A child
 // that dies before its spawner has registered it is recognized by its
 // pidfd, and its exit reaches its owner all the same. Workers are signalled
 // through pidfds; their process groups only under the reaper's lock, and
