@@ -631,3 +631,55 @@ func procArgs(pid int) []string {
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 }
+
+// A flapping watcher does not read as a plain "stopped" in the console:
+// beside its state, it says it will retry, and counts the time down
+// (issue 14, item 4).
+func TestBrowserFlappingDetail(t *testing.T) {
+	t.Parallel()
+	exe := chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
+	defer cancel()
+	dir := t.TempDir()
+	a, url := startConsoleINI(t, dir, `[circus]
+pubsub_endpoint = tcp://127.0.0.1:0
+httpd = true
+httpd_host = 127.0.0.1
+httpd_port = 0
+
+[watcher:crashy]
+cmd = WORKER exit 1
+flapping.attempts = 3
+flapping.window = 5
+flapping.retry_in = 30
+`)
+	log := &tabLog{name: "tab"}
+	b := startBrowser(t, ctx, exe, chromedp.WithListener(log.listen))
+	tab := b.ctx
+	nav, cancelNav := context.WithTimeout(tab, pageWait)
+	defer cancelNav()
+	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`[data-watcher="crashy"]`))); err != nil {
+		t.Fatalf("open the console at %s: %v", url, err)
+	}
+	const detailJS = `(() => { const d = document.querySelector('[data-watcher="crashy"] [data-role="detail"]');
+		return d && !d.hidden ? d.textContent : ''; })()`
+	var first string
+	waitView(t, tab, "crashy", "the watcher stopped, flapping, with its retry", func(v consoleView) bool {
+		d, err := chromedp.Run(tab, chromedp.Evaluate[string](detailJS))
+		first = d
+		return err == nil && v.State == "stopped" && strings.HasPrefix(d, "flapping, retry 1 of 5 in ")
+	})
+	// Counted down in the page, without a new state from the server.
+	waitView(t, tab, "crashy", "the retry counted down", func(v consoleView) bool {
+		d, err := chromedp.Run(tab, chromedp.Evaluate[string](detailJS))
+		return err == nil && d != first && strings.HasPrefix(d, "flapping, retry 1 of 5 in ")
+	})
+	t.Logf("detail: %q", first)
+	out := ctlOK(t, a.endpoint, "status")
+	if !strings.Contains(out, "crashy: stopped (flapping, retry 1 of 5 in ") {
+		t.Errorf("circusctl status = %q, want crashy stopped, flapping with its retry", out)
+	}
+	log.check(t, tab)
+	b.close()
+	a.stop(t, syscall.SIGTERM)
+}
