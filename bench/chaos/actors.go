@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
+)
+
+// run is one chaos run: the arbiter, the configuration as the file says
+// it, and what the arbiter should be doing (the model).
+//
+// The model is each watcher's target (the numprocesses the arbiter should
+// hold it at). One actor per watcher changes its watcher's target with
+// incr and decr; the reload actor changes the file and, through a reload,
+// the targets of the watchers it changed. A watcher whose file entry did
+// not change keeps its target across a reload, as in Circus. So that the
+// model stays exact, watcher actors hold cfgMu for reading during each
+// operation and the reload actor holds it for writing during each reload:
+// a reload never overlaps an incr. The killer needs no lock: a SIGKILL
+// changes no target.
+type run struct {
+	o     options
+	files runFiles
+	a     *arbiterProc
+	fails *failures
+	lat   *latencies
+	ops   counter
+	kills counter
+	rngs  []*rand.Rand // one per actor: see rng
+
+	cfgMu sync.RWMutex
+	specs []*watcherSpec // the file; entries written under cfgMu
+
+	mu     sync.Mutex
+	target map[string]int
+	issued int // reloads issued that succeeded or are awaited: the log's count should reach it
+}
+
+// call sends one command through c, records its latency, and checks the
+// first invariant: every command is answered within o.bound. An error
+// reply is a broken invariant too: every command the run sends is valid.
+func (r *run) call(ctx context.Context, c *control.Client, cmd string, props map[string]any) (json.RawMessage, error) {
+	cctx, cancel := context.WithTimeout(ctx, r.o.bound)
+	defer cancel()
+	t0 := time.Now()
+	raw, err := c.Call(cctx, cmd, props)
+	d := time.Since(t0)
+	if canceled(ctx, err) {
+		return nil, err
+	}
+	r.lat.add(cmd, d, err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		r.fails.add("%s %v: no reply within %v", cmd, props, r.o.bound)
+	case err != nil:
+		r.fails.add("%s %v: %v (after %v)", cmd, props, err, round(d))
+	}
+	return raw, err
+}
+
+func (r *run) getTarget(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.target[name]
+}
+
+func (r *run) setTarget(name string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.target[name] = n
+}
+
+// resync takes the arbiter's numprocesses as the target after a command
+// failed, when what it did is unknown, so that one failure is reported
+// once rather than again at every later check.
+func (r *run) resync(ctx context.Context, c *control.Client, name string) {
+	if n, err := r.numprocesses(ctx, c, name); err == nil {
+		r.setTarget(name, n)
+	}
+}
+
+func (r *run) numprocesses(ctx context.Context, c *control.Client, name string) (int, error) {
+	raw, err := r.call(ctx, c, "numprocesses", map[string]any{"name": name})
+	if err != nil {
+		return 0, err
+	}
+	var v struct {
+		N int `json:"numprocesses"`
+	}
+	err = json.Unmarshal(raw, &v)
+	return v.N, err
+}
+
+func (r *run) list(ctx context.Context, c *control.Client, name string) ([]int, error) {
+	raw, err := r.call(ctx, c, "list", map[string]any{"name": name})
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Pids []int `json:"pids"`
+	}
+	err = json.Unmarshal(raw, &v)
+	return v.Pids, err
+}
+
+// rng returns the generator of actor i: each actor draws from its own
+// stream of the seed, so that its sequence of operations does not depend
+// on how the others are scheduled (their timing still does).
+func (r *run) rng(i uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(r.o.seed), i))
+}
+
+// between returns a duration in [lo, hi).
+func between(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+}
+
+// watcherActor runs random operations on s until ctx ends; the operation
+// in flight then finishes (a stopped watcher is started again), so that
+// the quiet point sees every watcher active.
+func (r *run) watcherActor(ctx context.Context, c *control.Client, s *watcherSpec, rng *rand.Rand) {
+	for {
+		if pause(ctx, between(rng, 300*time.Millisecond, 2500*time.Millisecond)) != nil {
+			return
+		}
+		r.cfgMu.RLock()
+		r.watcherOp(context.WithoutCancel(ctx), c, s.name, rng)
+		r.cfgMu.RUnlock()
+	}
+}
+
+func (r *run) watcherOp(ctx context.Context, c *control.Client, name string, rng *rand.Rand) {
+	n := r.getTarget(name)
+	switch p := rng.IntN(100); {
+	case p < 55:
+		// incr or decr by 1 or 2, within [1, maxWorkers].
+		nb := 1 + rng.IntN(2)
+		cmd := "incr"
+		if (rng.IntN(2) == 0 || n+nb > maxWorkers) && n-nb >= 1 {
+			cmd = "decr"
+		} else if n+nb > maxWorkers {
+			return
+		}
+		want := n + nb
+		if cmd == "decr" {
+			want = n - nb
+		}
+		r.ops.inc(cmd)
+		raw, err := r.call(ctx, c, cmd, map[string]any{"name": name, "nb": nb, "waiting": true})
+		if err != nil {
+			r.resync(ctx, c, name)
+			return
+		}
+		r.setTarget(name, want)
+		var v struct {
+			N int `json:"numprocesses"`
+		}
+		if json.Unmarshal(raw, &v) == nil && v.N != want {
+			r.fails.add("%s %s %d from %d answered numprocesses %d, want %d", cmd, name, nb, n, v.N, want)
+			r.setTarget(name, v.N)
+		}
+	case p < 70:
+		r.ops.inc("restart")
+		if _, err := r.call(ctx, c, "restart", map[string]any{"name": name, "waiting": true}); err != nil {
+			r.resync(ctx, c, name)
+		}
+	case p < 80:
+		r.ops.inc("reload")
+		if _, err := r.call(ctx, c, "reload", map[string]any{"name": name, "graceful": true, "waiting": true}); err != nil {
+			r.resync(ctx, c, name)
+		}
+	default:
+		r.ops.inc("stop+start")
+		r.stopStart(ctx, c, name, between(rng, 0, 1500*time.Millisecond))
+	}
+}
+
+// stopStart stops a watcher, checks that none of its workers is left,
+// waits idle, and starts it again.
+func (r *run) stopStart(ctx context.Context, c *control.Client, name string, idle time.Duration) {
+	before, _ := r.list(ctx, c, name)
+	if _, err := r.call(ctx, c, "stop", map[string]any{"name": name, "waiting": true}); err == nil {
+		// stop --waiting answers once its workers are reaped.
+		if pids, err := r.list(ctx, c, name); err == nil && len(pids) != 0 {
+			r.fails.add("stop %s answered, but list still shows pids %v", name, pids)
+		}
+		var rd procfs.Reader
+		for _, pid := range before {
+			if st, err := rd.Stat(pid); err == nil && st.PPid == r.a.Pid() {
+				r.fails.add("stop %s answered, but its worker %d is still the arbiter's child (state %c)", name, pid, st.State)
+			}
+		}
+	}
+	_ = pause(ctx, idle)
+	if _, err := r.call(ctx, c, "start", map[string]any{"name": name, "waiting": true}); err != nil {
+		r.resync(ctx, c, name)
+	}
+}
+
+// killer SIGKILLs a random worker of a random watcher every few hundred
+// milliseconds, as the OOM killer or an operator would.
+func (r *run) killer(ctx context.Context, c *control.Client, rng *rand.Rand) {
+	var rd procfs.Reader
+	for {
+		if pause(ctx, between(rng, 150*time.Millisecond, 900*time.Millisecond)) != nil {
+			return
+		}
+		name := r.specs[rng.IntN(len(r.specs))].name
+		pids, err := r.list(ctx, c, name)
+		if err != nil || len(pids) == 0 {
+			continue
+		}
+		slices.Sort(pids) // list's order is not the seed's
+		pid := pids[rng.IntN(len(pids))]
+		// Only a child of the arbiter: the pid may have been reaped and
+		// reused since list answered.
+		if st, err := rd.Stat(pid); err != nil || st.PPid != r.a.Pid() {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			r.kills.inc(name)
+		}
+	}
+}
+
+// reloader changes the file every few seconds, one or two watchers at a
+// time (numprocesses always, and half the time an option too), and has
+// the arbiter re-read it with reloadconfig or with SIGHUP.
+func (r *run) reloader(ctx context.Context, c *control.Client, rng *rand.Rand) {
+	for {
+		if pause(ctx, between(rng, 2*time.Second, 6*time.Second)) != nil {
+			return
+		}
+		r.cfgMu.Lock()
+		r.reload(context.WithoutCancel(ctx), c, rng)
+		r.cfgMu.Unlock()
+	}
+}
+
+func (r *run) reload(ctx context.Context, c *control.Client, rng *rand.Rand) {
+	changed := map[string]int{}
+	for range 1 + rng.IntN(2) {
+		s := r.specs[rng.IntN(len(r.specs))]
+		n := 1 + rng.IntN(maxWorkers)
+		if n == s.n {
+			n = n%maxWorkers + 1
+		}
+		s.n = n
+		switch rng.IntN(4) {
+		case 0:
+			s.gen++ // a new environment: every worker is replaced
+		case 1:
+			s.slow = !s.slow // a new graceful_timeout
+		}
+		changed[s.name] = n
+	}
+	if err := writeConfig(r.files, r.specs); err != nil {
+		r.fails.add("%v", err)
+		return
+	}
+	if rng.IntN(10) < 7 {
+		r.ops.inc("reloadconfig")
+		if _, err := r.call(ctx, c, "reloadconfig", map[string]any{"waiting": true}); err != nil {
+			for name := range changed {
+				r.resync(ctx, c, name)
+			}
+			return
+		}
+		r.mu.Lock()
+		r.issued++
+		r.mu.Unlock()
+	} else {
+		r.ops.inc("SIGHUP")
+		r.mu.Lock()
+		r.issued++
+		want := r.issued
+		r.mu.Unlock()
+		_, bad0 := r.a.reloadCounts()
+		t0 := time.Now()
+		if err := syscall.Kill(r.a.Pid(), syscall.SIGHUP); err != nil {
+			r.fails.add("SIGHUP to the arbiter: %v", err)
+			return
+		}
+		// A SIGHUP has no reply: it is done when the arbiter logs so.
+		for {
+			done, bad := r.a.reloadCounts()
+			if done >= want {
+				r.lat.add("(SIGHUP reload)", time.Since(t0), nil)
+				break
+			}
+			if bad > bad0 || time.Since(t0) > r.o.bound {
+				r.lat.add("(SIGHUP reload)", time.Since(t0), errors.New("failed"))
+				if bad > bad0 {
+					r.fails.add("SIGHUP reload failed: %s", r.a.badHupLine(bad0))
+				} else {
+					r.fails.add("SIGHUP reload not done within %v", r.o.bound)
+				}
+				r.mu.Lock()
+				r.issued = done
+				r.mu.Unlock()
+				for name := range changed {
+					r.resync(ctx, c, name)
+				}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for name, n := range changed {
+		r.setTarget(name, n)
+	}
+}
+
+// describe names the pids of a watcher for a failure message.
+func describe(pids []int) string {
+	if len(pids) > 8 {
+		return fmt.Sprintf("%v...", pids[:8])
+	}
+	return fmt.Sprint(pids)
+}
