@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,9 +42,30 @@ type run struct {
 	cfgMu sync.RWMutex
 	specs []*watcherSpec // the file; entries written under cfgMu
 
-	mu     sync.Mutex
-	target map[string]int
-	issued int // reloads issued that succeeded or are awaited: the log's count should reach it
+	pending map[string]bool // watchers whose last reload failed: they run an older entry than the file's; under cfgMu
+
+	mu       sync.Mutex
+	target   map[string]int
+	trace    func(format string, args ...any) // to the trace file, kept when the run fails
+	expected counter                          // error replies that the killer caused, by command
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// targets renders the model for the trace.
+func (r *run) targets() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, s := range r.specs {
+		fmt.Fprintf(&b, "%s=%d ", s.name, r.target[s.name])
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // call sends one command through c, records its latency, and checks the
@@ -58,11 +81,17 @@ func (r *run) call(ctx context.Context, c *control.Client, cmd string, props map
 		return nil, err
 	}
 	r.lat.add(cmd, d, err)
+	var ce *control.CallError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		r.fails.add("%s %v: no reply within %v", cmd, props, r.o.bound)
+	case errors.As(err, &ce) && allKilledBeforeReady(strings.Split(ce.Reason, "\n")):
+		r.expected.inc(cmd)
 	case err != nil:
 		r.fails.add("%s %v: %v (after %v)", cmd, props, err, round(d))
+	}
+	if cmd != "list" && cmd != "numprocesses" && cmd != "status" {
+		r.trace("%s %v: %v in %v", cmd, props, errText(err), round(d))
 	}
 	return raw, err
 }
@@ -98,6 +127,20 @@ func (r *run) numprocesses(ctx context.Context, c *control.Client, name string) 
 	}
 	err = json.Unmarshal(raw, &v)
 	return v.N, err
+}
+
+// status returns a watcher's state as status NAME answers it: "active",
+// "stopped"...
+func (r *run) status(ctx context.Context, c *control.Client, name string) (string, error) {
+	raw, err := r.call(ctx, c, "status", map[string]any{"name": name})
+	if err != nil {
+		return "", err
+	}
+	var v struct {
+		Status string `json:"status"`
+	}
+	err = json.Unmarshal(raw, &v)
+	return v.Status, err
 }
 
 func (r *run) list(ctx context.Context, c *control.Client, name string) ([]int, error) {
@@ -164,6 +207,7 @@ func (r *run) watcherOp(ctx context.Context, c *control.Client, name string, rng
 			return
 		}
 		r.setTarget(name, want)
+		r.trace("%s target %d", name, want)
 		var v struct {
 			N int `json:"numprocesses"`
 		}
@@ -231,6 +275,7 @@ func (r *run) killer(ctx context.Context, c *control.Client, rng *rand.Rand) {
 		}
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
 			r.kills.inc(name)
+			r.trace("SIGKILL %s pid %d", name, pid)
 		}
 	}
 }
@@ -250,7 +295,9 @@ func (r *run) reloader(ctx context.Context, c *control.Client, rng *rand.Rand) {
 }
 
 func (r *run) reload(ctx context.Context, c *control.Client, rng *rand.Rand) {
-	changed := map[string]int{}
+	// A watcher whose reload failed before runs its old entry: the
+	// arbiter applies the file's again at this reload.
+	changed := maps.Clone(r.pending)
 	for range 1 + rng.IntN(2) {
 		s := r.specs[rng.IntN(len(r.specs))]
 		n := 1 + rng.IntN(maxWorkers)
@@ -264,30 +311,31 @@ func (r *run) reload(ctx context.Context, c *control.Client, rng *rand.Rand) {
 		case 1:
 			s.slow = !s.slow // a new graceful_timeout
 		}
-		changed[s.name] = n
+		changed[s.name] = true
 	}
 	if err := writeConfig(r.files, r.specs); err != nil {
 		r.fails.add("%v", err)
 		return
 	}
+	before := r.a.reloadLog()
+	var failed []string // the failed watchers' log lines
 	if rng.IntN(10) < 7 {
 		r.ops.inc("reloadconfig")
-		if _, err := r.call(ctx, c, "reloadconfig", map[string]any{"waiting": true}); err != nil {
-			for name := range changed {
-				r.resync(ctx, c, name)
+		_, err := r.call(ctx, c, "reloadconfig", map[string]any{"waiting": true})
+		if err != nil {
+			// The arbiter logs each watcher's failure before it answers.
+			failed = r.a.reloadLog().wFails[len(before.wFails):]
+			if len(failed) == 0 {
+				// Failed as a whole (reported): what it did is unknown.
+				for name := range changed {
+					r.pending[name] = true
+					r.resync(ctx, c, name)
+				}
+				return
 			}
-			return
 		}
-		r.mu.Lock()
-		r.issued++
-		r.mu.Unlock()
 	} else {
 		r.ops.inc("SIGHUP")
-		r.mu.Lock()
-		r.issued++
-		want := r.issued
-		r.mu.Unlock()
-		_, bad0 := r.a.reloadCounts()
 		t0 := time.Now()
 		if err := syscall.Kill(r.a.Pid(), syscall.SIGHUP); err != nil {
 			r.fails.add("SIGHUP to the arbiter: %v", err)
@@ -295,21 +343,26 @@ func (r *run) reload(ctx context.Context, c *control.Client, rng *rand.Rand) {
 		}
 		// A SIGHUP has no reply: it is done when the arbiter logs so.
 		for {
-			done, bad := r.a.reloadCounts()
-			if done >= want {
+			now := r.a.reloadLog()
+			if now.done > before.done {
 				r.lat.add("(SIGHUP reload)", time.Since(t0), nil)
 				break
 			}
-			if bad > bad0 || time.Since(t0) > r.o.bound {
+			if len(now.hupFails) > len(before.hupFails) {
+				failed = now.wFails[len(before.wFails):]
 				r.lat.add("(SIGHUP reload)", time.Since(t0), errors.New("failed"))
-				if bad > bad0 {
-					r.fails.add("SIGHUP reload failed: %s", r.a.badHupLine(bad0))
+				line := now.hupFails[len(before.hupFails)]
+				if len(failed) == 0 || !allKilledBeforeReady(failed) {
+					r.fails.add("SIGHUP reload failed: %s", line)
 				} else {
-					r.fails.add("SIGHUP reload not done within %v", r.o.bound)
+					r.expected.inc("SIGHUP")
 				}
-				r.mu.Lock()
-				r.issued = done
-				r.mu.Unlock()
+				r.trace("SIGHUP reload failed: %s", line)
+				break
+			}
+			if time.Since(t0) > r.o.bound {
+				r.lat.add("(SIGHUP reload)", time.Since(t0), errors.New("timeout"))
+				r.fails.add("SIGHUP reload not logged as done within %v", r.o.bound)
 				for name := range changed {
 					r.resync(ctx, c, name)
 				}
@@ -318,9 +371,44 @@ func (r *run) reload(ctx context.Context, c *control.Client, rng *rand.Rand) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	for name, n := range changed {
-		r.setTarget(name, n)
+	for name := range changed {
+		if slices.ContainsFunc(failed, func(line string) bool { return strings.Contains(line, "watcher="+name+" ") }) {
+			r.pending[name] = true
+			r.resync(ctx, c, name)
+			continue
+		}
+		delete(r.pending, name)
+		r.setTarget(name, r.spec(name).n)
 	}
+	r.trace("reload done: changed %v, failed %d, targets %v", slices.Sorted(maps.Keys(changed)), len(failed), r.targets())
+}
+
+// spec returns the watcher called name.
+func (r *run) spec(name string) *watcherSpec {
+	for _, s := range r.specs {
+		if s.name == name {
+			return s
+		}
+	}
+	panic("BUG: no watcher " + name)
+}
+
+// killedBeforeReady is how the arbiter says that a new worker of a reload
+// (or of an incr, a start) died of SIGKILL before it reported ready. The
+// reload is then abandoned with an error, as documented; the killer does
+// that, so it is expected.
+const killedBeforeReady = "exited (code -9) before it was ready"
+
+// allKilledBeforeReady reports whether every line of an error (one per
+// watcher, as errors.Join writes them) is a worker killed before it was
+// ready.
+func allKilledBeforeReady(lines []string) bool {
+	for _, l := range lines {
+		if strings.TrimSpace(l) != "" && !strings.Contains(l, killedBeforeReady) {
+			return false
+		}
+	}
+	return true
 }
 
 // describe names the pids of a watcher for a failure message.

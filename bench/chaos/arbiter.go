@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,17 +92,20 @@ type arbiterProc struct {
 	tail     []string // the last keepLog lines
 	warnings int      // lines at level WARN or ERROR
 	firstBad string   // the first of them
-	reloads  int      // "configuration reloaded" lines
-	badHup   []string // SIGHUP reloads the arbiter refused or failed
+	reloads  int      // "configuration reloaded" lines: reloads done
+	hupFails []string // SIGHUP reloads the arbiter refused or failed, in full
+	wFails   []string // watchers whose part of a reload failed, one line each
+	log      *os.File // the whole log, kept for a failed run; nil: not kept
 }
 
 // startArbiter starts bin on ini and waits until it logs that it started.
-func startArbiter(ctx context.Context, bin, ini string) (*arbiterProc, error) {
+// Its whole output is copied to log.
+func startArbiter(ctx context.Context, bin, ini string, log *os.File) (*arbiterProc, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	a := &arbiterProc{cmd: exec.Command(bin, ini), ready: make(chan struct{}), done: make(chan struct{})}
+	a := &arbiterProc{cmd: exec.Command(bin, ini), ready: make(chan struct{}), done: make(chan struct{}), log: log}
 	a.cmd.Stdout, a.cmd.Stderr = pw, pw
 	// Should chaos die without stopping it (SIGKILL, a crash), the arbiter
 	// gets SIGTERM and stops its workers. Pdeathsig follows the thread
@@ -160,6 +164,9 @@ func (a *arbiterProc) readLog(pr *os.File) {
 	started := false
 	for sc.Scan() {
 		line := sc.Text()
+		if a.log != nil {
+			fmt.Fprintln(a.log, line)
+		}
 		a.mu.Lock()
 		if len(a.tail) == keepLog {
 			a.tail = append(a.tail[:0], a.tail[1:]...)
@@ -171,11 +178,15 @@ func (a *arbiterProc) readLog(pr *os.File) {
 				a.firstBad = line
 			}
 		}
+		// cmd/arbiter logs a SIGHUP reload's failure as a whole; the
+		// arbiter logs each watcher's, for reloadconfig too.
 		switch {
 		case strings.Contains(line, `msg="configuration reloaded"`):
 			a.reloads++
-		case strings.Contains(line, `msg="reload refused`), strings.Contains(line, `msg="reload failed`):
-			a.badHup = append(a.badHup, line)
+		case strings.Contains(line, `msg="reload refused`), strings.Contains(line, `msg="reload failed;`):
+			a.hupFails = append(a.hupFails, line)
+		case strings.Contains(line, `msg="reload failed" watcher=`):
+			a.wFails = append(a.wFails, line)
 		}
 		a.mu.Unlock()
 		if !started && strings.Contains(line, `msg="arbiter started"`) {
@@ -185,19 +196,17 @@ func (a *arbiterProc) readLog(pr *os.File) {
 	}
 }
 
-// reloadCounts returns how many reloads the arbiter logged as done, and
-// how many SIGHUP reloads it logged as refused or failed.
-func (a *arbiterProc) reloadCounts() (done, bad int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.reloads, len(a.badHup)
+// reloadLog is what the arbiter logged of reloads so far.
+type reloadLog struct {
+	done     int      // reloads done
+	hupFails []string // SIGHUP reloads refused or failed
+	wFails   []string // watchers whose part of a reload failed
 }
 
-// badHupLine returns the i-th refused or failed SIGHUP reload's log line.
-func (a *arbiterProc) badHupLine(i int) string {
+func (a *arbiterProc) reloadLog() reloadLog {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.badHup[i]
+	return reloadLog{a.reloads, slices.Clone(a.hupFails), slices.Clone(a.wFails)}
 }
 
 func (a *arbiterProc) logTail() string {

@@ -55,9 +55,13 @@ func (r *run) converge(ctx context.Context, c *control.Client, what string) (tim
 					live++
 				}
 			}
-			if n != want || live != want || len(pids) != want {
-				off = append(off, fmt.Sprintf("%s: want %d, numprocesses %d, %d pids listed %s, %d alive",
-					s.name, want, n, len(pids), describe(pids), live))
+			status, err := r.status(ctx, c, s.name)
+			if err != nil {
+				return 0, err
+			}
+			if n != want || live != want || len(pids) != want || status != "active" {
+				off = append(off, fmt.Sprintf("%s: want %d active, numprocesses %d, %d pids listed %s, %d alive, status %q",
+					s.name, want, n, len(pids), describe(pids), live, status))
 			}
 		}
 		if len(off) == 0 {

@@ -71,9 +71,10 @@ func round(d time.Duration) time.Duration {
 // failures are the broken invariants of a run, in the order seen. It is
 // safe for concurrent use.
 type failures struct {
-	t0   time.Time
-	mu   sync.Mutex
-	list []string
+	t0    time.Time
+	trace func(format string, args ...any)
+	mu    sync.Mutex
+	list  []string
 }
 
 // add records a broken invariant, stamped with the time since the run
@@ -85,6 +86,7 @@ func (f *failures) add(format string, args ...any) {
 	f.list = append(f.list, msg)
 	f.mu.Unlock()
 	fmt.Println("INVARIANT BROKEN", msg)
+	f.trace("INVARIANT BROKEN %s", msg)
 }
 
 func (f *failures) all() []string {

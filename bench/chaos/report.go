@@ -24,6 +24,9 @@ func report(r *run, o options, points []quietPoint, z *zombies, l *load, took ti
 
 	fmt.Fprintf(w, "\ncommand latencies (bound %v):\n", o.bound)
 	r.lat.write(w)
+	if e := r.expected.String(); e != "" {
+		fmt.Fprintf(w, "errors above that the killer caused (a new worker SIGKILLed before it was ready: the reload is abandoned, as documented): %s\n", e)
+	}
 
 	fmt.Fprintln(w, "\nquiet points (arbiter resources at base sizes):")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
