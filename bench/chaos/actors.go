@@ -280,6 +280,30 @@ func (r *run) killer(ctx context.Context, c *control.Client, rng *rand.Rand) {
 	}
 }
 
+// observer sends read-only commands, one every 0.1-0.5 s, as a dashboard
+// or a monitoring script would: they must stay quick whatever the other
+// actors have the watchers doing (Circus answers them behind its one
+// lock).
+func (r *run) observer(ctx context.Context, c *control.Client, rng *rand.Rand) {
+	for {
+		if pause(ctx, between(rng, 100*time.Millisecond, 500*time.Millisecond)) != nil {
+			return
+		}
+		name := r.specs[rng.IntN(len(r.specs))].name
+		var props map[string]any
+		cmd := []string{"stats", "dstats", "status", "list", "options", "globaloptions", "numwatchers", "stats"}[rng.IntN(8)]
+		switch cmd {
+		case "options":
+			props = map[string]any{"name": name}
+		case "stats", "status":
+			if rng.IntN(2) == 0 {
+				props = map[string]any{"name": name}
+			}
+		}
+		_, _ = r.call(context.WithoutCancel(ctx), c, cmd, props)
+	}
+}
+
 // reloader changes the file every few seconds, one or two watchers at a
 // time (numprocesses always, and half the time an option too), and has
 // the arbiter re-read it with reloadconfig or with SIGHUP.
@@ -298,8 +322,10 @@ func (r *run) reload(ctx context.Context, c *control.Client, rng *rand.Rand) {
 	// A watcher whose reload failed before runs its old entry: the
 	// arbiter applies the file's again at this reload.
 	changed := maps.Clone(r.pending)
-	for range 1 + rng.IntN(2) {
-		s := r.specs[rng.IntN(len(r.specs))]
+	// Distinct watchers: one picked twice could come back to the entry
+	// the arbiter runs, and then nothing changes for it.
+	for _, i := range rng.Perm(len(r.specs))[:min(len(r.specs), 1+rng.IntN(2))] {
+		s := r.specs[i]
 		n := 1 + rng.IntN(maxWorkers)
 		if n == s.n {
 			n = n%maxWorkers + 1

@@ -21,6 +21,8 @@
 //     changed (numprocesses always, and half the time CHAOS_GEN in its
 //     [env:] or its graceful_timeout) and has the arbiter re-read it with
 //     reloadconfig or, three times in ten, with SIGHUP;
+//   - an observer: a read-only command (stats, dstats, status, list,
+//     options...) every 0.1-0.5 s;
 //   - -load HTTP clients sending requests to the shared socket.
 //
 // Between rounds comes a quiet point: the actors finish what they were
@@ -198,18 +200,18 @@ func runChaos(ctx context.Context, o options) ([]string, error) {
 	for _, s := range specs {
 		r.target[s.name] = s.n
 	}
-	for i := range len(specs) + 3 {
+	for i := range len(specs) + 4 {
 		r.rngs = append(r.rngs, r.rng(uint64(i)))
 	}
 	// One client per actor, as several circusctl would be.
-	clients := make([]*control.Client, len(specs)+3)
+	clients := make([]*control.Client, len(specs)+4)
 	for i := range clients {
 		if clients[i], err = control.Dial("ipc://"+files.control, 5*time.Second); err != nil {
 			return nil, err
 		}
 		defer clients[i].Close()
 	}
-	ctl := clients[0] // the quiet points'; 1 is the killer's, 2 the reloader's, 3... the watcher actors'
+	ctl := clients[0] // the quiet points'; 1 is the killer's, 2 the reloader's, 3 the observer's, 4... the watcher actors'
 
 	// The arbiter must live until it is told to stop: its death ends
 	// the run early.
@@ -333,8 +335,9 @@ func (r *run) chaos(ctx context.Context, clients []*control.Client, d time.Durat
 	// round continues its stream.
 	wg.Go(func() { r.killer(rctx, clients[1], r.rngs[1]) })
 	wg.Go(func() { r.reloader(rctx, clients[2], r.rngs[2]) })
+	wg.Go(func() { r.observer(rctx, clients[3], r.rngs[3]) })
 	for i, s := range r.specs {
-		wg.Go(func() { r.watcherActor(rctx, clients[3+i], s, r.rngs[3+i]) })
+		wg.Go(func() { r.watcherActor(rctx, clients[4+i], s, r.rngs[4+i]) })
 	}
 	wg.Wait()
 }
