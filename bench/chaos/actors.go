@@ -220,30 +220,105 @@ func (r *run) watcherOp(ctx context.Context, c *control.Client, name string, rng
 		if _, err := r.call(ctx, c, "restart", map[string]any{"name": name, "waiting": true}); err != nil {
 			r.resync(ctx, c, name)
 		}
-	case p < 80:
+	case p < 78:
 		r.ops.inc("reload")
 		if _, err := r.call(ctx, c, "reload", map[string]any{"name": name, "graceful": true, "waiting": true}); err != nil {
 			r.resync(ctx, c, name)
 		}
+	case p < 90:
+		r.overlap(ctx, c, name, n, rng)
 	default:
 		r.ops.inc("stop+start")
 		r.stopStart(ctx, c, name, between(rng, 0, 1500*time.Millisecond))
 	}
 }
 
+// overlap sends a command without waiting and, while it may still run,
+// another on the same watcher: they must queue or cancel cleanly, and end
+// where the two in order would.
+func (r *run) overlap(ctx context.Context, c *control.Client, name string, n int, rng *rand.Rand) {
+	gap := between(rng, 0, 300*time.Millisecond)
+	switch rng.IntN(3) {
+	case 0:
+		// A stop cancels a restart in progress, or waits for it.
+		r.ops.inc("restart+stop+start")
+		if _, err := r.call(ctx, c, "restart", map[string]any{"name": name}); err != nil {
+			r.resync(ctx, c, name)
+			return
+		}
+		_ = pause(ctx, gap)
+		r.stopStart(ctx, c, name, between(rng, 0, 500*time.Millisecond))
+	case 1:
+		// incr then decr of as many: the decr answers the size before both.
+		if n+2 > maxWorkers {
+			return
+		}
+		r.ops.inc("incr+decr")
+		if _, err := r.call(ctx, c, "incr", map[string]any{"name": name, "nb": 2}); err != nil {
+			r.resync(ctx, c, name)
+			return
+		}
+		_ = pause(ctx, gap)
+		raw, err := r.call(ctx, c, "decr", map[string]any{"name": name, "nb": 2, "waiting": true})
+		if err != nil {
+			r.resync(ctx, c, name)
+			return
+		}
+		var v struct {
+			N int `json:"numprocesses"`
+		}
+		if json.Unmarshal(raw, &v) == nil && v.N != n {
+			r.fails.add("incr %s 2 (not waiting) then decr 2 from %d answered numprocesses %d, want %d", name, n, v.N, n)
+			r.setTarget(name, v.N)
+		}
+	case 2:
+		// An incr during a graceful reload: after it, one more.
+		if n+1 > maxWorkers {
+			return
+		}
+		r.ops.inc("reload+incr")
+		if _, err := r.call(ctx, c, "reload", map[string]any{"name": name, "graceful": true}); err != nil {
+			r.resync(ctx, c, name)
+			return
+		}
+		_ = pause(ctx, gap)
+		raw, err := r.call(ctx, c, "incr", map[string]any{"name": name, "nb": 1, "waiting": true})
+		if err != nil {
+			r.resync(ctx, c, name)
+			return
+		}
+		r.setTarget(name, n+1)
+		var v struct {
+			N int `json:"numprocesses"`
+		}
+		if json.Unmarshal(raw, &v) == nil && v.N != n+1 {
+			r.fails.add("reload %s (not waiting) then incr 1 from %d answered numprocesses %d, want %d", name, n, v.N, n+1)
+			r.setTarget(name, v.N)
+		}
+	}
+}
+
 // stopStart stops a watcher, checks that none of its workers is left,
 // waits idle, and starts it again.
 func (r *run) stopStart(ctx context.Context, c *control.Client, name string, idle time.Duration) {
-	before, _ := r.list(ctx, c, name)
+	// The workers before the stop, with their start times: a pid reaped
+	// and reused since is not the same worker.
+	var rd procfs.Reader
+	before := map[int]uint64{}
+	pids, _ := r.list(ctx, c, name)
+	for _, pid := range pids {
+		if st, err := rd.Stat(pid); err == nil && st.PPid == r.a.Pid() {
+			before[pid] = st.StartTime
+		}
+	}
 	if _, err := r.call(ctx, c, "stop", map[string]any{"name": name, "waiting": true}); err == nil {
 		// stop --waiting answers once its workers are reaped.
 		if pids, err := r.list(ctx, c, name); err == nil && len(pids) != 0 {
 			r.fails.add("stop %s answered, but list still shows pids %v", name, pids)
 		}
-		var rd procfs.Reader
-		for _, pid := range before {
-			if st, err := rd.Stat(pid); err == nil && st.PPid == r.a.Pid() {
-				r.fails.add("stop %s answered, but its worker %d is still the arbiter's child (state %c)", name, pid, st.State)
+		for pid, start := range before {
+			if st, err := rd.Stat(pid); err == nil && st.StartTime == start {
+				r.fails.add("stop %s answered, but its worker %d is still there (state %c, parent %d)", name, pid, st.State, st.PPid)
 			}
 		}
 	}

@@ -15,7 +15,9 @@
 //
 //   - one actor per watcher: incr and decr (1 or 2, within 1..6), restart,
 //     reload, and stop then start (checking that stop --waiting left no
-//     worker alive), all with waiting, a pause of 0.3-2.5 s between them;
+//     worker alive), all with waiting; and overlapping pairs, the first
+//     not waiting: restart then stop, incr then decr, reload then incr;
+//     a pause of 0.3-2.5 s between them;
 //   - a killer: SIGKILL of a random worker every 0.15-0.9 s;
 //   - a reloader: every 2-6 s, rewrites the file with one or two watchers
 //     changed (numprocesses always, and half the time CHAOS_GEN in its
