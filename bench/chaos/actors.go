@@ -30,24 +30,24 @@ import (
 // a reload never overlaps an incr. The killer needs no lock: a SIGKILL
 // changes no target.
 type run struct {
-	o     options
-	files runFiles
-	a     *arbiterProc
-	fails *failures
-	lat   *latencies
-	ops   counter
-	kills counter
-	rngs  []*rand.Rand // one per actor: see rng
-
-	cfgMu sync.RWMutex
-	specs []*watcherSpec // the file; entries written under cfgMu
-
-	pending map[string]bool // watchers whose last reload failed: they run an older entry than the file's; under cfgMu
-
-	mu       sync.Mutex
-	target   map[string]int
+	// Set before the actors start; the recorders are safe for concurrent use.
+	o        options
+	files    runFiles
+	a        *arbiterProc
+	rngs     []*rand.Rand                     // one per actor: see rng
 	trace    func(format string, args ...any) // to the trace file, kept when the run fails
-	expected counter                          // error replies that the killer caused, by command
+	fails    *failures
+	lat      *latencies
+	ops      counter
+	kills    counter
+	expected counter // error replies that the killer caused, by command
+
+	cfgMu   sync.RWMutex
+	specs   []*watcherSpec  // the file: the slice is fixed, its entries' n, gen and slow change under cfgMu
+	pending map[string]bool // watchers whose last reload failed: they run an older entry than the file's
+
+	mu     sync.Mutex
+	target map[string]int // the model
 }
 
 func errText(err error) string {
@@ -170,12 +170,18 @@ func between(rng *rand.Rand, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
 }
 
+// idle is an actor's pause between two operations, in [lo, hi) divided
+// by -pace.
+func (r *run) idle(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	return time.Duration(float64(between(rng, lo, hi)) / r.o.pace)
+}
+
 // watcherActor runs random operations on s until ctx ends; the operation
 // in flight then finishes (a stopped watcher is started again), so that
 // the quiet point sees every watcher active.
 func (r *run) watcherActor(ctx context.Context, c *control.Client, s *watcherSpec, rng *rand.Rand) {
 	for {
-		if pause(ctx, between(rng, 300*time.Millisecond, 2500*time.Millisecond)) != nil {
+		if pause(ctx, r.idle(rng, 300*time.Millisecond, 2500*time.Millisecond)) != nil {
 			return
 		}
 		r.cfgMu.RLock()
@@ -333,7 +339,7 @@ func (r *run) stopStart(ctx context.Context, c *control.Client, name string, idl
 func (r *run) killer(ctx context.Context, c *control.Client, rng *rand.Rand) {
 	var rd procfs.Reader
 	for {
-		if pause(ctx, between(rng, 150*time.Millisecond, 900*time.Millisecond)) != nil {
+		if pause(ctx, r.idle(rng, 150*time.Millisecond, 900*time.Millisecond)) != nil {
 			return
 		}
 		name := r.specs[rng.IntN(len(r.specs))].name
@@ -361,7 +367,7 @@ func (r *run) killer(ctx context.Context, c *control.Client, rng *rand.Rand) {
 // lock).
 func (r *run) observer(ctx context.Context, c *control.Client, rng *rand.Rand) {
 	for {
-		if pause(ctx, between(rng, 100*time.Millisecond, 500*time.Millisecond)) != nil {
+		if pause(ctx, r.idle(rng, 100*time.Millisecond, 500*time.Millisecond)) != nil {
 			return
 		}
 		name := r.specs[rng.IntN(len(r.specs))].name
@@ -384,7 +390,7 @@ func (r *run) observer(ctx context.Context, c *control.Client, rng *rand.Rand) {
 // the arbiter re-read it with reloadconfig or with SIGHUP.
 func (r *run) reloader(ctx context.Context, c *control.Client, rng *rand.Rand) {
 	for {
-		if pause(ctx, between(rng, 2*time.Second, 6*time.Second)) != nil {
+		if pause(ctx, r.idle(rng, 2*time.Second, 6*time.Second)) != nil {
 			return
 		}
 		r.cfgMu.Lock()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -260,6 +261,68 @@ func get(ctx context.Context, client *http.Client, url string) error {
 	}
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("pid ")) {
 		return fmt.Errorf("status %d, body %q", resp.StatusCode, body)
+	}
+	return nil
+}
+
+// strays checks that every process running one of the run's programs is
+// a worker the arbiter lists or a child of one: a worker's grandchildren
+// go with it when it dies, whatever killed it ("a stopped or crashed
+// worker's grandchildren never run on unsupervised"). Workers come and go
+// (crashy respawns every second or so), so only a process seen as a stray
+// in two looks a second apart counts.
+func (r *run) strays(ctx context.Context, c *control.Client, what string) error {
+	type proc struct {
+		pid   int
+		start uint64
+	}
+	look := func() (map[proc]string, error) {
+		listed := map[int]bool{r.a.Pid(): true}
+		for _, s := range r.specs {
+			pids, err := r.list(ctx, c, s.name)
+			if err != nil {
+				return nil, err
+			}
+			for _, pid := range pids {
+				listed[pid] = true
+			}
+		}
+		found := map[proc]string{}
+		var rd procfs.Reader
+		for _, l := range leftovers(r.files.dir) {
+			pid, _ := strconv.Atoi(strings.Fields(l)[0])
+			st, err := rd.Stat(pid)
+			if err != nil || listed[pid] || listed[st.PPid] || st.State == 'Z' {
+				continue
+			}
+			found[proc{pid, st.StartTime}] = fmt.Sprintf("%s (parent %d)", l, st.PPid)
+		}
+		return found, nil
+	}
+	first, err := look()
+	if err != nil || len(first) == 0 {
+		return err
+	}
+	if err := pause(ctx, time.Second); err != nil {
+		return err
+	}
+	second, err := look()
+	if err != nil {
+		return err
+	}
+	var both []string
+	for p, desc := range second {
+		if _, ok := first[p]; ok {
+			both = append(both, desc)
+		}
+	}
+	if len(both) > 0 {
+		slices.Sort(both)
+		r.fails.add("%s: %d process(es) of the run that are neither a listed worker nor its child: %s", what, len(both), strings.Join(both, "; "))
+		// Killed, so that the next points report only new ones.
+		for p := range second {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
 	}
 	return nil
 }

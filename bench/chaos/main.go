@@ -17,7 +17,7 @@
 //     reload, and stop then start (checking that stop --waiting left no
 //     worker alive), all with waiting; and overlapping pairs, the first
 //     not waiting: restart then stop, incr then decr, reload then incr;
-//     a pause of 0.3-2.5 s between them;
+//     a pause of 0.3-2.5 s between them (all pauses are divided by -pace);
 //   - a killer: SIGKILL of a random worker every 0.15-0.9 s;
 //   - a reloader: every 2-6 s, rewrites the file with one or two watchers
 //     changed (numprocesses always, and half the time CHAOS_GEN in its
@@ -45,6 +45,9 @@
 //   - the arbiter's fds, threads and RSS at the last quiet point are not
 //     beyond the first's by more than a tolerance (+8 fds, +8 threads, RSS
 //     +50% +16 MiB);
+//   - at every quiet point, every process running one of the run's
+//     programs is a worker the arbiter lists, or a child of one: a dead
+//     worker's grandchildren go with it;
 //   - no child of the arbiter stays a zombie for more than 3 s;
 //   - the arbiter runs until it is told to stop; on SIGTERM it exits 0
 //     within the longest graceful_timeout + 10 s, leaving no process of
@@ -70,6 +73,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -87,6 +91,7 @@ import (
 type options struct {
 	duration, round, bound time.Duration
 	seed                   int64
+	pace                   float64
 	watchers, load         int
 	arbiter                string
 }
@@ -98,6 +103,7 @@ func main() {
 	flag.DurationVar(&o.bound, "bound", 30*time.Second, "longest a command may take to be answered")
 	flag.Int64Var(&o.seed, "seed", 0, "seed of the random draws (default: from the clock)")
 	flag.IntVar(&o.watchers, "watchers", len(kinds), "number of watchers")
+	flag.Float64Var(&o.pace, "pace", 1, "divides the actors' pauses between operations: 2 is twice as many operations")
 	flag.IntVar(&o.load, "load", 2, "HTTP clients sending requests throughout")
 	flag.StringVar(&o.arbiter, "arbiter", "", "arbiter binary to run (default: build ./cmd/arbiter)")
 	short := flag.Bool("short", false, "a quick look: -duration 20s unless -duration is given")
@@ -105,7 +111,7 @@ func main() {
 	if *short && !isSet("duration") {
 		o.duration = 20 * time.Second
 	}
-	if flag.NArg() != 0 || o.duration <= 0 || o.round <= 0 || o.bound <= 0 || o.watchers < 1 || o.load < 0 {
+	if flag.NArg() != 0 || o.duration <= 0 || o.round <= 0 || o.bound <= 0 || o.watchers < 1 || o.load < 0 || o.pace <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -116,12 +122,15 @@ func main() {
 	fails, err := runChaos(ctx, o)
 	stop()
 	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
 		fmt.Fprintf(os.Stderr, "chaos: %v\n", err)
 		os.Exit(1)
 	}
 	if len(fails) > 0 {
-		fmt.Printf("\nFAIL: %d invariant(s) broke:\n  %s\nreproduce with: go run ./bench/chaos -seed %d -duration %v -round %v -watchers %d -load %d\n",
-			len(fails), strings.Join(fails, "\n  "), o.seed, o.duration, o.round, o.watchers, o.load)
+		fmt.Printf("\nFAIL: %d invariant(s) broke:\n  %s\nreproduce with: go run ./bench/chaos -seed %d -duration %v -round %v -watchers %d -load %d -pace %g\n",
+			len(fails), strings.Join(fails, "\n  "), o.seed, o.duration, o.round, o.watchers, o.load, o.pace)
 		os.Exit(1)
 	}
 	fmt.Println("\nPASS: every invariant held")
@@ -144,8 +153,8 @@ func runChaos(ctx context.Context, o options) ([]string, error) {
 	defer os.RemoveAll(dir)
 	// Whatever happens below, nothing the run started outlives it.
 	defer killLeftovers(dir)
-	fmt.Printf("chaos: seed %d, %d watchers, %v of chaos in rounds of at most %v, bound %v, %d HTTP clients; GOMAXPROCS %d, %d CPUs\n",
-		o.seed, o.watchers, o.duration, o.round, o.bound, o.load, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Printf("chaos: seed %d, %d watchers, %v of chaos in rounds of at most %v, pace %g, bound %v, %d HTTP clients; GOMAXPROCS %d, %d CPUs\n",
+		o.seed, o.watchers, o.duration, o.round, o.pace, o.bound, o.load, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	bins, err := build(ctx, dir, o.arbiter)
 	if err != nil {
 		return nil, err
@@ -249,6 +258,9 @@ func runChaos(ctx context.Context, o options) ([]string, error) {
 		defer l.quiet.Store(false)
 		q := quietPoint{name: name}
 		if q.converged, err = r.converge(runCtx, ctl, name); err != nil {
+			return err
+		}
+		if err := r.strays(runCtx, ctl, name); err != nil {
 			return err
 		}
 		t0 := time.Now()
