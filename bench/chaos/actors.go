@@ -77,7 +77,9 @@ func (r *run) call(ctx context.Context, c *control.Client, cmd string, props map
 	t0 := time.Now()
 	raw, err := c.Call(cctx, cmd, props)
 	d := time.Since(t0)
-	if canceled(ctx, err) {
+	if ctx.Err() != nil {
+		// The caller's context ended (Ctrl-C), not the bound: nothing
+		// to judge.
 		return nil, err
 	}
 	r.lat.add(cmd, d, err)
@@ -343,7 +345,9 @@ func (r *run) killer(ctx context.Context, c *control.Client, rng *rand.Rand) {
 			return
 		}
 		name := r.specs[rng.IntN(len(r.specs))].name
-		pids, err := r.list(ctx, c, name)
+		// The round's end must not cut a list short: that would look
+		// like a command the arbiter never answered.
+		pids, err := r.list(context.WithoutCancel(ctx), c, name)
 		if err != nil || len(pids) == 0 {
 			continue
 		}
