@@ -287,19 +287,29 @@ func runChaos(ctx context.Context, o options) ([]string, error) {
 			name+":", round(q.converged), round(q.normalized), q.res.fds, q.res.threads, q.res.rssKB)
 		return nil
 	}
-	if err := quiet("start"); err != nil {
-		return nil, err
+	// A quiet point that cannot finish (a command unanswered, the
+	// arbiter gone: reported as they happened) ends the chaos; the end's
+	// checks and the figures still come.
+	quietOrStop := func(name string) bool {
+		err := quiet(name)
+		if err != nil && ctx.Err() == nil {
+			r.fails.add("%s: the quiet point could not finish: %v", name, err)
+		}
+		return err == nil
 	}
 	// Rounds of equal length, at least 3, so that the first point after
 	// chaos (the early one) and the last (the late one) are apart.
 	rounds := max(3, int((o.duration+o.round-1)/o.round))
-	for i := 1; i <= rounds && runCtx.Err() == nil; i++ {
-		r.chaos(runCtx, clients, o.duration*time.Duration(i)/time.Duration(rounds)-o.duration*time.Duration(i-1)/time.Duration(rounds))
-		if runCtx.Err() != nil {
-			break
+	for i := 0; i <= rounds && runCtx.Err() == nil; i++ {
+		if i > 0 {
+			r.chaos(runCtx, clients, o.duration*time.Duration(i)/time.Duration(rounds)-o.duration*time.Duration(i-1)/time.Duration(rounds))
 		}
-		if err := quiet(fmt.Sprintf("after round %d", i)); err != nil {
-			return nil, err
+		name := "start"
+		if i > 0 {
+			name = fmt.Sprintf("after round %d", i)
+		}
+		if runCtx.Err() != nil || !quietOrStop(name) {
+			break
 		}
 	}
 	if err := ctx.Err(); err != nil {
