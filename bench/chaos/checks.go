@@ -289,13 +289,29 @@ func (r *run) strays(ctx context.Context, c *control.Client, what string) error 
 		}
 		found := map[proc]string{}
 		var rd procfs.Reader
+		arb := r.a.Pid()
 		for _, l := range leftovers(r.files.dir) {
 			pid, _ := strconv.Atoi(strings.Fields(l)[0])
 			st, err := rd.Stat(pid)
-			if err != nil || listed[pid] || listed[st.PPid] || st.State == 'Z' {
+			if err != nil || listed[pid] || st.State == 'Z' {
 				continue
 			}
-			found[proc{pid, st.StartTime}] = fmt.Sprintf("%s (parent %d)", l, st.PPid)
+			pgid, err := syscall.Getpgid(pid)
+			if err != nil {
+				continue
+			}
+			// A worker leads its own process group; one the arbiter is
+			// stopping is no longer listed. A child of the arbiter in
+			// another's group is an orphan reparented to it (it is the
+			// child subreaper): a grandchild its worker left behind.
+			if st.PPid == arb && pgid == pid {
+				continue
+			}
+			// A child of a worker, while its worker lives.
+			if pst, err := rd.Stat(st.PPid); st.PPid != arb && err == nil && pst.PPid == arb {
+				continue
+			}
+			found[proc{pid, st.StartTime}] = fmt.Sprintf("%s (parent %d, group %d)", l, st.PPid, pgid)
 		}
 		return found, nil
 	}
