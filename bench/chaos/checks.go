@@ -149,15 +149,16 @@ func (r *run) growth(early, late resources) {
 	}
 }
 
-// zombies scans /proc every half second for zombies whose parent is the
-// arbiter; one that stays a zombie longer than zombieGrace was not reaped,
-// and is reported once. It returns the most zombies seen at once.
+// zombies records the arbiter's zombie children over a run.
 type zombies struct {
 	mu      sync.Mutex
-	most    int
-	longest time.Duration
+	most    int           // seen at once
+	longest time.Duration // between the first and the last scan that saw one
 }
 
+// watch scans /proc every half second until ctx ends for zombies whose
+// parent is the arbiter; one that stays a zombie longer than zombieGrace
+// was not reaped, and is reported once.
 func (z *zombies) watch(ctx context.Context, r *run) {
 	type key struct {
 		pid   int
