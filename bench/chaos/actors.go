@@ -77,9 +77,9 @@ func (r *run) call(ctx context.Context, c *control.Client, cmd string, props map
 	t0 := time.Now()
 	raw, err := c.Call(cctx, cmd, props)
 	d := time.Since(t0)
-	if ctx.Err() != nil {
-		// The caller's context ended (Ctrl-C), not the bound: nothing
-		// to judge.
+	if ctx.Err() != nil || r.a.Exited() {
+		// The caller's context ended (Ctrl-C), not the bound; or the
+		// arbiter died, which is reported once: nothing to judge.
 		return nil, err
 	}
 	r.lat.add(cmd, d, err)

@@ -134,9 +134,9 @@ func startArbiter(ctx context.Context, bin, ini string, log *os.File) (*arbiterP
 	case <-a.ready:
 		return a, nil
 	case <-a.done:
-		return nil, fmt.Errorf("arbiter exited during start-up (%v); its log ends:\n%s", a.err, a.logTail())
+		return nil, fmt.Errorf("arbiter exited during start-up (%v); its log ends:\n%s", a.err, a.logTail(keepLog))
 	case <-timer.C:
-		err = fmt.Errorf("arbiter not started after %v; its log ends:\n%s", startTimeout, a.logTail())
+		err = fmt.Errorf("arbiter not started after %v; its log ends:\n%s", startTimeout, a.logTail(keepLog))
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -209,10 +209,12 @@ func (a *arbiterProc) reloadLog() reloadLog {
 	return reloadLog{a.reloads, slices.Clone(a.hupFails), slices.Clone(a.wFails)}
 }
 
-func (a *arbiterProc) logTail() string {
+// logTail returns the last n lines of the arbiter's output (at most
+// keepLog).
+func (a *arbiterProc) logTail(n int) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return strings.Join(a.tail, "\n")
+	return strings.Join(a.tail[max(0, len(a.tail)-n):], "\n")
 }
 
 // Warnings returns how many WARN or ERROR lines the arbiter has logged so

@@ -234,7 +234,7 @@ func runChaos(ctx context.Context, o options) ([]string, error) {
 	bg.Go(func() {
 		select {
 		case <-a.done:
-			r.fails.add("the arbiter exited unasked (%v); its log ends:\n%s", a.err, a.logTail())
+			r.fails.add("the arbiter exited unasked (%v); its log ends:\n%s\n(the whole log is kept)", a.err, a.logTail(10))
 			cancel()
 		case <-shutdown:
 		}
@@ -325,12 +325,14 @@ func runChaos(ctx context.Context, o options) ([]string, error) {
 	// worker.
 	stopping.Do(func() { close(shutdown) })
 	bound := maxGraceful(specs) + 10*time.Second
+	died := a.Exited() // before SIGTERM: reported already
 	took, ok := a.Terminate(bound)
 	endBackground()
 	var left []string
 	switch {
+	case died:
 	case !ok:
-		r.fails.add("SIGTERM: the arbiter still runs after %v; its log ends:\n%s", bound, a.logTail())
+		r.fails.add("SIGTERM: the arbiter still runs after %v; its log ends:\n%s", bound, a.logTail(10))
 	case a.err != nil:
 		r.fails.add("SIGTERM: the arbiter exited with %v after %v", a.err, round(took))
 	}
@@ -344,7 +346,7 @@ func runChaos(ctx context.Context, o options) ([]string, error) {
 			}
 		}
 	}
-	report(r, o, points, &z, &l, took, ok)
+	report(r, o, points, &z, &l, took, ok && !died)
 	fails := r.fails.all()
 	keep = len(fails) > 0
 	return fails, nil

@@ -71,6 +71,8 @@ func report(r *run, o options, points []quietPoint, z *zombies, l *load, took ti
 	bound := maxGraceful(r.specs) + 10*time.Second
 	if exited {
 		fmt.Fprintf(w, "SIGTERM to exit: %v (bound %v), exit status %v\n", round(took), bound, exitStatus(r.a))
+	} else if r.a.Exited() {
+		fmt.Fprintf(w, "SIGTERM to exit: none, the arbiter had died (%s)\n", exitStatus(r.a))
 	} else {
 		fmt.Fprintf(w, "SIGTERM to exit: still running after %v\n", bound)
 	}
