@@ -14,11 +14,10 @@ import (
 // hears how each went (handleLaunched); until then its slot counts as
 // live.
 
-// spawnOne starts one worker in the lowest free slot, after before_spawn
-// if the watcher has one. It reports false when nothing was started and
+// spawnOne starts one worker in slot wid, after before_spawn if the
+// watcher has one. It reports false when nothing was started and
 // reconcile should stop for now.
-func (w *Watcher) spawnOne() bool {
-	wid := w.freeWid()
+func (w *Watcher) spawnOne(wid int) bool {
 	if w.hookThen(hookBeforeSpawn, hookDone{step: stepSpawn, wid: wid}, "CIRCUS_WID="+fmt.Sprint(wid)) {
 		w.spawning[wid] = true
 		return true
@@ -135,6 +134,16 @@ func (w *Watcher) empty() bool { return len(w.procs) == 0 && len(w.launching) ==
 
 // freeWid is Circus's wid: the smallest slot number no worker holds.
 func (w *Watcher) freeWid() int {
+	used := w.usedSlots()
+	wid := 1
+	for used[wid] {
+		wid++
+	}
+	return wid
+}
+
+// usedSlots are the slots of the workers and of the spawns under way.
+func (w *Watcher) usedSlots() map[int]bool {
 	used := make(map[int]bool, len(w.procs)+len(w.spawning)+len(w.launching))
 	for _, p := range w.procs {
 		used[p.Wid] = true
@@ -145,9 +154,5 @@ func (w *Watcher) freeWid() int {
 	for wid := range w.launching {
 		used[wid] = true
 	}
-	wid := 1
-	for used[wid] {
-		wid++
-	}
-	return wid
+	return used
 }

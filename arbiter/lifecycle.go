@@ -73,7 +73,7 @@ func (w *Watcher) beginStart(reply chan<- error, commanded bool) {
 		w.stopReason = ""
 		w.spawnAt = time.Time{}
 		w.spawnFails, w.transient, w.transErr, w.startSpawns = 0, 0, nil, 0
-		w.deaths, w.crashes, w.crashWait = nil, nil, false
+		w.deaths, w.crashes, w.slotAt = nil, nil, nil
 		w.log.Info("starting", "numprocesses", w.target)
 		w.hookGate(stepStart, hookBeforeStart)
 	}
@@ -159,8 +159,11 @@ func (w *Watcher) fill() {
 		if (w.spawnFails > 0 || w.transient > 0) && len(w.launching) > 0 {
 			return // while spawns fail, one try at a time
 		}
-		w.crashWait = false
-		if !w.spawnOne() {
+		wid, ok := w.nextSlot(time.Now())
+		if !ok {
+			return // every free slot is in a crash loop's pause: the timer comes back
+		}
+		if !w.spawnOne(wid) {
 			return
 		}
 		if w.state == Starting && w.cfg.WarmupDelay > 0 && w.live() < target {
@@ -366,6 +369,7 @@ func (w *Watcher) rearm() {
 	}
 	if (w.state == Starting || w.state == Active) && w.live() < w.target {
 		earlier(w.spawnAt)
+		earlier(w.slotPause(time.Time{}))
 	}
 	if w.reload != nil {
 		earlier(w.reload.pauseUntil)

@@ -26,9 +26,10 @@ const (
 	backoffFirst = 100 * time.Millisecond
 	backoffMax   = 30 * time.Second
 	// crashStable is how long a worker must have run for its death to
-	// start a new crash count for its slot (systemd's start limit
-	// interval has the same default).
-	crashStable = 10 * time.Second
+	// start a new crash count for its slot: one that served a while is
+	// replaced at once, as Circus does; one that dies young, again and
+	// again, is a crash loop.
+	crashStable = time.Second
 	// crashMaxDefault caps the crash-loop pause without restart_max_delay:
 	// long enough to turn a busy loop into a trickle, short enough that a
 	// worker an operator kills again and again is back within a second.
@@ -135,10 +136,10 @@ func (w *Watcher) crashed(p *worker, now time.Time) {
 		return
 	}
 	delay := min(w.cfg.RestartDelay<<min(n-2, 20), w.crashMax())
-	if at := now.Add(delay); at.After(w.spawnAt) {
-		w.spawnAt = at
-		w.crashWait = true
+	if w.slotAt == nil {
+		w.slotAt = map[int]time.Time{}
 	}
+	w.slotAt[p.Wid] = now.Add(delay)
 	w.log.Warn("crash loop: restart delayed", "wid", p.Wid, "deaths_in_a_row", n, "restart_in", delay)
 }
 
@@ -222,20 +223,57 @@ func (w *Watcher) detail(now time.Time) (string, time.Time) {
 		return fmt.Sprintf("backoff: %s, retry in %s", transientReason(w.transErr), in(w.spawnAt)), w.spawnAt
 	case w.spawnFails > 0 && short && now.Before(w.spawnAt):
 		return fmt.Sprintf("spawn failed %d times, retry in %s", w.spawnFails, in(w.spawnAt)), w.spawnAt
-	case w.crashWait && short && now.Before(w.spawnAt):
-		return "crash loop: restart in " + in(w.spawnAt), w.spawnAt
+	case short && !w.slotPause(now).IsZero():
+		at := w.slotPause(now)
+		return "crash loop: restart in " + in(at), at
 	case w.reload != nil:
 		return "reloading", time.Time{}
 	}
 	return "", time.Time{}
 }
 
-// endCrashPause lifts a crash loop's pause: an operator's reload, resize
+// endCrashPause lifts a crash loop's pauses: an operator's reload, resize
 // or start wants its workers now, not when the loop would have retried.
 func (w *Watcher) endCrashPause() {
-	if w.crashWait {
-		w.crashWait = false
-		w.spawnAt = time.Time{}
+	w.slotAt, w.crashes = nil, nil
+}
+
+// nextSlot is the slot the next worker starts in: the lowest free one up
+// to numprocesses that no crash-loop pause holds (a slot that keeps
+// crashing never holds the others back), or, when every slot up to
+// numprocesses is taken, the lowest free one above. ok is false when the
+// free slots are all paused.
+func (w *Watcher) nextSlot(now time.Time) (wid int, ok bool) {
+	used := w.usedSlots()
+	paused := false
+	for wid := 1; wid <= w.target; wid++ {
+		if used[wid] {
+			continue
+		}
+		if now.Before(w.slotAt[wid]) {
+			paused = true
+			continue
+		}
+		return wid, true
 	}
-	w.crashes = nil
+	if paused {
+		return 0, false
+	}
+	return w.freeWid(), true
+}
+
+// slotPause is the earliest end of a crash-loop pause of a free slot, or
+// zero; with now not zero, only a pause still running counts.
+func (w *Watcher) slotPause(now time.Time) time.Time {
+	used := w.usedSlots()
+	var next time.Time
+	for wid, at := range w.slotAt {
+		if used[wid] || wid > w.target || (!now.IsZero() && !now.Before(at)) {
+			continue
+		}
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next
 }

@@ -183,3 +183,62 @@ func TestTransientReason(t *testing.T) {
 		}
 	}
 }
+
+// slotLauncher starts fake workers that die after a millisecond in the
+// slots of crashy, and live on in the others.
+type slotLauncher struct {
+	*fakeLauncher
+	crashy map[int]bool
+}
+
+func (l *slotLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, cg spawnCgroups, exits chan<- exitStatus, out *logs.Output) (proc, error) {
+	p, err := l.fakeLauncher.launch(w, socks, wid, cg, exits, out)
+	if err == nil && l.crashy[wid] {
+		time.AfterFunc(time.Millisecond, func() { p.(*fakeProc).exit(1 << 8) })
+	}
+	return p, err
+}
+
+// A crash loop's pause holds its own slot only: a worker of another slot
+// that dies meanwhile is replaced at once.
+func TestCrashLoopHoldsItsSlotOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &slotLauncher{fakeLauncher: &fakeLauncher{start: time.Now()}, crashy: map[int]bool{1: true}}
+		ev := &eventLog{}
+		w := runWatcher(t, testWatcher(func(c *config.Watcher) {
+			c.NumProcesses, c.RestartDelay, c.FlapAttempts = 2, 100*time.Millisecond, 0
+		}), l, ev)
+		if err := w.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Slot 1 is deep in its crash loop: paused 1 s at a time.
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		st := status(t, w)
+		if !strings.HasPrefix(st.Detail, "crash loop: restart in ") {
+			t.Fatalf("detail = %q, want a crash loop", st.Detail)
+		}
+		var other *ProcessInfo
+		for i := range st.Procs {
+			if st.Procs[i].Wid == 2 {
+				other = &st.Procs[i]
+			}
+		}
+		if other == nil {
+			t.Fatalf("workers %+v, want one in slot 2", st.Procs)
+		}
+		// Kill slot 2's worker through the watcher, as an operator would;
+		// no time passes in the bubble until it is replaced.
+		if err := w.Kill(context.Background(), other.Pid, syscall.SIGKILL, 0); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		found := false
+		for _, q := range status(t, w).Procs {
+			found = found || q.Wid == 2 && q.Pid != other.Pid
+		}
+		if !found {
+			t.Errorf("slot 2 not replaced at once while slot 1 is paused: %+v", status(t, w).Procs)
+		}
+	})
+}

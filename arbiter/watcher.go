@@ -111,7 +111,7 @@ type Watcher struct {
 	transient   int                // consecutive spawns failed for a passing reason (never toward max_retry)
 	transErr    error              // the last such failure
 	crashes     map[int]int
-	crashWait   bool                // spawnAt is a crash loop's pause
+	slotAt      map[int]time.Time   // a crash-looping slot's next spawn not before
 	deaths      map[int][]time.Time // unexpected deaths by wid, within the flapping window
 	flapRetries int
 	lastFlap    time.Time
