@@ -194,7 +194,10 @@ type watcherCgroup struct {
 	// reported holds the pids whose kill event killLeftovers published and
 	// that may still be dying: a later sweep of the watcher's cgroup,
 	// which lists the workers' cgroups too, finds them again.
-	reported  map[int]bool
+	reported map[int]bool
+	// killed is set when the watcher's cgroup had a cgroup.kill and could
+	// not be made anew: spawns then join it without clone3 (cgroupStopped).
+	killed    bool
 	lastErr   string          // the last setup failure logged
 	warned    map[string]bool // keys warned about as not enforced
 	warnedFor config.Cgroup   // the settings warned is about
@@ -411,9 +414,22 @@ func (w *Watcher) cgroupStopped() {
 	killed := c.groupKilled
 	c.groupKilled = nil
 	if w.killLeftovers(c.group, 0, killed) {
-		if err := c.group.Wait(time.Now().Add(cgroupSettle)); err != nil {
+		err := c.group.Wait(time.Now().Add(cgroupSettle))
+		if err != nil {
 			w.log.Warn("cgroup not empty after a stop; emptied later", "err", err)
 		}
+		// A child that clone3's CLONE_INTO_CGROUP creates in a cgroup that
+		// had a cgroup.kill is killed at birth on this kernel (6.18), every
+		// time: the kill sequence it is checked against is its parent's
+		// cgroup's. So the killed cgroup goes, and the next spawn makes it
+		// anew; one that cannot go yet is joined by a write to
+		// cgroup.procs instead, which is not affected.
+		c.sweep()
+		if err == nil && c.group.Remove() == nil {
+			c.group, c.applied, c.ooms, c.killed = nil, config.Cgroup{}, 0, false
+			return
+		}
+		c.killed = true
 	}
 	c.sweep()
 }

@@ -437,3 +437,51 @@ graceful_timeout = 1
 		})
 	}
 }
+
+// A watcher whose cgroup was killed at a stop (a daemon was left in it)
+// starts again with workers that live. On this kernel, a child created
+// with clone3's CLONE_INTO_CGROUP in a cgroup that had a cgroup.kill is
+// killed at birth, every time (its kill sequence is compared with the
+// parent's cgroup's): the chaos run saw a pool restarted after a stop
+// crash-loop into its flapping limit. A killed cgroup is therefore
+// removed and made anew before the next spawn.
+func TestCgroupStartAfterKill(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "pids")
+	r := start(t, `
+[watcher:d]
+cmd = WORKER daemonize `+file+`
+graceful_timeout = 1
+`)
+	_, daemon := waitPids(t, file)
+	t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
+	if kill := cgroupPath(t, r, "the cgroup kill on stop", func(i arbiter.CgroupInfo) string { return i.Kill }); !kill {
+		return
+	}
+	w := r.Watcher("d")
+	for round := range 3 {
+		if err := w.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the daemon killed with the cgroup", 5*time.Second, func() bool { return gone(daemon) })
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Start(context.Background()); err != nil {
+			t.Fatalf("round %d: Start: %v", round, err)
+		}
+		var pid int
+		pid, daemon = waitPids(t, file)
+		if gone(pid) {
+			t.Fatalf("round %d: worker %d died at once", round, pid)
+		}
+		for _, ev := range r.events.Of(pubsub.Reap) {
+			if ev.Pid == pid {
+				t.Fatalf("round %d: worker %d reaped (exit %d) just after its start", round, pid, ev.ExitCode)
+			}
+		}
+	}
+	if n := len(r.events.Of(pubsub.Flapping)); n != 0 {
+		t.Errorf("%d flapping events", n)
+	}
+}

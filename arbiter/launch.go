@@ -41,7 +41,7 @@ func (w *Watcher) spawnNow(wid int) bool {
 	var joined func(pid int, started bool)
 	cg.joins, joined = w.cg.prepare(cfg, wid)
 	if w.cg != nil {
-		cg.noClone3 = w.cg.root.noClone3
+		cg.noClone3 = w.cg.root.noClone3 || w.cg.killed
 	}
 	socks, out, l, base := w.socks, w.out, w.launch, w.cfg
 	w.launches.Go(func() {
