@@ -28,6 +28,9 @@ type reloadOp struct {
 	prevCfg    *config.Watcher
 	prevSocks  []*sockets.Socket
 	prevTarget int
+	// target is the size the reload set: an incr or decr since changed
+	// it, and an abandoned reload then keeps the operator's size.
+	target int
 }
 
 // Reload replaces every worker gracefully and returns when the old ones
@@ -123,7 +126,7 @@ func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*
 		reply <- nil
 		return
 	}
-	op := &reloadOp{sequential: sequential, reply: reply, prevCfg: prevCfg, prevSocks: prevSocks, prevTarget: prevTarget}
+	op := &reloadOp{sequential: sequential, reply: reply, prevCfg: prevCfg, prevSocks: prevSocks, prevTarget: prevTarget, target: w.target}
 	for _, p := range w.procs {
 		if !p.stopping && !p.retiring {
 			op.old = append(op.old, p.Pid)
@@ -270,7 +273,10 @@ func (w *Watcher) abortReload(err error) bool {
 	if kept == 0 {
 		return false
 	}
-	w.cfg, w.socks, w.target = op.prevCfg, op.prevSocks, op.prevTarget
+	w.cfg, w.socks = op.prevCfg, op.prevSocks
+	if w.target == op.target {
+		w.target = op.prevTarget
+	}
 	w.spawnFails = 0
 	w.spawnAt = time.Time{}
 	for _, p := range w.procs {
