@@ -109,9 +109,22 @@ func (r *run) setTarget(name string, n int) {
 // resync takes the arbiter's numprocesses as the target after a command
 // failed, when what it did is unknown, so that one failure is reported
 // once rather than again at every later check.
+//
+// The target is the watcher's numprocesses option, as resized, not the
+// count of its workers: a start that failed a first attempt answers so
+// while the watcher retries on toward its target.
 func (r *run) resync(ctx context.Context, c *control.Client, name string) {
-	if n, err := r.numprocesses(ctx, c, name); err == nil {
-		r.setTarget(name, n)
+	raw, err := r.call(ctx, c, "options", map[string]any{"name": name})
+	if err != nil {
+		return
+	}
+	var v struct {
+		Options struct {
+			N int `json:"numprocesses"`
+		} `json:"options"`
+	}
+	if json.Unmarshal(raw, &v) == nil {
+		r.setTarget(name, v.Options.N)
 	}
 }
 
