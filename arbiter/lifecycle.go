@@ -320,7 +320,7 @@ func (w *Watcher) handleExit(st exitStatus) {
 			w.finishStop()
 			return
 		}
-		w.crashed(p, now)
+		w.crashed(p, st.status, now)
 	}
 	if w.state == Stopping {
 		if w.empty() {

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
@@ -119,10 +121,16 @@ func (w *Watcher) spawnFailed(wid int, err error) {
 	w.spawnAt = now.Add(min(100*time.Millisecond<<min(w.spawnFails-1, 6), 5*time.Second))
 }
 
-// crashed paces the replacement of p, which died on its own at now: at
-// once, unless its slot's workers keep dying young (a crash loop), whose
-// n-th death in a row waits restart_delay × 2^(n-2), capped.
-func (w *Watcher) crashed(p *worker, now time.Time) {
+// crashed paces the replacement of p, which died unexpectedly at now
+// with status: at once, unless its slot's workers keep dying young by
+// themselves (a crash loop), whose n-th death in a row waits
+// restart_delay × 2^(n-2), capped. A SIGKILL comes from outside (an
+// operator, the OOM killer): it is replaced at once and does not count,
+// though the flapping limit still does.
+func (w *Watcher) crashed(p *worker, status unix.WaitStatus, now time.Time) {
+	if status.Signaled() && status.Signal() == unix.SIGKILL {
+		return
+	}
 	if w.crashes == nil {
 		w.crashes = map[int]int{}
 	}

@@ -117,7 +117,7 @@ type Watcher struct {
 	// RestartDelay and RestartMaxDelay pace a crash loop (Ringmaster's,
 	// after systemd's RestartSec and RestartMaxDelaySec): a worker that
 	// dies unexpectedly is replaced at once, but the n-th death in a row
-	// of its slot, each within 1 s of its start, waits RestartDelay ×
+	// of its slot, each within 1 s of its start and not by SIGKILL, waits RestartDelay ×
 	// 2^(n-2), at most RestartMaxDelay. Default 0.1 s; RestartMaxDelay 0
 	// means 1 s, or the flapping window / attempts if less (so that the
 	// flapping limit still acts as Circus's does).
