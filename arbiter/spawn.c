@@ -23,7 +23,7 @@
 // BenchmarkRespawnCgroup, forkExec of /bin/true 100 ms after the last,
 // 3.0 ms with clone3 into v2, 8.9 ms with the write, 3.1 ms without a
 // cgroup (one run; on a machine busy with other cgroup users, where
-// clone3 waits for the cgroup_mutex their migrations hold, medians of
+// clone3 probably waits for the cgroup_mutex their migrations hold,
 // 1.5, 1.6 and 0.8 ms). glibc exports no clone3 (nor a way to run a function on a new
 // stack with it), so rm_clone3 below is a small trampoline per
 // architecture (x86_64, aarch64). Where clone3 or CLONE_INTO_CGROUP is missing (ENOSYS, from old
