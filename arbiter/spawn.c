@@ -24,9 +24,9 @@
 // 3.0 ms with clone3 into v2, 8.9 ms with the write, 3.1 ms without a
 // cgroup (one run; on a machine busy with other cgroup users, where
 // clone3 probably waits for the cgroup_mutex their migrations hold,
-// 1.5, 1.6 and 0.8 ms). glibc exports no clone3 (nor a way to run a function on a new
-// stack with it), so rm_clone3 below is a small trampoline per
-// architecture (x86_64, aarch64). Where clone3 or CLONE_INTO_CGROUP is missing (ENOSYS, from old
+// medians of 1.5, 1.6 and 0.8 ms). glibc exports no clone3 (nor a way to
+// run a function on a new stack with it), so rm_clone3 below is a small
+// trampoline per architecture (x86_64, aarch64). Where clone3 or CLONE_INTO_CGROUP is missing (ENOSYS, from old
 // kernels and from seccomp filters that hide clone3; E2BIG or EINVAL from
 // kernels before 5.7), or on another architecture, the child is made with
 // glibc's clone() and writes "0" to the cgroup's cgroup.procs, as it did
