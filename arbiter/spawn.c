@@ -16,22 +16,25 @@
 //
 // cgroups. A worker with a v2 cgroup is created in it by clone3's
 // CLONE_INTO_CGROUP (Linux 5.7; what os/exec's UseCgroupFD uses): it is in
-// it from its first instruction, and it costs nothing. Writing to
+// it from its first instruction, with no migration. Writing to
 // cgroup.procs instead is a migration, and the first migration after a
 // quiet moment waits for an RCU grace period: a respawn measured 11-16 ms
 // with the write against 4.7 ms without (reference/kernel-facts.md §1);
 // BenchmarkRespawnCgroup, forkExec of /bin/true 100 ms after the last,
 // 3.0 ms with clone3 into v2, 8.9 ms with the write, 3.1 ms without a
-// cgroup. glibc exports no clone3 (nor a way to run a function on a new
-// stack with it), so rm_clone3 below is a small trampoline per
-// architecture (x86_64, aarch64). Where clone3 or CLONE_INTO_CGROUP is missing (ENOSYS, from old
-// kernels and from seccomp filters that hide clone3; E2BIG or EINVAL from
-// kernels before 5.7), or on another architecture, the child is made with
-// glibc's clone() and writes "0" to the cgroup's cgroup.procs, as it did
-// before. v1 hierarchies have nothing like CLONE_INTO_CGROUP: the child
-// writes to their cgroup.procs first of all, before it can fork, and the
-// arbiter asks for that only where a v1 hierarchy carries a limit the
-// watcher sets (or on a host without v2, where v1 is all there is).
+// cgroup (one run; on a machine busy with other cgroup users, where
+// clone3 probably waits for the cgroup_mutex their migrations hold,
+// medians of 1.5, 1.6 and 0.8 ms). glibc exports no clone3 (nor a way to
+// run a function on a new stack with it), so rm_clone3 below is a small
+// trampoline per architecture (x86_64, aarch64). Where clone3 or
+// CLONE_INTO_CGROUP is missing (ENOSYS, from old kernels and from seccomp
+// filters that hide clone3; E2BIG or EINVAL from kernels before 5.7), or
+// on another architecture, the child is made with glibc's clone() and
+// writes "0" to the cgroup's cgroup.procs, as it did before. v1
+// hierarchies have nothing like CLONE_INTO_CGROUP: the child writes to
+// their cgroup.procs first of all, before it can fork, and the arbiter
+// asks for that only where a v1 hierarchy carries a limit the watcher sets
+// (or on a host without v2, where v1 is all there is).
 
 #define _GNU_SOURCE
 #include <errno.h>
