@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -32,7 +33,10 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
+	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
 
@@ -45,31 +49,11 @@ func run(args []string, stderr io.Writer) int {
 	// worker.
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 
-	fs := flag.NewFlagSet("arbiter", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	validate := fs.Bool("validate", false, "check `CONFIG`, list every problem and exit 0 (valid) or 1")
-	logLevel := fs.String("log-level", "", "debug, info, warning, error or critical (default: [circus] loglevel, else info)")
-	logOutput := fs.String("log-output", "", "- or stdout, stderr, or a file to append to (default: [circus] logoutput, else -)")
-	pidfile := fs.String("pidfile", "", "write the arbiter's pid to this file (default: [circus] pidfile)")
-	version := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: arbiter [flags] CONFIG\n\nRuns the watchers of a Circus configuration file in the foreground.\n\n")
-		fs.PrintDefaults()
+	f, code := parseFlags(args, stderr)
+	if code >= 0 {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *version {
-		fmt.Fprintf(stderr, "arbiter (Ringmaster) %s\n", buildVersion())
-		return 0
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	path := fs.Arg(0)
-
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(f.path)
 	for _, w := range cfgWarnings(cfg) {
 		fmt.Fprintf(stderr, "arbiter: warning: %v\n", w)
 	}
@@ -77,18 +61,18 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
-	if *validate {
-		fmt.Fprintf(stderr, "%s: ok: %d watchers, %d sockets\n", path, len(cfg.Watchers), len(cfg.Sockets))
+	if f.validate {
+		fmt.Fprintf(stderr, "%s: ok: %d watchers, %d sockets\n", f.path, len(cfg.Watchers), len(cfg.Sockets))
 		return 0
 	}
 
-	level := firstOf(*logLevel, cfg.Circus.LogLevel, "info")
+	level := firstOf(f.logLevel, cfg.Circus.LogLevel, "info")
 	lv, ok := config.LogLevel(level)
 	if !ok {
 		printErr(stderr, fmt.Errorf("log level %q: want debug, info, warning, error or critical", level))
 		return 2
 	}
-	out, closeLog, err := openLog(firstOf(*logOutput, cfg.Circus.LogOutput, "-"))
+	out, closeLog, err := openLog(firstOf(f.logOutput, cfg.Circus.LogOutput, "-"))
 	if err != nil {
 		printErr(stderr, err)
 		return 1
@@ -99,57 +83,117 @@ func run(args []string, stderr io.Writer) int {
 	if cfg.Circus.Umask >= 0 {
 		syscall.Umask(cfg.Circus.Umask)
 	}
-	pf := firstOf(*pidfile, cfg.Circus.Pidfile, "")
-	if pf != "" {
+	if pf := firstOf(f.pidfile, cfg.Circus.Pidfile, ""); pf != "" {
 		if err := writePidfile(pf); err != nil {
 			printErr(stderr, err)
 			return 1
 		}
 		defer os.Remove(pf)
 	}
+	if err := serve(f.path, cfg, log); err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	return 0
+}
 
-	bus, relay, err := startEvents(cfg, log)
-	if err != nil {
-		printErr(stderr, err)
-		return 1
+// flags are the command line's options, and the config file's path.
+type flags struct {
+	validate, version            bool
+	logLevel, logOutput, pidfile string
+	path                         string
+}
+
+// parseFlags reads the command line; code is the exit code when the
+// arbiter has nothing more to do (usage, --version), -1 otherwise.
+func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
+	fs := flag.NewFlagSet("arbiter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&f.validate, "validate", false, "check `CONFIG`, list every problem and exit 0 (valid) or 1")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warning, error or critical (default: [circus] loglevel, else info)")
+	fs.StringVar(&f.logOutput, "log-output", "", "- or stdout, stderr, or a file to append to (default: [circus] logoutput, else -)")
+	fs.StringVar(&f.pidfile, "pidfile", "", "write the arbiter's pid to this file (default: [circus] pidfile)")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: arbiter [flags] CONFIG\n\nRuns the watchers of a Circus configuration file in the foreground.\n\n")
+		fs.PrintDefaults()
 	}
-	defer relay.Close()
-	statsSink, err := listenStats(cfg, log)
-	if err != nil {
-		printErr(stderr, err)
-		return 1
+	if err := fs.Parse(args); err != nil {
+		return f, 2
 	}
-	late := &commands.Late{}
-	ctl, err := listenControl(cfg, late, log)
-	if err != nil {
-		if statsSink != nil {
-			statsSink.Close()
+	if f.version {
+		fmt.Fprintf(stderr, "arbiter (Ringmaster) %s\n", buildVersion())
+		return f, 0
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return f, 2
+	}
+	f.path = fs.Arg(0)
+	return f, -1
+}
+
+// endpoints are what the arbiter serves besides its sockets, bound
+// before it starts so that an address in use fails early.
+type endpoints struct {
+	bus   *pubsub.Bus
+	relay *zmqpub.Relay
+	stats *zmqpub.Sink // nil without [circus] statsd
+	late  *commands.Late
+	ctl   *control.Server
+	web   net.Listener // nil without the console
+}
+
+// openEndpoints binds the event, stats, control and console endpoints of
+// cfg; on failure nothing stays open.
+func openEndpoints(cfg *config.Config, log *slog.Logger) (*endpoints, error) {
+	e := &endpoints{late: &commands.Late{}}
+	var err error
+	if e.bus, e.relay, err = startEvents(cfg, log); err != nil {
+		return nil, err
+	}
+	if e.stats, err = listenStats(cfg, log); err == nil {
+		if e.ctl, err = listenControl(cfg, e.late, log); err == nil {
+			e.web, err = listenWeb(cfg)
 		}
-		printErr(stderr, err)
-		return 1
 	}
-	webLn, err := listenWeb(cfg)
 	if err != nil {
-		ctl.Close()
-		if statsSink != nil {
-			statsSink.Close()
-		}
-		printErr(stderr, err)
-		return 1
+		e.abort()
+		e.relay.Close()
+		return nil, err
 	}
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: bus})
+	return e, nil
+}
+
+// abort closes the endpoints the arbiter will not serve, but the event
+// relay, which the caller closes.
+func (e *endpoints) abort() {
+	if e.ctl != nil {
+		e.ctl.Close()
+	}
+	if e.web != nil {
+		e.web.Close()
+	}
+	if e.stats != nil {
+		e.stats.Close()
+	}
+}
+
+// serve runs the arbiter of cfg with its endpoints until SIGINT, SIGTERM,
+// SIGQUIT or quit ends it, then closes the endpoints in order: the console
+// and plugins, then the control endpoint once its last replies are out.
+func serve(path string, cfg *config.Config, log *slog.Logger) error {
+	ep, err := openEndpoints(cfg, log)
 	if err != nil {
-		ctl.Close()
-		if webLn != nil {
-			webLn.Close()
-		}
-		if statsSink != nil {
-			statsSink.Close()
-		}
-		printErr(stderr, err)
-		return 1
+		return err
 	}
-	stopStats, sampler := runStats(statsSink, a, log)
+	defer ep.relay.Close()
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ep.bus})
+	if err != nil {
+		ep.abort()
+		return err
+	}
+	stopStats, sampler := runStats(ep.stats, a, log)
 	defer stopStats()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	defer stop()
@@ -162,49 +206,48 @@ func run(args []string, stderr io.Writer) int {
 	stopped := make(chan struct{})
 	table, err := commands.New(a, commands.Options{Logger: log, Quit: stop, Stopped: stopped, Sampler: sampler})
 	if err != nil {
-		ctl.Close()
-		if webLn != nil {
-			webLn.Close()
+		ep.ctl.Close()
+		if ep.web != nil {
+			ep.web.Close()
 		}
-		printErr(stderr, err)
-		return 1
+		return err
 	}
-	late.Set(table)
-	con := startWeb(webLn, cfg, path, a, bus, table, sampler, log)
-	plug := startPlugins(a, bus, table, log)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR1)
-	defer signal.Stop(hup)
-	var hupWG sync.WaitGroup
-	hupWG.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case sig := <-hup:
-				if sig == syscall.SIGUSR1 {
-					// For an external logrotate, as nginx does.
-					if err := a.ReopenLogs(); err != nil {
-						log.Error("SIGUSR1: reopening log files", "err", err)
-					}
-					continue
-				}
-				reload(ctx, a, path, log)
-			}
-		}
-	})
+	ep.late.Set(table)
+	con := startWeb(ep.web, cfg, path, a, ep.bus, table, sampler, log)
+	plug := startPlugins(a, ep.bus, table, log)
+	var sigs sync.WaitGroup
+	sigs.Go(func() { handleSignals(ctx, a, path, log) })
 	err = a.Run(ctx)
 	close(stopped)
-	stop() // ends the SIGHUP loop too, should Run have returned on its own
-	hupWG.Wait()
+	stop() // ends handleSignals too, should Run have returned on its own
+	sigs.Wait()
 	con.Close()
 	plug.Close()
-	closeControl(ctl, table)
-	if err != nil {
-		printErr(stderr, err)
-		return 1
+	closeControl(ep.ctl, table)
+	return err
+}
+
+// handleSignals reloads the configuration on SIGHUP and reopens the log
+// files on SIGUSR1 (for an external logrotate, as nginx does), until ctx
+// is done.
+func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) {
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigc)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigc:
+			if sig == syscall.SIGUSR1 {
+				if err := a.ReopenLogs(); err != nil {
+					log.Error("SIGUSR1: reopening log files", "err", err)
+				}
+				continue
+			}
+			reload(ctx, a, path, log)
+		}
 	}
-	return 0
 }
 
 // buildVersion is the module version the binary was built from.
