@@ -486,11 +486,14 @@ func TestManagerFollowsReload(t *testing.T) {
 // line and key; the arbiter runs on, and the next reload tries again.
 func TestPluginCannotStart(t *testing.T) {
 	t.Parallel()
-	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	// Below the ephemeral range: once busy lets it go, the port must not
+	// be taken by another test's socket before the reload binds it
+	// (seen under load).
+	port := testproc.FreeUDPPort(t)
+	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := busy.LocalAddr().(*net.UDPAddr).Port
 	ini := fmt.Sprintf("[watcher:web]\ncmd = WORKER sleep\n\n[plugin:wd]\nuse = circus.plugins.watchdog.WatchDog\nport = %d\n", port)
 	e := start(t, ini)
 	e.waitPids("web", 1)

@@ -125,6 +125,10 @@ func lifecycle(t *Table, req control.Request, one func(ctx context.Context, w *a
 		g = target{t: t, name: ws[0].Name()}
 	case len(ws) == 0 && literal != "" && t.isAdding(literal):
 		g = target{t: t, name: literal} // an add queued before creates it
+	case len(ws) == 0 && literal != "" && t.a.Watcher(literal) != nil:
+		// Added between the match and the look at the pending adds: the
+		// add's check ends (the watcher exists) before it stops pending.
+		g = target{t: t, name: t.a.Watcher(literal).Name()}
 	case len(ws) == 0:
 		name, _ := req.String("name")
 		return job{}, notFound(name)
