@@ -253,8 +253,10 @@ func (a *Arbiter) Run(ctx context.Context) error {
 		ops.Go(func() {
 			_ = a.awaitLevel(opsCtx, last, false)
 			close(a.started)
-			a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
-			a.emit(pubsub.Event{Kind: pubsub.Start})
+			if opsCtx.Err() == nil {
+				a.log.Info("arbiter started", "watchers", len(a.Watchers()), "sockets", len(a.Sockets()))
+				a.emit(pubsub.Event{Kind: pubsub.Start})
+			}
 		})
 		a.serveOps(opsCtx)
 	})

@@ -143,6 +143,11 @@ func (w *Watcher) handle(r request) {
 // send hands r to the loop. It fails only when the loop has ended or ctx
 // is done.
 func (w *Watcher) send(ctx context.Context, r request) error {
+	if err := ctx.Err(); err != nil {
+		// Done already: never sent, though the loop may be free too (a
+		// restart cancelled by the shutdown must not start anything).
+		return err
+	}
 	select {
 	case w.reqc <- r:
 		return nil

@@ -19,9 +19,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,10 +36,11 @@ func main() {
 	n := flag.Int("n", 1000, "workers in the large pool")
 	graceful := flag.Duration("graceful", 2*time.Second, "graceful_timeout of both watchers")
 	rounds := flag.Int("rounds", 3, "shutdowns measured")
+	verbose := flag.Bool("v", false, "the arbiter's log on stderr, from the shutdown on")
 	flag.Parse()
 	failed := false
 	for i := range *rounds {
-		took, left, err := round(*n, *graceful)
+		took, left, err := round(*n, *graceful, *verbose)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "shutdownbench:", err)
 			os.Exit(1)
@@ -55,7 +59,7 @@ func main() {
 
 // round runs one arbiter and returns how long its shutdown took and how
 // many of its workers outlived it.
-func round(n int, graceful time.Duration) (time.Duration, int, error) {
+func round(n int, graceful time.Duration, verbose bool) (time.Duration, int, error) {
 	dir, err := os.MkdirTemp("", "shutdownbench")
 	if err != nil {
 		return 0, 0, err
@@ -87,7 +91,9 @@ graceful_timeout = %[3]g
 	if err != nil {
 		return 0, 0, err
 	}
-	a, err := arbiter.New(cfg, arbiter.Options{})
+	var logOn atomic.Bool
+	logger := slog.New(slog.NewTextHandler(condWriter{&logOn, os.Stderr}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: logger})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -114,6 +120,7 @@ graceful_timeout = %[3]g
 	}
 	// A restart that waits for the stuck watcher's first attempt, as an
 	// operator's would.
+	before := slices.Clone(pids)
 	restarted := make(chan error, 1)
 	go func() { restarted <- a.Restart(context.Background()) }()
 	stuck := a.Watcher("stuck")
@@ -124,6 +131,10 @@ graceful_timeout = %[3]g
 		}
 		ps, err := pool.Status(ctx)
 		if err != nil || len(ps.Procs) != n || ps.State != arbiter.Active {
+			return false
+		}
+		// The restart has replaced the pool: it now waits for stuck.
+		if slices.ContainsFunc(ps.Procs, func(p arbiter.ProcessInfo) bool { return slices.Contains(before, p.Pid) }) {
 			return false
 		}
 		pids = pids[:0]
@@ -137,6 +148,7 @@ graceful_timeout = %[3]g
 		<-done
 		return 0, 0, fmt.Errorf("restart not waiting on the stuck watcher: %w", err)
 	}
+	logOn.Store(verbose)
 	begin := time.Now()
 	cancel()
 	if err := <-done; err != nil {
@@ -159,4 +171,17 @@ func poll(d time.Duration, cond func() bool) error {
 		}
 	}
 	return errors.New("timed out")
+}
+
+// condWriter writes to w while on is set: the log of a shutdown alone.
+type condWriter struct {
+	on *atomic.Bool
+	w  io.Writer
+}
+
+func (c condWriter) Write(p []byte) (int, error) {
+	if !c.on.Load() {
+		return len(p), nil
+	}
+	return c.w.Write(p)
 }
