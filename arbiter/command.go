@@ -128,7 +128,7 @@ func (c *command) run(ctx context.Context) ([]byte, error) {
 	// One exit and a buffer for it: the reaper never blocks on us, even
 	// when we have stopped waiting.
 	exits := make(chan exitStatus, 1)
-	p, err := spawn(attr, exits)
+	p, err := spawn(attr, exits, nil)
 	// The child has its own copies; ours would keep the pipe open.
 	wr.Close()
 	devnull.Close()

@@ -141,7 +141,8 @@
 // a child blocked before exec (a hung working_dir, a slow cgroup) holds up
 // one spawner thread and that spawn alone, never the reaper, its watcher's
 // loop nor the other watchers; four such children at once make further
-// spawns wait. A child
+// spawns wait. A stop kills such a child (through the pidfd the kernel
+// gave its spawner) once it has been stuck for graceful_timeout. A child
 // that dies before its spawner has registered it is recognized by its
 // pidfd, and its exit reaches its owner all the same. Workers are signalled
 // through pidfds; their process groups only under the reaper's lock, and

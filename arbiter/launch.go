@@ -36,13 +36,15 @@ func (w *Watcher) spawnNow(wid int) bool {
 		w.spawnFailed(wid, err)
 		return false
 	}
-	w.launching[wid] = true
+	in := &inflight{started: time.Now(), ticket: &spawnTicket{}}
+	w.launching[wid] = in
 	var cg spawnCgroups
 	var joined func(pid int, started bool)
 	cg.joins, joined = w.cg.prepare(cfg, wid)
 	if w.cg != nil {
 		cg.noClone3 = w.cg.root.noClone3 || w.cg.killed
 	}
+	cg.ticket = in.ticket
 	socks, out, l, base := w.socks, w.out, w.launch, w.cfg
 	w.launches.Go(func() {
 		p, err := l.launch(cfg, socks, wid, cg, w.exitc, out)
@@ -53,6 +55,47 @@ func (w *Watcher) spawnNow(wid int) bool {
 		w.launchc <- launched{wid: wid, p: p, conn: conn, err: err, joined: joined, cfg: base}
 	})
 	return true
+}
+
+// inflight is a spawn under way.
+type inflight struct {
+	started time.Time
+	ticket  *spawnTicket
+	killed  bool // SIGKILL sent to its child (killStuck)
+}
+
+// killStuck ends the spawns of a stopping watcher that have been under
+// way for graceful_timeout: their children are stuck before their exec (a
+// working directory on a hung mount, a frozen cgroup) and would hold the
+// stop for as long as that lasts. A child that dies so is reaped as a
+// worker that died at once.
+func (w *Watcher) killStuck(now time.Time) {
+	if w.state != Stopping {
+		return
+	}
+	for wid, in := range w.launching {
+		if in.killed || now.Before(in.started.Add(w.cfg.GracefulTimeout)) {
+			continue
+		}
+		in.killed = true
+		if theReaper.killSpawn(in.ticket) {
+			w.log.Warn("spawn stuck before exec: killed", "wid", wid, "for", now.Sub(in.started).Round(time.Millisecond))
+		}
+	}
+}
+
+// stuckNext is when killStuck is next due, or zero.
+func (w *Watcher) stuckNext() time.Time {
+	var next time.Time
+	if w.state != Stopping {
+		return next
+	}
+	for _, in := range w.launching {
+		if at := in.started.Add(w.cfg.GracefulTimeout); !in.killed && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return next
 }
 
 // launched is how a spawn of slot wid went.

@@ -347,6 +347,7 @@ func (w *Watcher) tick() {
 		}
 	}
 	w.readinessDeadlines(now)
+	w.killStuck(now)
 	w.startSampling(now)
 	w.pollOOM(now)
 	w.sweepDead(now)
@@ -383,6 +384,7 @@ func (w *Watcher) rearm() {
 		earlier(w.readinessNext(p))
 	}
 	earlier(w.limitNext())
+	earlier(w.stuckNext())
 	earlier(w.oomNext())
 	earlier(w.sweepNext())
 	if w.state == Stopped {

@@ -105,9 +105,10 @@ type earlyExit struct {
 var dropped = &spawning{}
 
 type spawnReq struct {
-	start func(*spawning) (int, proc, error)
-	owner chan<- exitStatus
-	reply chan spawnReply
+	start  func(*spawning) (int, proc, error)
+	owner  chan<- exitStatus
+	reply  chan spawnReply
+	ticket *spawnTicket // nil: nobody kills it under way
 }
 
 type spawnReply struct {
@@ -171,6 +172,42 @@ func (r *reaper) release(orphans chan<- exitStatus) {
 // fails after creating one (a child that could not exec), so that its exit
 // is reaped quietly rather than taken for an orphan's.
 func (r *reaper) start(fn func(*spawning) (int, proc, error), owner chan<- exitStatus) (proc, error) {
+	return r.startTicket(fn, owner, nil)
+}
+
+// spawnTicket lets the one who asked for a spawn kill its child while the
+// spawn is under way (killSpawn): a child stuck before its exec (a hung
+// working directory, a frozen cgroup) holds a spawner thread until it
+// moves on, and a stop must not wait for that for ever.
+type spawnTicket struct {
+	sp atomic.Pointer[spawning] // the spawn under way; nil before and after
+}
+
+// killSpawn sends SIGKILL to the child of the spawn t is for, if that spawn
+// is under way and its child exists; it reports whether it did. The
+// child's exit then ends the spawn as if it had exec'd and died at once.
+func (r *reaper) killSpawn(t *spawnTicket) bool {
+	sp := t.sp.Load()
+	if sp == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sp.pidfd == nil {
+		return false
+	}
+	fd := atomic.LoadInt32(sp.pidfd)
+	if fd < 0 {
+		return false
+	}
+	// Under mu: the spawner withdraws the pidfd's address (track) under
+	// it before the fd can be closed, so fd is the child's.
+	return unix.PidfdSendSignal(int(fd), unix.SIGKILL, nil, 0) == nil
+}
+
+// startTicket is start, with the spawn under way recorded in t (when not
+// nil) for killSpawn.
+func (r *reaper) startTicket(fn func(*spawning) (int, proc, error), owner chan<- exitStatus, t *spawnTicket) (proc, error) {
 	r.mu.Lock()
 	spawnc, stop := r.spawnc, r.stop
 	r.mu.Unlock()
@@ -179,7 +216,7 @@ func (r *reaper) start(fn func(*spawning) (int, proc, error), owner chan<- exitS
 	}
 	reply := make(chan spawnReply, 1)
 	select {
-	case spawnc <- spawnReq{start: fn, owner: owner, reply: reply}:
+	case spawnc <- spawnReq{start: fn, owner: owner, reply: reply, ticket: t}:
 	case <-stop:
 		return nil, errors.New("arbiter is shutting down")
 	}
@@ -212,6 +249,10 @@ func (r *reaper) spawn(req spawnReq) {
 	r.mu.Lock()
 	r.inflight[sp] = struct{}{}
 	r.mu.Unlock()
+	if req.ticket != nil {
+		req.ticket.sp.Store(sp)
+		defer req.ticket.sp.Store(nil)
+	}
 
 	pid, p, err := req.start(sp)
 	if h := registerHook.Load(); h != nil && pid > 0 {

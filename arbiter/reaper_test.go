@@ -101,10 +101,22 @@ graceful_timeout = 1
 		t.Errorf("stuck watcher's Status while its spawn is stuck = %v, %v; want an answer, active", st.State, err)
 	}
 
-	// Shutdown starts while the spawn is stuck and completes once the
-	// child moves on: nothing is left running.
-	r.cancel()
+	// A stop of the stuck watcher does not wait for the child to move on:
+	// after graceful_timeout its stuck spawn is killed (SIGKILL reaches a
+	// task in a frozen cgroup), while the cgroup is still frozen.
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	err = r.Watcher("stuck").Stop(ctx)
+	cancel()
+	if err != nil {
+		t.Fatalf("Stop of the watcher whose spawn is stuck: %v", err)
+	}
+	if !gone(stuck) {
+		t.Errorf("the stuck child %d outlived its watcher's stop", stuck)
+	}
+
+	// Shutdown: nothing is left running.
 	thaw()
+	r.cancel()
 	r.stop()
 	for _, pid := range []int{stuck, old, busy} {
 		waitFor(t, "pid "+strconv.Itoa(pid)+" gone", 10*time.Second, func() bool { return gone(pid) })

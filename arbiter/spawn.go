@@ -53,6 +53,8 @@ type launcher interface {
 type spawnCgroups struct {
 	joins    []cgroups.Join
 	noClone3 bool
+	// ticket lets the watcher kill the child while its spawn is under way.
+	ticket *spawnTicket
 }
 
 // execLauncher starts real processes through the process-wide reaper.
@@ -114,7 +116,7 @@ func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, 
 	}
 	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
 	attr.cgroups, attr.noClone3 = cg.joins, cg.noClone3
-	p, err := spawn(attr, exits)
+	p, err := spawn(attr, exits, cg.ticket)
 	if pipes != nil {
 		if err != nil {
 			pipes.Abort()
@@ -127,14 +129,14 @@ func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, 
 
 // spawn forks and execs attr through the reaper, which delivers the
 // child's exit to exits.
-func spawn(attr *spawnAttr, exits chan<- exitStatus) (proc, error) {
-	return theReaper.start(func(sp *spawning) (int, proc, error) {
+func spawn(attr *spawnAttr, exits chan<- exitStatus, t *spawnTicket) (proc, error) {
+	return theReaper.startTicket(func(sp *spawning) (int, proc, error) {
 		pid, pidfd, err := forkExec(attr, sp)
 		if err != nil {
 			return pid, nil, err
 		}
 		return pid, &pidfdProc{pid: pid, pidfd: pidfd, spawn: sp}, nil
-	}, exits)
+	}, exits, t)
 }
 
 // credentials returns the uid, gid and supplementary groups a worker of w

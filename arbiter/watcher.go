@@ -101,7 +101,7 @@ type Watcher struct {
 	// spawning holds the slots whose before_spawn hook runs: they count
 	// as live, so reconcile does not spawn them twice.
 	spawning    map[int]bool
-	launching   map[int]bool       // the slots whose spawn runs
+	launching   map[int]*inflight  // the slots whose spawn runs
 	early       map[int]exitStatus // exits of workers whose spawn the loop has not heard the end of
 	afterSpawns int                // after_spawn hooks running: a start is not done before they are
 	startSpawns int                // workers spawned since the watcher last started
@@ -148,7 +148,7 @@ func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, 
 		target:    cfg.NumProcesses,
 		procs:     make(map[int]*worker),
 		spawning:  make(map[int]bool),
-		launching: make(map[int]bool),
+		launching: make(map[int]*inflight),
 		early:     make(map[int]exitStatus),
 
 		spec:      cfg,
