@@ -138,10 +138,13 @@ func (r *reaper) acquire(orphans chan<- exitStatus) {
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, unix.SIGCHLD)
 	var wg sync.WaitGroup
+	// Read here, under mu: a later acquire writes these fields anew, and
+	// the goroutines may start late.
+	spawnc, stop := r.spawnc, r.stop
 	for range spawnThreads {
-		wg.Go(func() { r.spawner(r.spawnc, r.stop) })
+		wg.Go(func() { r.spawner(spawnc, stop) })
 	}
-	wg.Go(func() { r.loop(sigc, r.stop) })
+	wg.Go(func() { r.loop(sigc, stop) })
 	done := r.done
 	go func() {
 		wg.Wait()
