@@ -146,18 +146,23 @@ func (w *Watcher) reconcile() {
 	}
 }
 
+// spawnHeld reports whether fill spawns nothing now, whatever the time: an
+// active watcher without respawn (a reload replaces workers even so), or,
+// while spawns fail, one try under way (one at a time).
+func (w *Watcher) spawnHeld() bool {
+	return w.state == Active && !w.cfg.Respawn && w.reload == nil ||
+		(w.spawnFails > 0 || w.transient > 0) && len(w.launching) > 0
+}
+
 // fill spawns or stops workers toward numprocesses (see reconcile).
 func (w *Watcher) fill() {
 	target := w.target
 	for w.live() < target {
-		if w.state == Active && !w.cfg.Respawn && w.reload == nil {
-			break // a reload replaces workers even so
+		if w.spawnHeld() {
+			break // until a reload, or the spawn under way, ends
 		}
 		if time.Now().Before(w.spawnAt) {
 			return // the timer comes back here
-		}
-		if (w.spawnFails > 0 || w.transient > 0) && len(w.launching) > 0 {
-			return // while spawns fail, one try at a time
 		}
 		wid, ok := w.nextSlot(time.Now())
 		if !ok {
@@ -368,7 +373,10 @@ func (w *Watcher) rearm() {
 			next = t
 		}
 	}
-	if (w.state == Starting || w.state == Active) && w.live() < w.target {
+	if (w.state == Starting || w.state == Active) && w.live() < w.target && !w.spawnHeld() {
+		// A wait that has passed counts too (the tick it owed may have been
+		// stopped above, unread), unless fill is held whatever the time:
+		// the timer would then fire at once, and again, for ever.
 		earlier(w.spawnAt)
 		earlier(w.slotPause(time.Time{}))
 	}

@@ -2,10 +2,8 @@ package arbiter
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,15 +33,12 @@ type exitStatus struct {
 // threads we own and never let die is what makes "workers die with the
 // arbiter" hold. There are several so that a child that blocks before
 // exec (its working_dir on a hung NFS mount, a slow cgroup migration),
-// which holds its spawner in the vfork until it execs, holds up only its
-// own watcher: the others spawn on the other threads. The pool is bounded:
+// which holds its spawner in the vfork until it execs, holds up only that
+// spawn (its watcher's loop goes on, and a stop kills it through
+// killSpawn): the others spawn on the other threads. The pool is bounded:
 // with spawnThreads such children at once, further spawns wait for one of
-// them. Reaping never waits for a spawn.
+// them. Reaping never waits for a spawn. spawner.go has the spawners.
 var theReaper reaper
-
-// spawnThreads is the number of spawner threads, hence of spawns in flight
-// at once.
-const spawnThreads = 4
 
 // exitHook, when set (by tests only, through export_test.go), is called
 // with the pid of each owned child after it is reaped and before its exit
@@ -51,17 +46,6 @@ const spawnThreads = 4
 // pid someone else's, a reuse the kernel cannot be made to do on demand
 // at that exact moment.
 var exitHook atomic.Pointer[func(pid int)]
-
-// forkedHook, when set (by tests only), is called on the spawner thread
-// with the pid of each child forked for the reaper, once the fork has
-// returned and before the child is registered: it lets a test make the
-// child exit inside that window, which otherwise lasts microseconds.
-var forkedHook atomic.Pointer[func(pid int)]
-
-// registerHook, when set (by tests only), is called on the spawner thread
-// with the pid a spawn returned, before it is registered: past the point
-// where the reaper can recognize the child by its pidfd.
-var registerHook atomic.Pointer[func(pid int)]
 
 type reaper struct {
 	// mu guards the fields below, and it also serializes reaping with
@@ -103,18 +87,6 @@ type earlyExit struct {
 
 // dropped owns children whose spawn failed after clone: reaped quietly.
 var dropped = &spawning{}
-
-type spawnReq struct {
-	start  func(*spawning) (int, proc, error)
-	owner  chan<- exitStatus
-	reply  chan spawnReply
-	ticket *spawnTicket // nil: nobody kills it under way
-}
-
-type spawnReply struct {
-	proc proc
-	err  error
-}
 
 // acquire starts the reaper if this is its first user. orphans receives
 // exits of children nobody registered (orphaned descendants re-parented to
@@ -169,140 +141,6 @@ func (r *reaper) release(orphans chan<- exitStatus) {
 	<-done
 }
 
-// start runs fn on a spawner thread and registers the new pid as owned by
-// owner; an exit of the child before that is kept aside and delivered to
-// owner once start has returned. fn returns the child's pid even when it
-// fails after creating one (a child that could not exec), so that its exit
-// is reaped quietly rather than taken for an orphan's.
-func (r *reaper) start(fn func(*spawning) (int, proc, error), owner chan<- exitStatus) (proc, error) {
-	return r.startTicket(fn, owner, nil)
-}
-
-// spawnTicket lets the one who asked for a spawn kill its child while the
-// spawn is under way (killSpawn): a child stuck before its exec (a hung
-// working directory, a frozen cgroup) holds a spawner thread until it
-// moves on, and a stop must not wait for that for ever.
-type spawnTicket struct {
-	sp atomic.Pointer[spawning] // the spawn under way; nil before and after
-}
-
-// killSpawn sends SIGKILL to the child of the spawn t is for, if that spawn
-// is under way and its child exists; it reports whether it did. The
-// child's exit then ends the spawn as if it had exec'd and died at once.
-func (r *reaper) killSpawn(t *spawnTicket) bool {
-	sp := t.sp.Load()
-	if sp == nil {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if sp.pidfd == nil {
-		return false
-	}
-	fd := atomic.LoadInt32(sp.pidfd)
-	if fd < 0 {
-		return false
-	}
-	// Under mu: the spawner withdraws the pidfd's address (track) under
-	// it before the fd can be closed, so fd is the child's.
-	return unix.PidfdSendSignal(int(fd), unix.SIGKILL, nil, 0) == nil
-}
-
-// startTicket is start, with the spawn under way recorded in t (when not
-// nil) for killSpawn.
-func (r *reaper) startTicket(fn func(*spawning) (int, proc, error), owner chan<- exitStatus, t *spawnTicket) (proc, error) {
-	r.mu.Lock()
-	spawnc, stop := r.spawnc, r.stop
-	r.mu.Unlock()
-	if spawnc == nil {
-		return nil, errors.New("BUG: spawn without a running reaper")
-	}
-	reply := make(chan spawnReply, 1)
-	select {
-	case spawnc <- spawnReq{start: fn, owner: owner, reply: reply, ticket: t}:
-	case <-stop:
-		return nil, errors.New("arbiter is shutting down")
-	}
-	rep := <-reply
-	return rep.proc, rep.err
-}
-
-func (r *reaper) spawner(reqs <-chan spawnReq, stop <-chan struct{}) {
-	runtime.LockOSThread()
-	// Unlock before returning so the runtime keeps the thread: a destroyed
-	// thread would fire the parent-death signal of every child it forked
-	// (workers left running by rm --nostop outlive the reaper).
-	defer runtime.UnlockOSThread()
-	for {
-		select {
-		case <-stop:
-			return
-		case req := <-reqs:
-			r.spawn(req)
-		}
-	}
-}
-
-// spawn runs one spawn request. Nothing is locked across the fork, which
-// lasts until the child execs (CLONE_VFORK): the reaper goes on reaping,
-// and recognizes this child by its pidfd if it dies before it is
-// registered here (see classifyLocked).
-func (r *reaper) spawn(req spawnReq) {
-	sp := &spawning{owner: req.owner}
-	r.mu.Lock()
-	r.inflight[sp] = struct{}{}
-	r.mu.Unlock()
-	if req.ticket != nil {
-		req.ticket.sp.Store(sp)
-		defer req.ticket.sp.Store(nil)
-	}
-
-	pid, p, err := req.start(sp)
-	if h := registerHook.Load(); h != nil && pid > 0 {
-		(*h)(pid)
-	}
-
-	r.mu.Lock()
-	delete(r.inflight, sp)
-	e, died := r.early[pid]
-	// Only an exit kept aside while this spawn was in flight can be its
-	// child's: an older one of the same pid was a process before it.
-	died = died && pid > 0 && slices.Contains(e.candidates, sp)
-	switch {
-	case pid <= 0:
-	case died:
-		delete(r.early, pid)
-	case err == nil:
-		r.owners[pid] = sp
-	default:
-		r.owners[pid] = dropped
-	}
-	// An exit kept aside is an orphan's once none of the spawns it might
-	// have come from is in flight.
-	var strays []exitStatus
-	for epid, x := range r.early {
-		x.candidates = slices.DeleteFunc(x.candidates, func(c *spawning) bool { return c == sp })
-		if len(x.candidates) == 0 {
-			strays = append(strays, x.st)
-			delete(r.early, epid)
-		} else {
-			r.early[epid] = x
-		}
-	}
-	orphans := slices.Clone(r.orphans)
-	r.mu.Unlock()
-
-	req.reply <- spawnReply{proc: p, err: err}
-	if died && err == nil {
-		// After the reply, so the owner knows the worker when this
-		// arrives; it drains its channel as it does the reaper's.
-		req.owner <- e.st
-	}
-	for _, st := range strays {
-		tellOrphan(orphans, st)
-	}
-}
-
 // signal sends sig to the child pid that sp spawned, or with group to its
 // process group, if that child has not been reaped: its pid, the group's
 // id, is then still its own. Otherwise it returns os.ErrProcessDone.
@@ -321,18 +159,6 @@ func (r *reaper) signal(pid int, sp *spawning, sig syscall.Signal, group bool) e
 		return os.ErrProcessDone
 	}
 	return err
-}
-
-// track records where the kernel will store the pidfd of sp's child, or,
-// with nil, that it must no longer be read (the spawner is about to free
-// or close it).
-func (r *reaper) track(sp *spawning, pidfd *int32) {
-	if sp == nil {
-		return
-	}
-	r.mu.Lock()
-	sp.pidfd = pidfd
-	r.mu.Unlock()
 }
 
 func (r *reaper) loop(sigc <-chan os.Signal, stop <-chan struct{}) {

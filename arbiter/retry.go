@@ -220,6 +220,7 @@ func (w *Watcher) flapped(wid int) bool {
 func (w *Watcher) detail(now time.Time) (string, time.Time) {
 	in := func(t time.Time) string { return max(t.Sub(now), 0).Round(time.Millisecond).String() }
 	short := w.live() < w.target && (w.state == Starting || w.state == Active)
+	pause := w.slotPause(now)
 	switch {
 	case w.state == Stopped && !w.retryAt.IsZero():
 		return fmt.Sprintf("flapping, retry %d of %d in %s", w.flapRetries, w.cfg.FlapMaxRetry, in(w.retryAt)), w.retryAt
@@ -231,9 +232,8 @@ func (w *Watcher) detail(now time.Time) (string, time.Time) {
 		return fmt.Sprintf("backoff: %s, retry in %s", transientReason(w.transErr), in(w.spawnAt)), w.spawnAt
 	case w.spawnFails > 0 && short && now.Before(w.spawnAt):
 		return fmt.Sprintf("spawn failed %d times, retry in %s", w.spawnFails, in(w.spawnAt)), w.spawnAt
-	case short && !w.slotPause(now).IsZero():
-		at := w.slotPause(now)
-		return "crash loop: restart in " + in(at), at
+	case short && !pause.IsZero():
+		return "crash loop: restart in " + in(pause), pause
 	case w.reload != nil:
 		return "reloading", time.Time{}
 	}
@@ -270,13 +270,13 @@ func (w *Watcher) nextSlot(now time.Time) (wid int, ok bool) {
 	return w.freeWid(), true
 }
 
-// slotPause is the earliest end of a crash-loop pause of a free slot, or
-// zero; with now not zero, only a pause still running counts.
+// slotPause is the earliest end, after now, of a crash-loop pause of a
+// free slot, or zero; with now zero, of any, passed or not.
 func (w *Watcher) slotPause(now time.Time) time.Time {
 	used := w.usedSlots()
 	var next time.Time
 	for wid, at := range w.slotAt {
-		if used[wid] || wid > w.target || (!now.IsZero() && !now.Before(at)) {
+		if used[wid] || wid > w.target || !now.Before(at) {
 			continue
 		}
 		if next.IsZero() || at.Before(next) {
