@@ -3,6 +3,7 @@ package config
 import (
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -17,16 +18,20 @@ var circusKeys = []string{
 	"statsd_close_outputs", "httpd_close_outputs", "stream_backend",
 }
 
+// ringmasterCircusKeys are [circus] keys of Ringmaster's own.
+var ringmasterCircusKeys = accessKeys
+
 // readCircus reads the [circus] section into c.
 func readCircus(f *fields, c *Circus) {
 	known := map[string]bool{}
-	for _, k := range circusKeys {
+	all := append(slices.Clip(circusKeys), ringmasterCircusKeys...)
+	for _, k := range all {
 		known[k] = true
 	}
 	for _, k := range f.sec.keys {
 		c.Options[k.name] = f.vals[k.name]
 		if !known[k.name] {
-			f.unknownKey(k.name, circusKeys)
+			f.unknownKey(k.name, all)
 		}
 	}
 	f.str("endpoint", &c.Endpoint)
@@ -55,6 +60,7 @@ func readCircus(f *fields, c *Circus) {
 	f.integer("httpd_port", &c.HttpdPort, 0, 65535)
 	f.str("httpd_auth", &c.HttpdAuth)
 	checkHttpd(f, c)
+	f.readAccess(c)
 	f.boolean("debug", &c.Debug)
 	f.boolean("debug_gc", &c.DebugGC)
 	f.str("pidfile", &c.Pidfile)

@@ -72,6 +72,8 @@ type Circus struct {
 	LogOutput    string // default "-"
 	LoggerConfig string
 	FQDNPrefix   string
+	// Access is who may drive the control endpoint and the console.
+	Access Access
 	// Options holds every key of the section as written (after
 	// substitution), for `globaloptions` and for keys we do not know.
 	Options map[string]string

@@ -71,6 +71,8 @@ func (p *peer) Read(zc *zmq4.Conn) {
 			continue
 		}
 		req, derr := DecodeRequest(frames[0])
+		req.Peer = p.c.Peer
+		req.Peer.Via = "control"
 		if derr != nil {
 			if !p.send(envelope, p.render(Fail(derr), req.ID)) {
 				return

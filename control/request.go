@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/ringmaster-dev/ringmaster/access"
 )
 
 // Request is one decoded control message.
@@ -24,6 +26,9 @@ type Request struct {
 	// MsgType is "cast" for a request that wants no reply; otherwise
 	// whatever was sent, usually "" (Circus's "call").
 	MsgType string
+	// Peer is who sent it, as the server identified the connection; the
+	// zero value (access.Unknown) when nobody did.
+	Peer access.Peer
 }
 
 var jsonNull = json.RawMessage("null")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/internal/zmqendpoint"
 )
 
@@ -67,6 +68,10 @@ type ServerOptions struct {
 	MaxInFlight int
 	// Logger receives connection-level news; nil discards it.
 	Logger *slog.Logger
+	// Identify, when set, tells who is at the other end of each
+	// connection (access.Identify), once, as it is accepted; every
+	// request of the connection carries the answer as its Peer.
+	Identify func(net.Conn) access.Peer
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -128,6 +133,7 @@ func Listen(endpoint string, h Handler, opts ServerOptions) (*Server, error) {
 		WriteTimeout:     opts.WriteTimeout,
 		QueueSize:        opts.QueueSize,
 		Logger:           opts.Logger,
+		Identify:         opts.Identify,
 	}, func(nc net.Conn) *guardConn { return newGuardConn(nc, opts.MaxMessage) }, s.newPeer)
 	if err != nil {
 		cancel()

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/internal/pyjson"
 )
@@ -24,6 +25,7 @@ const callTimeout = 30 * time.Second
 // from the frame a control client would receive, so a plugin reads the same
 // fields, types and "N/A"s as Circus's.
 type client struct {
+	name string // the plugin's, for the audit trail
 	cmds Commands
 	log  *slog.Logger
 	seq  atomic.Uint64
@@ -47,6 +49,9 @@ func (c *client) call(ctx context.Context, command string, props map[string]any)
 		ID:         json.RawMessage(strconv.Quote("plugin-" + strconv.FormatUint(c.seq.Add(1), 10))),
 		Command:    command,
 		Properties: map[string]json.RawMessage{},
+		// Circus's plugins drive the arbiter through its socket as the
+		// arbiter's own user; ours are the arbiter itself.
+		Peer: access.Peer{Origin: access.Internal, Name: "plugin " + c.name, Via: "plugin"},
 	}
 	for k, v := range props {
 		b, err := json.Marshal(v)

@@ -166,7 +166,7 @@ func (m *Manager) start(cfg *config.Config, p *config.Plugin) {
 		return
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	e := env{name: p.Name, cmds: &client{cmds: m.opts.Commands, log: log}, bus: m.opts.Bus, log: log}
+	e := env{name: p.Name, cmds: &client{name: p.Name, cmds: m.opts.Commands, log: log}, bus: m.opts.Bus, log: log}
 	pl, err := newPlugin(e, spec)
 	if err != nil {
 		cancel()

@@ -28,6 +28,7 @@ const (
 	Ready        // a worker became ready: sd_notify READY=1, a passed check, or warmup (Ringmaster)
 	OOM          // the kernel's OOM killer killed a process of a watcher's cgroup (Ringmaster)
 	Backoff      // a spawn failed for a passing reason (EAGAIN, EMFILE...) and is retried later (Ringmaster)
+	Command      // a command that may change something was run or refused: the audit trail (Ringmaster)
 )
 
 var kindNames = [...]string{
@@ -35,7 +36,7 @@ var kindNames = [...]string{
 	Reload: "reload", Updated: "updated", Add: "add", Remove: "remove",
 	Flapping: "flapping", Orphan: "orphan", ReloadConfig: "reloadconfig",
 	Health: "health", HookSuccess: "hook_success", HookFailure: "hook_failure",
-	Limit: "limit", Ready: "ready", OOM: "oom", Backoff: "backoff",
+	Limit: "limit", Ready: "ready", OOM: "oom", Backoff: "backoff", Command: "command",
 }
 
 func (k Kind) String() string {
@@ -65,7 +66,28 @@ type Event struct {
 	// Hook is the hook's name (before_start...), for hook_success and
 	// hook_failure.
 	Hook string
+	// Audit is who sent a command and what came of it, for command.
+	Audit *Audit
 	// Seq numbers the events of one Bus from 1 without gaps, so that a
 	// subscriber can tell it missed some; set by the Bus.
 	Seq uint64
+}
+
+// Audit is one command that may change something, as the command table
+// ran it, for the audit trail: who sent it, what it asked, and what came
+// of it.
+type Audit struct {
+	Command string // as sent, such as "incr"
+	// Properties is the request's properties object, as JSON.
+	Properties []byte
+	// Peer names the sender: "uid 1000 pid 4411", "console user admin",
+	// "plugin watchdog", "remote 10.0.0.7:4410".
+	Peer string
+	UID  int    // the sender's uid, -1 when it has none (remote, plugin, console user)
+	PID  int    // the sender's pid where the kernel said, else 0
+	Via  string // "control", "console", "plugin"
+	// Status is "ok", "error" (it ran and failed) or "refused" (the
+	// sender was not allowed); Reason the error's text.
+	Status string
+	Reason string
 }

@@ -55,6 +55,8 @@ func Body(ev Event) []byte {
 		b = appendTime(b, ev)
 		b = appendKey(b, "error")
 		b = pyjson.AppendString(b, ev.Reason)
+	case Command:
+		b = appendAudit(b, ev)
 	case Flapping, Backoff:
 		b = appendTime(b, ev)
 		b = appendKey(b, "reason")
@@ -65,6 +67,47 @@ func Body(ev Event) []byte {
 	b = appendKey(b, "seq")
 	b = strconv.AppendUint(b, ev.Seq, 10)
 	return append(b, '}')
+}
+
+// appendAudit writes a command event's body: command, properties, peer,
+// uid and pid (null when unknown), via, status, reason (only for an error
+// or a refusal), then time.
+func appendAudit(b []byte, ev Event) []byte {
+	a := ev.Audit
+	if a == nil {
+		a = &Audit{}
+	}
+	b = appendKey(b, "command")
+	b = pyjson.AppendString(b, a.Command)
+	b = appendKey(b, "properties")
+	if len(a.Properties) > 0 {
+		b = append(b, a.Properties...)
+	} else {
+		b = append(b, "{}"...)
+	}
+	b = appendKey(b, "peer")
+	b = pyjson.AppendString(b, a.Peer)
+	b = appendKey(b, "uid")
+	if a.UID >= 0 {
+		b = strconv.AppendInt(b, int64(a.UID), 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = appendKey(b, "pid")
+	if a.PID > 0 {
+		b = strconv.AppendInt(b, int64(a.PID), 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = appendKey(b, "via")
+	b = pyjson.AppendString(b, a.Via)
+	b = appendKey(b, "status")
+	b = pyjson.AppendString(b, a.Status)
+	if a.Reason != "" {
+		b = appendKey(b, "reason")
+		b = pyjson.AppendString(b, a.Reason)
+	}
+	return appendTime(b, ev)
 }
 
 // appendKey writes `"key": `, preceded by ", " unless it is the first key.

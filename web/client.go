@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/control"
 )
 
@@ -145,7 +146,7 @@ func (c *client) write() {
 // After each command, changed reports the watcher it named (or "" for
 // all), so that a change that publishes no event (incr of a stopped
 // watcher) still reaches every page at once.
-func (c *client) read(ctx context.Context, h control.OrderedHandler, wg *sync.WaitGroup, changed func(name string)) {
+func (c *client) read(ctx context.Context, peer access.Peer, h control.OrderedHandler, wg *sync.WaitGroup, changed func(name string)) {
 	c.conn.SetReadLimit(maxRequest)
 	_ = c.conn.SetReadDeadline(time.Now().Add(readWait))
 	c.conn.SetPongHandler(func(string) error {
@@ -161,6 +162,7 @@ func (c *client) read(ctx context.Context, h control.OrderedHandler, wg *sync.Wa
 			continue
 		}
 		req, bad := control.DecodeRequest(data)
+		req.Peer = peer
 		if bad != nil {
 			c.reply(req.ID, control.Fail(bad))
 			continue

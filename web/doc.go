@@ -68,6 +68,14 @@
 // put TLS in front (a reverse proxy) when it crosses a network. The
 // WebSocket's Origin must be the page's own (gorilla/websocket's default
 // check), which with the absence of acting GETs makes actions CSRF-safe.
+//
+// Without Auth, who uses the console is who holds its HTTP connection, as
+// the kernel says (Options.Identify: sock_diag's owner of the browser's
+// socket, looked up once per connection): the page is shown only to those
+// Options.Check lets run status, and each command from the page carries
+// that identity to the command table, which applies the same [circus]
+// access keys as to the ZeroMQ endpoint and audits it. With Auth, the
+// authenticated user may do everything.
 // Every response carries a Content-Security-Policy that allows nothing but
 // the console's own scripts and styles, no framing, and nosniff. The page
 // inserts every string from the arbiter or a worker as text, never as

@@ -24,12 +24,22 @@ type eventJSON struct {
 	Signal   int     `json:"signal,omitempty"`
 	Reason   string  `json:"reason,omitempty"`
 	Hook     string  `json:"hook,omitempty"`
+	// Command, Peer and Status are a command event's (the audit trail).
+	Command string `json:"command,omitempty"`
+	Peer    string `json:"peer,omitempty"`
+	Status  string `json:"status,omitempty"`
 }
 
 func encodeEvent(ev pubsub.Event) json.RawMessage {
 	e := eventJSON{
 		Seq: ev.Seq, Kind: ev.Kind.String(), Watcher: ev.Watcher, Pid: ev.Pid, Wid: ev.Wid,
 		Time: epoch(ev.Time), Signal: ev.Signal, Reason: ev.Reason, Hook: ev.Hook,
+	}
+	if a := ev.Audit; a != nil {
+		e.Command, e.Peer, e.Status = a.Command, a.Peer, a.Status
+		if e.Reason == "" {
+			e.Reason = a.Reason
+		}
 	}
 	if ev.Kind == pubsub.Reap || ev.Kind == pubsub.Orphan {
 		code := ev.ExitCode

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
@@ -62,6 +63,14 @@ type Options struct {
 	// Version, Config and Endpoint describe the arbiter in the page's
 	// header.
 	Version, Config, Endpoint string
+	// Identify tells who holds an HTTP connection (access.Identify);
+	// without httpd_auth, that is who sends the page's commands. nil:
+	// nobody is identified, and Check decides on an Unknown peer.
+	Identify func(net.Conn) access.Peer
+	// Check says whether a peer may run a command; the console is shown
+	// to those who may run status. nil: everyone may see it, and the
+	// command table alone decides on commands.
+	Check func(p access.Peer, command string) error
 }
 
 // Server is the console: an http.Handler for the page, its assets and
@@ -159,6 +168,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	srv := &http.Server{
 		Handler:           s,
+		ConnContext:       withConnPeer,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
 	}
@@ -226,9 +236,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
 	}
+	peer, ok := s.permitted(w, r)
+	if !ok {
+		return
+	}
 	switch {
 	case r.URL.Path == "/ws":
-		s.serveWS(w, r)
+		s.serveWS(w, r, peer)
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		// Nothing but the WebSocket acts; no form, no GET link.
 		h.Set("Allow", "GET, HEAD")
@@ -271,7 +285,7 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, peer access.Peer) {
 	q := r.URL.Query()
 	since, _ := strconv.ParseUint(q.Get("since"), 10, 64)
 	conn, err := s.upgrader.Upgrade(w, r, nil)
@@ -296,7 +310,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	var writer sync.WaitGroup
 	writer.Go(c.write)
-	c.read(s.ctx, s.opts.Commands, &s.wg, s.hub.markDirty)
+	c.read(s.ctx, peer, s.opts.Commands, &s.wg, s.hub.markDirty)
 	c.kick(websocket.CloseNormalClosure, "")
 	writer.Wait()
 	select {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
@@ -17,9 +18,17 @@ import (
 
 // listenControl binds [circus] endpoint. A failure names the config line.
 func listenControl(cfg *config.Config, h control.Handler, log *slog.Logger) (*control.Server, error) {
-	srv, err := control.Listen(cfg.Circus.Endpoint, h, control.ServerOptions{Logger: log.With("endpoint", "control")})
+	remote := cfg.Circus.Access.InsecureRemote
+	srv, err := control.Listen(cfg.Circus.Endpoint, h, control.ServerOptions{
+		Logger:      log.With("endpoint", "control"),
+		Identify:    access.Identify,
+		AllowRemote: remote,
+	})
 	if err != nil {
 		return nil, cfg.KeyError("circus", "endpoint", err)
+	}
+	if remote {
+		log.Warn("insecure_remote_control is set: any peer that can reach the control endpoint from another host may run every command, unauthenticated; local peers are still identified", "endpoint", srv.Addr())
 	}
 	if owner := cfg.Circus.EndpointOwner; owner != "" {
 		if err := chownEndpoint(cfg.Circus.Endpoint, owner); err != nil {

@@ -204,7 +204,10 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 		sampler, _ = stats.NewSampler()
 	}
 	stopped := make(chan struct{})
-	table, err := commands.New(a, commands.Options{Logger: log, Quit: stop, Stopped: stopped, Sampler: sampler})
+	table, err := commands.New(a, commands.Options{
+		Logger: log, Quit: stop, Stopped: stopped, Sampler: sampler,
+		Enforce: true, Publish: ep.bus.Publish,
+	})
 	if err != nil {
 		ep.ctl.Close()
 		if ep.web != nil {

@@ -6,9 +6,10 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
-	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/control/commands"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 	"github.com/ringmaster-dev/ringmaster/web"
@@ -41,7 +42,7 @@ type console struct {
 
 // startWeb serves the console on ln. A console that cannot start is
 // reported and the arbiter runs without it.
-func startWeb(ln net.Listener, cfg *config.Config, path string, a *arbiter.Arbiter, bus *pubsub.Bus, h control.OrderedHandler, sampler *stats.Sampler, log *slog.Logger) *console {
+func startWeb(ln net.Listener, cfg *config.Config, path string, a *arbiter.Arbiter, bus *pubsub.Bus, h *commands.Table, sampler *stats.Sampler, log *slog.Logger) *console {
 	if ln == nil {
 		return nil
 	}
@@ -50,6 +51,7 @@ func startWeb(ln net.Listener, cfg *config.Config, path string, a *arbiter.Arbit
 		Arbiter: a, Bus: bus, Commands: h, Sampler: sampler,
 		Auth: cfg.Circus.HttpdAuth, Hosts: []string{cfg.Circus.HttpdHost},
 		Logger: log, Version: buildVersion(), Config: path, Endpoint: cfg.Circus.Endpoint,
+		Identify: access.Identify, Check: h.Check,
 	})
 	if err != nil {
 		ln.Close()

@@ -29,10 +29,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
 
@@ -56,6 +58,13 @@ type Options struct {
 	// leaves flight at once while it still waits for its turn here; past
 	// the bound a command is refused rather than held in memory.
 	MaxQueued int
+	// Enforce applies the running configuration's [circus] access keys
+	// to every request (package access): cmd/arbiter always sets it; a
+	// test of the commands themselves may leave it off.
+	Enforce bool
+	// Publish receives the audit trail: a command event for every command
+	// that may change something, run or refused. nil: only logged.
+	Publish func(pubsub.Event)
 }
 
 // DefaultMaxQueued is Options.MaxQueued's default: far more than a
@@ -76,6 +85,8 @@ type Table struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	pol atomic.Pointer[policyOf] // see policy
 
 	mu      sync.Mutex
 	pending []*entry       // queued commands in arrival order, running ones included
@@ -199,6 +210,9 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 	fail := func(e *control.Error) func(context.Context) control.Reply {
 		return func(context.Context) control.Reply { return control.Fail(e) }
 	}
+	if e := t.authorize(req); e != nil {
+		return fail(e)
+	}
 	c, ok := table[strings.ToLower(req.Command)]
 	if !ok {
 		return fail(control.Errorf(control.UnknownCommand, "unknown command: '%s'", req.Command))
@@ -214,7 +228,14 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 		}
 	}
 	if j.key == "" {
-		return j.run
+		if !audited(req) {
+			return j.run
+		}
+		return func(ctx context.Context) control.Reply {
+			rep := j.run(ctx)
+			t.auditReply(req, rep)
+			return rep
+		}
 	}
 	done := make(chan control.Reply, 1)
 	checked := make(chan *control.Error, 1)
@@ -233,10 +254,12 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 		}
 		checked <- e
 		if e != nil {
+			t.auditReply(req, control.Fail(e))
 			done <- control.Fail(e)
 			return
 		}
 		rep := j.run(t.ctx)
+		t.auditReply(req, rep)
 		if !waiting && rep.Err != nil {
 			t.log.Error("command failed", "command", cmd, "err", rep.Err.Reason)
 		}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/security/null"
+
+	"github.com/ringmaster-dev/ringmaster/access"
 )
 
 // ServerOptions configures [Serve]. Zero values get the defaults both
@@ -35,6 +37,10 @@ type ServerOptions struct {
 	SendBuffer int
 	// Logger receives connection-level news.
 	Logger *slog.Logger
+	// Identify, when set, asks who is at the other end of a connection
+	// as soon as it is accepted, before the handshake (see package
+	// access); the answer is the Conn's Peer.
+	Identify func(net.Conn) access.Peer
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -91,6 +97,8 @@ type Conn struct {
 	Remote   string       // the peer's address
 	Identity string       // the peer's ZMTP Identity property, if any
 	Log      *slog.Logger // with the endpoint and the remote address
+	// Peer is who connected, if ServerOptions.Identify is set.
+	Peer access.Peer
 
 	q    chan []byte
 	gone chan struct{}
@@ -221,6 +229,11 @@ func (s *Server[G, P]) serve(nc net.Conn) {
 	c := &Conn{Remote: nc.RemoteAddr().String(), gone: make(chan struct{})}
 	c.Log = s.opts.Logger.With("endpoint", s.ep.Addr, "remote", c.Remote)
 	defer s.forget(nc)
+	if s.opts.Identify != nil {
+		// Before the handshake: until it is done the client cannot have
+		// sent a command and closed its socket.
+		c.Peer = s.opts.Identify(nc)
+	}
 	g := s.guard(nc)
 	nc.SetDeadline(time.Now().Add(s.opts.HandshakeTimeout))
 	zc, err := zmq4.Open(g, null.Security(), s.opts.Type, nil, true, nil)

@@ -920,6 +920,9 @@
   // eventDetail is the short text of what happened: the exit of a reap,
   // the signal of a kill, the hook of a hook_*, the reason of anything else.
   function eventDetail(ev) {
+    // A command event is the audit trail: what was asked, by whom, and
+    // whether it was refused or failed (the long reason is in the title).
+    if (ev.command) return `${ev.command} by ${ev.peer}${ev.status === 'ok' ? '' : ' · ' + ev.status}`;
     const parts = [];
     if (ev.exit_code != null) parts.push(ev.exit_code < 0 ? signame(-ev.exit_code) : `exit ${ev.exit_code}`);
     if (ev.signal) parts.push(signame(ev.signal));
@@ -954,7 +957,7 @@
   function addEvent(ev) {
     if (!ev) return;
     if (ev.kind === 'kill' && ev.pid) expectedExit.add(ev.pid);
-    const bad = ev.kind === 'flapping' || (ev.kind === 'reap' && badReap(ev));
+    const bad = ev.kind === 'flapping' || (ev.kind === 'reap' && badReap(ev)) || (ev.kind === 'command' && ev.status !== 'ok');
     if (ev.kind === 'reap' && ev.pid) noteReap(ev, bad);
     const detail = eventDetail(ev);
     const li = h('li', {
