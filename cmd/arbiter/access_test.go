@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // Users of this machine the access test acts as: nobody may do nothing,
@@ -78,6 +80,32 @@ func circusClientAs(t *testing.T, uid int, dir, endpoint string, requests ...str
 		replies = append(replies, r)
 	}
 	return replies
+}
+
+// subAs subscribes to every event of endpoint with a libzmq SUB run as
+// uid, which prints each topic; it runs until the test ends.
+func subAs(t *testing.T, uid int, dir, endpoint string) *testproc.Buffer {
+	t.Helper()
+	script := `import sys, zmq
+s = zmq.Context.instance().socket(zmq.SUB)
+s.setsockopt(zmq.SUBSCRIBE, b"")
+s.connect(sys.argv[1])
+while True:
+    topic, body = s.recv_multipart()
+    print(topic.decode(), flush=True)
+`
+	cmd := exec.Command(systemPython, "-c", script, endpoint)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	out := &testproc.Buffer{}
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return out
 }
 
 // httpGetAs fetches url with a client run as uid and returns the status
@@ -157,6 +185,17 @@ httpd_port = %d
 				}
 			}
 			sub := subscribe(t, events)
+			// Events name commands and who sent them: only readers get them.
+			readerSub := subAs(t, uidGames, dir, events)
+			strangerSub := subAs(t, uidNobody, dir, events)
+			waitFor(t, "a reader's subscription", 20*time.Second, func() bool {
+				if strings.Contains(readerSub.String(), ".command") {
+					return true
+				}
+				ctlOK(t, endpoint, "signal", "w", "CONT")
+				time.Sleep(50 * time.Millisecond)
+				return false
+			})
 			before := ctlPids(t, endpoint, "w")
 
 			mutating := [][]string{
@@ -264,6 +303,12 @@ httpd_port = %d
 				t.Errorf("incr over ipc: %+v, want the sender's pid", a)
 			}
 			find("ok", 0, "decr")
+			if !strings.Contains(readerSub.String(), "watcher.w.command") {
+				t.Errorf("a read user's subscriber missed the events: %q", readerSub.String())
+			}
+			if out := strangerSub.String(); out != "" {
+				t.Errorf("nobody's subscriber got events: %q", out)
+			}
 			for _, a := range got {
 				if a.Command == "status" || a.Command == "numprocesses" || a.Command == "list" {
 					if a.Status != "refused" {

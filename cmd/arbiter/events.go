@@ -6,17 +6,29 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/control/commands"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
 
+// subscribers lets subscribe those who may read: events name commands,
+// their properties and who sent them; stats name every worker.
+func subscribers(late *commands.Late, log *slog.Logger) zmqpub.SinkOptions {
+	return zmqpub.SinkOptions{
+		Logger:   log,
+		Identify: access.Identify,
+		Admit:    func(p access.Peer) error { return late.Check(p, "status") },
+	}
+}
+
 // startEvents binds [circus] pubsub_endpoint and relays a new Bus to it.
 // A failure names the config line.
-func startEvents(cfg *config.Config, log *slog.Logger) (*pubsub.Bus, *zmqpub.Relay, error) {
-	sink, err := zmqpub.Listen(cfg.Circus.PubsubEndpoint, zmqpub.SinkOptions{Logger: log.With("endpoint", "pubsub")})
+func startEvents(cfg *config.Config, late *commands.Late, log *slog.Logger) (*pubsub.Bus, *zmqpub.Relay, error) {
+	sink, err := zmqpub.Listen(cfg.Circus.PubsubEndpoint, subscribers(late, log.With("endpoint", "pubsub")))
 	if err != nil {
 		return nil, nil, cfg.KeyError("circus", "pubsub_endpoint", err)
 	}
@@ -29,11 +41,11 @@ func startEvents(cfg *config.Config, log *slog.Logger) (*pubsub.Bus, *zmqpub.Rel
 // listenStats binds [circus] stats_endpoint when statsd is on (nil
 // otherwise). It is bound before the arbiter's own sockets, so that a
 // failure leaves nothing behind.
-func listenStats(cfg *config.Config, log *slog.Logger) (*zmqpub.Sink, error) {
+func listenStats(cfg *config.Config, late *commands.Late, log *slog.Logger) (*zmqpub.Sink, error) {
 	if !cfg.Circus.Statsd {
 		return nil, nil
 	}
-	sink, err := zmqpub.Listen(cfg.Circus.StatsEndpoint, zmqpub.SinkOptions{Logger: log.With("endpoint", "stats")})
+	sink, err := zmqpub.Listen(cfg.Circus.StatsEndpoint, subscribers(late, log.With("endpoint", "stats")))
 	if err != nil {
 		return nil, cfg.KeyError("circus", "stats_endpoint", err)
 	}

@@ -147,12 +147,12 @@ type endpoints struct {
 // openEndpoints binds the event, stats, control and console endpoints of
 // cfg; on failure nothing stays open.
 func openEndpoints(cfg *config.Config, log *slog.Logger) (*endpoints, error) {
-	e := &endpoints{late: &commands.Late{}}
+	e := &endpoints{late: &commands.Late{Config: cfg}}
 	var err error
-	if e.bus, e.relay, err = startEvents(cfg, log); err != nil {
+	if e.bus, e.relay, err = startEvents(cfg, e.late, log); err != nil {
 		return nil, err
 	}
-	if e.stats, err = listenStats(cfg, log); err == nil {
+	if e.stats, err = listenStats(cfg, e.late, log); err == nil {
 		if e.ctl, err = listenControl(cfg, e.late, log); err == nil {
 			e.web, err = listenWeb(cfg)
 		}

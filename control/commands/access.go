@@ -27,14 +27,19 @@ func (t *Table) policy() *access.Policy {
 	if p := t.pol.Load(); p != nil && p.cfg == cfg {
 		return p.pol
 	}
+	pol := policyFor(cfg)
+	t.pol.Store(&policyOf{cfg: cfg, pol: pol})
+	return pol
+}
+
+// policyFor builds the access policy of cfg's [circus] keys.
+func policyFor(cfg *config.Config) *access.Policy {
 	a := cfg.Circus.Access
-	pol := access.New(access.Settings{
+	return access.New(access.Settings{
 		Control:        access.Rule(a.Control),
 		Read:           access.Rule(a.Read),
 		InsecureRemote: a.InsecureRemote,
 	})
-	t.pol.Store(&policyOf{cfg: cfg, pol: pol})
-	return pol
 }
 
 // authorize refuses req if its peer may not run it, and audits the

@@ -2,8 +2,11 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
+	"github.com/ringmaster-dev/ringmaster/access"
+	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
 )
 
@@ -13,6 +16,11 @@ import (
 // starting; try again". The zero value is ready to use; it is safe for
 // concurrent use.
 type Late struct {
+	// Config, when set, is the configuration whose access keys Check
+	// applies until the Table is set, so that a subscriber may connect
+	// while the arbiter starts.
+	Config *config.Config
+
 	t atomic.Pointer[Table]
 }
 
@@ -33,3 +41,17 @@ func (l *Late) Accept(req control.Request) func(context.Context) control.Reply {
 		return control.Failf(control.CommandError, "the arbiter is starting; try again")
 	}
 }
+
+// Check is [Table.Check] once the Table is set; until then, the policy
+// of Config, or without it a refusal.
+func (l *Late) Check(p access.Peer, command string) error {
+	if t := l.t.Load(); t != nil {
+		return t.Check(p, command)
+	}
+	if l.Config != nil {
+		return policyFor(l.Config).Check(p, command)
+	}
+	return errStarting
+}
+
+var errStarting = errors.New("the arbiter is starting; try again")

@@ -1,11 +1,13 @@
 package zmqendpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,6 +43,10 @@ type ServerOptions struct {
 	// as soon as it is accepted, before the handshake (see package
 	// access); the answer is the Conn's Peer.
 	Identify func(net.Conn) access.Peer
+	// Admit, when set with Identify, decides whether an identified peer
+	// may use the endpoint at all; one it refuses is disconnected before
+	// the handshake.
+	Admit func(access.Peer) error
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -138,6 +144,7 @@ type Server[G Guard, P Peer] struct {
 
 	mu     sync.Mutex
 	closed bool
+	warned map[string]bool       // peers whose refusal was logged as a warning
 	conns  map[net.Conn]struct{} // every accepted connection still open
 	peers  map[P]struct{}        // connections past the handshake
 }
@@ -233,6 +240,13 @@ func (s *Server[G, P]) serve(nc net.Conn) {
 		// Before the handshake: until it is done the client cannot have
 		// sent a command and closed its socket.
 		c.Peer = s.opts.Identify(nc)
+		if s.opts.Admit != nil {
+			if err := s.opts.Admit(c.Peer); err != nil {
+				s.refused(c, err)
+				nc.Close()
+				return
+			}
+		}
 	}
 	g := s.guard(nc)
 	nc.SetDeadline(time.Now().Add(s.opts.HandshakeTimeout))
@@ -293,6 +307,30 @@ func (s *Server[G, P]) write(nc net.Conn, c *Conn, p P, g G, readerDone <-chan s
 		}
 		p.Written(n)
 	}
+}
+
+// maxWarned bounds the peers whose refusal is remembered: a client that
+// libzmq reconnects every 100 ms is worth one warning, not ten a second.
+const maxWarned = 1024
+
+// refused logs a peer Admit turned away: a warning the first time for that
+// peer, then at debug level.
+func (s *Server[G, P]) refused(c *Conn, err error) {
+	key := c.Peer.Origin.String() + " " + strconv.Itoa(c.Peer.UID)
+	s.mu.Lock()
+	first := !s.warned[key] && len(s.warned) < maxWarned
+	if first {
+		if s.warned == nil {
+			s.warned = map[string]bool{}
+		}
+		s.warned[key] = true
+	}
+	s.mu.Unlock()
+	level := slog.LevelDebug
+	if first {
+		level = slog.LevelWarn
+	}
+	c.Log.Log(context.Background(), level, s.opts.Noun+" refused", "err", err)
 }
 
 // admit books p as past its handshake, unless the Server is closing.

@@ -3,6 +3,7 @@ package zmqpub
 import (
 	"io/fs"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/internal/zmqendpoint"
 )
 
@@ -36,6 +38,11 @@ type SinkOptions struct {
 	SendBuffer int
 	// Logger receives connection-level news; nil discards it.
 	Logger *slog.Logger
+	// Identify and Admit, when both set, decide who may subscribe: each
+	// connection is identified as it is accepted (access.Identify) and
+	// dropped before its handshake if Admit refuses it.
+	Identify func(net.Conn) access.Peer
+	Admit    func(access.Peer) error
 }
 
 func (o SinkOptions) withDefaults() SinkOptions {
@@ -78,6 +85,8 @@ func Listen(endpoint string, opts SinkOptions) (*Sink, error) {
 		HandshakeTimeout: opts.HandshakeTimeout,
 		WriteTimeout:     opts.WriteTimeout,
 		QueueSize:        opts.QueueSize,
+		Identify:         opts.Identify,
+		Admit:            opts.Admit,
 		SendBuffer:       opts.SendBuffer,
 		Logger:           opts.Logger,
 	}, newPeerConn, s.newPeer)
