@@ -80,10 +80,14 @@ func (p Peer) String() string {
 	case Internal:
 		return p.Name
 	}
-	if p.Why != "" {
-		return "unidentified peer " + p.Addr + " (" + p.Why + ")"
+	s := "unidentified peer"
+	if p.Addr != "" {
+		s += " " + p.Addr
 	}
-	return "unidentified peer " + p.Addr
+	if p.Why != "" {
+		s += " (" + p.Why + ")"
+	}
+	return s
 }
 
 // Identify asks the kernel who holds the other end of c: SO_PEERCRED for a

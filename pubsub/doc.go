@@ -60,12 +60,16 @@
 //	watcher.<name>.hook_failure  {"name": H, "time": T, "error": E, "seq": N}      Circus
 //	watcher.<name>.command       {"command": C, "properties": {...}, "peer": W,    Ringmaster
 //	 (arbiter.command when the    "uid": U, "pid": P, "via": V, "status": S,
-//	 command names no watcher)    "reason": R, "time": T, "seq": N}
+//	 command names no watcher)    "reason": R, "result": {...}, "time": T,
+//	                              "seq": N}
 //	                              who ran a command that may change something, or
 //	                              was refused it (the audit trail, package access):
 //	                              U and P null when unknown, V "control",
 //	                              "console" or "plugin", S "ok", "error" or
-//	                              "refused", reason only with an error
+//	                              "refused", reason only with an error, result
+//	                              (the reply's fields: {"numprocesses": 3})
+//	                              only when there are some; properties and
+//	                              result are compact JSON, as Go writes it
 //	arbiter.orphan               {"process_pid": P, "time": T, "exit_code": E,     Ringmaster
 //	                              "seq": N}
 //	arbiter.start                {"time": T, "seq": N}                             Ringmaster

@@ -90,4 +90,7 @@ type Audit struct {
 	// sender was not allowed); Reason the error's text.
 	Status string
 	Reason string
+	// Result is what the command reported doing, as JSON: its reply's
+	// fields, such as {"numprocesses": 3} for incr; nil when none.
+	Result []byte
 }

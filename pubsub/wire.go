@@ -71,7 +71,7 @@ func Body(ev Event) []byte {
 
 // appendAudit writes a command event's body: command, properties, peer,
 // uid and pid (null when unknown), via, status, reason (only for an error
-// or a refusal), then time.
+// or a refusal), result (only when the reply had fields), then time.
 func appendAudit(b []byte, ev Event) []byte {
 	a := ev.Audit
 	if a == nil {
@@ -106,6 +106,10 @@ func appendAudit(b []byte, ev Event) []byte {
 	if a.Reason != "" {
 		b = appendKey(b, "reason")
 		b = pyjson.AppendString(b, a.Reason)
+	}
+	if len(a.Result) > 0 {
+		b = appendKey(b, "result")
+		b = append(b, a.Result...)
 	}
 	return appendTime(b, ev)
 }

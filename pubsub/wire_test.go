@@ -54,6 +54,13 @@ func TestTopicBody(t *testing.T) {
 			"watcher.web.hook_success", `{"name": "before_start", "time": 1795464673.79315, "seq": 19}`},
 		{"hook_failure", Event{Kind: HookFailure, Watcher: "web", Hook: "after_spawn", Time: at, Seq: 20, Reason: "exit status 1"},
 			"watcher.web.hook_failure", `{"name": "after_spawn", "time": 1795464673.79315, "error": "exit status 1", "seq": 20}`},
+		{"command", Event{Kind: Command, Watcher: "web", Time: at, Seq: 21, Audit: &Audit{
+			Command: "incr", Properties: []byte(`{"name":"web","nb":2}`), Peer: "uid 1000 (deploy) pid 4411",
+			UID: 1000, PID: 4411, Via: "control", Status: "ok", Result: []byte(`{"numprocesses":3}`)}},
+			"watcher.web.command", `{"command": "incr", "properties": {"name":"web","nb":2}, "peer": "uid 1000 (deploy) pid 4411", "uid": 1000, "pid": 4411, "via": "control", "status": "ok", "result": {"numprocesses":3}, "time": 1795464673.79315, "seq": 21}`},
+		{"command refused, sender unknown", Event{Kind: Command, Time: at, Seq: 22, Audit: &Audit{
+			Command: "quit", Peer: "remote 10.0.0.7:4410", UID: -1, Via: "control", Status: "refused", Reason: "permission denied"}},
+			"arbiter.command", `{"command": "quit", "properties": {}, "peer": "remote 10.0.0.7:4410", "uid": null, "pid": null, "via": "control", "status": "refused", "reason": "permission denied", "time": 1795464673.79315, "seq": 22}`},
 		{"orphan", Event{Kind: Orphan, Pid: 4242, Time: at, ExitCode: 0, Seq: 12},
 			"arbiter.orphan", `{"process_pid": 4242, "time": 1795464673.79315, "exit_code": 0, "seq": 12}`},
 		{"arbiter start, whole second", Event{Kind: Start, Time: time.Unix(1795464673, 0), Seq: 13},

@@ -52,7 +52,7 @@ func (t *Table) authorize(req control.Request) *control.Error {
 	if err == nil {
 		return nil
 	}
-	t.audit(req, "refused", err.Error())
+	t.audit(req, "refused", err.Error(), nil)
 	return control.Errorf(control.CommandError, "%v", err)
 }
 
@@ -67,30 +67,57 @@ func (t *Table) auditReply(req control.Request, rep control.Reply) {
 		return
 	}
 	if rep.Err != nil {
-		t.audit(req, "error", rep.Err.Reason)
+		t.audit(req, "error", rep.Err.Reason, nil)
 		return
 	}
-	t.audit(req, "ok", "")
+	t.audit(req, "ok", "", resultOf(rep))
+}
+
+// resultOf returns a reply's fields as a JSON object (what the command
+// says it did), or nil when it has none.
+func resultOf(rep control.Reply) []byte {
+	if len(rep.Fields) == 0 {
+		return nil
+	}
+	b, err := rep.Render(nil, time.Time{})
+	if err != nil {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	delete(m, "status")
+	delete(m, "time")
+	delete(m, "id")
+	return compact(m)
+}
+
+// compact renders v as JSON without escaping "<", ">" and "&": properties
+// are shell commands, not HTML.
+func compact(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return nil
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // audit logs req with its sender and outcome, and publishes it as a
 // command event.
-func (t *Table) audit(req control.Request, status, reason string) {
+func (t *Table) audit(req control.Request, status, reason string, result []byte) {
 	p := req.Peer
 	a := &pubsub.Audit{
 		Command: req.Command, Peer: access.Describe(p), UID: -1, PID: p.PID,
-		Via: p.Via, Status: status, Reason: reason,
+		Via: p.Via, Status: status, Reason: reason, Result: result,
 	}
 	if p.Origin == access.Local {
 		a.UID = p.UID
 	}
 	if len(req.Properties) > 0 {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false) // "a > b" is a shell command, not HTML
-		if enc.Encode(req.Properties) == nil {
-			a.Properties = bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-		}
+		a.Properties = compact(req.Properties)
 	}
 	name, _ := req.StringOr("name", "")
 	level := slog.LevelInfo
@@ -106,6 +133,9 @@ func (t *Table) audit(req control.Request, status, reason string) {
 	}
 	if reason != "" {
 		attrs = append(attrs, "reason", reason)
+	}
+	if len(result) > 0 {
+		attrs = append(attrs, "result", string(result))
 	}
 	t.log.Log(t.ctx, level, "command", attrs...)
 	if t.opts.Publish != nil {
