@@ -68,4 +68,16 @@
 // A UDP socket with ReusePort is shared as it is (a second bound UDP socket
 // would take a share of the datagrams and never read them); the option only
 // lets other programs bind the same port.
+//
+// # Accept queues
+//
+// The arbiter holds every listening socket, so it sees what no worker
+// can: how many connections wait in the kernel's accept queue, for an
+// autoscaler to act on. A [QueueReader] reads it for many sockets at
+// once: getsockopt(TCP_INFO) on a TCP listener (tcpi_unacked is the
+// queue's length, tcpi_sacked its limit), and one sock_diag dump of the
+// listening unix sockets, whatever their number, for the unix ones
+// (UNIX_DIAG_RQLEN, what ss -xl shows). [Spec.CheckQueue] says whether a
+// socket has a queue to read: a datagram socket has none, and with
+// ReusePort each worker has its own, which the arbiter does not hold.
 package sockets
