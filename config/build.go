@@ -112,6 +112,7 @@ func build(name string, r *raw, d *diag) *Config {
 		w := readWatcher(f, wname, flap)
 		w.Env = env
 		checkSocketRefs(f, w, socketAt)
+		checkAutoscale(f, w, c.Sockets)
 		c.Watchers = append(c.Watchers, w)
 	}
 

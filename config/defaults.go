@@ -59,6 +59,7 @@ func DefaultWatcher(name string) *Watcher {
 		Health:          defaultHealth(),
 		Ready:           defaultReady(),
 		Limits:          defaultLimits(),
+		Autoscale:       defaultAutoscale(),
 		CloseChildStdin: true,
 		Umask:           -1,
 		FlapAttempts:    defaultFlapAttempts,

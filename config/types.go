@@ -173,6 +173,10 @@ type Watcher struct {
 	// keys).
 	Cgroup Cgroup
 
+	// Autoscale resizes the pool from its sockets' accept queues
+	// (autoscale.* keys).
+	Autoscale Autoscale
+
 	// Hooks are the hooks.* keys.
 	Hooks map[string]Hook
 

@@ -21,6 +21,7 @@ var watcherKeys = []string{
 	"ready", "ready_timeout", "watchdog_sec",
 	"limit.max_rss", "limit.max_cpu", "limit.grace", "limit.interval",
 	"cgroup", "cgroup.memory_max", "cgroup.pids_max", "cgroup.cpu_quota",
+	"autoscale.min", "autoscale.max", "autoscale.idle", "autoscale.down_interval", "autoscale.up_after", "autoscale.queue_per_worker",
 }
 
 // readWatcher reads one [watcher:NAME] section; flap is the limit set by a
@@ -95,6 +96,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	f.readHealth(&w.Health)
 	f.readReady(w)
 	f.readCgroup(&w.Cgroup)
+	f.readAutoscale(w)
 
 	w.Stdout = f.stream("stdout_stream.", w.StdoutStream)
 	w.Stderr = f.stream("stderr_stream.", w.StderrStream)

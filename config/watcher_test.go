@@ -75,11 +75,12 @@ port = 0
 		},
 		FlapAttempts: 10, FlapWindow: 5 * time.Second, FlapRetryIn: 7 * time.Second, FlapMaxRetry: 5,
 		StdoutStream: map[string]string{}, StderrStream: map[string]string{"class": "FileStream"},
-		Stderr: Stream{Class: "FileStream"},
-		Health: defaultHealth(),
-		Ready:  defaultReady(),
-		Limits: defaultLimits(),
-		Hooks:  map[string]Hook{"after_start": {Command: "my.hook", Python: true, IgnoreErrors: true, Timeout: 30 * time.Second}},
+		Stderr:    Stream{Class: "FileStream"},
+		Health:    defaultHealth(),
+		Ready:     defaultReady(),
+		Limits:    defaultLimits(),
+		Autoscale: defaultAutoscale(),
+		Hooks:     map[string]Hook{"after_start": {Command: "my.hook", Python: true, IgnoreErrors: true, Timeout: 30 * time.Second}},
 	}
 	got := c.Watchers[0]
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Watcher{}, "Options")); diff != "" {
