@@ -56,6 +56,11 @@
 //	watcher.<name>.oom           {"process_pid": P, "time": T, "reason": R,        Ringmaster
 //	                              "seq": N}  P = 0 when the kernel does not say
 //	watcher.<name>.ready         {"process_pid": P, "time": T, "seq": N}           Ringmaster
+//	watcher.<name>.scale         {"from": F, "to": N2, "time": T, "reason": R,     Ringmaster
+//	                              "seq": N}  the autoscaler resized the pool from
+//	                              F to N2 workers; R says why ("queue 15 for
+//	                              200ms", "queue empty for 30s", "autoscale.max
+//	                              is now 8")
 //	watcher.<name>.hook_success  {"name": H, "time": T, "seq": N}                  Circus
 //	watcher.<name>.hook_failure  {"name": H, "time": T, "error": E, "seq": N}      Circus
 //	watcher.<name>.command       {"command": C, "properties": {...}, "peer": W,    Ringmaster

@@ -29,6 +29,7 @@ const (
 	OOM          // the kernel's OOM killer killed a process of a watcher's cgroup (Ringmaster)
 	Backoff      // a spawn failed for a passing reason (EAGAIN, EMFILE...) and is retried later (Ringmaster)
 	Command      // a command that may change something was run or refused: the audit trail (Ringmaster)
+	Scale        // the autoscaler resized a pool (Ringmaster)
 )
 
 var kindNames = [...]string{
@@ -37,6 +38,7 @@ var kindNames = [...]string{
 	Flapping: "flapping", Orphan: "orphan", ReloadConfig: "reloadconfig",
 	Health: "health", HookSuccess: "hook_success", HookFailure: "hook_failure",
 	Limit: "limit", Ready: "ready", OOM: "oom", Backoff: "backoff", Command: "command",
+	Scale: "scale",
 }
 
 func (k Kind) String() string {
@@ -60,14 +62,16 @@ type Event struct {
 	ExitCode int
 	// Signal is the signal number sent, for kill.
 	Signal int
-	// Reason says why, for flapping, health, limit, oom and for stops the
-	// arbiter decided on; for hook_failure it is the error.
+	// Reason says why, for flapping, health, limit, oom, scale and for
+	// stops the arbiter decided on; for hook_failure it is the error.
 	Reason string
 	// Hook is the hook's name (before_start...), for hook_success and
 	// hook_failure.
 	Hook string
 	// Audit is who sent a command and what came of it, for command.
 	Audit *Audit
+	// From and To are the pool's size before and after, for scale.
+	From, To int
 	// Seq numbers the events of one Bus from 1 without gaps, so that a
 	// subscriber can tell it missed some; set by the Bus.
 	Seq uint64

@@ -57,6 +57,12 @@ func Body(ev Event) []byte {
 		b = pyjson.AppendString(b, ev.Reason)
 	case Command:
 		b = appendAudit(b, ev)
+	case Scale:
+		b = appendInt(b, "from", ev.From)
+		b = appendInt(b, "to", ev.To)
+		b = appendTime(b, ev)
+		b = appendKey(b, "reason")
+		b = pyjson.AppendString(b, ev.Reason)
 	case Flapping, Backoff:
 		b = appendTime(b, ev)
 		b = appendKey(b, "reason")

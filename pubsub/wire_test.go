@@ -61,6 +61,8 @@ func TestTopicBody(t *testing.T) {
 		{"command refused, sender unknown", Event{Kind: Command, Time: at, Seq: 22, Audit: &Audit{
 			Command: "quit", Peer: "remote 10.0.0.7:4410", UID: -1, Via: "control", Status: "refused", Reason: "permission denied"}},
 			"arbiter.command", `{"command": "quit", "properties": {}, "peer": "remote 10.0.0.7:4410", "uid": null, "pid": null, "via": "control", "status": "refused", "reason": "permission denied", "time": 1795464673.79315, "seq": 22}`},
+		{"scale", Event{Kind: Scale, Watcher: "web", From: 1, To: 16, Time: at, Seq: 23, Reason: "queue 15 for 200ms"},
+			"watcher.web.scale", `{"from": 1, "to": 16, "time": 1795464673.79315, "reason": "queue 15 for 200ms", "seq": 23}`},
 		{"orphan", Event{Kind: Orphan, Pid: 4242, Time: at, ExitCode: 0, Seq: 12},
 			"arbiter.orphan", `{"process_pid": 4242, "time": 1795464673.79315, "exit_code": 0, "seq": 12}`},
 		{"arbiter start, whole second", Event{Kind: Start, Time: time.Unix(1795464673, 0), Seq: 13},
