@@ -232,7 +232,9 @@ func reversals(h []int) int {
 }
 
 // at is the size of the pool after the sample at t (they come 100 ms apart).
-func (m *model) at(t time.Duration) int { return m.history[min(int(t/(100*time.Millisecond)), len(m.history)-1)] }
+func (m *model) at(t time.Duration) int {
+	return m.history[min(int(t/(100*time.Millisecond)), len(m.history)-1)]
+}
 
 func maxOf(h []int) int {
 	m := 0
