@@ -48,10 +48,11 @@ type Arbiter struct {
 	orphanc chan exitStatus
 	opc     chan op
 	started chan struct{}
-	done    chan struct{}  // closed when Run stops taking requests
-	wg      sync.WaitGroup // watcher loops
-	cg      cgroupRoot     // set by Run before any watcher loop (cgroup.go)
-	guard   *guardian      // set by Run after cg, nil without one (guardian.go)
+	done    chan struct{}                // closed when Run stops taking requests
+	wg      sync.WaitGroup               // watcher loops
+	cg      cgroupRoot                   // set by Run before any watcher loop (cgroup.go)
+	guard   *guardian                    // set by Run after cg, nil without one (guardian.go)
+	queues  atomic.Pointer[queueSampler] // set by Run before the watcher loops run (queues.go)
 
 	// opCancel cancels the arbiter-wide operation running, so that a stop
 	// of all overtakes a restart or reloadconfig; nil when none runs.
@@ -158,6 +159,7 @@ func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep 
 		}
 		w := newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch)
 		w.out = out
+		w.kickQueues = a.kickQueues
 		a.attachCgroup(w)
 		ws, fresh = append(ws, w), append(fresh, w)
 	}
@@ -235,9 +237,12 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	a.startCgroups()
 	a.startGuardian()
 
+	q := a.newQueues()
+	a.queues.Store(q)
 	for _, w := range a.Watchers() {
 		a.wg.Go(w.run)
 	}
+	q.start()
 	// The start-up, then the arbiter-wide operations (restart,
 	// reloadconfig, add, rm...), run one at a time on a goroutine of their
 	// own, never on this one: one may wait minutes for a watcher that
@@ -297,6 +302,7 @@ func (a *Arbiter) serveOps(ctx context.Context) {
 // loops ended; then the sockets closed and unix socket files removed.
 func (a *Arbiter) shutdown() {
 	a.log.Info("arbiter stopping")
+	a.queues.Load().stopQueues()
 	ws := a.Watchers()
 	for _, w := range ws {
 		reply := make(chan error, 1)

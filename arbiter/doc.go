@@ -51,6 +51,21 @@
 // resized in place, changed ones are reloaded gracefully (on their new
 // sockets if those moved), new ones start and removed ones stop.
 //
+// A watcher with autoscale.max is autoscaled from its sockets' accept
+// queues, which the arbiter sees because it holds the listening sockets:
+// one sampler goroutine reads them about ten times a second (TCP_INFO on
+// TCP listeners, one sock_diag dump for the unix ones) and hands each
+// watcher's loop the connections waiting; the loop's scaler grows the
+// pool in proportion to a queue that stays for autoscale.up_after beyond
+// the workers already starting, and once the queue has stayed empty for
+// autoscale.idle shrinks it gracefully, one worker each
+// autoscale.down_interval, within [autoscale.min, autoscale.max], never
+// while a reload runs (scaler.go, autoscale.go, queues.go). With min 0 an
+// empty pool's sockets stay bound and listening; the sampler waits on them
+// in epoll and a first connection, held in the backlog, starts a worker
+// at once. incr, decr and set move the size within the bounds;
+// reloadconfig and set apply new autoscale keys without a reload.
+//
 // When Run's context is done, the one shutdown sequence runs: watchers stop
 // in reverse priority (those of equal priority together), each as above;
 // the watcher loops end; the cgroups are emptied and removed; the guardian
@@ -155,7 +170,8 @@
 // Every state change emits exactly one [pubsub.Event] through the
 // [Publisher], from the loop that made it: spawn, reap (exit code, or the
 // negative signal number), kill (each signal sent by the stop machinery),
-// start, stop, reload; and Ringmaster's own flapping, and for the arbiter
-// itself start, stop, reloadconfig and orphan. The same facts go to the
+// start, stop, reload; and Ringmaster's own flapping and scale (each
+// resize the autoscaler decides, with its from, to and reason), and for
+// the arbiter itself start, stop, reloadconfig and orphan. The same facts go to the
 // log.
 package arbiter

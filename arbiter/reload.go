@@ -105,7 +105,9 @@ func (w *Watcher) beginReload(reply chan<- error, cfg *config.Watcher, socks []*
 	w.endCrashPause()
 	prevCfg, prevSocks, prevTarget := w.cfg, w.socks, w.target
 	if cfg != nil {
-		w.cfg, w.socks, w.target = cfg, socks, cfg.NumProcesses
+		w.target = w.sizeFor(cfg)
+		w.cfg, w.socks = cfg, socks
+		w.adoptAutoscale()
 	}
 	if w.state == Stopped || w.state == Stopping {
 		w.beginStart(reply, true)
@@ -277,6 +279,7 @@ func (w *Watcher) abortReload(err error) bool {
 	if w.target == op.target {
 		w.target = op.prevTarget
 	}
+	w.adoptAutoscale()
 	w.spawnFails = 0
 	w.spawnAt = time.Time{}
 	for _, p := range w.procs {

@@ -94,7 +94,7 @@ func (w *Watcher) handle(r request) {
 		w.cancelQueued(fmt.Errorf("watcher %s: %w: stop requested", w.name, ErrStopped))
 		w.beginStop("")
 	case statusReq:
-		st := Status{State: w.state, Target: w.target, Sockets: slices.Clone(w.socks)}
+		st := Status{State: w.state, Target: w.target, Sockets: slices.Clone(w.socks), Autoscale: w.scaleStatus()}
 		st.Detail, st.RetryAt = w.detail(time.Now())
 		for _, p := range w.procs {
 			st.Procs = append(st.Procs, p.info())
@@ -106,7 +106,10 @@ func (w *Watcher) handle(r request) {
 		r.reply <- c
 	case incrReq:
 		if !w.cfg.Singleton {
-			w.target = max(w.target+r.delta, 0)
+			w.target = w.cfg.Autoscale.Clamp(max(w.target+r.delta, 0))
+		}
+		if w.scale != nil {
+			w.scale.pause() // the operator's size is where it goes on from
 		}
 		w.endCrashPause()
 		r.n <- w.target
@@ -115,7 +118,9 @@ func (w *Watcher) handle(r request) {
 		w.reconcile()
 		w.progress()
 	case resizeReq:
-		w.cfg, w.target = r.cfg, r.cfg.NumProcesses
+		w.target = w.sizeFor(r.cfg)
+		w.cfg = r.cfg
+		w.adoptAutoscale()
 		w.scaleWaiters = append(w.scaleWaiters, r.reply)
 		w.reconcile()
 		w.progress()

@@ -76,6 +76,7 @@ func (a *Arbiter) Add(ctx context.Context, cfg *config.Watcher, start bool) (*Wa
 		}
 		w = newWatcher(cfg, watcherSockets(cfg, old.sockets), a.log, a.pub, a.launch)
 		w.out = out
+		w.kickQueues = a.kickQueues
 		a.attachCgroup(w)
 		w.runtime = true
 		ws := append(slices.Clone(old.watchers), w)
@@ -96,7 +97,8 @@ func (a *Arbiter) Add(ctx context.Context, cfg *config.Watcher, start bool) (*Wa
 }
 
 // checkRefs refuses a watcher whose command names a socket that is not
-// bound: Circus would start it with the reference unexpanded.
+// bound (Circus would start it with the reference unexpanded), and an
+// autoscaled one whose sockets have no accept queue to read.
 func checkRefs(cfg *config.Watcher, socks []*sockets.Socket) error {
 	refs := cfg.SocketRefs()
 	if cfg.StdinSocket != "" {
@@ -106,6 +108,13 @@ func checkRefs(cfg *config.Watcher, socks []*sockets.Socket) error {
 		if !slices.ContainsFunc(socks, func(s *sockets.Socket) bool { return s.Name() == name }) {
 			return fmt.Errorf("watcher %s: no socket named %q is bound", cfg.Name, name)
 		}
+	}
+	specs := make([]sockets.Spec, len(socks))
+	for i, s := range socks {
+		specs[i] = s.Spec()
+	}
+	if err := config.CheckAutoscale(cfg, specs); err != nil {
+		return fmt.Errorf("watcher %s: %w", cfg.Name, err)
 	}
 	return nil
 }
@@ -292,6 +301,7 @@ func (w *Watcher) set(r setReq) {
 	if resized {
 		w.target = r.cfg.NumProcesses
 	}
+	w.adoptAutoscale()
 	w.scaleWaiters = append(w.scaleWaiters, r.reply)
 	w.reconcile()
 	w.progress()

@@ -23,6 +23,7 @@ import (
 type fakeLauncher struct {
 	lifetime time.Duration
 	dieOn    map[syscall.Signal]bool
+	delay    time.Duration // each spawn takes this long
 
 	mu      sync.Mutex
 	nextPid int
@@ -35,6 +36,7 @@ func (f *fakeLauncher) record(format string, args ...any) {
 }
 
 func (f *fakeLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, cg spawnCgroups, exits chan<- exitStatus, _ *logs.Output) (proc, error) {
+	time.Sleep(f.delay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextPid++

@@ -126,6 +126,18 @@ type Watcher struct {
 	limitc      chan limitSample  // from the sampling goroutine; room for the one in flight
 	sampling    bool              // a sampling goroutine is in flight
 	limitAt     time.Time         // the next sampling not before
+
+	// Autoscaling (autoscale.go): the loop owns scale, queue and
+	// queueErr; queuec brings the sampler's readings, the latest only;
+	// the loop publishes the rest for the sampler after each step.
+	scale      *scaler
+	queue      queueSample
+	queueErr   string
+	queuec     chan queueSample
+	scaleOn    atomic.Bool // sample it: autoscaled, starting or active
+	scaleZero  atomic.Bool // ... and its pool is empty
+	scaleSocks atomic.Pointer[[]*sockets.Socket]
+	kickQueues func() // tells the sampler a pool has emptied; nil in tests of the loop
 }
 
 func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
@@ -142,6 +154,7 @@ func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, 
 		healthc:   make(chan healthResult, 64),
 		notifyc:   make(chan notifyMsg, 64),
 		limitc:    make(chan limitSample, 1),
+		queuec:    make(chan queueSample, 1),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 		cfg:       cfg,
@@ -155,6 +168,7 @@ func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, 
 		specSocks: socks,
 	}
 	w.cur.Store(cfg)
+	w.adoptAutoscale()
 	return w
 }
 
@@ -199,6 +213,8 @@ func (w *Watcher) run() {
 			w.handleNotify(m)
 		case s := <-w.limitc:
 			w.handleLimits(s)
+		case s := <-w.queuec:
+			w.handleQueue(s)
 		case <-w.timer.C:
 			w.tick()
 		case <-quit:
@@ -208,6 +224,7 @@ func (w *Watcher) run() {
 			w.cur.Store(w.cfg)
 			w.syncHealth()
 		}
+		w.publishScale()
 		if quit == nil && w.empty() && w.hooksOut == 0 {
 			return
 		}
@@ -262,6 +279,9 @@ type Status struct {
 	// add. RetryAt is when it next tries, if it waits to.
 	Detail  string
 	RetryAt time.Time
+	// Autoscale is what the autoscaler sees (its bounds and the queue);
+	// nil when the watcher is not autoscaled.
+	Autoscale *ScaleStatus
 }
 
 // Status returns the watcher's state, target size, workers and sockets, read

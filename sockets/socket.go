@@ -122,6 +122,18 @@ func (s *Socket) FD() int {
 	return fd
 }
 
+// Control calls f with the socket's descriptor in the arbiter, as
+// syscall.RawConn.Control does: the descriptor is valid only until f
+// returns, and must not be made blocking. It fails once the socket is
+// closed.
+func (s *Socket) Control(f func(fd int)) error {
+	rc, err := s.file.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(func(u uintptr) { f(int(u)) })
+}
+
 // Spec returns the Spec the socket was bound from, unchanged.
 func (s *Socket) Spec() Spec { return s.spec }
 

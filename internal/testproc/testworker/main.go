@@ -38,6 +38,9 @@
 //	                     process group; not waited for), sleep
 //	readywhen FILE       send STATUS=waiting for FILE to NOTIFY_SOCKET, and
 //	                     once FILE exists STATUS=serving and READY=1; sleep
+//	serial FD DURATION   serve one connection at a time on fd FD: read a
+//	                     line, work DURATION, answer "pid N", close; the
+//	                     others wait in the accept queue; drain on SIGTERM
 package main
 
 import (
@@ -167,6 +170,8 @@ func main() {
 			fail(err)
 		}
 		sleepForever()
+	case "serial":
+		serial(os.Args[2:])
 	case "readywhen":
 		notify(fmt.Sprintf("STATUS=waiting for %s\n", filepath.Base(arg(2))))
 		for {
