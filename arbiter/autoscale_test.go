@@ -275,4 +275,3 @@ func withOptions(t *testing.T, r *running, name string, opts map[string]string) 
 	}
 	return nc
 }
-
