@@ -23,7 +23,10 @@
 // at least one page is open, a stats sample (cpu and rss per worker, per
 // watcher and of the arbiter). Each of these messages carries seq, 1, 2,
 // 3... for the arbiter's run; the snapshot carries the seq it is current to
-// and the run's stream id. A page that reconnects with
+// and the run's stream id. An autoscaled watcher's state carries its
+// bounds and the connections waiting in its sockets' accept queues
+// ("autoscale"), and each stats sample every watcher's number of workers
+// and an autoscaled one's queue, which the page draws over time. A page that reconnects with
 // /ws?stream=ID&since=SEQ gets {"type": "resumed", "since": SEQ, "upto": N}
 // and then exactly the messages it missed, SEQ+1 to N, from a ring of the
 // last 4096 (8 MiB at most); or a fresh snapshot when the ring no

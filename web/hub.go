@@ -372,7 +372,7 @@ func (h *hub) readAll(ctx context.Context, sample bool) poll {
 		snap, err := h.sampler.Collect(cctx, src, false)
 		cancel()
 		if err == nil {
-			p.sample = encodeSample(snap)
+			p.sample = encodeSample(snap, src.queues)
 		}
 	} else {
 		_, _ = src.Watchers(ctx)
@@ -399,7 +399,8 @@ func (h *hub) read(ctx context.Context, w *arbiter.Watcher) json.RawMessage {
 type recorder struct {
 	hub      *hub
 	read     []polled
-	complete bool // Watchers went through every watcher
+	queues   map[string]int // the autoscaled watchers' queues
+	complete bool           // Watchers went through every watcher
 }
 
 func (r *recorder) Watchers(ctx context.Context) ([]stats.Watcher, error) {
@@ -420,6 +421,12 @@ func (r *recorder) Watchers(ctx context.Context) ([]stats.Watcher, error) {
 			continue
 		}
 		r.read = append(r.read, polled{w.Name(), encodeWatcher(w.Name(), commandLine(w), st)})
+		if a := st.Autoscale; a != nil {
+			if r.queues == nil {
+				r.queues = map[string]int{}
+			}
+			r.queues[w.Name()] = a.Queue
+		}
 		sw := stats.Watcher{Name: w.Name(), Procs: make([]stats.Process, len(st.Procs))}
 		for i, p := range st.Procs {
 			sw.Procs[i] = stats.Process{Pid: p.Pid, Wid: p.Wid, Started: p.Started}

@@ -28,6 +28,9 @@ type eventJSON struct {
 	Command string `json:"command,omitempty"`
 	Peer    string `json:"peer,omitempty"`
 	Status  string `json:"status,omitempty"`
+	// From and To are a scale event's sizes.
+	From *int `json:"from,omitempty"`
+	To   *int `json:"to,omitempty"`
 }
 
 func encodeEvent(ev pubsub.Event) json.RawMessage {
@@ -44,6 +47,10 @@ func encodeEvent(ev pubsub.Event) json.RawMessage {
 	if ev.Kind == pubsub.Reap || ev.Kind == pubsub.Orphan {
 		code := ev.ExitCode
 		e.ExitCode = &code
+	}
+	if ev.Kind == pubsub.Scale {
+		from, to := ev.From, ev.To
+		e.From, e.To = &from, &to
 	}
 	return mustJSON(e)
 }
@@ -74,6 +81,16 @@ type watcherJSON struct {
 	// (epoch seconds), so that the page can count down.
 	Detail  string  `json:"detail,omitempty"`
 	RetryAt float64 `json:"retry_at,omitempty"`
+	// Autoscale is an autoscaled watcher's bounds and the connections
+	// waiting in its sockets' accept queues at the last sample.
+	Autoscale *scaleJSON `json:"autoscale,omitempty"`
+}
+
+type scaleJSON struct {
+	Min     int `json:"min"`
+	Max     int `json:"max"`
+	Queue   int `json:"queue"`
+	Backlog int `json:"backlog"`
 }
 
 // encodeWatcher renders w's status; cmd is its command line as configured.
@@ -85,6 +102,9 @@ func encodeWatcher(name, cmd string, st arbiter.Status) json.RawMessage {
 	}
 	if !st.RetryAt.IsZero() {
 		w.RetryAt = epoch(st.RetryAt)
+	}
+	if a := st.Autoscale; a != nil {
+		w.Autoscale = &scaleJSON{Min: a.Min, Max: a.Max, Queue: a.Queue, Backlog: a.Backlog}
 	}
 	for i, s := range st.Sockets {
 		w.Sockets[i] = socketJSON{Name: s.Name(), Address: s.Addr()}
@@ -106,24 +126,38 @@ type workerUsageJSON struct {
 	Mem float64 `json:"mem"`
 }
 
+// watcherUsageJSON is a watcher's usage in a sample, with its number of
+// workers and, when autoscaled, the connections waiting in its queues:
+// the page draws both over time.
+type watcherUsageJSON struct {
+	CPU     float64 `json:"cpu"`
+	RSS     uint64  `json:"rss"`
+	Workers int     `json:"workers"`
+	Queue   *int    `json:"queue,omitempty"`
+}
+
 type sampleJSON struct {
-	Time     float64                    `json:"time"`
-	Arbiter  usageJSON                  `json:"arbiter"`
-	Watchers map[string]usageJSON       `json:"watchers"`
-	Workers  map[string]workerUsageJSON `json:"workers"`
+	Time     float64                     `json:"time"`
+	Arbiter  usageJSON                   `json:"arbiter"`
+	Watchers map[string]watcherUsageJSON `json:"watchers"`
+	Workers  map[string]workerUsageJSON  `json:"workers"`
 }
 
 // encodeSample renders one stats pass: usage per worker, summed per
-// watcher, and the arbiter's own.
-func encodeSample(s *stats.Snapshot) json.RawMessage {
+// watcher, and the arbiter's own; queues are the autoscaled watchers'
+// queues read in the same pass.
+func encodeSample(s *stats.Snapshot, queues map[string]int) json.RawMessage {
 	out := sampleJSON{
 		Time:     epoch(s.Time),
 		Arbiter:  usageJSON{CPU: s.Arbiter.CPU, RSS: s.Arbiter.RSS},
-		Watchers: make(map[string]usageJSON, len(s.Watchers)),
+		Watchers: make(map[string]watcherUsageJSON, len(s.Watchers)),
 		Workers:  map[string]workerUsageJSON{},
 	}
 	for _, w := range s.Watchers {
-		var sum usageJSON
+		sum := watcherUsageJSON{Workers: len(w.Procs)}
+		if q, ok := queues[w.Name]; ok {
+			sum.Queue = &q
+		}
 		for _, p := range w.Procs {
 			sum.CPU += p.CPU
 			sum.RSS += p.RSS

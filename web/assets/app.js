@@ -344,6 +344,16 @@
     e.rssEl = h('span', { class: 'num', 'data-role': 'rss' }, '–');
     e.cpuSpark = spark('cpu');
     e.rssSpark = spark('rss');
+    // An autoscaled watcher's queue: the connections waiting in its
+    // sockets' accept queues, as a gauge against a full pool's worth
+    // (autoscale.max) and over time, beside its number of workers.
+    e.queueEl = h('span', { class: 'num', 'data-role': 'queue' }, '–');
+    e.queueGauge = h('meter', { class: 'gauge', min: '0', max: '1', value: '0', 'aria-hidden': 'true' });
+    e.queueSpark = spark('queue');
+    e.workersSpark = spark('workers');
+    e.scaleBox = h('span', { class: 'metric', 'data-role': 'autoscale', hidden: true },
+      h('span', { class: 'k' }, 'queue'), e.queueEl, e.queueGauge, e.queueSpark,
+      h('span', { class: 'k' }, 'workers'), e.workersSpark);
     const actions = h('div', { class: 'actions', role: 'group', 'aria-label': `Actions on ${name}` },
       button('decr', '−', `Remove a worker from ${name}`, 'btn icon'),
       button('incr', '+', `Add a worker to ${name}`, 'btn icon'),
@@ -368,7 +378,8 @@
         h('span', { class: 'metric', title: 'cpu of all workers (% of one core), last 5 minutes' },
           h('span', { class: 'k' }, 'cpu'), e.cpuEl, e.cpuSpark),
         h('span', { class: 'metric', title: 'rss of all workers, last 5 minutes' },
-          h('span', { class: 'k' }, 'rss'), e.rssEl, e.rssSpark)),
+          h('span', { class: 'k' }, 'rss'), e.rssEl, e.rssSpark),
+        e.scaleBox),
       e.table,
       e.noWorkers);
     return e;
@@ -416,6 +427,7 @@
       e.cmdEl.title = w.cmd || '';
     }
     renderSockets(e, w.sockets || []);
+    renderScale(e, w.autoscale);
     syncRows(e, workers, w.state === 'stopping', !fromSnapshot);
     drawWatcherStats(e);
     if (tail.open && tail.name === w.name) noteTailWorker();
@@ -430,6 +442,18 @@
         h('span', { class: 'k' }, s.name), ' ', s.address)));
   }
 
+  // renderScale shows an autoscaled watcher's queue gauge, or hides it.
+  function renderScale(e, a) {
+    e.scaleBox.hidden = !a;
+    if (!a) return;
+    setText(e.queueEl, String(a.queue));
+    e.queueGauge.max = Math.max(a.max, 1);
+    e.queueGauge.value = Math.min(a.queue, a.max);
+    e.scaleBox.title = `autoscaled within ${a.min}..${a.max} workers: connections waiting in the accept queue ` +
+      `(backlog ${a.backlog}), and workers, last 5 minutes`;
+    e.countBox.title = `live workers / numprocesses (autoscaled within ${a.min}..${a.max})`;
+  }
+
   function removeWatcher(name) {
     const e = watchers.get(name);
     if (!e) return;
@@ -439,6 +463,7 @@
     e.el.remove();
     watchers.delete(name);
     seriesW.delete(name);
+    seriesS.delete(name);
     byId('no-watchers').hidden = watchers.size > 0;
   }
 
@@ -780,6 +805,7 @@
   // ---- stats and sparklines ------------------------------------------------------
 
   const seriesW = new Map(); // watcher name -> {cpu: [], rss: []}
+  const seriesS = new Map(); // autoscaled watcher name -> {queue: [], workers: []}
   const seriesP = new Map(); // pid (string) -> {cpu: [], rss: []}
 
   function spark(kind) {
@@ -811,7 +837,7 @@
         if (v > hi) hi = v;
         if (v < lo) lo = v;
       }
-      if (kind === 'cpu') {
+      if (kind !== 'rss') {
         lo = 0;
         hi = Math.max(hi, 1);
       } else if (hi - lo < hi * 0.2) {
@@ -842,9 +868,23 @@
     }
   }
 
+  function pushScale(name, v) {
+    let s = seriesS.get(name);
+    if (!s) seriesS.set(name, (s = { queue: [], workers: [] }));
+    s.queue.push(Number(v.queue) || 0);
+    s.workers.push(Number(v.workers) || 0);
+    if (s.queue.length > MAX_POINTS) {
+      s.queue.shift();
+      s.workers.shift();
+    }
+  }
+
   function addSample(sample, live) {
     arbiterStats = sample.arbiter || null;
-    for (const [name, v] of Object.entries(sample.watchers || {})) push(seriesW, name, v);
+    for (const [name, v] of Object.entries(sample.watchers || {})) {
+      push(seriesW, name, v);
+      if (v.queue != null) pushScale(name, v);
+    }
     for (const [pid, v] of Object.entries(sample.workers || {})) push(seriesP, pid, v);
     if (!live) return;
     if (sample.time) noteServerTime(sample.time);
@@ -860,7 +900,13 @@
     }
   }
 
-  const drawWatcherStats = (e) => drawStats(e, seriesW.get(e.name));
+  function drawWatcherStats(e) {
+    drawStats(e, seriesW.get(e.name));
+    if (e.scaleBox.hidden) return;
+    const s = seriesS.get(e.name);
+    drawSpark(e.queueSpark, s ? s.queue : [], 'queue');
+    drawSpark(e.workersSpark, s ? s.workers : [], 'workers');
+  }
   const drawRowStats = (r) => drawStats(r, seriesP.get(String(r.pid)));
 
   // drawStats shows a series' latest values and sparklines in a watcher or
@@ -886,6 +932,7 @@
     arbiter = s.arbiter || {};
     arbiterStats = null;
     seriesW.clear();
+    seriesS.clear();
     seriesP.clear();
     expectedExit.clear();
     reaps.clear();
@@ -927,6 +974,7 @@
     if (ev.exit_code != null) parts.push(ev.exit_code < 0 ? signame(-ev.exit_code) : `exit ${ev.exit_code}`);
     if (ev.signal) parts.push(signame(ev.signal));
     if (ev.hook) parts.push(ev.hook);
+    if (ev.from != null) parts.push(`${ev.from} → ${ev.to}`);
     if (ev.reason) parts.push(ev.reason);
     return parts.join(' · ');
   }
