@@ -146,12 +146,14 @@ func (w *Watcher) adoptAutoscale() {
 }
 
 // publishScale tells the sampler, after each step of the loop, whether to
-// sample this watcher (autoscaled and running), on which sockets, and
-// whether its pool is empty (a first connection then wakes the sampler at
-// once).
+// sample this watcher (autoscaled and running), on which sockets, whether
+// its pool is empty (a first connection then wakes the sampler at once)
+// and whether it has workers to spare (it is then sampled even when
+// nobody waits, so that it can shrink).
 func (w *Watcher) publishScale() {
 	on := w.scale != nil && (w.state == Active || w.state == Starting)
 	w.scaleOn.Store(on)
+	w.scaleSpare.Store(on && w.target > w.cfg.Autoscale.Min)
 	if zero := on && w.target == 0 && w.empty(); !zero {
 		w.scaleZero.Store(false)
 	} else if !w.scaleZero.Swap(true) && w.kickQueues != nil {

@@ -15,7 +15,11 @@ import (
 // many watchers share it, about ten times a second, and hands each
 // watcher's loop the sum over its sockets (offerQueue, which never
 // waits). The arbiter holds every listening socket, so it sees what no
-// worker can.
+// worker can. A loop is woken only when there is something to decide: a
+// queue, the first empty one after it, and while its pool has workers to
+// spare, a quiet sample each down_interval (at most a second apart) so
+// that it can shrink; a pool at its min with nobody waiting costs its
+// loop nothing.
 //
 // A pool at zero must not leave its first connection waiting for the
 // next round: between rounds the sampler sleeps in epoll_wait on the
@@ -45,6 +49,8 @@ type queueSampler struct {
 	socks  []*sockets.Socket
 	index  map[*sockets.Socket]int
 	chosen []*Watcher
+	sent   map[*Watcher]*sent // what each watcher was last sent
+	gen    uint64             // rounds, to forget the watchers gone
 
 	// The pools at zero: an epoll set of their sockets (ep, or -1
 	// without one), with an eventfd (kick) that ends a wait, to stop or to
@@ -54,9 +60,17 @@ type queueSampler struct {
 	mu       sync.Mutex
 	closed   bool // kick is closed
 	armed    map[*sockets.Socket]*armedSocket
+	want     map[*sockets.Socket]bool // arm's, kept between rounds
 	tokens   map[int32]*sockets.Socket
 	next     int32
 	events   []unix.EpollEvent
+}
+
+// sent is what a watcher's loop was last sent.
+type sent struct {
+	busy bool      // a queue, or an unreadable one
+	at   time.Time // when
+	gen  uint64    // the last round that saw the watcher
 }
 
 type armedSocket struct {
@@ -68,7 +82,8 @@ type armedSocket struct {
 // loops run, and stop it with stopQueues.
 func (a *Arbiter) newQueues() *queueSampler {
 	q := &queueSampler{a: a, stop: make(chan struct{}), done: make(chan struct{}), ep: -1, kick: -1,
-		index: map[*sockets.Socket]int{}, armed: map[*sockets.Socket]*armedSocket{}, tokens: map[int32]*sockets.Socket{}}
+		index: map[*sockets.Socket]int{}, armed: map[*sockets.Socket]*armedSocket{}, tokens: map[int32]*sockets.Socket{},
+		sent: map[*Watcher]*sent{}, want: map[*sockets.Socket]bool{}}
 	if err := q.openEpoll(); err != nil {
 		a.log.Warn("autoscaling: no epoll; an empty pool waits for the next sample", "err", err)
 	}
@@ -143,7 +158,7 @@ func (q *queueSampler) run() {
 				q.round(woken)
 			}
 			if poked {
-				q.arm()
+				q.arm(true)
 			}
 			continue
 		}
@@ -151,7 +166,7 @@ func (q *queueSampler) run() {
 		if q.round(nil) {
 			every = sampleEvery
 		}
-		q.arm()
+		q.arm(false)
 		next = next.Add(every)
 		if next.Before(now) {
 			next = now.Add(every) // a round missed (the machine stalled): no catching up
@@ -211,10 +226,18 @@ func (q *queueSampler) wait(d time.Duration) (woken map[*sockets.Socket]bool, po
 func (q *queueSampler) round(only map[*sockets.Socket]bool) (wanted bool) {
 	q.chosen, q.socks = q.chosen[:0], q.socks[:0]
 	clear(q.index)
+	if only == nil {
+		clear(q.want)
+	}
 	for _, w := range q.a.Watchers() {
 		wanted = wanted || w.Config().Autoscale.Enabled()
 		if !w.scaleOn.Load() || only != nil && !(w.scaleZero.Load() && usesAny(w, only)) {
 			continue
+		}
+		if only == nil && w.scaleZero.Load() {
+			for _, s := range w.socketsOf() {
+				q.want[s] = true
+			}
 		}
 		q.chosen = append(q.chosen, w)
 		for _, s := range w.socketsOf() {
@@ -225,10 +248,11 @@ func (q *queueSampler) round(only map[*sockets.Socket]bool) (wanted bool) {
 		}
 	}
 	if len(q.chosen) == 0 {
-		return wanted
+		return wanted // q.want is empty too
 	}
 	q.qs = q.r.Read(q.qs, q.socks)
 	now := time.Now()
+	q.gen++
 	for _, w := range q.chosen {
 		s := queueSample{at: now}
 		for _, sock := range w.socketsOf() {
@@ -239,9 +263,33 @@ func (q *queueSampler) round(only map[*sockets.Socket]bool) (wanted bool) {
 			s.depth += qu.Len
 			s.backlog += qu.Max
 		}
-		w.offerQueue(s)
+		last := q.sent[w]
+		if last == nil {
+			last = &sent{}
+			q.sent[w] = last
+		}
+		last.gen = q.gen
+		busy := s.depth > 0 || s.err != nil
+		if busy || last.busy || w.scaleSpare.Load() && now.Sub(last.at) >= quietEvery(w) {
+			w.offerQueue(s)
+			last.busy, last.at = busy, now
+		}
+	}
+	if only == nil {
+		for w, last := range q.sent {
+			if last.gen != q.gen {
+				delete(q.sent, w) // removed, stopped, or no longer autoscaled
+			}
+		}
 	}
 	return wanted
+}
+
+// quietEvery is how often a pool with workers to spare and an empty
+// queue is sampled: each down_interval, at most a second apart, so that
+// it shrinks on time.
+func quietEvery(w *Watcher) time.Duration {
+	return max(min(w.Config().Autoscale.DownInterval, time.Second), sampleEvery)
 }
 
 func usesAny(w *Watcher, set map[*sockets.Socket]bool) bool {
@@ -253,17 +301,21 @@ func usesAny(w *Watcher, set map[*sockets.Socket]bool) bool {
 	return false
 }
 
-// arm brings the epoll set to the sockets of the pools at zero: one shot
-// each, armed again once it has fired.
-func (q *queueSampler) arm() {
+// arm brings the epoll set to the sockets of the pools at zero, as the
+// last round found them (with fresh, a pool that has just emptied: they
+// are looked for again): one shot each, armed again once it has fired.
+func (q *queueSampler) arm(fresh bool) {
 	if q.ep < 0 {
 		return
 	}
-	want := map[*sockets.Socket]bool{}
-	for _, w := range q.a.Watchers() {
-		if w.scaleOn.Load() && w.scaleZero.Load() {
-			for _, s := range w.socketsOf() {
-				want[s] = true
+	want := q.want
+	if fresh {
+		clear(want)
+		for _, w := range q.a.Watchers() {
+			if w.scaleOn.Load() && w.scaleZero.Load() {
+				for _, s := range w.socketsOf() {
+					want[s] = true
+				}
 			}
 		}
 	}

@@ -136,6 +136,7 @@ type Watcher struct {
 	queuec     chan queueSample
 	scaleOn    atomic.Bool // sample it: autoscaled, starting or active
 	scaleZero  atomic.Bool // ... and its pool is empty
+	scaleSpare atomic.Bool // ... or above its min
 	scaleSocks atomic.Pointer[[]*sockets.Socket]
 	kickQueues func() // tells the sampler a pool has emptied; nil in tests of the loop
 }

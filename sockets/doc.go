@@ -74,10 +74,12 @@
 // The arbiter holds every listening socket, so it sees what no worker
 // can: how many connections wait in the kernel's accept queue, for an
 // autoscaler to act on. A [QueueReader] reads it for many sockets at
-// once: getsockopt(TCP_INFO) on a TCP listener (tcpi_unacked is the
-// queue's length, tcpi_sacked its limit), and one sock_diag dump of the
-// listening unix sockets, whatever their number, for the unix ones
-// (UNIX_DIAG_RQLEN, what ss -xl shows). [Spec.CheckQueue] says whether a
-// socket has a queue to read: a datagram socket has none, and with
-// ReusePort each worker has its own, which the arbiter does not hold.
+// once, with one sock_diag dump of the listening sockets per family (TCP
+// over IPv4 and IPv6, unix) whatever their number, matched by inode: the
+// queue's length and limit are what ss -l shows as Recv-Q and Send-Q.
+// Where the kernel has no inet_diag, TCP listeners are read one by one
+// with getsockopt(TCP_INFO) (tcpi_unacked, tcpi_sacked). [Spec.CheckQueue]
+// says whether a socket has a queue to read: a datagram socket has none,
+// and with ReusePort each worker has its own, which the arbiter does not
+// hold.
 package sockets

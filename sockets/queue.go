@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -60,65 +61,84 @@ var errNotListening = errors.New("not a listening socket")
 const queueTimeout = time.Second
 
 // QueueReader reads the accept queues of bound sockets cheaply enough to
-// do it several times a second: one getsockopt(TCP_INFO) per TCP listener
-// (tcpi_unacked is the queue's length, tcpi_sacked its limit), and for
-// every unix listener of a Read together one sock_diag dump of the
-// listening unix sockets, with UNIX_DIAG_RQLEN (what ss -xl shows as
-// Recv-Q and Send-Q). It keeps its netlink socket between reads. A
-// QueueReader is not safe for concurrent use; its zero value is ready, and
-// Close releases it.
+// do it many times a second for many sockets: one sock_diag dump of the
+// listening sockets per family in use (TCP over IPv4, over IPv6, unix),
+// whatever the number of sockets, matched to them by inode. For a
+// listener the dump gives the queue's length and limit (INET_DIAG's
+// idiag_rqueue and idiag_wqueue, UNIX_DIAG_RQLEN: what ss -l shows as
+// Recv-Q and Send-Q). Where a TCP dump fails (a kernel without inet_diag),
+// each TCP socket is read with getsockopt(TCP_INFO) instead (tcpi_unacked,
+// tcpi_sacked). It keeps its netlink socket between reads. A QueueReader
+// is not safe for concurrent use; its zero value is ready, and Close
+// releases it.
 type QueueReader struct {
-	nl  int // netlink socket + 1; 0: not open
-	seq uint32
-	buf []byte
-	ino map[uint64]int // during a Read: inode of a unix socket → index in its result
+	nl   int // netlink socket + 1; 0: not open
+	seq  uint32
+	buf  []byte
+	req  []byte
+	want [3]map[uint64]int // per dump (unix, inet, inet6): inode → index in the result
 }
+
+// The dumps a Read makes.
+const (
+	dumpUnix = iota
+	dumpInet
+	dumpInet6
+)
 
 // Read returns the queue of each of socks, in order, appended to
 // dst[:0]. A socket that is closed, does not listen or cannot be read has
 // its Err set; the others are read all the same.
 func (r *QueueReader) Read(dst []Queue, socks []*Socket) []Queue {
 	dst = dst[:0]
-	clear(r.ino)
-	for i, s := range socks {
-		q, ino := s.readQueue()
-		if ino != 0 {
-			if r.ino == nil {
-				r.ino = map[uint64]int{}
-			}
-			r.ino[ino] = i
-			q.Err = errNotListening // until the dump finds it listening
-		}
-		dst = append(dst, q)
+	for i := range r.want {
+		clear(r.want[i])
 	}
-	if len(r.ino) > 0 {
-		if err := r.dumpUnix(dst); err != nil {
-			for _, i := range r.ino {
-				dst[i].Err = err
+	for i, s := range socks {
+		d := -1
+		switch {
+		case s.closed.Load():
+			dst = append(dst, Queue{Err: fmt.Errorf("socket %q: %w", s.spec.Name, os.ErrClosed)})
+			continue
+		case s.sockIno == 0:
+		case s.family == unix.AF_UNIX:
+			d = dumpUnix
+		case s.family == unix.AF_INET:
+			d = dumpInet
+		case s.family == unix.AF_INET6:
+			d = dumpInet6
+		}
+		if d < 0 {
+			dst = append(dst, s.tcpInfo())
+			continue
+		}
+		if r.want[d] == nil {
+			r.want[d] = map[uint64]int{}
+		}
+		r.want[d][s.sockIno] = i
+		// Until the dump finds it listening.
+		dst = append(dst, Queue{Err: fmt.Errorf("socket %q: %w", s.spec.Name, errNotListening)})
+	}
+	for d, want := range r.want {
+		if len(want) == 0 {
+			continue
+		}
+		if err := r.dump(d, dst); err != nil {
+			for _, i := range want {
+				if d == dumpUnix {
+					dst[i].Err = err
+				} else {
+					dst[i] = socks[i].tcpInfo()
+				}
 			}
 		}
 	}
 	return dst
 }
 
-// readQueue reads the queue of a TCP socket, or returns the inode of a
-// unix socket for the dump (with q zero).
-func (s *Socket) readQueue() (q Queue, ino uint64) {
-	rc, err := s.file.SyscallConn()
-	if err != nil {
-		return Queue{Err: err}, 0
-	}
-	cerr := rc.Control(func(u uintptr) {
-		fd := int(u)
-		if s.family == unix.AF_UNIX {
-			var st unix.Stat_t
-			if err := unix.Fstat(fd, &st); err != nil {
-				q.Err = err
-				return
-			}
-			ino = st.Ino
-			return
-		}
+// tcpInfo reads a TCP socket's queue with getsockopt(TCP_INFO).
+func (s *Socket) tcpInfo() (q Queue) {
+	err := s.Control(func(fd int) {
 		ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		switch {
 		case err != nil:
@@ -129,47 +149,66 @@ func (s *Socket) readQueue() (q Queue, ino uint64) {
 			q.Len, q.Max = int(ti.Unacked), int(ti.Sacked)
 		}
 	})
-	if cerr != nil {
-		return Queue{Err: cerr}, 0
+	if err != nil {
+		q.Err = err
 	}
 	if q.Err != nil {
 		q.Err = fmt.Errorf("socket %q: %w", s.spec.Name, q.Err)
 	}
-	return q, ino
+	return q
 }
 
 // The kernel's TCP_LISTEN state, also a unix listener's.
 const tcpListen = 10
 
-// The sock_diag layout for AF_UNIX (linux/unix_diag.h), which x/sys/unix
-// does not define.
+// The sock_diag layouts (linux/unix_diag.h, linux/inet_diag.h), which
+// x/sys/unix does not define.
 const (
 	unixDiagReqLen  = 24 // struct unix_diag_req
-	unixDiagMsgLen  = 16 // struct unix_diag_msg
+	unixDiagMsgLen  = 16 // struct unix_diag_msg, udiag_ino at 4
 	udiagShowRQLen  = 0x10
-	unixDiagRQLen   = 4 // UNIX_DIAG_RQLEN: struct unix_diag_rqlen {rqueue, wqueue u32}
+	unixDiagRQLen   = 4  // UNIX_DIAG_RQLEN: struct unix_diag_rqlen {rqueue, wqueue u32}
+	inetDiagReqLen  = 56 // struct inet_diag_req_v2
+	inetDiagMsgLen  = 72 // struct inet_diag_msg: idiag_rqueue at 56, idiag_wqueue at 60, idiag_inode at 68
 	queueRecvBuffer = 32 << 10
 )
 
-// dumpUnix asks the kernel for every listening unix socket's queue and
-// fills in those of r.ino.
-func (r *QueueReader) dumpUnix(dst []Queue) error {
+// dump asks the kernel for every listening socket of one kind and fills
+// in the queues of r.want[d].
+func (r *QueueReader) dump(d int, dst []Queue) error {
 	fd, err := r.open()
 	if err != nil {
 		return fmt.Errorf("sock_diag: %w", err)
 	}
 	r.seq++
-	var req [unix.NLMSG_HDRLEN + unixDiagReqLen]byte
 	ne := binary.NativeEndian
+	reqLen := inetDiagReqLen
+	if d == dumpUnix {
+		reqLen = unixDiagReqLen
+	}
+	if r.req == nil {
+		r.req = make([]byte, unix.NLMSG_HDRLEN+max(inetDiagReqLen, unixDiagReqLen))
+	}
+	req := r.req[:unix.NLMSG_HDRLEN+reqLen]
+	clear(req)
 	ne.PutUint32(req[0:], uint32(len(req)))
 	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
 	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
 	ne.PutUint32(req[8:], r.seq)
-	d := req[unix.NLMSG_HDRLEN:]
-	d[0] = unix.AF_UNIX
-	ne.PutUint32(d[4:], 1<<tcpListen) // listening sockets only
-	ne.PutUint32(d[12:], udiagShowRQLen)
-	if err := unix.Sendto(fd, req[:], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	b := req[unix.NLMSG_HDRLEN:]
+	switch d {
+	case dumpUnix:
+		b[0] = unix.AF_UNIX
+		ne.PutUint32(b[4:], 1<<tcpListen) // listening sockets only
+		ne.PutUint32(b[12:], udiagShowRQLen)
+	case dumpInet, dumpInet6:
+		b[0], b[1] = unix.AF_INET, unix.IPPROTO_TCP
+		if d == dumpInet6 {
+			b[0] = unix.AF_INET6
+		}
+		ne.PutUint32(b[4:], 1<<tcpListen)
+	}
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		r.Close()
 		return fmt.Errorf("sock_diag: %w", err)
 	}
@@ -185,7 +224,7 @@ func (r *QueueReader) dumpUnix(dst []Queue) error {
 			r.Close()
 			return fmt.Errorf("sock_diag: %w", err)
 		}
-		done, err := r.parseDump(r.buf[:n], dst)
+		done, err := r.parseDump(r.buf[:n], d, dst)
 		if err != nil {
 			r.Close()
 			return err
@@ -197,7 +236,7 @@ func (r *QueueReader) dumpUnix(dst []Queue) error {
 }
 
 // parseDump reads one datagram of a dump's answer; done at NLMSG_DONE.
-func (r *QueueReader) parseDump(b []byte, dst []Queue) (done bool, err error) {
+func (r *QueueReader) parseDump(b []byte, d int, dst []Queue) (done bool, err error) {
 	ne := binary.NativeEndian
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(ne.Uint32(b[0:]))
@@ -218,26 +257,50 @@ func (r *QueueReader) parseDump(b []byte, dst []Queue) (done bool, err error) {
 			}
 			return false, fmt.Errorf("sock_diag: %w", unix.Errno(-int32(ne.Uint32(m))))
 		case unix.SOCK_DIAG_BY_FAMILY:
-			if len(m) < unixDiagMsgLen {
-				return false, fmt.Errorf("sock_diag: short answer (%d bytes)", len(m))
+			if d == dumpUnix {
+				err = r.unixMsg(m, dst)
+			} else {
+				err = r.inetMsg(m, d, dst)
 			}
-			i, ok := r.ino[uint64(ne.Uint32(m[4:]))]
-			if !ok {
-				continue
-			}
-			for a := m[unixDiagMsgLen:]; len(a) >= 4; {
-				al := int(ne.Uint16(a[0:]))
-				if al < 4 || al > len(a) {
-					break
-				}
-				if ne.Uint16(a[2:]) == unixDiagRQLen && al >= 12 {
-					dst[i] = Queue{Len: int(ne.Uint32(a[4:])), Max: int(ne.Uint32(a[8:]))}
-				}
-				a = a[min(nlAlign(al), len(a)):]
+			if err != nil {
+				return false, err
 			}
 		}
 	}
 	return false, nil
+}
+
+func (r *QueueReader) unixMsg(m []byte, dst []Queue) error {
+	ne := binary.NativeEndian
+	if len(m) < unixDiagMsgLen {
+		return fmt.Errorf("sock_diag: short answer (%d bytes)", len(m))
+	}
+	i, ok := r.want[dumpUnix][uint64(ne.Uint32(m[4:]))]
+	if !ok {
+		return nil
+	}
+	for a := m[unixDiagMsgLen:]; len(a) >= 4; {
+		al := int(ne.Uint16(a[0:]))
+		if al < 4 || al > len(a) {
+			break
+		}
+		if ne.Uint16(a[2:]) == unixDiagRQLen && al >= 12 {
+			dst[i] = Queue{Len: int(ne.Uint32(a[4:])), Max: int(ne.Uint32(a[8:]))}
+		}
+		a = a[min(nlAlign(al), len(a)):]
+	}
+	return nil
+}
+
+func (r *QueueReader) inetMsg(m []byte, d int, dst []Queue) error {
+	ne := binary.NativeEndian
+	if len(m) < inetDiagMsgLen {
+		return fmt.Errorf("sock_diag: short answer (%d bytes)", len(m))
+	}
+	if i, ok := r.want[d][uint64(ne.Uint32(m[68:]))]; ok {
+		dst[i] = Queue{Len: int(ne.Uint32(m[56:])), Max: int(ne.Uint32(m[60:]))}
+	}
+	return nil
 }
 
 func nlAlign(n int) int { return (n + 3) &^ 3 }

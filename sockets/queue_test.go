@@ -72,6 +72,27 @@ func TestQueueReader(t *testing.T) {
 	check("after one accept each", Queue{4, 16, nil}, Queue{2, 16, nil}, Queue{2, 8, nil})
 }
 
+// A TCP socket whose inode is not known (the dump cannot name it) is read
+// with getsockopt(TCP_INFO), the way the reader goes where the kernel has
+// no inet_diag; the same figures come back.
+func TestQueueReaderTCPInfo(t *testing.T) {
+	t.Parallel()
+	s := mustBind(t, Spec{Name: "tcp", Host: "127.0.0.1", Family: "AF_INET", Type: "SOCK_STREAM", Backlog: 8, Umask: -1})
+	rp := mustBind(t, Spec{Name: "rp", Host: "127.0.0.1", Family: "AF_INET", Type: "SOCK_STREAM", Backlog: 4, ReusePort: true, Umask: -1})
+	dialN(t, "tcp", s.Addr(), 3)
+	var r QueueReader
+	defer r.Close()
+	want := r.Read(nil, []*Socket{s})[0]
+	s.sockIno, rp.sockIno = 0, 0
+	got := r.Read(nil, []*Socket{s, rp})
+	if got[0] != want || want != (Queue{3, 8, nil}) {
+		t.Errorf("Read() by TCP_INFO = %+v, by sock_diag %+v, want 3 of 8 both", got[0], want)
+	}
+	if !errors.Is(got[1].Err, errNotListening) {
+		t.Errorf("Read() of a reuseport reservation by TCP_INFO: err = %v, want not listening", got[1].Err)
+	}
+}
+
 // An abstract unix socket has no file, but its queue reads the same.
 func TestQueueReaderAbstract(t *testing.T) {
 	t.Parallel()

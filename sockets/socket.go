@@ -34,6 +34,9 @@ type Socket struct {
 	// inode, so that Close unlinks it only while it is still ours.
 	created  string
 	dev, ino uint64
+	// sockIno is the socket's own inode (sockfs), by which sock_diag
+	// names it; 0 if fstat failed.
+	sockIno uint64
 
 	closed    atomic.Bool // set by Close, read by Prepare
 	closeOnce sync.Once
@@ -79,6 +82,12 @@ func Bind(spec Spec) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
+	_ = s.Control(func(fd int) {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil {
+			s.sockIno = st.Ino
+		}
+	})
 	return s, nil
 }
 
