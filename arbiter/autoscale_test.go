@@ -249,6 +249,18 @@ cmd = WORKER sleep $(circus.sockets.udp)
 	if evs := r.events.Of(pubsub.Scale); len(evs) != 1 || evs[0].From != 4 || evs[0].To != 2 {
 		t.Errorf("scale events = %+v, want 4 → 2", evs)
 	}
+	// set numprocesses, as circusctl set does: within [min, max].
+	for _, tc := range []struct {
+		n    string
+		want int
+	}{{"50", 2}, {"0", 1}, {"2", 2}} {
+		if err := r.Set(context.Background(), "web", withOptions(t, r, "web", map[string]string{"numprocesses": tc.n}), []string{"numprocesses"}); err != nil {
+			t.Fatalf("set numprocesses %s: %v", tc.n, err)
+		}
+		if st := r.status(t, "web"); st.Target != tc.want {
+			t.Errorf("set numprocesses %s: numprocesses %d, want %d", tc.n, st.Target, tc.want)
+		}
+	}
 
 	err := r.Set(context.Background(), "dgram", withOptions(t, r, "dgram", map[string]string{"autoscale.max": "4"}), []string{"autoscale.max"})
 	if err == nil || !strings.Contains(err.Error(), "[socket:udp]") {

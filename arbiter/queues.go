@@ -155,15 +155,19 @@ func (q *queueSampler) run() {
 		now := time.Now()
 		if now.Before(next) {
 			if len(woken) > 0 {
-				q.round(woken)
+				q.round(now, woken)
 			}
 			if poked {
 				q.arm(true)
 			}
 			continue
 		}
+		// Samples carry the time they were due, not the moment the read
+		// ended: rounds sampleEvery apart must look so to the scaler, or
+		// a queue that stayed up_after = sampleEvery could look 1 ms
+		// short of it and wait for one more round.
 		every := sampleIdle
-		if q.round(nil) {
+		if q.round(next, nil) {
 			every = sampleEvery
 		}
 		q.arm(false)
@@ -221,9 +225,9 @@ func (q *queueSampler) wait(d time.Duration) (woken map[*sockets.Socket]bool, po
 }
 
 // round samples every autoscaled watcher that runs, or with only, those
-// at zero on those sockets. It reports whether any watcher's options ask
-// for autoscaling, running or not.
-func (q *queueSampler) round(only map[*sockets.Socket]bool) (wanted bool) {
+// at zero on those sockets, as at now. It reports whether any watcher's
+// options ask for autoscaling, running or not.
+func (q *queueSampler) round(now time.Time, only map[*sockets.Socket]bool) (wanted bool) {
 	q.chosen, q.socks = q.chosen[:0], q.socks[:0]
 	clear(q.index)
 	if only == nil {
@@ -251,7 +255,6 @@ func (q *queueSampler) round(only map[*sockets.Socket]bool) (wanted bool) {
 		return wanted // q.want is empty too
 	}
 	q.qs = q.r.Read(q.qs, q.socks)
-	now := time.Now()
 	q.gen++
 	for _, w := range q.chosen {
 		s := queueSample{at: now}

@@ -41,7 +41,7 @@ type scaler struct {
 
 // holdMax bounds how much longer than autoscale.idle a pool that keeps
 // having to grow again waits before it shrinks.
-const holdMax = 8
+const holdMax = 4
 
 // poolSize is what the decision needs of the pool.
 type poolSize struct {

@@ -42,11 +42,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
 type options struct {
@@ -60,6 +62,8 @@ type options struct {
 	window            time.Duration
 	verbose           bool
 	profile           string
+	arrivals          string
+	utilization       float64
 }
 
 func main() {
@@ -74,6 +78,8 @@ func main() {
 	flag.DurationVar(&o.scaleIdle, "autoscale-idle", 3*time.Second, "autoscale.idle in the cycles phase")
 	flag.DurationVar(&o.downIn, "down-interval", 200*time.Millisecond, "autoscale.down_interval in the cycles phase")
 	flag.DurationVar(&o.window, "window", 10*time.Second, "CPU measuring window of the sampling phase")
+	flag.StringVar(&o.arrivals, "arrivals", "open,closed", "loads of the cycles phase: open (Poisson arrivals) and closed (-clients loops)")
+	flag.Float64Var(&o.utilization, "utilization", 0.8, "the open load's rate, as a share of the fixed pool's capacity")
 	flag.BoolVar(&o.verbose, "v", false, "the arbiter's log on stderr")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the sampling phase's autoscaled window to `file`")
 	flag.Parse()
@@ -127,6 +133,34 @@ type pool struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
+	events recorder
+}
+
+// recorder keeps the arbiter's spawn and scale events.
+type recorder struct {
+	mu     sync.Mutex
+	events []pubsub.Event
+}
+
+func (r *recorder) Publish(ev pubsub.Event) {
+	if ev.Kind != pubsub.Spawn && ev.Kind != pubsub.Scale {
+		return
+	}
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+}
+
+// first is the time of the first event of kind after t, or zero.
+func (r *recorder) first(kind pubsub.Kind, t time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.events {
+		if ev.Kind == kind && ev.Time.After(t) {
+			return ev.Time
+		}
+	}
+	return time.Time{}
 }
 
 // start runs an arbiter on the ini text (WORKER and DIR replaced) and
@@ -150,12 +184,14 @@ func (b *bench) start(ini string, want int) (*pool, error) {
 	if b.o.verbose {
 		out = os.Stderr
 	}
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: slog.New(slog.NewTextHandler(out, nil)), Stdout: io.Discard, Stderr: io.Discard})
+	p := &pool{done: make(chan error, 1)}
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: slog.New(slog.NewTextHandler(out, nil)), Publisher: &p.events,
+		Stdout: io.Discard, Stderr: io.Discard})
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pool{a: a, cancel: cancel, done: make(chan error, 1)}
+	p.a, p.cancel = a, cancel
 	go func() { p.done <- a.Run(ctx) }()
 	<-a.Started()
 	if p.w = a.Watcher("web"); p.w == nil {
