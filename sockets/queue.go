@@ -116,8 +116,7 @@ func (r *QueueReader) Read(dst []Queue, socks []*Socket) []Queue {
 			r.want[d] = map[uint64]int{}
 		}
 		r.want[d][s.sockIno] = i
-		// Until the dump finds it listening.
-		dst = append(dst, Queue{Err: fmt.Errorf("socket %q: %w", s.spec.Name, errNotListening)})
+		dst = append(dst, Queue{Err: errUnseen}) // until the dump finds it listening
 	}
 	for d, want := range r.want {
 		if len(want) == 0 {
@@ -133,8 +132,16 @@ func (r *QueueReader) Read(dst []Queue, socks []*Socket) []Queue {
 			}
 		}
 	}
+	for i, q := range dst {
+		if q.Err == errUnseen {
+			dst[i].Err = fmt.Errorf("socket %q: %w", socks[i].spec.Name, errNotListening)
+		}
+	}
 	return dst
 }
+
+// errUnseen marks, during a Read, a socket that no dump has found yet.
+var errUnseen = errors.New("not seen")
 
 // tcpInfo reads a TCP socket's queue with getsockopt(TCP_INFO).
 func (s *Socket) tcpInfo() (q Queue) {

@@ -146,6 +146,9 @@ func ask(network, addr string) (int, error) {
 // sampleRound is the arbiter's time between samples of the queues.
 const sampleRound = 100 * time.Millisecond
 
+// rand100 is a moment of the sampler's round, at random.
+func rand100() time.Duration { return rand.N(sampleRound) }
+
 // work is what a request takes of a worker (testworker serial's DURATION
 // below).
 const work = 100 * time.Millisecond

@@ -16,10 +16,16 @@
 //     90%).
 //   - cycles: load that comes and goes, busy then idle, -cycles times,
 //     against the fixed pool of 16; reported: the worker-seconds each
-//     used (live workers, polled every 20 ms, integrated) and the
-//     requests each served. The periods are minutes; the default
-//     here is 10 s busy, 10 s idle with autoscale.idle 3 s (the
-//     default 30 s scaled down alike) and down_interval 0.2 s.
+//     used (live workers, polled every 20 ms, integrated), the requests
+//     each served and their latency. Two loads: open, requests at random
+//     moments (Poisson) at 80% of the fixed pool's capacity, as many
+//     independent users make; and closed, 16 clients in loops, demand
+//     exactly at that capacity, which a queue cannot tell from idle (the
+//     autoscaler then probes below it now and then). The periods
+//     are minutes; the default here is 10 s busy, 10 s idle, with
+//     autoscale.idle 3 s and down_interval 0.2 s.
+//   - zero: a request to a pool that has scaled to zero (autoscale.min 0),
+//     over TCP and unix: from its connect to its answer, less the work.
 //   - sampling: 100 autoscaled watchers with no workers (min 0), each on
 //     a socket of its own, half TCP, half unix, against the same 100
 //     without autoscaling: this process's CPU time over -window, the
@@ -68,7 +74,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.phases, "phase", "step,cycles,sampling", "phases to run, comma-separated")
+	flag.StringVar(&o.phases, "phase", "step,cycles,zero,sampling", "phases to run, comma-separated")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds of the step phase (autoscaled and fixed in turn)")
 	flag.IntVar(&o.clients, "clients", 16, "clients at once, and autoscale.max and the fixed pool's size")
 	flag.DurationVar(&o.step, "step", 10*time.Second, "how long the step phase's load lasts")
@@ -109,6 +115,8 @@ func run(o options) error {
 			err = b.cycles()
 		case "sampling":
 			err = b.sampling()
+		case "zero":
+			err = b.zero()
 		default:
 			err = fmt.Errorf("unknown phase %q", p)
 		}
