@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/internal/shlex"
@@ -139,34 +141,54 @@ func spawn(attr *spawnAttr, exits chan<- exitStatus, t *spawnTicket) (proc, erro
 	}, exits, t)
 }
 
-// credentials returns the uid, gid and supplementary groups a worker of w
-// runs with, and whether they differ from the arbiter's own (so that an
-// unprivileged arbiter never tries a setgroups it cannot do).
+// credentials returns the uid and gid a worker of w runs as, the
+// supplementary groups to set (nil: the arbiter's stay), and whether uid or
+// gid differ from the arbiter's own.
+//
+// A watcher naming neither uid nor gid runs as the arbiter does, groups
+// included. One naming either gets exactly w.Groups, which config resolved
+// as initgroups(user, gid) (gid alone when empty, as for a uid with no
+// passwd entry): Circus's initgroups, but for a gid-only watcher too, and
+// for uid = root (Circus takes 0 for unset), so that no worker keeps the
+// arbiter's groups by accident. Unlike Circus, which ignores a failed
+// initgroups, a setgroups that fails fails the spawn; it is not asked for
+// when the arbiter's groups already are those, so that an unprivileged
+// arbiter can run a watcher as its own user and group.
 func credentials(w *config.Watcher) (uid, gid uint32, groups []uint32, change bool) {
 	uid, gid = uint32(os.Getuid()), uint32(os.Getgid())
+	if w.UID < 0 && w.GID < 0 {
+		return uid, gid, nil, false
+	}
 	if w.UID >= 0 {
 		uid = uint32(w.UID)
-		change = change || w.UID != os.Getuid()
 	}
 	if w.GID >= 0 {
 		gid = uint32(w.GID)
-		change = change || w.GID != os.Getgid()
 	}
-	if w.UID >= 0 && w.UID != os.Getuid() {
-		// initgroups, as Circus does: the user's supplementary groups.
-		groups = make([]uint32, 0, len(w.Groups)+1)
-		for _, g := range w.Groups {
-			groups = append(groups, uint32(g))
-		}
-		if len(groups) == 0 {
-			groups = append(groups, gid)
-		}
+	change = int(uid) != os.Getuid() || int(gid) != os.Getgid()
+	groups = make([]uint32, 0, max(len(w.Groups), 1))
+	for _, g := range w.Groups {
+		groups = append(groups, uint32(g))
 	}
-	if change && groups == nil && os.Getuid() == 0 {
-		// A gid change alone must not leave root's supplementary groups.
-		groups = []uint32{gid}
+	if len(groups) == 0 {
+		groups = append(groups, gid)
+	}
+	if own, err := unix.Getgroups(); err == nil && sameGroups(own, groups) {
+		groups = nil
 	}
 	return uid, gid, groups, change
+}
+
+// sameGroups reports whether two group lists hold the same groups.
+func sameGroups(own []int, want []uint32) bool {
+	a := make([]uint32, len(own))
+	for i, g := range own {
+		a[i] = uint32(g)
+	}
+	b := slices.Clone(want)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // workerEnv is the environment a worker starts with, as Circus builds it:
