@@ -233,25 +233,9 @@ exec "$@"`, "sh"}
 		args = append(args, "unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
 	}
 	args = append(args, arbiterBin, ini)
-	p := &arbiterProc{cmd: exec.Command("sh", args...), out: &testproc.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), "RM_CGOWN_JOIN="+strings.Join(join, ":"))
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-		}
-		if t.Failed() {
-			t.Logf("arbiter %s output:\n%s", ini, p.out.String())
-		}
-	})
-	return p
+	cmd := exec.Command("sh", args...)
+	cmd.Env = append(os.Environ(), "RM_CGOWN_JOIN="+strings.Join(join, ":"))
+	return startArbiterCmd(t, cmd)
 }
 
 // nsArbiter returns the pid, in the test's namespace, of the arbiter that

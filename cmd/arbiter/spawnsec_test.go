@@ -23,27 +23,12 @@ import (
 // groups, and waits for its control endpoint.
 func startArbiterWith(t *testing.T, path string, env []string, groups []uint32) *ctlArbiter {
 	t.Helper()
-	p := &arbiterProc{cmd: exec.Command(arbiterBin, path), out: &testproc.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.Env = env
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd := exec.Command(arbiterBin, path)
+	cmd.Env = env
 	if groups != nil {
-		p.cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: groups}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: groups}}
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-		}
-		if t.Failed() {
-			t.Logf("arbiter output:\n%s", p.out.String())
-		}
-	})
+	p := startArbiterCmd(t, cmd)
 	a := &ctlArbiter{arbiterProc: p, dir: filepath.Dir(path), ini: path, endpoint: controlEndpoint(path)}
 	waitFor(t, "the control endpoint", 20*time.Second, func() bool {
 		if a.c == nil {
