@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Render after DecodeRequest(%q): %v", data, err)
 		}
-		if !pyJSONValid(out) {
+		if !json.Valid(pyToJSON(out)) {
 			t.Fatalf("Render after DecodeRequest(%q) = %q, not JSON", data, out)
 		}
 		for k := range req.Properties {
@@ -55,13 +56,12 @@ func FuzzDecodeRequest(f *testing.F) {
 	})
 }
 
-// pyJSONValid reports whether b is JSON as Python reads it: Circus's
-// replies, like ours, write a float beyond float64 (an id of 1e400) as
-// Infinity. (Replacing the word inside a string leaves a valid string.)
-func pyJSONValid(b []byte) bool {
+// pyToJSON makes JSON as Python reads it into JSON: Circus's replies, like
+// ours, write a float beyond float64 (an id of 1e400) as Infinity. This is
+// for checks: it also replaces the word inside strings, which stay valid.
+func pyToJSON(b []byte) []byte {
 	b = bytes.ReplaceAll(b, []byte("Infinity"), []byte("0"))
-	b = bytes.ReplaceAll(b, []byte("NaN"), []byte("0"))
-	return json.Valid(b)
+	return bytes.ReplaceAll(b, []byte("NaN"), []byte("0"))
 }
 
 // frameSeeds are peer byte streams (after the handshake) that reach each
@@ -340,54 +340,18 @@ func FuzzServer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want := zmtpModel(data, 1<<10)
 		p := dialRaw(t, s)
-		replies := -1 // unknown: the stream does not end cleanly
-		if want.clean && !want.tooLarge {
-			replies = 0
-			for _, m := range want.msgs {
-				if m.cmd {
-					replies = -1
-					break
-				}
-				if !isCast(m) {
-					replies++
-				}
-			}
-		}
+		replies, known := expectReplies(want)
 		written := make(chan struct{})
 		go func() {
 			defer close(written)
 			p.nc.Write(data)
-			if replies >= 0 {
+			if known {
 				p.nc.Write(probe)
 			}
 		}()
-		if replies >= 0 {
-			// Requests are handled concurrently: replies come in any order.
-			p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			for n, probed := 0, false; n < replies+1 || !probed; {
-				msg, err := p.zc.RecvMsg()
-				if err != nil {
-					t.Fatalf("after %d of %d replies and the probe's: %v", n, replies, err)
-				}
-				if msg.Type != zmq4.UsrMsg {
-					continue
-				}
-				body := msg.Frames[len(msg.Frames)-1]
-				var r struct {
-					Status string          `json:"status"`
-					ID     json.RawMessage `json:"id"`
-				}
-				if err := json.Unmarshal(body, &r); err != nil || r.Status == "" {
-					t.Fatalf("reply %q: not a reply (%v)", msg.Frames, err)
-				}
-				if len(msg.Frames) > 2 || len(msg.Frames) == 2 && len(msg.Frames[0]) != 0 {
-					t.Fatalf("reply %q: want [reply] or [\"\", reply]", msg.Frames)
-				}
-				n++
-				probed = probed || string(r.ID) == `"probe"` && r.Status == "ok"
-				if n > replies+1 {
-					t.Fatalf("%d replies, want %d and the probe's", n, replies)
-				}
+		if known {
+			if got := readReplies(t, p, replies.total()); got != replies {
+				t.Fatalf("replies %+v, want %+v", got, replies)
 			}
 		}
 		p.nc.Close()
@@ -400,15 +364,83 @@ func FuzzServer(f *testing.F) {
 	})
 }
 
-// isCast reports whether the server takes m as a cast, which gets no reply.
-func isCast(m modelMsg) bool {
-	frames := m.frames
-	if len(frames) >= 2 && len(frames[0]) == 0 {
-		frames = frames[1:]
+// replyCounts counts replies by kind.
+type replyCounts struct{ ok, tooLarge, other int }
+
+func (c replyCounts) total() int { return c.ok + c.tooLarge + c.other }
+
+// expectReplies returns the replies that the Server owes for the stream
+// want models, when it ends cleanly with user messages only (a command
+// may end it, a cut message leaves the Server waiting).
+func expectReplies(want model) (replyCounts, bool) {
+	var c replyCounts
+	if !want.clean || want.tooLarge {
+		return c, false
 	}
-	if m.big || len(frames) != 1 {
-		return false
+	for _, m := range want.msgs {
+		frames := m.frames
+		if len(frames) >= 2 && len(frames[0]) == 0 {
+			frames = frames[1:]
+		}
+		switch {
+		case m.cmd:
+			return c, false
+		case m.big:
+			c.tooLarge++
+		case len(frames) != 1:
+			c.other++
+		default:
+			req, err := DecodeRequest(frames[0])
+			switch {
+			case err != nil:
+				c.other++
+			case !req.IsCast():
+				c.ok++
+			}
+		}
 	}
-	req, err := DecodeRequest(frames[0])
-	return err == nil && req.IsCast()
+	return c, true
+}
+
+// readReplies reads replies until it has n and the probe's, which it does
+// not count. Requests are handled concurrently: replies come in any order.
+func readReplies(t *testing.T, p *rawPeer, n int) replyCounts {
+	t.Helper()
+	var c replyCounts
+	p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for probed := false; c.total() < n || !probed; {
+		msg, err := p.zc.RecvMsg()
+		if err != nil {
+			t.Fatalf("after replies %+v of %d and the probe's: %v", c, n, err)
+		}
+		if msg.Type != zmq4.UsrMsg {
+			continue
+		}
+		if len(msg.Frames) > 2 || len(msg.Frames) == 2 && len(msg.Frames[0]) != 0 {
+			t.Fatalf("reply %q: want [reply] or [\"\", reply]", msg.Frames)
+		}
+		body := msg.Frames[len(msg.Frames)-1]
+		var r struct {
+			Status string          `json:"status"`
+			Reason string          `json:"reason"`
+			ID     json.RawMessage `json:"id"`
+		}
+		if err := json.Unmarshal(pyToJSON(body), &r); err != nil || r.Status == "" {
+			t.Fatalf("reply %q: not a reply (%v)", msg.Frames, err)
+		}
+		switch {
+		case !probed && string(r.ID) == `"probe"` && r.Status == "ok":
+			probed = true
+		case r.Status == "ok":
+			c.ok++
+		case strings.Contains(r.Reason, "more than the limit"):
+			c.tooLarge++
+		default:
+			c.other++
+		}
+		if c.total() > n {
+			t.Fatalf("replies %+v, want %d and the probe's", c, n)
+		}
+	}
+	return c
 }
