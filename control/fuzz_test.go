@@ -326,9 +326,10 @@ func zmtpModel(data []byte, limit uint64) model {
 
 // FuzzServer sends a peer's bytes, after a real handshake, to a Server on
 // 127.0.0.1 with a 1 KiB limit. When they are whole user messages it
-// checks that each gets its one reply (none for a cast), valid JSON, and
-// that the connection then still answers; whatever they are, another
-// client is still served afterwards.
+// checks that each gets one reply of the kind zmtpModel says (the echo,
+// "too large", or another error; none for a cast), and that the
+// connection then still answers; whatever they are, another client is
+// still served afterwards.
 func FuzzServer(f *testing.F) {
 	for _, s := range frameSeeds() {
 		f.Add(s)
