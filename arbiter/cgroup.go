@@ -3,6 +3,7 @@ package arbiter
 import (
 	"fmt"
 	"log/slog"
+	"path"
 	"slices"
 	"strconv"
 	"sync"
@@ -102,6 +103,7 @@ func (a *Arbiter) startCgroups() {
 	for _, d := range tree.Swept() {
 		a.log.Warn("removed the cgroup of an arbiter that died, killing what ran in it", "dir", d)
 	}
+	logUnswept(a.log, tree.Unswept())
 	version := func(c string) string {
 		if x := tree.Carrier(c); x != nil {
 			return "v" + strconv.Itoa(x.Version)
@@ -121,6 +123,25 @@ func (a *Arbiter) startCgroups() {
 		"memory", none(a.cg.info.Memory), "pids", none(a.cg.info.Pids), "cpu", none(a.cg.info.CPU))
 	for _, n := range tree.Notes() {
 		a.log.Info("cgroups: not used", "reason", n)
+	}
+}
+
+// logUnswept says which trees beside its own the arbiter left alone, and
+// why: one line per tree and reason, naming its directory in each
+// hierarchy.
+func logUnswept(log *slog.Logger, us []cgroups.Unswept) {
+	type key struct{ name, reason string }
+	var order []key
+	dirs := map[key][]string{}
+	for _, u := range us {
+		k := key{path.Base(u.Dir), u.Reason}
+		if dirs[k] == nil {
+			order = append(order, k)
+		}
+		dirs[k] = append(dirs[k], u.Dir)
+	}
+	for _, k := range order {
+		log.Info("cgroup tree left alone", "tree", k.name, "reason", k.reason, "dirs", dirs[k])
 	}
 }
 

@@ -35,11 +35,14 @@
 // the arbiter's session and process group (setsid), so that a signal or a
 // SIGKILL sent to the arbiter's group does not take the guardian with it.
 // It closes every fd but the read end of the arbiter's pipe, the tree's
-// cgroup.kill and directory, and the directory holding the tree in each
-// hierarchy; in particular the pipe's write end, which it inherited, and
-// the arbiter's stdout and stderr (a parent waiting for the arbiter's
-// output to close must not wait for the guardian). Then it blocks in
-// read():
+// cgroup.kill and directory, the directory holding the tree in each
+// hierarchy, and the fds holding the tree's locks; in particular the pipe's
+// write end, which it inherited, and the arbiter's stdout and stderr (a
+// parent waiting for the arbiter's output to close must not wait for the
+// guardian). The locks (flock, which belongs to the open file the fork
+// shares) prove to other arbiters that the tree has an owner: the guardian
+// keeps them until it exits, so that no sweep starts on the tree while it
+// still kills and removes it. Then it blocks in read():
 //
 //   - a RM_GUARD_STAND_DOWN byte: the arbiter shut down cleanly (having
 //     emptied and removed the tree itself); the guardian exits 0;
@@ -316,13 +319,15 @@ static int rm_guard_child(void *arg) {
 			sigaction(sig, &ign, NULL); // fails, harmlessly, for glibc's own
 	}
 	syscall(SYS_setsid);
-	int keep[3 + RM_GUARD_MAX_DIRS];
+	int keep[3 + 2 * RM_GUARD_MAX_DIRS];
 	int nkeep = 0;
 	keep[nkeep++] = g->rfd;
 	keep[nkeep++] = g->killfd;
 	keep[nkeep++] = g->dirfd;
 	for (int i = 0; i < g->nrm && i < RM_GUARD_MAX_DIRS; i++)
 		keep[nkeep++] = g->rmfd[i];
+	for (int i = 0; i < g->nlock && i < RM_GUARD_MAX_DIRS; i++)
+		keep[nkeep++] = g->lockfd[i];
 	rm_close_others(keep, nkeep);
 	// Hold no directory busy (an unmount, a test's temporary directory).
 	syscall(SYS_chdir, "/");

@@ -32,6 +32,10 @@ import (
 // end of a killed arbiter, and end of file without the byte tells the
 // guardian to kill the tree and remove it.
 //
+// The guardian also holds the tree's locks (cgroups.Tree.LockFDs): another
+// arbiter sweeping beside the tree (one in a container, or the next one
+// here) leaves it alone until the guardian has killed it and exited.
+//
 // An in-place upgrade (the arbiter executing its new binary, same pid)
 // keeps the guardian by clearing close-on-exec on the write end and
 // passing its number and the guardian's pid to the new image, which is
@@ -85,15 +89,23 @@ var guardMethods = map[guardMethod]string{
 // forkGuardian starts a guardian over tree. Its exit must be reaped by the
 // caller.
 func forkGuardian(tree *cgroups.Tree) (*guardianProc, error) {
-	return forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), 0)
+	return forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), tree.LockFDs(), 0)
 }
 
 // forkGuardianDir is forkGuardian over the cgroup dir of hierarchy x,
-// removing dirs (the tree's, in each hierarchy) once it has killed; a
-// non-zero method overrides the one x offers (for tests of the others).
-func forkGuardianDir(x *cgroups.Hierarchy, dir string, dirs []string, method guardMethod) (*guardianProc, error) {
+// removing dirs (the tree's, in each hierarchy) once it has killed, and
+// holding the fds locks (the tree's locks) until it exits; a non-zero
+// method overrides the one x offers (for tests of the others).
+func forkGuardianDir(x *cgroups.Hierarchy, dir string, dirs []string, locks []int, method guardMethod) (*guardianProc, error) {
 	var s C.struct_rm_guard
 	s.killfd = -1
+	if len(locks) > len(s.lockfd) {
+		return nil, fmt.Errorf("guardian: %d cgroup locks to hold, room for %d", len(locks), len(s.lockfd))
+	}
+	for i, fd := range locks {
+		s.lockfd[i] = C.int(fd)
+	}
+	s.nlock = C.int(len(locks))
 	// The parent of each directory and its name there: the guardian
 	// removes them with unlinkat, needing no path of its own.
 	for _, d := range dirs {

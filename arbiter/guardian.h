@@ -21,6 +21,11 @@ struct rm_guard {
 	int nrm;
 	int rmfd[RM_GUARD_MAX_DIRS];
 	char rmname[RM_GUARD_MAX_DIRS][64];
+	// The fds holding the tree's locks (cgroups/own.go), kept open, and
+	// so the tree locked against other arbiters' sweeps, until the
+	// guardian exits: after its kill, not before.
+	int nlock;
+	int lockfd[RM_GUARD_MAX_DIRS];
 	// Out.
 	int err;
 };

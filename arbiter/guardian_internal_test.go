@@ -110,7 +110,7 @@ func TestGuardianKillsTree(t *testing.T) {
 				}
 			}
 			procs := []*exec.Cmd{sleeper(t, tree, "w", false), sleeper(t, tree, "w/wid1-1", false), sleeper(t, tree, "w", true)}
-			g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), tt.method)
+			g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), tree.LockFDs(), tt.method)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,8 +173,20 @@ func checkGuardian(t *testing.T, tree *cgroups.Tree, pid int) {
 			t.Errorf("guardian fd %s is neither its pipe nor of its tree", fd)
 		}
 	}
-	if pipes != 1 || len(open) > 3+len(tree.Dirs()) {
-		t.Errorf("guardian fds: %v; want the pipe's read end, the tree's cgroup.kill and directory, and each tree directory's parent, no more", open)
+	if pipes != 1 || len(open) > 3+2*len(tree.Dirs()) {
+		t.Errorf("guardian fds: %v; want the pipe's read end, the tree's cgroup.kill and directory, and each tree directory's parent and lock, no more", open)
+	}
+	// The locks: an fd on each tree directory (on the tracker's, besides
+	// the one it kills through), which keeps other arbiters' sweeps off
+	// the tree until the guardian is done with it.
+	for _, d := range tree.Dirs() {
+		want := 1
+		if d == tree.Group("").Dir(tree.Tracker()) {
+			want = 2
+		}
+		if n := len(slices.DeleteFunc(slices.Clone(open), func(fd string) bool { return !strings.HasSuffix(fd, " -> "+d) })); n != want {
+			t.Errorf("guardian fds: %v; want %d on %s (its lock)", open, want, d)
+		}
 	}
 	if cg, _ := os.ReadFile(procfs.Path(pid, "cgroup")); strings.Contains(string(cg), "/"+tree.Name()+"/") ||
 		strings.Contains(string(cg), "/"+tree.Name()+"\n") {
@@ -316,5 +328,24 @@ func TestGuardianNoneWithoutCgroups(t *testing.T) {
 		`the parent-death signal reaches the workers alone" reason="no cgroups: no writable cgroup hierarchy (v2 /sys/fs/cgroup: mounted read-only)"`
 	if log := buf.String(); strings.Count(log, "level=") != 1 || !strings.Contains(log, want) {
 		t.Errorf("log:\n%s\nwant the one line\n%s", log, want)
+	}
+}
+
+// A guardian holds the tree's locks in a fixed array: more than it has
+// room for is refused before anything is forked.
+func TestGuardianTooManyLocks(t *testing.T) {
+	tree := guardTree(t, func(x *cgroups.Hierarchy) bool { return x.Version == 2 })
+	locks := make([]int, 9)
+	for i := range locks {
+		locks[i] = tree.LockFDs()[0]
+	}
+	g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), locks, 0)
+	if err == nil {
+		g.abandon()
+		reap(t, g.pid)
+		t.Fatal("forkGuardianDir with 9 locks started a guardian, want an error")
+	}
+	if want := "guardian: 9 cgroup locks to hold, room for 8"; err.Error() != want {
+		t.Errorf("forkGuardianDir with 9 locks = %q, want %q", err, want)
 	}
 }

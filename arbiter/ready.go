@@ -70,7 +70,9 @@ func openNotify() (*net.UnixConn, string, error) {
 }
 
 // notifyEnv returns cfg with NOTIFY_SOCKET (and WATCHDOG_USEC) in the
-// worker's environment, sd_notify's contract.
+// worker's environment, sd_notify's contract: the worker's own, set as
+// [env] is, so they win over [env] entries of those names; the arbiter's
+// own never reach a worker (isServiceVar).
 func notifyEnv(cfg *config.Watcher, addr string) *config.Watcher {
 	c := *cfg
 	c.Env = maps.Clone(cfg.Env)

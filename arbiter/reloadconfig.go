@@ -37,10 +37,14 @@ func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 		// Circus restarts every watcher for this, and again on every later
 		// reload (its bug). Its endpoints are bound at start, so the
 		// section in effect stays the one the arbiter started with, and
-		// globaloptions keeps telling the truth.
-		a.log.Warn("changes in [circus] take effect at the next start of the arbiter; watchers are not restarted for them")
+		// globaloptions keeps telling the truth; but who may do what
+		// (package access) applies at once: a user removed from
+		// control_users must not keep the rights until a restart.
 		c := *cfg
-		c.Circus = old.cfg.Circus
+		c.Circus = old.cfg.Circus.WithAccessOf(cfg.Circus)
+		if !reflect.DeepEqual(c.Circus, cfg.Circus) {
+			a.log.Warn("changes in [circus] take effect at the next start of the arbiter, but for who may do what; watchers are not restarted for them")
+		}
 		cfg = &c
 	}
 	socks, current, moved, users, err := a.rebind(cfg, old)

@@ -50,6 +50,51 @@
 
 #include "spawn.h"
 
+// The architectures this file was written for: those Go runs Linux on with
+// cgo. What depends on the architecture here: the id system calls (below),
+// the rlimit layout (prlimit64's is the same everywhere), clone()'s stack
+// argument (the top of the stack, which grows down on all of these, unlike
+// hppa's), and rm_clone3, a trampoline for x86_64 and aarch64 only
+// (elsewhere the child is made with clone() and writes to cgroup.procs).
+// Check those before adding another.
+#if !defined(__linux__)
+#error "spawn.c is for Linux only"
+#endif
+#if !(defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__) ||              \
+      (defined(__riscv) && __riscv_xlen == 64) || defined(__powerpc64__) || defined(__s390x__) ||             \
+      defined(__loongarch64) || defined(__mips__))
+#error "spawn.c has not been checked for this architecture (see the comment above this line)"
+#endif
+
+// The id system calls taking 32-bit ids. Where Linux kept its 16-bit uid
+// calls (i386, arm), the plain setgroups, setgid and setuid take 16-bit
+// ids: setgid(70001) would set 4465, and setgroups would read the gid_t
+// list as twice as many 16-bit ids. glibc (setuid.c: __NR_setuid32 where
+// it is defined) and Go (syscall_linux_386.go and _arm.go: SYS_SETUID32...)
+// choose the same way.
+#ifdef SYS_setgroups32
+#define RM_SYS_SETGROUPS SYS_setgroups32
+#else
+#define RM_SYS_SETGROUPS SYS_setgroups
+#endif
+#ifdef SYS_setgid32
+#define RM_SYS_SETGID SYS_setgid32
+#else
+#define RM_SYS_SETGID SYS_setgid
+#endif
+#ifdef SYS_setuid32
+#define RM_SYS_SETUID SYS_setuid32
+#else
+#define RM_SYS_SETUID SYS_setuid
+#endif
+
+// prlimit64's argument, the kernel's struct rlimit64 on every architecture:
+// glibc's struct rlimit has 32-bit fields on 32-bit architectures unless
+// built with _FILE_OFFSET_BITS=64, which cgo does not ask for.
+struct rm_rlimit64 {
+	uint64_t cur, max;
+};
+
 #define RM_STACK_SIZE (256 * 1024)
 
 // clone3's argument as Linux 5.7 reads it (CLONE_ARGS_SIZE_VER2, 88
@@ -72,8 +117,18 @@ struct rm_clone_args {
 #define RM_CLONE_PIDFD 0x00001000ULL
 #define RM_CLONE_INTO_CGROUP 0x200000000ULL
 
-#if defined(__x86_64__) || defined(__aarch64__)
+// Not for x32 nor arm64's ILP32, whose system call numbers differ.
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(__ILP32__)
 #define RM_HAVE_CLONE3 1
+
+// The numbers the trampolines below are written with, checked against the
+// headers where they have them.
+#if defined(SYS_clone3) && SYS_clone3 != 435
+#error "rm_clone3: clone3 is not system call 435 here"
+#endif
+#if (defined(__x86_64__) && SYS_exit_group != 231) || (defined(__aarch64__) && SYS_exit_group != 94)
+#error "rm_clone3: exit_group is not the system call number written below"
+#endif
 
 // rm_clone3 issues clone3(args, size). In the parent it returns the child's
 // pid or -errno. The child starts on args->stack, never returns from here:
@@ -243,7 +298,7 @@ static int rm_child(void *arg) {
 	// Limits and priority before the credentials: raising a hard limit or
 	// lowering niceness needs the privileges dropped below.
 	for (int i = 0; i < s->nrlimits; i++) {
-		struct rlimit rl = {.rlim_cur = s->rlimits[i].value, .rlim_max = s->rlimits[i].value};
+		struct rm_rlimit64 rl = {.cur = s->rlimits[i].value, .max = s->rlimits[i].value};
 		if (syscall(SYS_prlimit64, 0, s->rlimits[i].resource, &rl, NULL) != 0)
 			return rm_fail(s, RM_STAGE_RLIMIT);
 	}
@@ -257,12 +312,12 @@ static int rm_child(void *arg) {
 		if (syscall(SYS_chdir, "/") != 0)
 			return rm_fail(s, RM_STAGE_CHROOT);
 	}
-	if (s->set_groups && syscall(SYS_setgroups, s->ngroups, s->groups) != 0)
+	if (s->set_groups && syscall(RM_SYS_SETGROUPS, s->ngroups, s->groups) != 0)
 		return rm_fail(s, RM_STAGE_SETGROUPS);
 	if (s->set_creds) {
-		if (syscall(SYS_setgid, s->gid) != 0)
+		if (syscall(RM_SYS_SETGID, s->gid) != 0)
 			return rm_fail(s, RM_STAGE_SETGID);
-		if (syscall(SYS_setuid, s->uid) != 0)
+		if (syscall(RM_SYS_SETUID, s->uid) != 0)
 			return rm_fail(s, RM_STAGE_SETUID);
 	}
 	// Set after the credentials, which clear it; honoured at once if the

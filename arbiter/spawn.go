@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/internal/shlex"
@@ -139,38 +141,59 @@ func spawn(attr *spawnAttr, exits chan<- exitStatus, t *spawnTicket) (proc, erro
 	}, exits, t)
 }
 
-// credentials returns the uid, gid and supplementary groups a worker of w
-// runs with, and whether they differ from the arbiter's own (so that an
-// unprivileged arbiter never tries a setgroups it cannot do).
+// credentials returns the uid and gid a worker of w runs as, the
+// supplementary groups to set (nil: the arbiter's stay), and whether uid or
+// gid differ from the arbiter's own.
+//
+// A watcher naming neither uid nor gid runs as the arbiter does, groups
+// included. One naming either gets exactly w.Groups, which config resolved
+// as initgroups(user, gid) (gid alone when empty, as for a uid with no
+// passwd entry): Circus's initgroups, but for a gid-only watcher too, and
+// for uid = root (Circus takes 0 for unset), so that no worker keeps the
+// arbiter's groups by accident. Unlike Circus, which ignores a failed
+// initgroups, a setgroups that fails fails the spawn; it is not asked for
+// when the arbiter's groups already are those, so that an unprivileged
+// arbiter can run a watcher as its own user and group.
 func credentials(w *config.Watcher) (uid, gid uint32, groups []uint32, change bool) {
 	uid, gid = uint32(os.Getuid()), uint32(os.Getgid())
+	if w.UID < 0 && w.GID < 0 {
+		return uid, gid, nil, false
+	}
 	if w.UID >= 0 {
 		uid = uint32(w.UID)
-		change = change || w.UID != os.Getuid()
 	}
 	if w.GID >= 0 {
 		gid = uint32(w.GID)
-		change = change || w.GID != os.Getgid()
 	}
-	if w.UID >= 0 && w.UID != os.Getuid() {
-		// initgroups, as Circus does: the user's supplementary groups.
-		groups = make([]uint32, 0, len(w.Groups)+1)
-		for _, g := range w.Groups {
-			groups = append(groups, uint32(g))
-		}
-		if len(groups) == 0 {
-			groups = append(groups, gid)
-		}
+	change = int(uid) != os.Getuid() || int(gid) != os.Getgid()
+	groups = make([]uint32, 0, max(len(w.Groups), 1))
+	for _, g := range w.Groups {
+		groups = append(groups, uint32(g))
 	}
-	if change && groups == nil && os.Getuid() == 0 {
-		// A gid change alone must not leave root's supplementary groups.
-		groups = []uint32{gid}
+	if len(groups) == 0 {
+		groups = append(groups, gid)
+	}
+	if own, err := unix.Getgroups(); err == nil && sameGroups(own, groups) {
+		groups = nil
 	}
 	return uid, gid, groups, change
 }
 
+// sameGroups reports whether two group lists hold the same groups.
+func sameGroups(own []int, want []uint32) bool {
+	a := make([]uint32, len(own))
+	for i, g := range own {
+		a[i] = uint32(g)
+	}
+	b := slices.Clone(want)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
 // workerEnv is the environment a worker starts with, as Circus builds it:
-// the arbiter's own only with copy_env, then the [env] sections.
+// the arbiter's own only with copy_env (less its service's, see
+// isServiceVar), then the [env] sections, which win.
 func workerEnv(w *config.Watcher) []string {
 	m := map[string]string{}
 	var order []string
@@ -183,12 +206,9 @@ func workerEnv(w *config.Watcher) []string {
 	if w.CopyEnv {
 		for _, kv := range os.Environ() {
 			k, v, _ := strings.Cut(kv, "=")
-			// A worker's socket variables describe its own fds, never the
-			// arbiter's.
-			if strings.HasPrefix(k, "LISTEN_") {
-				continue
+			if !isServiceVar(k) {
+				set(k, v)
 			}
-			set(k, v)
 		}
 	}
 	if w.Virtualenv != "" {
@@ -212,6 +232,53 @@ func workerEnv(w *config.Watcher) []string {
 		env = append(env, k+"="+m[k])
 	}
 	return env
+}
+
+// isServiceVar reports whether k is one of the variables through which a
+// service manager describes the arbiter's own service (systemd.exec(5),
+// "Environment Variables Set or Propagated by the Service Manager"), which
+// copy_env never copies (issue 15). They are the arbiter's identity, not a
+// worker's: with NOTIFY_SOCKET a worker could tell systemd that the
+// arbiter is ready or stopping, with WATCHDOG_* feed or trip its
+// watchdog, with LISTEN_* take the arbiter's fds for its own, with PIDFILE
+// overwrite the arbiter's pid file, with FDSTORE push fds into its store;
+// INVOCATION_ID (which sd_id128_get_invocation takes from the environment
+// as safe only where no privilege boundary is crossed: a worker may run as
+// another user), SYSTEMD_EXEC_PID, MAINPID and
+// MANAGERPID name the arbiter's invocation; TRIGGER_*, MONITOR_*,
+// SERVICE_RESULT, EXIT_*, and REMOTE_* describe what started it;
+// MEMORY_PRESSURE_* name the memory.pressure file of its service's
+// cgroup, which is not the cgroup of a worker the arbiter gives one.
+// A watcher's [env] may still set any of them by name; a worker with ready
+// = notify gets its own NOTIFY_SOCKET and WATCHDOG_USEC (notifyEnv), one
+// with sockets its own LISTEN_* (sockets.Handoff).
+//
+// Passed on, as configuration of the service its workers are part of:
+// PATH, LANG, HOME, USER and the like; the RuntimeDirectory= family
+// (RUNTIME_DIRECTORY, STATE_DIRECTORY...) and CREDENTIALS_DIRECTORY
+// (readable by the service's user alone in any case); LOG_NAMESPACE; and
+// JOURNAL_STREAM, which names the device and inode of the arbiter's
+// output stream and which its readers check against their own fds (as
+// systemd.exec(5) has them do): true for a worker whose
+// output goes to the arbiter's own, found false by one whose output the
+// arbiter captures.
+//
+// Only these exact names: an application's own LISTEN_PORT or
+// TRIGGER_URL passes.
+func isServiceVar(k string) bool {
+	switch k {
+	case "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC",
+		"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+		"PIDFILE", "FDSTORE",
+		"INVOCATION_ID", "SYSTEMD_EXEC_PID", "MAINPID", "MANAGERPID",
+		"TRIGGER_UNIT", "TRIGGER_PATH", "TRIGGER_TIMER_REALTIME_USEC", "TRIGGER_TIMER_MONOTONIC_USEC",
+		"MONITOR_SERVICE_RESULT", "MONITOR_EXIT_CODE", "MONITOR_EXIT_STATUS", "MONITOR_INVOCATION_ID", "MONITOR_UNIT",
+		"SERVICE_RESULT", "EXIT_CODE", "EXIT_STATUS",
+		"REMOTE_ADDR", "REMOTE_PORT",
+		"MEMORY_PRESSURE_WATCH", "MEMORY_PRESSURE_WRITE":
+		return true
+	}
+	return false
 }
 
 func envValue(env []string, key string) string {

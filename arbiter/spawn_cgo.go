@@ -208,6 +208,8 @@ func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 			detail = fmt.Sprintf(" %q", a.dir)
 		case C.RM_STAGE_CHROOT:
 			detail = fmt.Sprintf(" %q", a.chroot)
+		case C.RM_STAGE_SETGROUPS:
+			detail = fmt.Sprintf(" %v", a.groups)
 		case C.RM_STAGE_SETUID:
 			detail = fmt.Sprintf(" %d", a.uid)
 		case C.RM_STAGE_SETGID:

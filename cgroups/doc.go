@@ -16,8 +16,10 @@
 //
 // # Trees and groups
 //
-// [NewTree] makes one directory per supervisor, ringmaster-PID, under the
-// process's own cgroup in each hierarchy it needs: the tracker (v2 if it is
+// [NewTree] makes one directory per supervisor, PREFIX-PID-nsINO (PID is
+// its pid in its own pid namespace, INO that namespace's inode number, as
+// /proc/self/ns/pid shows it), under the process's own cgroup in each
+// hierarchy it needs: the tracker (v2 if it is
 // writable, else v1 freezer, else any writable v1 one), which every worker
 // joins and through which a cgroup is killed and watched for emptiness,
 // and the carrier of each controller (v2 where the controller is enabled
@@ -34,9 +36,35 @@
 // On v2 the kernel gives a non-root cgroup's children controllers only
 // while it holds no process. A supervisor alone in its cgroup (a systemd
 // service with Delegate=yes, a container's init) therefore moves itself
-// into a leaf, PREFIX-PID-supervisor, beside its tree, when it first needs
+// into a leaf, PREFIX-PID-nsINO-supervisor, beside its tree, when it first needs
 // a controller; one that shares its cgroup with other processes does not,
 // and the controller is reported unusable, with the reason.
+//
+// # Ownership
+//
+// A supervisor that dies leaves its tree, and what still runs in it,
+// behind; the next one to make a tree beside it removes it. But trees of
+// supervisors in other pid namespaces (containers, or a host's arbiter
+// seen from one) sit side by side under one cgroup as well, and a pid
+// proves nothing across pid namespaces: the owner's pid may not exist
+// here while the owner lives, or exist here as another process. So a
+// supervisor holds flock(LOCK_EX) on its tree's directory in each
+// hierarchy (and on its leaf) for as long as it lives. [NewTree] sweeps a
+// tree only once it has taken that lock itself, without waiting: the
+// kernel lets a lock go only when every fd on it is closed, so taking it
+// proves the owner gone, and the sweeper holds it while it kills and
+// removes, so that two never sweep one tree. A locked tree is left alone
+// and reported by [Tree.Unswept], with the reason. The lock's fds
+// ([Tree.LockFDs]) are close-on-exec: no worker keeps a tree locked, but
+// a process forked without exec may, as the arbiter's guardian does until
+// it has killed the tree of its dead arbiter.
+//
+// Trees named by older versions, PREFIX-PID[-SEQ] and PREFIX-PID-supervisor,
+// were never locked. One of them is swept only where the owner's death can
+// be proven without the name's namespace: from the initial pid namespace,
+// which sees every process, when no process has that pid in its own
+// namespace. From a pid namespace of its own, a supervisor leaves them
+// all alone.
 //
 // # Killing
 //

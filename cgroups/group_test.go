@@ -77,6 +77,11 @@ func helper(role string) int {
 			}
 		}
 		fmt.Println("started", started, err)
+	case "owner":
+		ownerHelper()
+	case "sweep":
+		sweepHelper()
+		return 0
 	case "hog":
 		b := make([]byte, n)
 		for i := 0; i < len(b); i += 4096 {

@@ -1,9 +1,7 @@
 package cgroups
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"slices"
@@ -47,11 +45,11 @@ func (t *Tree) leave(v2 *Hierarchy, c string) error {
 			"(a systemd service with Delegate=yes, a container) and it moves itself into a leaf", v2, c, v2.Dir, others)
 	}
 	leaf := path.Join(v2.Dir, leafName(t.prefix))
-	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := claimLeaf(leaf); err != nil {
 		return fmt.Errorf("%s: controller %s needs this process out of %s: %w", v2, c, v2.Dir, err)
 	}
 	if err := writeFile(path.Join(leaf, "cgroup.procs"), strconv.Itoa(self)); err != nil {
-		_ = unix.Rmdir(leaf)
+		releaseLeaf(leaf)
 		return fmt.Errorf("%s: controller %s needs this process out of %s: %w", v2, c, v2.Dir, err)
 	}
 	t.leaf = leaf
@@ -92,3 +90,36 @@ func (t *Tree) home(x *Hierarchy) string {
 // Moved says, for the log, that this process moved itself into a leaf
 // cgroup to make the tree, and where; "" when it did not.
 func (t *Tree) Moved() string { return t.moved }
+
+// claimLeaf makes the leaf and takes its lock, which this process then
+// holds for its life (leafLock), as a tree's owner holds the tree's: a
+// sweep beside it leaves it alone. A leaf it holds already (a tree made
+// at the same time in this process moved it there) is taken as it is.
+func claimLeaf(leaf string) error {
+	leafLock.Lock()
+	defer leafLock.Unlock()
+	if leafLock.dir == leaf {
+		return nil
+	}
+	fd, err := claim(leaf)
+	if err != nil {
+		return err
+	}
+	if leafLock.dir != "" {
+		unix.Close(leafLock.fd)
+	}
+	leafLock.dir, leafLock.fd = leaf, fd
+	return nil
+}
+
+// releaseLeaf removes the leaf this process could not move into, and lets
+// its lock go.
+func releaseLeaf(leaf string) {
+	leafLock.Lock()
+	defer leafLock.Unlock()
+	_ = unix.Rmdir(leaf)
+	if leafLock.dir == leaf {
+		unix.Close(leafLock.fd)
+		leafLock.dir, leafLock.fd = "", -1
+	}
+}

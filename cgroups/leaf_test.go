@@ -30,6 +30,10 @@ func leafHelper() {
 	defer tr.Close(time.Now().Add(5 * time.Second))
 	fmt.Println("enable:", tr.enableV2(tr.Tracker(), os.Getenv("CGROUPS_CTL")))
 	fmt.Println("moved:", tr.Moved())
+	if tr.leaf != "" {
+		// Another open file of the leaf's, as a sweeper would take.
+		fmt.Println("leaflocked:", heldElsewhere(tr.leaf))
+	}
 	fmt.Println("cgroup:", v2Path(os.Getpid()))
 	sub, _ := os.ReadFile(path.Join(tr.Dirs()[0], "cgroup.subtree_control"))
 	fmt.Println("tree:", strings.TrimSpace(string(sub)))
@@ -184,6 +188,9 @@ func TestLeaveForControllers(t *testing.T) {
 				}
 				if !slices.Contains(strings.Fields(string(svcSub)), ctl) || got["tree"] != ctl {
 					t.Errorf("%s enabled in the service cgroup: %q, in the tree: %q; want %s in both", ctl, svcSub, got["tree"], ctl)
+				}
+				if got["leaflocked"] != "true" {
+					t.Errorf("alone: leaf locked = %q, want true: a sweep beside it must leave the leaf of a live supervisor alone", got["leaflocked"])
 				}
 				if got["evacuate"] != "<nil>" || got["evacuated"] != leaf {
 					t.Errorf("evacuated to %s (%s), want the supervisor's leaf %s", got["evacuated"], got["evacuate"], leaf)

@@ -11,22 +11,36 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Tree is one supervisor's cgroups: a directory named PREFIX-PID under the
-// process's own cgroup in each hierarchy it uses. It is immutable once made.
+// Tree is one supervisor's cgroups: a directory named [TreeName] under the
+// process's own cgroup in each hierarchy it uses. It is immutable once
+// made, Close aside.
 type Tree struct {
 	name     string
 	prefix   string
 	tracker  *Hierarchy
 	carriers map[string]*Hierarchy
 	dirs     map[*Hierarchy]string
-	kill     string
-	notes    []string
-	swept    []string
+	// locks hold the lock on each directory of dirs (own.go) until Close.
+	// An in-place upgrade (the arbiter executing its new binary, same
+	// pid) keeps the tree by clearing their close-on-exec and passing
+	// their numbers to the new image, which must adopt them rather than
+	// make a tree anew: a lock lives as long as an fd on it, and is never
+	// let go in between. unlock makes Close release them once; closed
+	// says it has.
+	locks   map[*Hierarchy]int
+	unlock  sync.Once
+	closed  atomic.Bool
+	kill    string
+	notes   []string
+	swept   []string
+	unswept []Unswept
 	// leaf is the v2 cgroup this process lives in when it is not the
 	// one the tree is made under (see leave); moved says so, for the log.
 	leaf  string
@@ -37,29 +51,35 @@ type Tree struct {
 // none is mounted, or none is writable by this process.
 var ErrUnavailable = errors.New("no writable cgroup hierarchy")
 
-// TreeName is the name of the tree of process pid: PREFIX-PID for its
-// first, PREFIX-PID-SEQ for the following ones (several supervisors in
-// one process, as in tests).
+// TreeName is the name of the tree of process pid, a pid of this
+// process's pid namespace: PREFIX-PID-nsINO for its first,
+// PREFIX-PID-SEQ-nsINO for the following ones (several supervisors in one
+// process, as in tests), INO being the pid namespace's inode number.
 func TreeName(prefix string, pid, seq int) string {
-	if seq <= 1 {
-		return prefix + "-" + strconv.Itoa(pid)
+	name := prefix + "-" + strconv.Itoa(pid)
+	if seq > 1 {
+		name += "-" + strconv.Itoa(seq)
 	}
-	return prefix + "-" + strconv.Itoa(pid) + "-" + strconv.Itoa(seq)
+	return name + "-ns" + strconv.FormatUint(pidNS(), 10)
 }
 
 // NewTree makes the tree named [TreeName](prefix, this pid, seq) in every
-// hierarchy it needs (see the package documentation) and, in each, removes
-// the trees of the same prefix whose process is dead: a supervisor that
-// was killed leaves its tree, and what ran in it, behind. It returns
-// ErrUnavailable, wrapped with the reasons, when it can make none.
+// hierarchy it needs (see the package documentation), holding its lock
+// until [Tree.Close], and, in each, removes the trees of the same prefix
+// it can prove stale: a supervisor that was killed leaves its tree, and
+// what ran in it, behind. The trees it cannot prove stale it leaves alone
+// (see "Ownership" in the package documentation and [Tree.Unswept]). It
+// returns ErrUnavailable, wrapped with the reasons, when it can make none.
 func NewTree(h *Host, prefix string, seq int) (*Tree, error) {
 	t := &Tree{
 		name:     TreeName(prefix, os.Getpid(), seq),
 		prefix:   prefix,
 		carriers: map[string]*Hierarchy{},
 		dirs:     map[*Hierarchy]string{},
+		locks:    map[*Hierarchy]int{},
 	}
-	stale := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-([0-9]+)(-[0-9]+|` + leafSuffix + `)?$`)
+	sw := &sweeper{names: names(prefix)}
+	defer func() { t.swept, t.unswept = sw.swept, sw.unswept }()
 	made := map[*Hierarchy]bool{}
 	use := func(x *Hierarchy) bool {
 		if ok, seen := made[x]; seen {
@@ -70,13 +90,14 @@ func NewTree(h *Host, prefix string, seq int) (*Tree, error) {
 			t.notes = append(t.notes, x.String()+": "+why)
 			return false
 		}
-		t.swept = append(t.swept, sweep(x, stale)...)
+		sw.sweep(x)
 		dir := path.Join(x.Dir, t.name)
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		fd, err := claim(dir)
+		if err != nil {
 			t.notes = append(t.notes, x.String()+": "+err.Error())
 			return false
 		}
-		t.dirs[x] = dir
+		t.dirs[x], t.locks[x] = dir, fd
 		made[x] = true
 		return true
 	}
@@ -165,33 +186,6 @@ func (t *Tree) enableV2(v2 *Hierarchy, c string) error {
 	return nil
 }
 
-// sweep removes the trees in x that match stale and belong to a dead
-// process, killing what is left in them, and returns their directories.
-func sweep(x *Hierarchy, stale *regexp.Regexp) []string {
-	ents, err := os.ReadDir(x.Dir)
-	if err != nil {
-		return nil
-	}
-	var gone []string
-	for _, e := range ents {
-		m := stale.FindStringSubmatch(e.Name())
-		if !e.IsDir() || m == nil {
-			continue
-		}
-		pid, err := strconv.Atoi(m[1])
-		if err != nil || pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
-			continue
-		}
-		dir := path.Join(x.Dir, e.Name())
-		killDir(x, dir)
-		waitDir(x, dir, time.Now().Add(time.Second))
-		if removeAll(dir) == nil {
-			gone = append(gone, dir)
-		}
-	}
-	return gone
-}
-
 // Name returns the tree's directory name.
 func (t *Tree) Name() string { return t.name }
 
@@ -222,12 +216,34 @@ func (t *Tree) Notes() []string { return t.notes }
 // Swept are the stale trees of dead processes that NewTree removed.
 func (t *Tree) Swept() []string { return t.swept }
 
+// Unswept are the trees beside its own that NewTree left alone, and why:
+// those of live supervisors, and those it cannot prove stale.
+func (t *Tree) Unswept() []Unswept { return t.unswept }
+
+// LockFDs returns the fds that hold the tree's locks, open until
+// [Tree.Close], for a process forked without exec that is to hold them
+// as well (the arbiter's guardian: it keeps the tree locked until it has
+// killed it). Nothing else may keep them: they are close-on-exec. It
+// returns none once Close has let them go.
+func (t *Tree) LockFDs() []int {
+	if t.closed.Load() {
+		return nil
+	}
+	var fds []int
+	for _, fd := range t.locks {
+		fds = append(fds, fd)
+	}
+	slices.Sort(fds)
+	return fds
+}
+
 // Group returns the group at rel ("web", "web/wid1-4") in the tree. Nothing
 // is made until [Group.Setup].
 func (t *Tree) Group(rel string) *Group { return &Group{t: t, rel: rel} }
 
 // Close kills every process in the tree, waits until it is empty or the
-// deadline passes, and removes every directory of it.
+// deadline passes, removes every directory of it, and then lets its locks
+// go; a directory it could not remove is left to the next sweep.
 func (t *Tree) Close(deadline time.Time) error {
 	root := t.Group("")
 	kerr := root.Kill()
@@ -238,6 +254,12 @@ func (t *Tree) Close(deadline time.Time) error {
 			errs = append(errs, err)
 		}
 	}
+	t.unlock.Do(func() {
+		t.closed.Store(true)
+		for _, fd := range t.locks {
+			unix.Close(fd)
+		}
+	})
 	if len(errs) > 0 {
 		return errors.Join(append([]error{kerr, werr}, errs...)...)
 	}
@@ -245,9 +267,11 @@ func (t *Tree) Close(deadline time.Time) error {
 }
 
 // Trees lists the directories of pid's trees with prefix, in every
-// hierarchy of h: for tests to see that nothing was left behind.
+// hierarchy of h, in the names of this version and of older ones, pid
+// being a pid of this process's pid namespace: for tests to see that
+// nothing was left behind.
 func (h *Host) Trees(prefix string, pid int) []string {
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-` + strconv.Itoa(pid) + `(-[0-9]+)?$`)
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-` + strconv.Itoa(pid) + `(-[0-9]+)?(-ns` + strconv.FormatUint(pidNS(), 10) + `)?$`)
 	var out []string
 	for _, x := range h.Hierarchies {
 		ents, _ := os.ReadDir(x.Dir)

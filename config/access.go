@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"net/url"
 	"strconv"
 	"strings"
@@ -98,4 +99,24 @@ func tcpHost(endpoint string) (string, bool) {
 		return "", false
 	}
 	return u.Hostname(), true
+}
+
+// WithAccessOf returns c with the access keys of n: what a reload applies
+// of a changed [circus] section, whose endpoints stay those bound at
+// start. Options, which globaloptions shows, follows.
+func (c Circus) WithAccessOf(n Circus) Circus {
+	c.Access = n.Access
+	opts := maps.Clone(c.Options)
+	if opts == nil {
+		opts = map[string]string{}
+	}
+	for _, k := range accessKeys {
+		if v, ok := n.Options[k]; ok {
+			opts[k] = v
+		} else {
+			delete(opts, k)
+		}
+	}
+	c.Options = opts
+	return c
 }

@@ -1,29 +1,29 @@
 package config
 
 import (
+	"os"
 	"os/user"
 	"strconv"
 )
 
 // resolveIdentity turns the uid and gid keys into numbers, as Circus does at
 // load time (util.to_uid, to_gid): a name must exist; gid defaults to the
-// user's primary group, and Groups are the user's supplementary groups, as
-// initgroups would set them.
+// user's primary group. Groups are what initgroups(user, gid) sets, for the
+// gid the watcher runs with (see [Watcher]).
 //
 // Unlike Circus, uid 0 means root, not "unset": running as root must be
 // asked for explicitly and then it is what you get. A number with no passwd
 // entry is accepted (containers often run as such ids) only together with a
 // gid, since there is no primary group to take.
 func (f *fields) resolveIdentity(w *Watcher) {
+	var u *user.User
 	if w.User != "" {
-		u, err := lookupUser(w.User)
+		var err error
+		u, err = lookupUser(w.User)
 		switch {
 		case err == nil:
 			w.UID, _ = strconv.Atoi(u.Uid)
 			w.GID, _ = strconv.Atoi(u.Gid)
-			if ids, err := u.GroupIds(); err == nil {
-				w.Groups = atois(ids)
-			}
 		case isNumber(w.User) && w.Group != "":
 			w.UID, _ = strconv.Atoi(w.User)
 		case isNumber(w.User):
@@ -43,6 +43,38 @@ func (f *fields) resolveIdentity(w *Watcher) {
 			f.errorf("gid", "unknown group %q", w.Group)
 		}
 	}
+	if w.GID < 0 {
+		return // neither key, or an error above
+	}
+	if w.User == "" {
+		// The worker keeps the arbiter's uid: its groups are that user's
+		// for the new gid, never the arbiter's own (root's, usually).
+		u, _ = user.LookupId(strconv.Itoa(os.Getuid()))
+	}
+	w.Groups = initgroups(u, w.GID)
+}
+
+// initgroups returns the groups initgroups(u, gid) would set: gid and every
+// group of the group database that lists u as a member; gid alone for a
+// user with no passwd entry. It is getgrouplist(3) with the watcher's gid,
+// which is what Circus's os.initgroups(username, gid) sets: u.GroupIds with
+// the user's own primary group would keep that group when gid names
+// another (issue 15). Both of os/user's implementations (cgo's
+// getgrouplist, and the pure-Go reading of /etc/group) take the group to
+// start from out of User.Gid.
+func initgroups(u *user.User, gid int) []int {
+	if u == nil {
+		return []int{gid}
+	}
+	v := *u
+	v.Gid = strconv.Itoa(gid)
+	ids, err := v.GroupIds()
+	if err != nil {
+		// The group database cannot be read (only an NSS failure does
+		// this): the worker gets fewer groups, never the arbiter's.
+		return []int{gid}
+	}
+	return atois(ids)
 }
 
 func lookupUser(s string) (*user.User, error) {

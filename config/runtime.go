@@ -21,21 +21,43 @@ func NewWatcher(name string, options map[string]string, env map[string]string) (
 // again with the rules of a file. w's environment and its flapping limit
 // from a plugin are kept. w is not modified.
 func (w *Watcher) With(options map[string]string) (*Watcher, error) {
+	// w's options were substituted when it was loaded; only the new ones
+	// are, now: substituting again would replace a $(circus.env.X) that a
+	// variable's value brought in, which a file load never does.
+	lookup := watcherLookup(w.Env)
 	merged := maps.Clone(w.Options)
 	if merged == nil {
 		merged = map[string]string{}
 	}
-	maps.Copy(merged, options)
+	for k, v := range options {
+		merged[k] = Expand(v, lookup)
+	}
 	base := flapping{w.FlapAttempts, w.FlapWindow, w.FlapRetryIn, w.FlapMaxRetry}
 	if base.attempts == 0 {
 		// Turned off by check_flapping, which is among the keys read
 		// again; a base of 0 would keep it off after the key is unset.
 		base.attempts = defaultFlapAttempts
 	}
-	return fromOptions(w.Name, merged, base, w.Env)
+	return readOptions(w.Name, merged, base, w.Env, func(string) (string, bool) { return "", false })
 }
 
 func fromOptions(name string, options map[string]string, flap flapping, env map[string]string) (*Watcher, error) {
+	return readOptions(name, options, flap, env, watcherLookup(env))
+}
+
+// watcherLookup answers $(circus.env.X) from the arbiter's environment
+// and env, as a file load does for a watcher.
+func watcherLookup(env map[string]string) func(string) (string, bool) {
+	osenv, osorder := osEnviron()
+	lookup := envLookup{}
+	lookup.add(osenv, osorder)
+	lookup.add(env, slices.Sorted(maps.Keys(env)))
+	return lookup.lookup
+}
+
+// readOptions reads options as a [watcher:name] section whose values
+// lookup substitutes.
+func readOptions(name string, options map[string]string, flap flapping, env map[string]string, lookup func(string) (string, bool)) (*Watcher, error) {
 	d := &diag{}
 	sec := &rawSection{name: "watcher:" + name, index: map[string]*rawKey{}}
 	// Sorted, so that errors come in the same order every time.
@@ -44,11 +66,7 @@ func fromOptions(name string, options map[string]string, flap flapping, env map[
 		sec.keys = append(sec.keys, rk)
 		sec.index[k] = rk
 	}
-	osenv, osorder := osEnviron()
-	lookup := envLookup{}
-	lookup.add(osenv, osorder)
-	lookup.add(env, slices.Sorted(maps.Keys(env)))
-	w := readWatcher(newFields(d, sec, lookup.lookup), name, flap)
+	w := readWatcher(newFields(d, sec, lookup), name, flap)
 	w.Env = maps.Clone(env)
 	if w.Env == nil {
 		w.Env = map[string]string{}

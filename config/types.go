@@ -91,8 +91,13 @@ type Watcher struct {
 
 	// User and Group are the raw uid/gid values; UID, GID and Groups are
 	// them resolved at load time. UID and GID are -1 when unset (run as the
-	// arbiter's). Groups are the supplementary groups of the user (as
-	// initgroups sets them), nil when UID is unset.
+	// arbiter's); GID defaults to the user's primary group. Groups are the
+	// worker's supplementary groups, as initgroups(user, GID) sets them:
+	// GID and the groups that list the user as a member (the arbiter's own
+	// user when only gid is set; GID alone for a uid with no passwd entry).
+	// Groups is nil when neither uid nor gid is set: the worker keeps the
+	// arbiter's groups. A Watcher built without Groups but with UID or GID
+	// gets GID alone.
 	User   string
 	Group  string
 	UID    int

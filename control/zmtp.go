@@ -117,7 +117,8 @@ func (c *guardConn) header() error {
 			return fmt.Errorf("%w: a %d-byte command", errInboundTooLarge, size)
 		}
 		c.msgCmd = true
-	} else if c.over || c.msgSize+size+frameOverhead > c.limit {
+	} else if c.over || size > c.limit || c.msgSize+size+frameOverhead > c.limit {
+		// (size first: near 2^64 the sum would wrap around.)
 		if size > discardFactor*c.limit {
 			return fmt.Errorf("%w: a %d-byte frame", errInboundTooLarge, size)
 		}

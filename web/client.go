@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -198,9 +199,16 @@ var mutating = map[string]bool{
 }
 
 func (c *client) reply(id []byte, r control.Reply) {
-	body, err := r.Render(id, time.Now())
+	bodyID := id
+	body, err := r.Render(bodyID, time.Now())
+	if err == nil && !json.Valid(body) {
+		// Render writes Python's JSON, as Circus does, where a number
+		// beyond float64 (an id of 1e400) is Infinity; JSON.parse refuses
+		// it. The page matches on the envelope's id, which is as sent.
+		err, bodyID = errors.New("a number beyond JSON's range"), nil
+	}
 	if err != nil {
-		body, _ = control.Failf(control.CommandError, "reply not renderable: %v", err).Render(id, time.Now())
+		body, _ = control.Failf(control.CommandError, "reply not renderable: %v", err).Render(bodyID, time.Now())
 	}
 	c.offer(envelope("reply", 0, "id", rawOrNull(id), "reply", rawOrNull(body)))
 }

@@ -63,6 +63,12 @@ func guardianPid(p *arbiterProc) int {
 // this host allows none (no usable cgroups), which CI's host must not.
 func guarded(t *testing.T, p *arbiterProc) int {
 	t.Helper()
+	// Said before any worker starts, but the arbiter's output reaches the
+	// buffer through a pipe and a goroutine: it may lag behind a worker.
+	waitFor(t, "the arbiter to say whether a guardian started", 10*time.Second, func() bool {
+		out := p.out.String()
+		return strings.Contains(out, `msg="no guardian: `) || guardianPid(p) != 0
+	})
 	if out := p.out.String(); strings.Contains(out, `msg="no guardian: `) {
 		if os.Getenv("CI") == "true" && os.Getuid() == 0 {
 			t.Fatalf("CI runs as root on a host with cgroups, yet the arbiter started no guardian:\n%s", out)

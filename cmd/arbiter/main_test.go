@@ -194,9 +194,20 @@ type arbiterProc struct {
 
 func startArbiter(t *testing.T, args ...string) *arbiterProc {
 	t.Helper()
-	p := &arbiterProc{cmd: exec.Command(arbiterBin, args...), out: &testproc.Buffer{}, done: make(chan error, 1)}
+	return startArbiterCmd(t, exec.Command(arbiterBin, args...))
+}
+
+// startArbiterCmd starts cmd, an arbiter or what execs one, in a process
+// group of its own that the test's end kills, collecting its output; cmd's
+// SysProcAttr, if set, is kept (with Setpgid added).
+func startArbiterCmd(t *testing.T, cmd *exec.Cmd) *arbiterProc {
+	t.Helper()
+	p := &arbiterProc{cmd: cmd, out: &testproc.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if p.cmd.SysProcAttr == nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	p.cmd.SysProcAttr.Setpgid = true
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

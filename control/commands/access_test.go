@@ -3,6 +3,8 @@ package commands_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -101,4 +103,42 @@ read_users = games
 			t.Errorf("nobody's incr: %+v", got[0].Audit)
 		}
 	}
+}
+
+// reloadconfig applies edited access keys to the next command.
+func TestAccessReload(t *testing.T) {
+	t.Parallel()
+	const ini = `
+[watcher:w]
+cmd = WORKER sleep
+
+[circus]
+read_users = %s
+`
+	e := start(t, fmt.Sprintf(ini, "games"))
+	tab, err := commands.New(e.a, commands.Options{Enforce: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	run := func(p access.Peer, cmd, props string) control.Reply {
+		req := request(t, cmd, props)
+		req.Peer = p
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return tab.Handle(ctx, req)
+	}
+	nobody := access.Peer{Origin: access.Local, UID: 65534, GID: 65534}
+	root := access.Peer{Origin: access.Local, UID: 0, GID: 0}
+	refused(t, "status by nobody", run(nobody, "status", ""), control.CommandError, "read_users")
+	if err := os.WriteFile(e.a.Config().File, []byte(strings.ReplaceAll(fmt.Sprintf(ini, "nobody"), "WORKER", worker)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rep := run(root, "reloadconfig", `{"waiting": true}`); rep.Err != nil {
+		t.Fatalf("reloadconfig: %v", rep.Err)
+	}
+	if rep := run(nobody, "status", ""); rep.Err != nil {
+		t.Errorf("status by nobody, now in read_users: %v", rep.Err)
+	}
+	refused(t, "incr by nobody", run(nobody, "incr", `{"name": "w"}`), control.CommandError, "control_users")
 }
