@@ -30,22 +30,27 @@ func (a *Arbiter) Reload(ctx context.Context, cfg *config.Config) error {
 	return a.do(ctx, func(ctx context.Context) error { return a.apply(ctx, cfg) })
 }
 
+// circusKept returns cfg with the [circus] section of old, but for who may
+// do what. Circus restarts every watcher for a change there, and again on
+// every later reload (its bug). Its endpoints are bound at start, so the
+// section in effect stays the one the arbiter started with, and
+// globaloptions keeps telling the truth; but the access keys (package
+// access) apply at once: a user removed from control_users must not keep
+// the rights until a restart.
+func (a *Arbiter) circusKept(old, cfg *config.Config) *config.Config {
+	c := *cfg
+	c.Circus = old.Circus.WithAccessOf(cfg.Circus)
+	if !reflect.DeepEqual(c.Circus, cfg.Circus) {
+		a.log.Warn("changes in [circus] take effect at the next start of the arbiter, but for who may do what; watchers are not restarted for them")
+	}
+	return &c
+}
+
 func (a *Arbiter) apply(ctx context.Context, cfg *config.Config) error {
 	old := a.snap.Load()
 	d := config.Compare(old.cfg, cfg)
 	if d.CircusChanged {
-		// Circus restarts every watcher for this, and again on every later
-		// reload (its bug). Its endpoints are bound at start, so the
-		// section in effect stays the one the arbiter started with, and
-		// globaloptions keeps telling the truth; but who may do what
-		// (package access) applies at once: a user removed from
-		// control_users must not keep the rights until a restart.
-		c := *cfg
-		c.Circus = old.cfg.Circus.WithAccessOf(cfg.Circus)
-		if !reflect.DeepEqual(c.Circus, cfg.Circus) {
-			a.log.Warn("changes in [circus] take effect at the next start of the arbiter, but for who may do what; watchers are not restarted for them")
-		}
-		cfg = &c
+		cfg = a.circusKept(old.cfg, cfg)
 	}
 	socks, current, moved, users, err := a.rebind(cfg, old)
 	if err != nil {

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -60,6 +61,19 @@ func (t *Table) authorize(req control.Request) *control.Error {
 // command that may change something. Reads (a dashboard's status every
 // second) are not.
 func audited(req control.Request) bool { return !access.ReadOnly(req.Command) }
+
+// auditedRun returns run, recording its result if req is audited: for
+// the commands that run at once rather than in a queue.
+func (t *Table) auditedRun(req control.Request, run func(context.Context) control.Reply) func(context.Context) control.Reply {
+	if !audited(req) {
+		return run
+	}
+	return func(ctx context.Context) control.Reply {
+		rep := run(ctx)
+		t.auditReply(req, rep)
+		return rep
+	}
+}
 
 // auditReply records what came of an audited command.
 func (t *Table) auditReply(req control.Request, rep control.Reply) {

@@ -228,14 +228,7 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 		}
 	}
 	if j.key == "" {
-		if !audited(req) {
-			return j.run
-		}
-		return func(ctx context.Context) control.Reply {
-			rep := j.run(ctx)
-			t.auditReply(req, rep)
-			return rep
-		}
+		return t.auditedRun(req, j.run)
 	}
 	done := make(chan control.Reply, 1)
 	checked := make(chan *control.Error, 1)
