@@ -113,15 +113,8 @@ func CheckAutoscale(w *Watcher, specs []sockets.Spec) error {
 	if !w.Autoscale.Enabled() {
 		return nil
 	}
-	used := w.SocketRefs()
-	if w.StdinSocket != "" {
-		used = append(used, w.StdinSocket)
-	}
 	n := 0
-	for _, s := range specs {
-		if !w.UseSockets && !slices.Contains(used, strings.ToLower(s.Name)) {
-			continue
-		}
+	for _, s := range inherited(w, specs) {
 		n++
 		if err := s.CheckQueue(); err != nil {
 			return fmt.Errorf("autoscaling reads the accept queue of [socket:%s], and it has none to read: %w", s.Name, err)
@@ -133,10 +126,39 @@ func CheckAutoscale(w *Watcher, specs []sockets.Spec) error {
 	return nil
 }
 
+// inherited returns the sockets of specs that w's workers inherit.
+func inherited(w *Watcher, specs []sockets.Spec) []sockets.Spec {
+	used := w.SocketRefs()
+	if w.StdinSocket != "" {
+		used = append(used, w.StdinSocket)
+	}
+	var out []sockets.Spec
+	for _, s := range specs {
+		if w.UseSockets || slices.Contains(used, strings.ToLower(s.Name)) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // checkAutoscale is CheckAutoscale at load time, with the line of
-// autoscale.max.
-func checkAutoscale(f *fields, w *Watcher, specs []sockets.Spec) {
+// autoscale.max. scaled maps each socket already read by an autoscaled
+// watcher to that watcher: a second one on the same socket is warned
+// about, since each sees the whole queue and would grow for all of it.
+func checkAutoscale(f *fields, w *Watcher, specs []sockets.Spec, scaled map[string]string) {
 	if err := CheckAutoscale(w, specs); err != nil {
 		f.errorf("autoscale.max", "%v", err)
+		return
+	}
+	if !w.Autoscale.Enabled() {
+		return
+	}
+	for _, s := range inherited(w, specs) {
+		key := strings.ToLower(s.Name)
+		if other, ok := scaled[key]; ok {
+			f.warnf("autoscale.max", "[socket:%s] is autoscaled by [watcher:%s] too: each watcher sees the whole queue and grows for all of it; give each its own socket", s.Name, other)
+			continue
+		}
+		scaled[key] = w.Name
 	}
 }

@@ -53,8 +53,9 @@ cmd = plain --fd $(circus.sockets.web)
 			t.Errorf("%s: Enabled() = %v", w.Name, got)
 		}
 	}
-	if len(c.Warnings) != 0 {
-		t.Errorf("warnings: %v", c.Warnings)
+	// api inherits every socket, web's among them, which web scales on.
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Error(), "[watcher:api] autoscale.max: [socket:web] is autoscaled by [watcher:web] too") {
+		t.Errorf("warnings: %v, want one about web's socket read by api too", c.Warnings)
 	}
 }
 
@@ -71,9 +72,12 @@ numprocesses = 40
 autoscale.max = 16
 
 [watcher:floor]
-cmd = web --fd $(circus.sockets.web)
+cmd = web --fd $(circus.sockets.api)
 autoscale.min = 3
 autoscale.max = 16
+
+[socket:api]
+port = 0
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +90,33 @@ autoscale.max = 16
 	}
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Error(), "a.ini:6: [watcher:big] numprocesses: 40 is outside autoscale.min..autoscale.max (1..16): starting with 16") {
 		t.Errorf("warnings = %v, want one about big's numprocesses", c.Warnings)
+	}
+}
+
+// Two autoscaled watchers on one socket would each grow for the whole
+// queue: loaded, with a warning at the second's autoscale.max.
+func TestAutoscaleSharedSocket(t *testing.T) {
+	t.Parallel()
+	c, err := Parse("a.ini", []byte(`[socket:web]
+port = 0
+
+[watcher:a]
+cmd = web --fd $(circus.sockets.web)
+autoscale.max = 4
+
+[watcher:b]
+cmd = web --fd $(circus.sockets.web)
+autoscale.max = 4
+
+[watcher:fixed]
+cmd = web --fd $(circus.sockets.web)
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "a.ini:10: [watcher:b] autoscale.max: [socket:web] is autoscaled by [watcher:a] too"
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Error(), want) {
+		t.Errorf("warnings = %v, want one: %q", c.Warnings, want)
 	}
 }
 

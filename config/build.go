@@ -90,6 +90,7 @@ func build(name string, r *raw, d *diag) *Config {
 	}
 
 	watcherAt := map[string]*rawSection{}
+	scaled := map[string]string{} // socket → the autoscaled watcher reading it
 	for _, s := range watchers {
 		wname := strings.TrimPrefix(s.name, "watcher:")
 		if !uniqueName(d, s, "watcher", strings.ToLower(wname), watcherAt) {
@@ -112,7 +113,7 @@ func build(name string, r *raw, d *diag) *Config {
 		w := readWatcher(f, wname, flap)
 		w.Env = env
 		checkSocketRefs(f, w, socketAt)
-		checkAutoscale(f, w, c.Sockets)
+		checkAutoscale(f, w, c.Sockets, scaled)
 		c.Watchers = append(c.Watchers, w)
 	}
 
