@@ -3,8 +3,6 @@ package arbiter_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -14,31 +12,9 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
-
-// ask sends one request to a serial worker (testworker serial) at addr and
-// returns the pid that answered.
-func ask(network, addr string) (int, error) {
-	c, err := net.DialTimeout(network, addr, 10*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := io.WriteString(c, "x\n"); err != nil {
-		return 0, err
-	}
-	b, err := io.ReadAll(c)
-	if err != nil {
-		return 0, err
-	}
-	var pid int
-	if _, err := fmt.Sscanf(string(b), "pid %d", &pid); err != nil {
-		return 0, fmt.Errorf("answer %q: %w", b, err)
-	}
-	return pid, nil
-}
 
 // status reads a watcher's status, failing the test if it cannot.
 func (r *running) status(t testing.TB, name string) arbiter.Status {
@@ -98,7 +74,7 @@ graceful_timeout = 10
 					return
 				default:
 				}
-				if _, err := ask("tcp", addr); err != nil {
+				if _, err := testproc.AskSerial("tcp", addr); err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 				} else {
@@ -187,7 +163,7 @@ autoscale.down_interval = 0.1
 			}
 			for i := range 2 {
 				t0 := time.Now()
-				pid, err := ask(tc.network, addr)
+				pid, err := testproc.AskSerial(tc.network, addr)
 				if err != nil {
 					t.Fatalf("request %d to an empty pool: %v", i+1, err)
 				}

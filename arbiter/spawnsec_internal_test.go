@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // spawnStatus runs /bin/cat /proc/self/status /proc/self/limits through
@@ -57,12 +58,7 @@ func spawnStatus(a *spawnAttr) (ids string, spawnErr, setup error) {
 // 64-bit ones. Not parallel: the child is reaped here, where no arbiter's
 // reaper can take it.
 func TestSpawnCredentials32(t *testing.T) {
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root, yet this test runs as uid", os.Getuid())
-		}
-		t.Skip("needs root to change credentials")
-	}
+	testproc.NeedRoot(t, "change credentials")
 	got, err, setup := spawnStatus(&spawnAttr{setCreds: true, uid: 70000, gid: 70001, groups: []uint32{70001, 70002, 1},
 		rlimits: []config.Rlimit{{Name: "fsize", Resource: unix.RLIMIT_FSIZE, Value: 5 << 30}}})
 	if err != nil || setup != nil {
@@ -80,12 +76,9 @@ func TestSpawnCredentials32(t *testing.T) {
 // per thread; the thread is discarded afterwards). Not parallel: the child
 // is reaped here.
 func TestSpawnSetgroupsRefused(t *testing.T) {
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root, yet this test runs as uid", os.Getuid())
-		}
-		t.Skip("needs root: an unprivileged setgroups fails anyway, but the test drops a capability it must have")
-	}
+	// An unprivileged setgroups fails anyway, but the test drops a
+	// capability it must have.
+	testproc.NeedRoot(t, "drop a capability")
 	type result struct {
 		ids        string
 		err, setup error

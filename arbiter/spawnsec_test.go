@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // groupEntry is one line of the group database, as getent reads it through
@@ -90,18 +92,6 @@ func procIDs(t *testing.T, pid int) (uid, gid int, groups []int) {
 	return uid, gid, groups
 }
 
-// needRoot skips a test that changes credentials where it cannot, except
-// on CI, which runs as root.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root, yet this test runs as uid", os.Getuid())
-		}
-		t.Skip("needs root to change a worker's credentials")
-	}
-}
-
 // memberUser finds a user of this machine listed as a member of some group
 // other than its primary one, and a group it has nothing to do with.
 func memberUser(t *testing.T, db []groupEntry) (u *user.User, other groupEntry) {
@@ -134,7 +124,7 @@ func memberUser(t *testing.T, db []groupEntry) (u *user.User, other groupEntry) 
 // nor gid leaves the arbiter's own.
 func TestWorkerGroups(t *testing.T) {
 	t.Parallel()
-	needRoot(t)
+	testproc.NeedRoot(t, "change a worker's credentials")
 	db := groupDB(t)
 	member, other := memberUser(t, db)
 	memberUID, _ := strconv.Atoi(member.Uid)

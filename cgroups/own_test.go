@@ -69,25 +69,6 @@ func sweepHelper() {
 	}
 }
 
-// needUnshare skips the test where it cannot make pid namespaces (not
-// root, no unshare), except in CI, which can.
-func needUnshare(t *testing.T) {
-	t.Helper()
-	why := ""
-	if os.Getuid() != 0 {
-		why = "not root"
-	} else if _, err := exec.LookPath("unshare"); err != nil {
-		why = err.Error()
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI runs as root with unshare: %s", why)
-	}
-	t.Skip(why)
-}
-
 // inNS starts this test binary as helper role with prefix, as pid 1 of a
 // pid namespace (and a /proc) of its own, as a container's supervisor
 // runs, and returns unshare's process and the helper's output.
@@ -164,7 +145,7 @@ func sleeperIn(t *testing.T, dir string) *exec.Cmd {
 // what was left in it.
 func TestSweepOwnership(t *testing.T) {
 	t.Parallel()
-	needUnshare(t)
+	testproc.NeedUnshare(t)
 	const prefix = testPrefix + "own"
 	h, err := Detect()
 	if err != nil {
@@ -259,7 +240,7 @@ func nsChild(t *testing.T, pid int) int {
 // removing (its lock held) is left alone too.
 func TestSweepLegacy(t *testing.T) {
 	t.Parallel()
-	needUnshare(t)
+	testproc.NeedUnshare(t)
 	const prefix = testPrefix + "legacy"
 	x := ownHierarchy(t)
 	// Above the kernel's largest pid_max (2^22): no process has it.
@@ -493,7 +474,7 @@ func TestClaim(t *testing.T) {
 // the reason, and removed by a later sweep.
 func TestSweepNotRemovable(t *testing.T) {
 	t.Parallel()
-	needUnshare(t)
+	testproc.NeedUnshare(t)
 	const prefix = testPrefix + "busy"
 	x := ownHierarchy(t)
 	// The name of a tree of this version whose owner is dead: no lock.

@@ -63,29 +63,36 @@ func (f *fields) accessList(key string, r *AccessRule, groups bool) {
 			r.Anyone = true
 			continue
 		}
-		if groups {
-			if g, err := lookupGroup(name); err == nil {
-				id, _ := strconv.Atoi(g.Gid)
-				r.Groups = append(r.Groups, id)
-			} else if isNumber(name) {
-				id, _ := strconv.Atoi(name)
-				r.Groups = append(r.Groups, id)
-			} else {
-				f.errorf(key, "unknown group %q", name)
-			}
-			continue
-		}
-		if u, err := lookupUser(name); err == nil {
-			id, _ := strconv.Atoi(u.Uid)
-			r.Users = append(r.Users, id)
-		} else if isNumber(name) {
-			// A uid with no passwd entry (a container's) is still a uid.
-			id, _ := strconv.Atoi(name)
-			r.Users = append(r.Users, id)
-		} else {
+		id, ok := resolveID(name, groups)
+		switch {
+		case !ok && groups:
+			f.errorf(key, "unknown group %q", name)
+		case !ok:
 			f.errorf(key, "unknown user %q", name)
+		case groups:
+			r.Groups = append(r.Groups, id)
+		default:
+			r.Users = append(r.Users, id)
 		}
 	}
+}
+
+// resolveID returns the id of a user (or group) name. A number with no
+// entry (a container's uid) is still an id.
+func resolveID(name string, group bool) (int, bool) {
+	var id string
+	if group {
+		if g, err := lookupGroup(name); err == nil {
+			id = g.Gid
+		}
+	} else if u, err := lookupUser(name); err == nil {
+		id = u.Uid
+	}
+	if id == "" && isNumber(name) {
+		id = name
+	}
+	n, err := strconv.Atoi(id)
+	return n, err == nil
 }
 
 // tcpHost returns the host of a tcp:// endpoint ("*" for every interface).

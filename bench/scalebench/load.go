@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/sockets"
 )
@@ -75,7 +74,7 @@ func startOpen(network, addr string, rate float64) *load {
 // one sends one request and records how it went.
 func (l *load) one(network, addr string) {
 	t0 := time.Now()
-	pid, err := ask(network, addr)
+	pid, err := testproc.AskSerial(network, addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
@@ -119,28 +118,6 @@ func (l *load) served(from, to time.Time) int {
 		}
 	}
 	return n
-}
-
-// ask sends one request to a serial worker and returns its pid.
-func ask(network, addr string) (int, error) {
-	c, err := net.DialTimeout(network, addr, 10*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := io.WriteString(c, "x\n"); err != nil {
-		return 0, err
-	}
-	b, err := io.ReadAll(c)
-	if err != nil {
-		return 0, err
-	}
-	var pid int
-	if _, err := fmt.Sscanf(string(b), "pid %d", &pid); err != nil {
-		return 0, fmt.Errorf("answer %q: %w", b, err)
-	}
-	return pid, nil
 }
 
 // sampleRound is the arbiter's time between samples of the queues.

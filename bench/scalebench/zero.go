@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // zero times a first request to a pool that has scaled to zero: from the
@@ -41,7 +43,7 @@ close_child_stdout = true
 			}
 			time.Sleep(rand100())
 			t0 := time.Now()
-			if _, err := ask(c.network, p.addr); err != nil {
+			if _, err := testproc.AskSerial(c.network, p.addr); err != nil {
 				failed++
 				continue
 			}

@@ -135,9 +135,7 @@ except urllib.error.HTTPError as e:
 // user reads; control users and root do everything; every mutating
 // command, run or refused, is an audit event naming who sent it.
 func TestAccessControl(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the arbiter must be root and its clients other users")
-	}
+	testproc.NeedRoot(t, "run the arbiter as root and its clients as other users")
 	needPyzmq(t)
 	// The binaries' directory is private to root; the clients run as
 	// other users.

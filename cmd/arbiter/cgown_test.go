@@ -30,7 +30,7 @@ import (
 // so that no other test's arbiter, sweeping beside its own tree, takes
 // the stale tree first.
 func TestCgroupOwnershipAcrossPidNamespaces(t *testing.T) {
-	needRootAndUnshare(t)
+	testproc.NeedUnshare(t)
 	join := cgownCgroups(t)
 	dir := t.TempDir()
 	for _, sub := range []string{"a", "b", "c"} {
@@ -144,24 +144,6 @@ func TestCgroupOwnershipAcrossPidNamespaces(t *testing.T) {
 	}
 	stopNS(t, b)
 	stopNS(t, c)
-}
-
-// needRootAndUnshare skips the test without root or unshare, except in CI.
-func needRootAndUnshare(t *testing.T) {
-	t.Helper()
-	why := ""
-	if os.Getuid() != 0 {
-		why = "not root"
-	} else if _, err := exec.LookPath("unshare"); err != nil {
-		why = err.Error()
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI runs as root with unshare: %s", why)
-	}
-	t.Skip(why)
 }
 
 // cgownCgroups makes a cgroup of the test's own below the test process's

@@ -252,12 +252,7 @@ func groupsOf(t *testing.T, pid int) []uint32 {
 // exactly initgroups(user, gid) to one that names either, root included.
 func TestWorkerGroupsFromArbiter(t *testing.T) {
 	t.Parallel()
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root, yet this test runs as uid", os.Getuid())
-		}
-		t.Skip("needs root to start the arbiter with other groups")
-	}
+	testproc.NeedRoot(t, "start the arbiter with other groups")
 	// daemon (1) and staff (50) are in every Debian's base group file.
 	own := []uint32{0, 1, 50}
 	dir := t.TempDir()
@@ -317,12 +312,7 @@ func copyExec(t *testing.T, src, dir string) string {
 // the arbiter's groups instead.
 func TestUnprivilegedArbiterGroups(t *testing.T) {
 	t.Parallel()
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root, yet this test runs as uid", os.Getuid())
-		}
-		t.Skip("needs root to start the arbiter as nobody")
-	}
+	testproc.NeedRoot(t, "start the arbiter as nobody")
 	const nobody, nogroup = 65534, 65534
 	dir, err := os.MkdirTemp("", "unprivileged")
 	if err != nil {
@@ -346,24 +336,9 @@ uid = nobody
 gid = daemon
 max_retry = 1
 `, "W", w))
-	p := &arbiterProc{cmd: exec.Command(bin, path), out: &testproc.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true,
-		Credential: &syscall.Credential{Uid: nobody, Gid: nogroup, Groups: []uint32{nogroup}}}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-		}
-		if t.Failed() {
-			t.Logf("arbiter output:\n%s", p.out.String())
-		}
-	})
+	cmd := exec.Command(bin, path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nogroup, Groups: []uint32{nogroup}}}
+	p := startArbiterCmd(t, cmd)
 	const refused = "setgroups [1]: operation not permitted"
 	waitFor(t, "the refused setgroups in the log", 20*time.Second, func() bool { return strings.Contains(p.out.String(), refused) })
 	a := &ctlArbiter{arbiterProc: p, dir: dir, ini: path, endpoint: controlEndpoint(path)}
