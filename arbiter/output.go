@@ -142,6 +142,8 @@ func liveChange(a, b *config.Watcher) bool {
 		c.Ready, c.Limits = config.Ready{}, config.Limits{}
 		// The autoscaler reads its bounds at each sample.
 		c.Autoscale = config.Autoscale{}
+		// /readyz reads it at each probe.
+		c.ReadyzMin = 0
 		// Hooks are read at each call.
 		c.Hooks = nil
 		c.Options = maps.Clone(w.Options)
@@ -149,7 +151,7 @@ func liveChange(a, b *config.Watcher) bool {
 			return k == "numprocesses" || strings.HasPrefix(k, "stdout_stream.") || strings.HasPrefix(k, "stderr_stream.") ||
 				strings.HasPrefix(k, "health.") || strings.HasPrefix(k, "limit.") ||
 				k == "ready" || k == "ready_timeout" || k == "watchdog_sec" || k == "restart_delay" || k == "restart_max_delay" ||
-				strings.HasPrefix(k, "hooks.") || k == "hook_timeout" || strings.HasPrefix(k, "autoscale.")
+				strings.HasPrefix(k, "hooks.") || k == "hook_timeout" || strings.HasPrefix(k, "autoscale.") || k == "readyz_min"
 		})
 		return c
 	}

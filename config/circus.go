@@ -19,7 +19,7 @@ var circusKeys = []string{
 }
 
 // ringmasterCircusKeys are [circus] keys of Ringmaster's own.
-var ringmasterCircusKeys = accessKeys
+var ringmasterCircusKeys = append(slices.Clip(accessKeys), metricsKeys...)
 
 // readCircus reads the [circus] section into c.
 func readCircus(f *fields, c *Circus) {
@@ -60,6 +60,7 @@ func readCircus(f *fields, c *Circus) {
 	f.integer("httpd_port", &c.HttpdPort, 0, 65535)
 	f.str("httpd_auth", &c.HttpdAuth)
 	checkHttpd(f, c)
+	readMetrics(f, c)
 	f.readAccess(c)
 	f.boolean("debug", &c.Debug)
 	f.boolean("debug_gc", &c.DebugGC)

@@ -64,7 +64,13 @@ type Circus struct {
 	// HttpdAuth is httpd_auth, "USER:PASSWORD" for HTTP Basic
 	// authentication of the console; required when it listens beyond
 	// loopback.
-	HttpdAuth    string
+	HttpdAuth string
+	// Metrics, MetricsHost and MetricsPort are metrics, metrics_host
+	// (default localhost) and metrics_port (default 5558; 0 picks a free
+	// port): a listener of its own for /metrics, /healthz and /readyz.
+	Metrics      bool
+	MetricsHost  string
+	MetricsPort  int
 	Debug        bool
 	DebugGC      bool
 	Pidfile      string
@@ -181,6 +187,10 @@ type Watcher struct {
 	// Autoscale resizes the pool from its sockets' accept queues
 	// (autoscale.* keys).
 	Autoscale Autoscale
+
+	// ReadyzMin is readyz_min: the ready workers /readyz waits for, when
+	// fewer than the target will do; -1 (the default) means the target.
+	ReadyzMin int
 
 	// Hooks are the hooks.* keys.
 	Hooks map[string]Hook

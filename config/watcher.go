@@ -22,6 +22,7 @@ var watcherKeys = []string{
 	"limit.max_rss", "limit.max_cpu", "limit.grace", "limit.interval",
 	"cgroup", "cgroup.memory_max", "cgroup.pids_max", "cgroup.cpu_quota",
 	"autoscale.min", "autoscale.max", "autoscale.idle", "autoscale.down_interval", "autoscale.up_after", "autoscale.queue_per_worker",
+	"readyz_min",
 }
 
 // readWatcher reads one [watcher:NAME] section; flap is the limit set by a
@@ -97,6 +98,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	f.readReady(w)
 	f.readCgroup(&w.Cgroup)
 	f.readAutoscale(w)
+	f.readProbes(w)
 
 	w.Stdout = f.stream("stdout_stream.", w.StdoutStream)
 	w.Stderr = f.stream("stderr_stream.", w.StderrStream)

@@ -13,7 +13,8 @@ import (
 // A Bus has no goroutines of its own. The zero value is not usable; call
 // [NewBus].
 type Bus struct {
-	seq atomic.Uint64 // last assigned; written only with mu held
+	seq     atomic.Uint64 // last assigned; written only with mu held
+	dropped atomic.Uint64 // by every subscription, closed ones included
 
 	mu   sync.Mutex // serialises numbering and delivery, so each subscription sees Seq order
 	subs []*Subscription
@@ -40,6 +41,7 @@ func (b *Bus) Publish(ev Event) {
 		case s.c <- ev:
 		default:
 			s.dropped.Add(1)
+			b.dropped.Add(1)
 		}
 	}
 	b.mu.Unlock()
@@ -47,6 +49,11 @@ func (b *Bus) Publish(ev Event) {
 
 // Seq returns the sequence number of the last published event, 0 if none.
 func (b *Bus) Seq() uint64 { return b.seq.Load() }
+
+// Dropped returns how many events subscriptions lost to full buffers, all
+// of them together, those since closed included: the figure an operator
+// watches (each reader learns its own losses from [Subscription.Dropped]).
+func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
 
 // Subscribe returns a subscription that receives every event published from
 // now on, in Seq order, buffering up to size events (at least 1). Events that

@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/access"
 	"github.com/ringmaster-dev/ringmaster/arbiter"
-	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/stats"
@@ -52,6 +49,10 @@ type Options struct {
 	// addresses, when Auth is "": the configured httpd_host. Other names are
 	// refused so that a DNS-rebinding page cannot reach the console.
 	Hosts []string
+	// Routes are other GET handlers by path, served behind the same
+	// authentication and access check as the page: the operations
+	// endpoints (/metrics, /healthz, /readyz).
+	Routes map[string]http.Handler
 	// Logger receives the console's log; nil discards it.
 	Logger *slog.Logger
 	// Interval is the time between stats samples while a page is open
@@ -80,7 +81,7 @@ type Server struct {
 	hub      *hub
 	upgrader websocket.Upgrader
 	files    http.Handler
-	authSum  [32]byte // sha256 of "USER:PASSWORD", compared in constant time
+	gate     *Gate
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -95,10 +96,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Arbiter == nil || opts.Bus == nil || opts.Commands == nil {
 		return nil, errors.New("web: Arbiter, Bus and Commands are required")
 	}
-	if opts.Auth != "" {
-		if u, p, ok := strings.Cut(opts.Auth, ":"); !ok || u == "" || p == "" {
-			return nil, errors.New("web: Auth must be USER:PASSWORD")
-		}
+	gate, err := NewGate(GateOptions{Auth: opts.Auth, Hosts: opts.Hosts, Identify: opts.Identify, Check: opts.Check})
+	if err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -123,15 +123,13 @@ func New(opts Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:   opts,
+		gate:   gate,
 		files:  http.FileServerFS(sub),
 		ctx:    ctx,
 		cancel: cancel,
 		// The default CheckOrigin refuses a page from another origin:
 		// that, and no GET that acts, is what makes actions CSRF-safe.
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384},
-	}
-	if opts.Auth != "" {
-		s.authSum = sha256.Sum256([]byte(opts.Auth))
 	}
 	info, _ := json.Marshal(map[string]any{
 		"pid": os.Getpid(), "version": opts.Version, "started": epoch(time.Now()),
@@ -163,8 +161,8 @@ func New(opts Options) (*Server, error) {
 // Serve answers HTTP on ln until Close. A listener beyond loopback is
 // refused unless Auth is set. It returns nil after Close.
 func (s *Server) Serve(ln net.Listener) error {
-	if s.opts.Auth == "" && !isLoopbackAddr(ln.Addr()) {
-		return fmt.Errorf("web: refusing to serve on %s without authentication", ln.Addr())
+	if err := s.gate.CheckListener(ln); err != nil {
+		return err
 	}
 	srv := &http.Server{
 		Handler:           s,
@@ -233,10 +231,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-cache")
-	if !s.authorized(w, r) {
-		return
-	}
-	peer, ok := s.permitted(w, r)
+	peer, ok := s.gate.Admit(w, r)
 	if !ok {
 		return
 	}
@@ -247,6 +242,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Nothing but the WebSocket acts; no form, no GET link.
 		h.Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	case s.opts.Routes[r.URL.Path] != nil:
+		s.opts.Routes[r.URL.Path].ServeHTTP(w, r)
 	case r.URL.Path == "/":
 		s.files.ServeHTTP(w, r)
 	case strings.HasPrefix(r.URL.Path, "/assets/") && r.URL.Path != "/assets/index.html":
@@ -254,35 +251,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
-}
-
-// authorized checks the credentials, or without them that the request is
-// addressed to this machine by a name it expects. It answers refusals.
-func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if s.opts.Auth != "" {
-		u, p, ok := r.BasicAuth()
-		sum := sha256.Sum256([]byte(u + ":" + p))
-		if !ok || subtle.ConstantTimeCompare(sum[:], s.authSum[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="Ringmaster", charset="UTF-8"`)
-			http.Error(w, "authentication required", http.StatusUnauthorized)
-			return false
-		}
-		return true
-	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if config.IsLoopbackHost(host) {
-		return true
-	}
-	for _, ok := range s.opts.Hosts {
-		if strings.EqualFold(host, ok) {
-			return true
-		}
-	}
-	http.Error(w, "this console answers to localhost only (Host "+strconv.Quote(r.Host)+")", http.StatusMisdirectedRequest)
-	return false
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, peer access.Peer) {
@@ -329,11 +297,4 @@ func (s *Server) track() bool {
 	}
 	s.wg.Add(1)
 	return true
-}
-
-func isLoopbackAddr(a net.Addr) bool {
-	if t, ok := a.(*net.TCPAddr); ok {
-		return t.IP.IsLoopback()
-	}
-	return a.Network() == "unix"
 }

@@ -142,6 +142,7 @@ type endpoints struct {
 	late  *commands.Late
 	ctl   *control.Server
 	web   net.Listener // nil without the console
+	ops   net.Listener // nil without [circus] metrics
 }
 
 // openEndpoints binds the event, stats, control and console endpoints of
@@ -154,7 +155,9 @@ func openEndpoints(cfg *config.Config, log *slog.Logger) (*endpoints, error) {
 	}
 	if e.stats, err = listenStats(cfg, e.late, log); err == nil {
 		if e.ctl, err = listenControl(cfg, e.late, log); err == nil {
-			e.web, err = listenWeb(cfg)
+			if e.web, err = listenWeb(cfg); err == nil {
+				e.ops, err = listenOps(cfg)
+			}
 		}
 	}
 	if err != nil {
@@ -173,6 +176,9 @@ func (e *endpoints) abort() {
 	}
 	if e.web != nil {
 		e.web.Close()
+	}
+	if e.ops != nil {
+		e.ops.Close()
 	}
 	if e.stats != nil {
 		e.stats.Close()
@@ -210,13 +216,16 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 	})
 	if err != nil {
 		ep.ctl.Close()
-		if ep.web != nil {
-			ep.web.Close()
+		for _, ln := range []net.Listener{ep.web, ep.ops} {
+			if ln != nil {
+				ln.Close()
+			}
 		}
 		return err
 	}
 	ep.late.Set(table)
-	con := startWeb(ep.web, cfg, path, a, ep.bus, table, sampler, log)
+	ops := startOps(ep.ops, cfg, a, ep.bus, ep.relay, table, log)
+	con := startWeb(ep.web, cfg, path, a, ep.bus, table, sampler, ops.Routes(), log)
 	plug := startPlugins(a, ep.bus, table, log)
 	var sigs sync.WaitGroup
 	sigs.Go(func() { handleSignals(ctx, a, path, log) })
@@ -225,6 +234,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 	stop() // ends handleSignals too, should Run have returned on its own
 	sigs.Wait()
 	con.Close()
+	ops.Close()
 	plug.Close()
 	closeControl(ep.ctl, table)
 	return err

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 
@@ -42,7 +43,7 @@ type console struct {
 
 // startWeb serves the console on ln. A console that cannot start is
 // reported and the arbiter runs without it.
-func startWeb(ln net.Listener, cfg *config.Config, path string, a *arbiter.Arbiter, bus *pubsub.Bus, h *commands.Table, sampler *stats.Sampler, log *slog.Logger) *console {
+func startWeb(ln net.Listener, cfg *config.Config, path string, a *arbiter.Arbiter, bus *pubsub.Bus, h *commands.Table, sampler *stats.Sampler, routes map[string]http.Handler, log *slog.Logger) *console {
 	if ln == nil {
 		return nil
 	}
@@ -51,7 +52,7 @@ func startWeb(ln net.Listener, cfg *config.Config, path string, a *arbiter.Arbit
 		Arbiter: a, Bus: bus, Commands: h, Sampler: sampler,
 		Auth: cfg.Circus.HttpdAuth, Hosts: []string{cfg.Circus.HttpdHost},
 		Logger: log, Version: buildVersion(), Config: path, Endpoint: cfg.Circus.Endpoint,
-		Identify: access.Identify, Check: h.Check,
+		Identify: access.Identify, Check: h.Check, Routes: routes,
 	})
 	if err != nil {
 		ln.Close()

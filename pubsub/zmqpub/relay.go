@@ -60,6 +60,10 @@ func (r *Relay) Close() error {
 	return r.sink.Close()
 }
 
+// Dropped returns how many events the Sink's subscribers lost to full
+// send queues since Listen, all of them together. It does not block.
+func (r *Relay) Dropped() uint64 { return r.sink.dropped.Load() }
+
 func (r *Relay) reportDrops(log *slog.Logger, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
