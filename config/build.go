@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 // build turns the merged sections into a Config: defaults, then the
@@ -46,7 +48,7 @@ func build(name string, r *raw, d *diag) *Config {
 			plugins = append(plugins, s)
 		default:
 			msg := "unknown section, ignored"
-			if g, ok := closest(kind, []string{"circus", "env", "watcher", "socket", "plugin"}); ok {
+			if g, ok := suggest.Closest(kind, []string{"circus", "env", "watcher", "socket", "plugin"}); ok {
 				msg += "; did you mean [" + g + "...]?"
 			} else if strings.ToLower(kind) != kind {
 				msg += " (section kinds are lower-case)"

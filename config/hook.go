@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 // defaultHookTimeout bounds a hook when hook_timeout is not set. Circus's
@@ -69,7 +71,7 @@ func (f *fields) hook(w *Watcher, key string) {
 	case h.Command == "":
 		f.errorf(key, "empty: name the command to run")
 	case !slices.Contains(hookNames, name):
-		if s, ok := closest(name, hookNames); ok {
+		if s, ok := suggest.Closest(name, hookNames); ok {
 			f.warnf(key, "no such hook, so it never runs; did you mean hooks.%s?", s)
 		} else {
 			f.warnf(key, "no such hook, so it never runs (hooks: %s)", strings.Join(hookNames, ", "))

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 // The plugin classes Circus 0.19 ships, as a [plugin:NAME] section's use
@@ -73,7 +75,8 @@ func (p *Plugin) Spec() (PluginSpec, error) {
 	switch {
 	case !active || class == FlappingPlugin:
 	case class == "":
-		f.errorf("use", "%s is not a plugin Ringmaster has built in", strconv.Quote(p.Use))
+		f.errorf("use", "%s is not a plugin Ringmaster has built in%s", strconv.Quote(p.Use),
+			suggest.Hint(strings.TrimSpace(p.Use), builtinClasses(), strconv.Quote))
 	default:
 		spec := f.pluginSpec(class)
 		if err := errors.Join(d.errs...); err != nil {
@@ -260,6 +263,10 @@ func readPlugin(f *fields, name string, flap *flapping) *Plugin {
 		f.warnf("use", "%s is not a plugin Ringmaster has built in; ignored since active = false", p.Use)
 		return p
 	case class == "":
+		if c, ok := suggest.Closest(strings.TrimSpace(p.Use), builtinClasses()); ok {
+			f.errorf("use", "%s is not a plugin Ringmaster has built in; did you mean %s?", p.Use, c)
+			return p
+		}
 		f.errorf("use", "%s is not a plugin Ringmaster has built in (it runs no Python); use one of Circus's: %s",
 			p.Use, strings.Join(builtinClasses(), ", "))
 		return p

@@ -105,7 +105,7 @@ func TestPluginErrors(t *testing.T) {
 	}{
 		{"no use", "active = true\n", []string{"t.ini:1: [plugin:p] use: missing"}},
 		{"python class", "use = myapp.Plugin\n", []string{"t.ini:2: [plugin:p] use: myapp.Plugin is not a plugin Ringmaster has built in"}},
-		{"class with the wrong case", "use = circus.plugins.watchdog.Watchdog\n", []string{"t.ini:2: [plugin:p] use: circus.plugins.watchdog.Watchdog is not"}},
+		{"class with the wrong case", "use = circus.plugins.watchdog.Watchdog\n", []string{"t.ini:2: [plugin:p] use: circus.plugins.watchdog.Watchdog is not a plugin Ringmaster has built in; did you mean circus.plugins.watchdog.WatchDog?"}},
 		{"active", "use = circus.plugins.watchdog.WatchDog\nactive = sometimes\n", []string{`t.ini:3: [plugin:p] active: "sometimes" is not a boolean`}},
 		{"watchdog", "use = circus.plugins.watchdog.WatchDog\nloop_rate = -1\nwatchers_regex = web(\nmsg_regex = (?P<pid>.*\n" +
 			"max_count = 0\nip = example.com\nport = 0\nwatchers_stop_signal = SIGNOPE\nwatchers_graceful_timeout = soon\n", []string{
@@ -212,6 +212,9 @@ func TestPluginSpecOfHandMade(t *testing.T) {
 	p = &Plugin{Name: "x", Use: "x.Y"}
 	_, err = p.Spec()
 	checkErrors(t, "Spec()", err, []string{`[plugin:x] use: "x.Y" is not a plugin Ringmaster has built in`})
+	p.Use = "circus.plugins.statsd.StatsEmitter"
+	_, err = p.Spec()
+	checkErrors(t, "Spec()", err, []string{`use: "circus.plugins.statsd.StatsEmitter" is not a plugin Ringmaster has built in; did you mean "circus.plugins.statsd.StatsdEmitter"?`})
 	p = &Plugin{Name: "x", Use: "x.Y", Options: map[string]string{"active": "false"}}
 	if s, err := p.Spec(); s != nil || err != nil {
 		t.Errorf("Spec() of an inactive unknown class = %v, %v, want nil, nil", s, err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ringmaster-dev/ringmaster/internal/strftime"
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 // StreamClasses are the stream classes Ringmaster has built in: Circus's.
@@ -79,7 +80,7 @@ func (f *fields) stream(prefix string, raw map[string]string) Stream {
 		case slices.Contains(streamKeys, opt):
 			f.warnf(key(opt), "has no effect with %s, ignored", s.Class)
 		default:
-			if c, ok := closest(opt, streamKeys); ok {
+			if c, ok := suggest.Closest(opt, streamKeys); ok {
 				f.warnf(key(opt), "unknown stream option, ignored; did you mean %s%s?", prefix, c)
 			} else {
 				f.warnf(key(opt), "unknown stream option, ignored")

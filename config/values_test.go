@@ -4,6 +4,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 func TestParseSignal(t *testing.T) {
@@ -130,9 +132,9 @@ func TestClosest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
 			t.Parallel()
-			got, _ := closest(tt.key, watcherKeys)
+			got, _ := suggest.Closest(tt.key, watcherKeys)
 			if got != tt.want {
-				t.Errorf("closest(%q) = %q, want %q", tt.key, got, tt.want)
+				t.Errorf("suggest.Closest(%q) = %q, want %q", tt.key, got, tt.want)
 			}
 		})
 	}

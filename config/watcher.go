@@ -1,6 +1,10 @@
 package config
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
+)
 
 // watcherKeys are the watcher keys Circus or Ringmaster give a meaning; the
 // prefixed families (rlimit_, stdout_stream., stderr_stream., hooks.) are
@@ -48,7 +52,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 		case strings.HasPrefix(k.name, "hooks."):
 			f.hook(w, k.name)
 		case !known[k.name]:
-			if s, ok := closest(k.name, watcherKeys); ok {
+			if s, ok := suggest.Closest(k.name, watcherKeys); ok {
 				f.warnf(k.name, "unknown key, kept as a free-form option; did you mean %s?", s)
 			}
 		}

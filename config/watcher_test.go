@@ -85,6 +85,7 @@ port = 0
 		Ready:     defaultReady(),
 		Limits:    defaultLimits(),
 		Autoscale: defaultAutoscale(),
+		ReadyzMin: -1,
 		Hooks:     map[string]Hook{"after_start": {Command: "my.hook", Python: true, IgnoreErrors: true, Timeout: 30 * time.Second}},
 	}
 	got := c.Watchers[0]
