@@ -1,10 +1,12 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
 
 // Every command line of reference §2.6 sends what Circus's circusctl
@@ -137,6 +139,12 @@ func TestArgumentErrors(t *testing.T) {
 		{"set key", []string{"set", "web", "flapping.max_retry", "3"}, exitFailure, `unknown key "flapping.max_retry"`},
 		{"set hook", []string{"set", "web", "hooks", "on_boot:m.f"}, exitFailure, `unknown hook "on_boot"`},
 		{"set env", []string{"set", "web", "env", "JUSTKEY"}, exitFailure, `env: "JUSTKEY" is not KEY=VALUE`},
+		// The nearest name, when one is near (issue 16).
+		{"command near one", []string{"stattus"}, exitUsage, `unknown command "stattus"; did you mean "status"?`},
+		{"flag near one", []string{"stop", "web", "--waitng"}, exitUsage, "unknown flag --waitng; did you mean --waiting?"},
+		{"set key near one", []string{"set", "web", "numprocess", "3"}, exitFailure, `unknown key "numprocess"; did you mean "numprocesses"?`},
+		{"set hook near one", []string{"set", "web", "hooks", "before_strat:m.f"}, exitFailure, `unknown hook "before_strat"; did you mean "before_start"?`},
+		{"set hooks. key near one", []string{"set", "web", "hooks.after_stopp", "m.f"}, exitFailure, `unknown hook "after_stopp"; did you mean "after_stop"?`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--endpoint", arb.endpoint()}, tc.args...)
@@ -152,6 +160,19 @@ func TestArgumentErrors(t *testing.T) {
 	}
 	if reqs := arb.requests(); len(reqs) != 0 {
 		t.Errorf("bad command lines sent %v", reqs)
+	}
+}
+
+// top without a stats stream says what to set, not zmq4's dial error.
+func TestTopWithoutStats(t *testing.T) {
+	t.Parallel()
+	endpoint := "tcp://127.0.0.1:" + strconv.Itoa(testproc.FreePort(t)) // nothing listens there
+	r := runCtl(t, nil, "", "--endpoint", endpoint, "top")
+	want := "circusctl top: no stats stream at " + endpoint + " (connect: connection refused)\n" +
+		"The arbiter publishes stats only with statsd = true in its [circus] section"
+	if r.code != exitFailure || !strings.HasPrefix(r.stderr, want) || strings.Contains(r.stderr, "zmq4") {
+		t.Errorf("circusctl top with nothing listening = exit %d, stderr %q; want exit %d, stderr starting %q",
+			r.code, r.stderr, exitFailure, want)
 	}
 }
 

@@ -99,7 +99,7 @@ func helpCommand(e environ, args []string) int {
 		fmt.Fprint(e.stdout, completionHelp)
 		return exitOK
 	}
-	fmt.Fprintf(e.stderr, "circusctl help: unknown command %q\n", args[0])
+	fmt.Fprintf(e.stderr, "circusctl help: %s\n", unknownCommand(args[0]))
 	return exitUsage
 }
 

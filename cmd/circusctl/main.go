@@ -193,7 +193,7 @@ func (g globals) exec(ctx context.Context, e environ, argv []string) int {
 	}
 	c := lookup(argv[0])
 	if c == nil {
-		fmt.Fprintf(e.stderr, "circusctl: unknown command %q (circusctl help lists them)\n", argv[0])
+		fmt.Fprintf(e.stderr, "circusctl: %s\n", unknownCommand(argv[0]))
 		return exitUsage
 	}
 	a, err := c.parse(argv[1:])

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 // parsed is a command's arguments after the command name.
@@ -76,7 +78,7 @@ func (c *command) parse(argv []string) (*parsed, error) {
 		case f == nil && slices.Contains(globalNames, name):
 			return nil, usageErrorf("--%s is a global option: give it before the command (circusctl --%s ... %s)", name, name, c.name)
 		case f == nil:
-			return nil, usageErrorf("unknown flag %s", s)
+			return nil, usageErrorf("unknown flag %s%s", s, suggest.Hint("--"+name, c.flagNames(), func(s string) string { return s }))
 		case f.value == "":
 			if hasVal {
 				return nil, usageErrorf("--%s takes no value", name)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,7 +68,7 @@ func convertOption(key, val string) (any, error) {
 				return nil, fmt.Errorf("hooks: %q is not HOOK:MODULE.FUNC", h)
 			}
 			if !slices.Contains(hookNames, name) {
-				return nil, fmt.Errorf("hooks: unknown hook %q", name)
+				return nil, fmt.Errorf("hooks: unknown hook %q%s", name, suggest.Hint(name, hookNames, strconv.Quote))
 			}
 			hooks[name] = target
 		}
@@ -82,13 +83,13 @@ func convertOption(key, val string) (any, error) {
 		return val, nil
 	case strings.HasPrefix(key, "hooks."):
 		if name := strings.TrimPrefix(key, "hooks."); !slices.Contains(hookNames, name) {
-			return nil, fmt.Errorf("unknown hook %q", name)
+			return nil, fmt.Errorf("unknown hook %q%s", name, suggest.Hint(name, hookNames, strconv.Quote))
 		}
 		return val, nil
 	case strings.HasPrefix(key, "rlimit_"):
 		return optInt(key, val)
 	}
-	return nil, fmt.Errorf("unknown key %q", key)
+	return nil, fmt.Errorf("unknown key %q%s", key, suggest.Hint(key, setKeys, strconv.Quote))
 }
 
 func optInt(key, val string) (int, error) {

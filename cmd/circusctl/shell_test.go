@@ -133,6 +133,9 @@ func TestHelp(t *testing.T) {
 	if r := runCtl(t, nil, "", "help", "nope"); r.code != exitUsage || !strings.Contains(r.stderr, `unknown command "nope"`) {
 		t.Errorf("circusctl help nope = exit %d, %q", r.code, r.stderr)
 	}
+	if r := runCtl(t, nil, "", "help", "incrr"); r.code != exitUsage || !strings.Contains(r.stderr, `unknown command "incrr"; did you mean "incr"?`) {
+		t.Errorf("circusctl help incrr = exit %d, %q; want the nearest command", r.code, r.stderr)
+	}
 	if r := runCtl(t, nil, "", "help", "completion"); r.code != exitOK || !strings.HasPrefix(r.stdout, "usage: circusctl completion bash|zsh") {
 		t.Errorf("circusctl help completion = exit %d, %q", r.code, r.stdout)
 	}

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -141,6 +143,21 @@ func (b *board) draw(w io.Writer, endpoint string, timeout time.Duration, now ti
 	io.WriteString(w, s.String())
 }
 
+// noStats explains a stats endpoint that cannot be reached: the arbiter
+// publishes stats only when told to, unlike its events, so the usual cause
+// is a setting, which is what the user needs to read first.
+func noStats(endpoint string, err error) error {
+	cause := err
+	var op *net.OpError
+	if errors.As(err, &op) {
+		cause = op.Err // "connect: connection refused", without zmq4's wrapping
+	}
+	return fmt.Errorf("no stats stream at %s (%v)\n"+
+		"The arbiter publishes stats only with statsd = true in its [circus] section\n"+
+		"(and at stats_endpoint, tcp://127.0.0.1:5557 by default; give top the same\n"+
+		"address with --endpoint). Set it and restart the arbiter.", endpoint, cause)
+}
+
 func age2str(sec float64) string {
 	return (time.Duration(sec) * time.Second).String()
 }
@@ -157,7 +174,7 @@ func top(ctx context.Context, g globals, args []string, stdout, stderr io.Writer
 	endpoint := endpointOr(g.endpoint, defaultStats)
 	c, err := zmqpub.Dial(ctx, endpoint, "stat.")
 	if err != nil {
-		return err
+		return noStats(endpoint, err)
 	}
 	defer c.Close()
 	b := &board{procs: map[string]map[int]sample{}, sockets: map[string]float64{}}

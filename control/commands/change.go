@@ -12,6 +12,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 // setKeys are the keys set and add accept (§2.5), besides the prefixes
@@ -42,7 +43,7 @@ func watcherOptions(raw map[string]json.RawMessage) (opts map[string]string, env
 		switch {
 		case !slices.Contains(setKeys, k) && !strings.HasPrefix(k, "stdout_stream.") && !strings.HasPrefix(k, "stderr_stream.") &&
 			!strings.HasPrefix(k, "hooks.") && !strings.HasPrefix(k, "rlimit_"):
-			return bad("unknown key '%s'", k)
+			return bad("unknown key '%s'%s", k, suggest.Hint(k, setKeys, quote))
 		case slices.Contains([]string{"numprocesses", "max_retry", "max_age", "max_age_variance", "stop_signal"}, k):
 			n, ok := val.(json.Number)
 			if !ok || strings.ContainsAny(n.String(), ".eE") {

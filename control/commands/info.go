@@ -13,6 +13,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 	"github.com/ringmaster-dev/ringmaster/sockets"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
@@ -248,7 +249,8 @@ func cmdGet(t *Table, req control.Request) (job, *control.Error) {
 		for _, k := range keys {
 			v, ok := all[k]
 			if !ok {
-				return control.Failf(control.MessageError, "'%s' option not found", k)
+				return control.Failf(control.MessageError, "'%s' option not found%s", k,
+					suggest.Hint(k, slices.Sorted(maps.Keys(all)), quote))
 			}
 			out = append(out, field(k, v))
 		}

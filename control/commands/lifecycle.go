@@ -12,6 +12,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 // match returns the watchers the request's name selects with its match
@@ -47,7 +48,8 @@ func (t *Table) match(req control.Request) (ws []*arbiter.Watcher, literal strin
 		}
 		ok = re.MatchString
 	default:
-		return nil, "", true, control.Errorf(control.MessageError, "unknown match method %s", how)
+		return nil, "", true, control.Errorf(control.MessageError, "unknown match method %s%s", how,
+			suggest.Hint(how, []string{"glob", "regex", "simple"}, func(s string) string { return s }))
 	}
 	for _, w := range t.a.Watchers() {
 		if ok(strings.ToLower(w.Name())) {
@@ -131,7 +133,7 @@ func lifecycle(t *Table, req control.Request, one func(ctx context.Context, w *a
 		g = target{t: t, name: t.a.Watcher(literal).Name()}
 	case len(ws) == 0:
 		name, _ := req.String("name")
-		return job{}, notFound(name)
+		return job{}, t.notFound(name)
 	}
 	if g.t != nil {
 		return job{key: g.key(), async: true, run: func(ctx context.Context) control.Reply {

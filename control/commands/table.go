@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
@@ -194,14 +196,9 @@ func init() {
 	}
 }
 
-// Names lists the commands the table knows, for help texts and tests.
-func Names() []string {
-	names := make([]string, 0, len(table))
-	for n := range table {
-		names = append(names, n)
-	}
-	return names
-}
+// Names lists the commands the table knows, sorted, for help texts,
+// suggestions and tests.
+func Names() []string { return slices.Sorted(maps.Keys(table)) }
 
 // Accept validates req and queues it; the function it returns waits for
 // the command's turn and result (see control.OrderedHandler). It never
@@ -215,7 +212,8 @@ func (t *Table) Accept(req control.Request) func(ctx context.Context) control.Re
 	}
 	c, ok := table[strings.ToLower(req.Command)]
 	if !ok {
-		return fail(control.Errorf(control.UnknownCommand, "unknown command: '%s'", req.Command))
+		return fail(control.Errorf(control.UnknownCommand, "unknown command: '%s'%s", req.Command,
+			suggest.Hint(strings.ToLower(req.Command), Names(), quote)))
 	}
 	j, e := c(t, req)
 	if e != nil {
@@ -364,7 +362,7 @@ func (t *Table) target(req control.Request) (target, *control.Error) {
 		return target{}, e
 	}
 	if !t.isAdding(strings.ToLower(name)) && t.a.Watcher(name) == nil {
-		return target{}, notFound(name)
+		return target{}, t.notFound(name)
 	}
 	return target{t: t, name: name}, nil
 }
@@ -384,7 +382,7 @@ func (g target) get() (*arbiter.Watcher, *control.Reply) {
 	if w := g.t.a.Watcher(g.name); w != nil {
 		return w, nil
 	}
-	rep := control.Fail(notFound(g.name))
+	rep := control.Fail(g.t.notFound(g.name))
 	return nil, &rep
 }
 
@@ -396,14 +394,25 @@ func (t *Table) watcher(req control.Request) (*arbiter.Watcher, *control.Error) 
 	}
 	w := t.a.Watcher(name)
 	if w == nil {
-		return nil, notFound(name)
+		return nil, t.notFound(name)
 	}
 	return w, nil
 }
 
-func notFound(name string) *control.Error {
-	return control.Errorf(control.MessageError, "program %s not found", name)
+// notFound is Circus's reply to an unknown watcher, with the nearest
+// name when one is near.
+func (t *Table) notFound(name string) *control.Error {
+	ws := t.a.Watchers()
+	names := make([]string, len(ws))
+	for i, w := range ws {
+		names[i] = w.Name()
+	}
+	return control.Errorf(control.MessageError, "program %s not found%s", name,
+		suggest.Hint(name, names, func(s string) string { return s }))
 }
+
+// quote quotes a name as the command table's messages do, 'name'.
+func quote(s string) string { return "'" + s + "'" }
 
 // failure turns an error of the arbiter into Circus's error reply: errno 3
 // for what the request got wrong (an unknown watcher or pid, a bad option
