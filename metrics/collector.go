@@ -87,6 +87,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descQueue, descQueueMax, descDropped} {
 		ch <- d
 	}
+	describeRestarts(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -140,6 +141,7 @@ func (c *collector) collectWatcher(ch chan<- prometheus.Metric, w *arbiter.Watch
 	ch <- prometheus.MustNewConstMetric(descProcs, prometheus.GaugeValue, starting, name, "starting")
 	ch <- prometheus.MustNewConstMetric(descProcs, prometheus.GaugeValue, stopping, name, "stopping")
 	ch <- prometheus.MustNewConstMetric(descTarget, prometheus.GaugeValue, float64(st.Target), name)
+	collectRestarts(ch, name, st)
 
 	cpu, rss := c.sample(w, st.Procs)
 	ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, float64(cpu)/procfs.ClockTicks, name)

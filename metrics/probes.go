@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -27,7 +28,7 @@ func (p *prober) healthz(w http.ResponseWriter, r *http.Request) {
 		_, err := wt.Status(ctx)
 		cancel()
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("watcher %s: its loop did not answer within %v: %v", wt.Name(), p.deadline, err))
+			bad = append(bad, p.unanswered(wt, err))
 		}
 	}
 	if len(bad) > 0 {
@@ -58,7 +59,7 @@ func (p *prober) readyz(w http.ResponseWriter, r *http.Request) {
 		st, err := wt.Status(ctx)
 		cancel()
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("watcher %s: its loop did not answer within %v: %v", wt.Name(), p.deadline, err))
+			bad = append(bad, p.unanswered(wt, err))
 			continue
 		}
 		if why := notReady(st, cfg.ReadyzMin); why != "" {
@@ -70,6 +71,14 @@ func (p *prober) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	answer(w, http.StatusOK, fmt.Sprintf("ready: %d autostart watchers", n))
+}
+
+// unanswered says that wt's loop did not answer a status request.
+func (p *prober) unanswered(wt *arbiter.Watcher, err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("watcher %s: its loop did not answer within %v", wt.Name(), p.deadline)
+	}
+	return fmt.Sprintf("watcher %s: its loop does not answer: %v", wt.Name(), err)
 }
 
 // notReady says why a watcher with status st is not ready, "" if it is.

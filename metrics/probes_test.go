@@ -1,0 +1,117 @@
+package metrics
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
+)
+
+const probesINI = `
+[watcher:web]
+cmd = WORKER sleep
+numprocesses = 2
+
+[watcher:batch]
+cmd = WORKER sleep
+readyz_min = 0
+
+[watcher:manual]
+cmd = WORKER sleep
+autostart = false
+`
+
+// /readyz waits for every autostart watcher but those with readyz_min = 0,
+// and says which is not ready and why; /healthz is 503 once the watchers'
+// loops no longer answer.
+func TestProbes(t *testing.T) {
+	a, stop := runArbiter(t, probesINI)
+	_, srv := serve(t, Options{Arbiter: a})
+	expect := func(path string, code int, body string) {
+		t.Helper()
+		gotCode, got := get(t, srv.URL+path)
+		if gotCode != code || !strings.Contains(got, body) {
+			t.Errorf("GET %s = %d %q, want %d and %q", path, gotCode, got, code, body)
+		}
+	}
+	expect("/readyz", http.StatusOK, "ready: 2 autostart watchers")
+	expect("/healthz", http.StatusOK, "ok: 3 watchers answer")
+
+	if err := a.Watcher("web").Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	expect("/readyz", http.StatusServiceUnavailable, "not ready:\nwatcher web: stopped, 0 of 2 workers ready")
+	expect("/healthz", http.StatusOK, "ok: 3 watchers answer")
+	if err := a.Watcher("web").Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// batch may stop: readyz_min = 0.
+	if err := a.Watcher("batch").Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	expect("/readyz", http.StatusOK, "ready: 2 autostart watchers")
+
+	stop()
+	expect("/healthz", http.StatusServiceUnavailable, "watcher web: its loop does not answer: watcher web: watcher stopped")
+	expect("/readyz", http.StatusServiceUnavailable, "watcher web: its loop does not answer")
+}
+
+// The arbiter is not ready before it has started its watchers.
+func TestReadyzBeforeStart(t *testing.T) {
+	a, err := arbiter.New(arbtest.LoadINI(t, worker, probesINI), arbiter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, srv := serve(t, Options{Arbiter: a})
+	code, body := get(t, srv.URL+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "the arbiter is starting its watchers") {
+		t.Errorf("GET /readyz before Run = %d %q, want 503, starting", code, body)
+	}
+	for _, s := range a.Sockets() {
+		s.Close()
+	}
+}
+
+func TestNotReady(t *testing.T) {
+	t.Parallel()
+	procs := func(ready, starting, stopping int) []arbiter.ProcessInfo {
+		var ps []arbiter.ProcessInfo
+		for range ready {
+			ps = append(ps, arbiter.ProcessInfo{Ready: true})
+		}
+		for range starting {
+			ps = append(ps, arbiter.ProcessInfo{})
+		}
+		for range stopping {
+			ps = append(ps, arbiter.ProcessInfo{Ready: true, Stopping: true})
+		}
+		return ps
+	}
+	tests := []struct {
+		name string
+		st   arbiter.Status
+		min  int
+		want string
+	}{
+		{"all ready", arbiter.Status{State: arbiter.Active, Target: 3, Procs: procs(3, 0, 0)}, -1, ""},
+		{"one starting", arbiter.Status{State: arbiter.Active, Target: 3, Procs: procs(2, 1, 0)}, -1, "2 of 3 workers ready"},
+		{"stopping ones do not count", arbiter.Status{State: arbiter.Active, Target: 2, Procs: procs(1, 0, 1)}, -1, "1 of 2 workers ready"},
+		{"readyz_min met", arbiter.Status{State: arbiter.Active, Target: 3, Procs: procs(1, 2, 0)}, 1, ""},
+		{"readyz_min above the target", arbiter.Status{State: arbiter.Active, Target: 2, Procs: procs(2, 0, 0)}, 5, ""},
+		{"scaled to zero", arbiter.Status{State: arbiter.Active, Target: 0}, -1, ""},
+		{"flapping", arbiter.Status{State: arbiter.Stopped, Target: 2, Detail: "flapping, retry in 6s"}, -1,
+			"stopped, 0 of 2 workers ready (flapping, retry in 6s)"},
+		{"stopping with enough", arbiter.Status{State: arbiter.Stopping, Target: 1, Procs: procs(1, 0, 0)}, -1, "stopping"},
+		{"stopped, not counted", arbiter.Status{State: arbiter.Stopped, Target: 2}, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := notReady(tt.st, tt.min); got != tt.want {
+				t.Errorf("notReady(%+v, %d) = %q, want %q", tt.st, tt.min, got, tt.want)
+			}
+		})
+	}
+}
