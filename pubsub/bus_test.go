@@ -79,6 +79,17 @@ func TestBusSlowSubscription(t *testing.T) {
 	if got := fast.Dropped(); got != 0 {
 		t.Errorf("fast.Dropped() = %d, want 0", got)
 	}
+	// The Bus's total counts every subscription's losses and keeps a
+	// closed one's.
+	gone := b.Subscribe(1)
+	for range 2 {
+		b.Publish(Event{Kind: Spawn})
+		<-fast.C()
+	}
+	gone.Close()
+	if got := b.Dropped(); got != 97+2+1 {
+		t.Errorf("b.Dropped() = %d, want %d", got, 97+2+1)
+	}
 	for want := uint64(1); want <= 3; want++ {
 		if ev := <-slow.C(); ev.Seq != want {
 			t.Errorf("slow got Seq %d, want %d", ev.Seq, want)

@@ -10,6 +10,9 @@
 //	GET /              the page (assets/index.html)
 //	GET /assets/NAME   its script and style sheet
 //	GET /ws            the WebSocket: live data out, commands in
+//	GET /metrics       Options.Routes: the operations endpoints (package
+//	GET /healthz       metrics), behind the same authentication and
+//	GET /readyz        access check as the page
 //
 // Nothing but the WebSocket acts: any other method is 405, so no link,
 // image or form on another site can make the console do anything.
@@ -79,6 +82,9 @@
 // that identity to the command table, which applies the same [circus]
 // access keys as to the ZeroMQ endpoint and audits it. With Auth, the
 // authenticated user may do everything.
+// A [Gate] asks the same of requests to other handlers: cmd/arbiter puts
+// one in front of the operations endpoints on their own listener.
+//
 // Every response carries a Content-Security-Policy that allows nothing but
 // the console's own scripts and styles, no framing, and nosniff. The page
 // inserts every string from the arbiter or a worker as text, never as
