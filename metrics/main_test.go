@@ -29,7 +29,7 @@ func TestMain(m *testing.M) { os.Exit(arbtest.Main(m, &worker)) }
 // called or the test ends, whichever comes first. An in-process arbiter
 // reaps every child of the test binary, so these tests do not run in
 // parallel.
-func runArbiter(t *testing.T, ini string) (a *arbiter.Arbiter, stop func()) {
+func runArbiter(t testing.TB, ini string) (a *arbiter.Arbiter, stop func()) {
 	t.Helper()
 	cfg := arbtest.LoadINI(t, worker, ini)
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
@@ -60,7 +60,7 @@ func runArbiter(t *testing.T, ini string) (a *arbiter.Arbiter, stop func()) {
 }
 
 // serve serves the endpoints of a on a loopback HTTP server for the test.
-func serve(t *testing.T, o Options) (*Endpoints, *httptest.Server) {
+func serve(t testing.TB, o Options) (*Endpoints, *httptest.Server) {
 	t.Helper()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))

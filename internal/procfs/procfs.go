@@ -91,16 +91,36 @@ func (r *Reader) Stat(pid int) (Stat, error) {
 	if err != nil {
 		return Stat{}, err
 	}
+	return parseStat(pid, b)
+}
+
+// parseStat parses the contents b of /proc/PID/stat.
+func parseStat(pid int, b []byte) (Stat, error) {
 	// The command name, in parentheses, may hold spaces and parentheses:
 	// the fields start after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return Stat{}, fmt.Errorf("parse /proc/%d/stat: no ')'", pid)
 	}
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 of proc(5), state; field k is f[k-3].
-	if len(f) < 22 {
-		return Stat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f)+2)
+	// f[0] is field 3 of proc(5), state; field k is f[k-3]. Split by
+	// hand into an array: bytes.Fields would allocate a slice of all 50
+	// fields on every read, which was most of what a scrape of 1000
+	// workers allocated.
+	var f [22][]byte
+	n := 0
+	for rest := b[i+1:]; n < len(f); n++ {
+		rest = bytes.TrimLeft(rest, " \n")
+		if len(rest) == 0 {
+			break
+		}
+		j := bytes.IndexAny(rest, " \n")
+		if j < 0 {
+			j = len(rest)
+		}
+		f[n], rest = rest[:j], rest[j:]
+	}
+	if n < len(f) {
+		return Stat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, n+2)
 	}
 	st := Stat{State: f[0][0]}
 	if j := bytes.IndexByte(b, '('); j >= 0 && j < i {
