@@ -29,15 +29,25 @@
 // # Probes
 //
 // /healthz answers 200 when the arbiter's loops answer: every watcher's
-// loop returns its status within the deadline (1 s). A loop that does not is
-// a deadlock or a livelock, which restarting the arbiter is the cure for, so
-// it is 503.
+// loop returns its status within the deadline (1 s). The loops are asked
+// all at once, under one deadline, so that a probe answers within it
+// however many are stuck, and names each. A loop that does not answer is
+// a deadlock or a livelock, which restarting the arbiter is the cure for,
+// so it is 503.
 //
 // /readyz answers 200 when the arbiter has finished starting and every
 // autostart watcher has its target of workers ready (or its readyz_min, if
 // fewer), and 503 otherwise. A stopped, stopping or flapping autostart
 // watcher is not ready. The 503's body names each watcher that is not
 // ready, with why.
+//
+// # Cost
+//
+// A scrape with 1,000 sleeping workers in 4 watchers takes 25-35 ms and
+// 18-24 ms of cpu (0.4% of a core at one scrape every 5 s), allocates
+// 590 KB and writes a 15 KB body; the Go and process collectors alone take
+// 0.6-0.8 ms (BenchmarkScrape). Nearly all of it is the open, read and
+// close of /proc/PID/stat per worker.
 //
 // # Concurrency
 //

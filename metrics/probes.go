@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
@@ -17,25 +18,45 @@ type prober struct {
 	deadline time.Duration
 }
 
+// answer is one watcher's status as a probe asked for it.
+type answer struct {
+	w   *arbiter.Watcher
+	st  arbiter.Status
+	err error
+}
+
+// ask asks every watcher of ws for its status at once, with one deadline
+// for all: a probe answers within the deadline however many loops are
+// stuck, and names each of them.
+func (p *prober) ask(ctx context.Context, ws []*arbiter.Watcher) []answer {
+	ctx, cancel := context.WithTimeout(ctx, p.deadline)
+	defer cancel()
+	out := make([]answer, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() {
+			st, err := w.Status(ctx)
+			out[i] = answer{w: w, st: st, err: err}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // healthz is 200 when every watcher's loop answers within the deadline.
-// The loops are asked one after the other, each with its own deadline, so
-// that a stuck one is named and does not eat the others' time.
 func (p *prober) healthz(w http.ResponseWriter, r *http.Request) {
 	var bad []string
-	ws := p.a.Watchers()
-	for _, wt := range ws {
-		ctx, cancel := context.WithTimeout(r.Context(), p.deadline)
-		_, err := wt.Status(ctx)
-		cancel()
-		if err != nil {
-			bad = append(bad, p.unanswered(wt, err))
+	as := p.ask(r.Context(), p.a.Watchers())
+	for _, a := range as {
+		if a.err != nil {
+			bad = append(bad, p.unanswered(a))
 		}
 	}
 	if len(bad) > 0 {
-		answer(w, http.StatusServiceUnavailable, strings.Join(bad, "\n"))
+		reply(w, http.StatusServiceUnavailable, strings.Join(bad, "\n"))
 		return
 	}
-	answer(w, http.StatusOK, fmt.Sprintf("ok: %d watchers answer", len(ws)))
+	reply(w, http.StatusOK, fmt.Sprintf("ok: %d watchers answer", len(as)))
 }
 
 // readyz is 200 once the arbiter has started and every autostart watcher
@@ -44,41 +65,36 @@ func (p *prober) readyz(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-p.a.Started():
 	default:
-		answer(w, http.StatusServiceUnavailable, "not ready: the arbiter is starting its watchers")
+		reply(w, http.StatusServiceUnavailable, "not ready: the arbiter is starting its watchers")
 		return
 	}
-	var bad []string
-	n := 0
+	var auto []*arbiter.Watcher
 	for _, wt := range p.a.Watchers() {
-		cfg := wt.Config()
-		if !cfg.Autostart {
-			continue
+		if wt.Config().Autostart {
+			auto = append(auto, wt)
 		}
-		n++
-		ctx, cancel := context.WithTimeout(r.Context(), p.deadline)
-		st, err := wt.Status(ctx)
-		cancel()
-		if err != nil {
-			bad = append(bad, p.unanswered(wt, err))
-			continue
-		}
-		if why := notReady(st, cfg.ReadyzMin); why != "" {
-			bad = append(bad, fmt.Sprintf("watcher %s: %s", wt.Name(), why))
+	}
+	var bad []string
+	for _, a := range p.ask(r.Context(), auto) {
+		if a.err != nil {
+			bad = append(bad, p.unanswered(a))
+		} else if why := notReady(a.st, a.w.Config().ReadyzMin); why != "" {
+			bad = append(bad, fmt.Sprintf("watcher %s: %s", a.w.Name(), why))
 		}
 	}
 	if len(bad) > 0 {
-		answer(w, http.StatusServiceUnavailable, "not ready:\n"+strings.Join(bad, "\n"))
+		reply(w, http.StatusServiceUnavailable, "not ready:\n"+strings.Join(bad, "\n"))
 		return
 	}
-	answer(w, http.StatusOK, fmt.Sprintf("ready: %d autostart watchers", n))
+	reply(w, http.StatusOK, fmt.Sprintf("ready: %d autostart watchers", len(auto)))
 }
 
-// unanswered says that wt's loop did not answer a status request.
-func (p *prober) unanswered(wt *arbiter.Watcher, err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("watcher %s: its loop did not answer within %v", wt.Name(), p.deadline)
+// unanswered says that a watcher's loop did not answer a status request.
+func (p *prober) unanswered(a answer) string {
+	if errors.Is(a.err, context.DeadlineExceeded) {
+		return fmt.Sprintf("watcher %s: its loop did not answer within %v", a.w.Name(), p.deadline)
 	}
-	return fmt.Sprintf("watcher %s: its loop does not answer: %v", wt.Name(), err)
+	return fmt.Sprintf("watcher %s: its loop does not answer: %v", a.w.Name(), a.err)
 }
 
 // notReady says why a watcher with status st is not ready, "" if it is.
@@ -101,13 +117,13 @@ func notReady(st arbiter.Status, min int) string {
 	switch {
 	case st.State != arbiter.Active:
 		why = st.State.String()
+		if ready < need {
+			why += fmt.Sprintf(", %d of %d workers ready", ready, need)
+		}
 	case ready < need:
 		why = fmt.Sprintf("%d of %d workers ready", ready, need)
 	default:
 		return ""
-	}
-	if st.State != arbiter.Active && ready < need {
-		why += fmt.Sprintf(", %d of %d workers ready", ready, need)
 	}
 	if st.Detail != "" {
 		why += " (" + st.Detail + ")"
@@ -115,7 +131,7 @@ func notReady(st arbiter.Status, min int) string {
 	return why
 }
 
-func answer(w http.ResponseWriter, code int, body string) {
+func reply(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
