@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
@@ -58,16 +59,31 @@ func TestProbes(t *testing.T) {
 	expect("/readyz", http.StatusServiceUnavailable, "watcher web: its loop does not answer")
 }
 
-// The arbiter is not ready before it has started its watchers.
-func TestReadyzBeforeStart(t *testing.T) {
+// Before Run the watchers' loops do not run: the arbiter is not ready, and
+// not healthy either, each loop named as not answering (as a stuck one
+// would be); /metrics says so too and still answers.
+func TestProbesBeforeRun(t *testing.T) {
 	a, err := arbiter.New(arbtest.LoadINI(t, worker, probesINI), arbiter.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, srv := serve(t, Options{Arbiter: a})
+	_, srv := serve(t, Options{Arbiter: a, Deadline: 50 * time.Millisecond})
 	code, body := get(t, srv.URL+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "the arbiter is starting its watchers") {
 		t.Errorf("GET /readyz before Run = %d %q, want 503, starting", code, body)
+	}
+	code, body = get(t, srv.URL+"/healthz")
+	want := "watcher web: its loop did not answer within 50ms\nwatcher batch: its loop did not answer within 50ms\n" +
+		"watcher manual: its loop did not answer within 50ms\n"
+	if code != http.StatusServiceUnavailable || body != want {
+		t.Errorf("GET /healthz before Run = %d %q, want 503 %q", code, body, want)
+	}
+	s := scrapeOf(t, srv)
+	if up := s.must(t, "ringmaster_watcher_up", "watcher", "web"); up != 0 {
+		t.Errorf("ringmaster_watcher_up{web} before Run = %v, want 0", up)
+	}
+	if _, ok := s.value("ringmaster_watcher_processes", "watcher", "web"); ok {
+		t.Errorf("ringmaster_watcher_processes{web} present although its loop did not answer")
 	}
 	for _, s := range a.Sockets() {
 		s.Close()
