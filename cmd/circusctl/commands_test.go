@@ -168,8 +168,8 @@ func TestTopWithoutStats(t *testing.T) {
 	t.Parallel()
 	endpoint := "tcp://127.0.0.1:" + strconv.Itoa(testproc.FreePort(t)) // nothing listens there
 	r := runCtl(t, nil, "", "--endpoint", endpoint, "top")
-	want := "circusctl top: no stats stream at " + endpoint + " (connect: connection refused)\n" +
-		"The arbiter publishes stats only with statsd = true in its [circus] section"
+	want := "circusctl top: no stats stream at " + endpoint + " (connect: connection refused):\n" +
+		"the arbiter publishes stats only with statsd = true in its [circus] section"
 	if r.code != exitFailure || !strings.HasPrefix(r.stderr, want) || strings.Contains(r.stderr, "zmq4") {
 		t.Errorf("circusctl top with nothing listening = exit %d, stderr %q; want exit %d, stderr starting %q",
 			r.code, r.stderr, exitFailure, want)

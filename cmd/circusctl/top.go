@@ -152,10 +152,10 @@ func noStats(endpoint string, err error) error {
 	if errors.As(err, &op) {
 		cause = op.Err // "connect: connection refused", without zmq4's wrapping
 	}
-	return fmt.Errorf("no stats stream at %s (%v)\n"+
-		"The arbiter publishes stats only with statsd = true in its [circus] section\n"+
-		"(and at stats_endpoint, tcp://127.0.0.1:5557 by default; give top the same\n"+
-		"address with --endpoint). Set it and restart the arbiter.", endpoint, cause)
+	return fmt.Errorf("no stats stream at %s (%v):\n"+
+		"the arbiter publishes stats only with statsd = true in its [circus] section\n"+
+		"(stats_endpoint, tcp://127.0.0.1:5557 by default, moves them: give top the\n"+
+		"same address with --endpoint); set it and restart the arbiter", endpoint, cause)
 }
 
 func age2str(sec float64) string {
