@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -65,6 +66,7 @@ type collector struct {
 
 	mu     sync.Mutex // one scrape at a time over the fields below
 	proc   procfs.Reader
+	stat   func(pid int) (procfs.Stat, error) // proc.Stat; tests fake errors /proc will not give
 	queues sockets.QueueReader
 	qbuf   []sockets.Queue
 	cpu    map[*arbiter.Watcher]*cpuCount
@@ -158,9 +160,18 @@ func (c *collector) sample(w *arbiter.Watcher, procs []arbiter.ProcessInfo) (tic
 	}
 	seen := make(map[int]cpuMark, len(procs))
 	for _, p := range procs {
-		st, err := c.proc.Stat(p.Pid)
-		if err != nil {
+		st, err := c.stat(p.Pid)
+		if errors.Is(err, procfs.ErrNoProcess) {
 			continue // exited meanwhile: retired below, as of the last scrape
+		}
+		if err != nil {
+			// Unreadable this time: keep its last figure, so that it is
+			// neither lost nor, once readable again, counted twice.
+			if old, ok := cc.seen[p.Pid]; ok {
+				seen[p.Pid] = old
+				ticks += old.ticks
+			}
+			continue
 		}
 		m := cpuMark{start: st.StartTime, ticks: st.Utime + st.Stime + st.Cutime + st.Cstime}
 		if old, ok := cc.seen[p.Pid]; ok && old.start != m.start {

@@ -50,8 +50,7 @@ func New(o Options) (*Endpoints, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &collector{a: o.Arbiter, drops: o.Drops, deadline: o.Deadline, log: o.Logger,
-		cpu: map[*arbiter.Watcher]*cpuCount{}}
+	c := newCollector(o)
 	reg := prometheus.NewPedanticRegistry()
 	if err := errors.Join(
 		reg.Register(c),
@@ -74,6 +73,13 @@ func New(o Options) (*Endpoints, error) {
 		Readyz:  http.HandlerFunc(p.readyz),
 		c:       c,
 	}, nil
+}
+
+func newCollector(o Options) *collector {
+	c := &collector{a: o.Arbiter, drops: o.Drops, deadline: o.Deadline, log: o.Logger,
+		cpu: map[*arbiter.Watcher]*cpuCount{}}
+	c.stat = c.proc.Stat
+	return c
 }
 
 // Routes maps each endpoint's path to its handler: /metrics, /healthz,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
@@ -156,26 +157,50 @@ func TestMetrics(t *testing.T) {
 
 // The cpu counter keeps what workers used once they are gone: a worker
 // not seen again, and a pid reused by a new worker (another start time),
-// add their last cpu time to the watcher's total.
+// add their last cpu time to the watcher's total; a worker unreadable for
+// a moment keeps its last figure. /proc is faked here: it cannot be made
+// to fail a read on demand (TestMetrics reads the real one).
 func TestCPUCounter(t *testing.T) {
-	c := &collector{cpu: map[*arbiter.Watcher]*cpuCount{}}
+	c := newCollector(Options{})
+	procs := map[int]procfs.Stat{}
+	c.stat = func(pid int) (procfs.Stat, error) {
+		st, ok := procs[pid]
+		if !ok {
+			return procfs.Stat{}, procfs.ErrNoProcess
+		}
+		if st.State == 'X' {
+			return procfs.Stat{}, syscall.EIO
+		}
+		return st, nil
+	}
 	w := &arbiter.Watcher{}
-	self := []arbiter.ProcessInfo{{Pid: syscall.Getpid()}}
-	first, _ := c.sample(w, self)
-	// No process has this pid: a worker gone since the last scrape.
-	c.cpu[w].seen[1<<30] = cpuMark{start: 1, ticks: 500}
-	gone, _ := c.sample(w, self)
-	if gone < first+500 {
-		t.Errorf("cpu after a worker with 500 ticks exited = %d, want at least %d", gone, first+500)
+	scrape := func(pids ...int) uint64 {
+		var infos []arbiter.ProcessInfo
+		for _, p := range pids {
+			infos = append(infos, arbiter.ProcessInfo{Pid: p})
+		}
+		ticks, _ := c.sample(w, infos)
+		return ticks
 	}
-	// Our own pid, seen before with another start time: a reused pid.
-	m := c.cpu[w].seen[syscall.Getpid()]
-	c.cpu[w].seen[syscall.Getpid()] = cpuMark{start: m.start + 1, ticks: 700}
-	reused, _ := c.sample(w, self)
-	if reused < gone+700 {
-		t.Errorf("cpu after a pid was reused = %d, want at least %d", reused, gone+700)
+	steps := []struct {
+		name  string
+		procs map[int]procfs.Stat
+		pids  []int
+		want  uint64
+	}{
+		{"two workers", map[int]procfs.Stat{10: {StartTime: 1, Utime: 100}, 11: {StartTime: 1, Stime: 50, Cutime: 5}}, []int{10, 11}, 155},
+		{"they run on", map[int]procfs.Stat{10: {StartTime: 1, Utime: 150}, 11: {StartTime: 1, Stime: 60, Cutime: 5}}, []int{10, 11}, 215},
+		{"11 exits, its 65 stay", map[int]procfs.Stat{10: {StartTime: 1, Utime: 160}}, []int{10}, 225},
+		{"listed but gone before it was read", map[int]procfs.Stat{}, []int{10}, 225},
+		{"a new worker", map[int]procfs.Stat{12: {StartTime: 2, Utime: 10}}, []int{12}, 235},
+		{"unreadable for a moment", map[int]procfs.Stat{12: {State: 'X'}}, []int{12}, 235},
+		{"readable again", map[int]procfs.Stat{12: {StartTime: 2, Utime: 20}}, []int{12}, 245},
+		{"pid 12 reused by another worker", map[int]procfs.Stat{12: {StartTime: 3, Utime: 1}}, []int{12}, 246},
 	}
-	if again, _ := c.sample(w, self); again < reused {
-		t.Errorf("cpu went down from %d to %d", reused, again)
+	for _, s := range steps {
+		procs = s.procs
+		if got := scrape(s.pids...); got != s.want {
+			t.Fatalf("%s: cpu = %d ticks, want %d", s.name, got, s.want)
+		}
 	}
 }
