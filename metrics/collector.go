@@ -97,9 +97,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.Unlock()
 	ws := c.a.Watchers()
 	live := make(map[*arbiter.Watcher]bool, len(ws))
-	for _, w := range ws {
-		live[w] = true
-		c.collectWatcher(ch, w)
+	for _, a := range ask(context.Background(), ws, c.deadline) {
+		live[a.w] = true
+		c.collectWatcher(ch, a)
 	}
 	for w := range c.cpu {
 		if !live[w] {
@@ -112,15 +112,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// collectWatcher asks w's loop for its status, within the deadline, and
-// samples its workers.
-func (c *collector) collectWatcher(ch chan<- prometheus.Metric, w *arbiter.Watcher) {
-	name := w.Name()
-	ctx, cancel := context.WithTimeout(context.Background(), c.deadline)
-	st, err := w.Status(ctx)
-	cancel()
-	if err != nil {
-		c.log.Warn("metrics: watcher did not answer", "watcher", name, "err", err)
+// collectWatcher sends the series of one watcher's status, and samples
+// its workers.
+func (c *collector) collectWatcher(ch chan<- prometheus.Metric, a answer) {
+	w, st, name := a.w, a.st, a.w.Name()
+	if a.err != nil {
+		c.log.Warn("metrics: watcher did not answer", "watcher", name, "err", a.err)
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0, name)
 		return
 	}

@@ -7,9 +7,9 @@
 // # Metrics
 //
 // A custom prometheus.Collector reads the arbiter when it is scraped and at
-// no other time: nothing runs between scrapes. It asks each watcher's loop
-// for its status (with a deadline, so that a stuck loop costs a scrape at
-// most that long and shows as ringmaster_watcher_up 0), reads
+// no other time: nothing runs between scrapes. It asks every watcher's loop
+// for its status at once, under one deadline (1 s), so that stuck loops
+// cost a scrape at most that long and show as ringmaster_watcher_up 0; reads
 // /proc/PID/stat once per worker, and the sockets' accept queues with one
 // sock_diag dump per address family. The registry is the package's own, never
 // Prometheus's global one; it also holds the Go runtime and process

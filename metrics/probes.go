@@ -26,10 +26,10 @@ type answer struct {
 }
 
 // ask asks every watcher of ws for its status at once, with one deadline
-// for all: a probe answers within the deadline however many loops are
-// stuck, and names each of them.
-func (p *prober) ask(ctx context.Context, ws []*arbiter.Watcher) []answer {
-	ctx, cancel := context.WithTimeout(ctx, p.deadline)
+// for all: a probe or a scrape answers within the deadline however many
+// loops are stuck, and names each of them.
+func ask(ctx context.Context, ws []*arbiter.Watcher, deadline time.Duration) []answer {
+	ctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	out := make([]answer, len(ws))
 	var wg sync.WaitGroup
@@ -46,7 +46,7 @@ func (p *prober) ask(ctx context.Context, ws []*arbiter.Watcher) []answer {
 // healthz is 200 when every watcher's loop answers within the deadline.
 func (p *prober) healthz(w http.ResponseWriter, r *http.Request) {
 	var bad []string
-	as := p.ask(r.Context(), p.a.Watchers())
+	as := ask(r.Context(), p.a.Watchers(), p.deadline)
 	for _, a := range as {
 		if a.err != nil {
 			bad = append(bad, p.unanswered(a))
@@ -75,7 +75,7 @@ func (p *prober) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var bad []string
-	for _, a := range p.ask(r.Context(), auto) {
+	for _, a := range ask(r.Context(), auto, p.deadline) {
 		if a.err != nil {
 			bad = append(bad, p.unanswered(a))
 		} else if why := notReady(a.st, a.w.Config().ReadyzMin); why != "" {
