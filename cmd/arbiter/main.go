@@ -145,7 +145,7 @@ type endpoints struct {
 	ops   net.Listener // nil without [circus] metrics
 }
 
-// openEndpoints binds the event, stats, control and console endpoints of
+// openEndpoints binds the event, stats, control, console and metrics endpoints of
 // cfg; on failure nothing stays open.
 func openEndpoints(cfg *config.Config, log *slog.Logger) (*endpoints, error) {
 	e := &endpoints{late: &commands.Late{Config: cfg}}
