@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,30 @@ func TestNotReady(t *testing.T) {
 				t.Errorf("notReady(%+v, %d) = %q, want %q", tt.st, tt.min, got, tt.want)
 			}
 		})
+	}
+}
+
+// readyz_min changes with a reload, the workers kept: it is read at each
+// probe.
+func TestReadyzMinReload(t *testing.T) {
+	a, _ := runArbiter(t, probesINI)
+	_, srv := serve(t, Options{Arbiter: a})
+	web := a.Watcher("web")
+	before := pids(t, web)
+	cfg := arbtest.LoadINI(t, worker, strings.Replace(probesINI, "numprocesses = 2\n", "numprocesses = 2\nreadyz_min = 0\n", 1))
+	if err := a.Reload(t.Context(), cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := a.Watcher("web").Config().ReadyzMin; got != 0 {
+		t.Fatalf("readyz_min after the reload = %d, want 0", got)
+	}
+	if after := pids(t, a.Watcher("web")); !slices.Equal(before, after) {
+		t.Errorf("workers %v replaced by %v for a change of readyz_min", before, after)
+	}
+	if err := a.Watcher("web").Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, srv.URL+"/readyz"); code != http.StatusOK {
+		t.Errorf("GET /readyz with web stopped and readyz_min = 0 = %d %q, want 200", code, body)
 	}
 }
