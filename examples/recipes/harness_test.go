@@ -177,14 +177,18 @@ func (a *arbiter) circusctl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// children returns the pids of the arbiter's live child processes (its
-// workers; a gunicorn or uWSGI master's own workers are their children).
-func (a *arbiter) children() []int {
+// workers returns the pids of the watcher's processes, as `circusctl list
+// NAME` reports them (a gunicorn or uWSGI master's own workers are its
+// children, not the arbiter's).
+func (a *arbiter) workers(t *testing.T, watcher string) []int {
+	t.Helper()
 	var pids []int
-	for _, p := range descendants(a.cmd.Process.Pid) {
-		if p.ppid == a.cmd.Process.Pid && p.state != 'Z' {
-			pids = append(pids, p.pid)
+	for f := range strings.FieldsFuncSeq(a.circusctl(t, "list", watcher), func(r rune) bool { return r == ',' || r == '\n' }) {
+		pid, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			t.Fatalf("circusctl list %s: %q is not a pid", watcher, f)
 		}
+		pids = append(pids, pid)
 	}
 	slices.Sort(pids)
 	return pids

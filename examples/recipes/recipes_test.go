@@ -39,7 +39,7 @@ func reloadUnderLoad(t *testing.T, recipe, watcher string, numprocesses int) {
 	t.Helper()
 	a := startRecipe(t, recipe)
 	testproc.WaitFor(t, fmt.Sprintf("%d workers", numprocesses), startDeadline, func() bool {
-		return len(a.children()) == numprocesses
+		return len(a.workers(t, watcher)) == numprocesses
 	})
 	l := startLoad(t, a.url, clients)
 	served := func(what string) {
@@ -51,9 +51,9 @@ func reloadUnderLoad(t *testing.T, recipe, watcher string, numprocesses int) {
 	}
 	served("before the first reload")
 	for i := range reloads {
-		before := a.children()
+		before := a.workers(t, watcher)
 		a.circusctl(t, "reload", watcher, "--waiting")
-		after := a.children()
+		after := a.workers(t, watcher)
 		if len(after) != numprocesses {
 			t.Errorf("reload %d: %d workers %v after it, want %d", i+1, len(after), after, numprocesses)
 		}
