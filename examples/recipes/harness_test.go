@@ -267,9 +267,8 @@ type load struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	ok     int
+	lats   []time.Duration // of the answered requests
 	failed []error
-	maxLat time.Duration
 }
 
 // startLoad starts clients concurrent clients against url, until stop
@@ -287,8 +286,7 @@ func startLoad(t *testing.T, url string, clients int) *load {
 				lat := time.Since(t0)
 				l.mu.Lock()
 				if err == nil {
-					l.ok++
-					l.maxLat = max(l.maxLat, lat)
+					l.lats = append(l.lats, lat)
 				} else {
 					l.failed = append(l.failed, fmt.Errorf("%s: %w", t0.Format("15:04:05.000"), err))
 				}
@@ -303,14 +301,16 @@ func startLoad(t *testing.T, url string, clients int) *load {
 func (l *load) served() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.ok
+	return len(l.lats)
 }
 
-// stop ends the load and returns its figures; it may be called again.
-func (l *load) stop() (ok int, failed []error, maxLat time.Duration) {
+// stop ends the load and returns the latencies of the answered requests,
+// sorted, and the errors of the others; it may be called again.
+func (l *load) stop() (lats []time.Duration, failed []error) {
 	l.cancel()
 	l.wg.Wait()
-	return l.ok, l.failed, l.maxLat
+	slices.Sort(l.lats)
+	return l.lats, l.failed
 }
 
 // proc identifies a process across pid reuse: pid plus start time.
