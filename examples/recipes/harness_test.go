@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
@@ -63,7 +65,14 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	// Every test stops its load and waits for its arbiter; a goroutine
+	// still running now was left behind by one of them.
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "goleak:", err)
+		return 1
+	}
+	return code
 }
 
 // needProgram skips a test whose recipe runs a program that is not
