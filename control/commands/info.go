@@ -286,7 +286,11 @@ func cmdGlobalOptions(t *Table, req control.Request) (job, *control.Error) {
 				return control.OK(field("options", control.Object{f}))
 			}
 		}
-		return control.Failf(control.MessageError, "'%s' not an existing option", name)
+		keys := make([]string, len(all))
+		for i, f := range all {
+			keys[i] = f.Key
+		}
+		return control.Failf(control.MessageError, "'%s' not an existing option%s", name, suggest.Hint(name, keys, quote))
 	})
 }
 

@@ -24,6 +24,7 @@ func TestSuggestions(t *testing.T) {
 		{"watcher far from any", "status", `{"name": "nope"}`, control.MessageError, "program nope not found"},
 		{"set key", "set", `{"name": "sleeper", "options": {"numprocess": 2}}`, control.MessageError, "unknown key 'numprocess'; did you mean 'numprocesses'?"},
 		{"get option", "get", `{"name": "sleeper", "keys": ["graceful_timout"]}`, control.MessageError, "'graceful_timout' option not found; did you mean 'graceful_timeout'?"},
+		{"global option", "globaloptions", `{"option": "endpont"}`, control.MessageError, "'endpont' not an existing option; did you mean 'endpoint'?"},
 		{"match method", "stop", `{"name": "sleeper", "match": "globb"}`, control.MessageError, "unknown match method globb; did you mean glob?"},
 	}
 	for _, tt := range tests {
