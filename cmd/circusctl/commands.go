@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/ringmaster-dev/ringmaster/internal/suggest"
 )
 
 // command is one circusctl command: how its command line reads, which
@@ -372,24 +370,6 @@ func lookup(name string) *command {
 		}
 	}
 	return nil
-}
-
-// unknownCommand says that name is no command, and which it may have
-// meant.
-func unknownCommand(name string) string {
-	if hint := suggest.Hint(name, commandNames(), strconv.Quote); hint != "" {
-		return fmt.Sprintf("unknown command %q%s", name, hint)
-	}
-	return fmt.Sprintf("unknown command %q (circusctl help lists them)", name)
-}
-
-// flagNames are c's flags as written, --name.
-func (c *command) flagNames() []string {
-	names := make([]string, len(c.flags))
-	for i, f := range c.flags {
-		names[i] = "--" + f.name
-	}
-	return names
 }
 
 func noProps(*parsed) (map[string]any, error) { return map[string]any{}, nil }
