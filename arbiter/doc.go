@@ -66,6 +66,12 @@
 // at once. incr, decr and set move the size within the bounds;
 // reloadconfig and set apply new autoscale keys without a reload.
 //
+// A watcher with critical = true that gives up for good (the flapping
+// limit's max_retry, or max_retry failed spawns in a row) ends the
+// arbiter: Run shuts down as below and returns a [CriticalError] naming it
+// (critical.go), so that the engine above (Docker, Kubernetes, systemd)
+// sees the service fail and restarts or replaces it.
+//
 // When Run's context is done, the one shutdown sequence runs: watchers stop
 // in reverse priority (those of equal priority together), each as above;
 // the watcher loops end; the cgroups are emptied and removed; the guardian

@@ -114,7 +114,9 @@ func (w *Watcher) spawnFailed(wid int, err error) {
 			return
 		}
 		w.log.Error("giving up", "reason", "spawn failed", "attempts", w.spawnFails)
-		w.beginStop(fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err))
+		reason := fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err)
+		w.beginStop(reason)
+		w.gaveUp(reason)
 		return
 	}
 	w.replyStart(fmt.Errorf("watcher %s: %w: %w", w.name, errRetrying, err))
@@ -206,6 +208,7 @@ func (w *Watcher) flapped(wid int) bool {
 		w.log.Error("flapping: stopped for good", "reason", reason)
 		w.emit(pubsub.Event{Kind: pubsub.Flapping, Reason: reason})
 		w.beginStop("flapping: " + reason)
+		w.gaveUp("flapping: " + reason)
 		return true
 	}
 	w.log.Error("flapping: stopped", "reason", reason, "retry_in", c.FlapRetryIn, "retry", w.flapRetries, "max_retry", c.FlapMaxRetry)
