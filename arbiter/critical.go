@@ -20,14 +20,14 @@ func (e *CriticalError) Error() string {
 	return fmt.Sprintf("critical watcher %s gave up: %s", e.Watcher, e.Reason)
 }
 
-// gaveUp is called on w's loop when w stops for good on its own account:
-// a critical watcher tells the arbiter, without waiting (the first one to
-// give up ends it; the channel has room for that one).
+// gaveUp is called on w's loop when w stops for good on its own account
+// (and has logged why): a critical watcher tells the arbiter, which logs
+// that it stops, without waiting (the first one to give up ends it; the
+// channel has room for that one).
 func (w *Watcher) gaveUp(reason string) {
 	if !w.cfg.Critical || w.criticalc == nil || w.final {
 		return
 	}
-	w.log.Error("critical watcher gave up: stopping the arbiter", "reason", reason)
 	select {
 	case w.criticalc <- &CriticalError{Watcher: w.name, Reason: reason}:
 	default: // another has already ended the arbiter
