@@ -221,7 +221,14 @@ func (w *Watcher) flapped(wid int) bool {
 // detail says what the watcher does or waits for beyond its Circus state,
 // and when it next tries (see Status).
 func (w *Watcher) detail(now time.Time) (string, time.Time) {
-	in := func(t time.Time) string { return max(t.Sub(now), 0).Round(time.Millisecond).String() }
+	in := func(t time.Time) string {
+		// "6.2s", "400ms": what a person reads, not "6.213497s".
+		d := max(t.Sub(now), 0)
+		if d >= time.Second {
+			return d.Round(100 * time.Millisecond).String()
+		}
+		return d.Round(time.Millisecond).String()
+	}
 	short := w.live() < w.target && (w.state == Starting || w.state == Active)
 	pause := w.slotPause(now)
 	switch {

@@ -105,7 +105,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], environ{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	code := run(ctx, os.Args[1:], environ{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stdout)})
 	stop()
 	os.Exit(code)
 }
@@ -116,6 +116,7 @@ type environ struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	terminal       bool // stdout is a terminal
 }
 
 // globals are Circus's global options, which come before the command.
@@ -205,6 +206,7 @@ func (g globals) exec(ctx context.Context, e environ, argv []string) int {
 		fmt.Fprintf(e.stderr, "circusctl %s: %v\nusage: %s\n", c.name, err, c.usage())
 		return exitUsage
 	}
+	a.terminal = e.terminal
 	if c.local != nil {
 		err := c.local(ctx, g, e, a)
 		var ce *control.CallError
