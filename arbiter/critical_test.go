@@ -1,7 +1,9 @@
 package arbiter_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -128,5 +130,28 @@ critical = `+crit+`
 			}
 			t.Logf("Run = %v", err)
 		})
+	}
+}
+
+// A reloadconfig that changes critical alone applies it without a new
+// worker.
+func TestCriticalReloaded(t *testing.T) {
+	t.Parallel()
+	ini := `
+[watcher:web]
+cmd = WORKER sleep
+critical = `
+	r := start(t, ini+"false\n")
+	before := r.pids(t, "web")
+	if err := r.Reload(context.Background(), loadINI(t, ini+"true\n")); err != nil {
+		t.Fatal(err)
+	}
+	var st arbiter.Status
+	waitFor(t, "the new config in use", 10*time.Second, func() bool {
+		st = watcherStatus(t, r, "web")
+		return r.Watcher("web").Config().Critical
+	})
+	if after := r.pids(t, "web"); !slices.Equal(before, after) || len(st.Procs) != 1 {
+		t.Errorf("workers %v after the reload, want %v untouched", after, before)
 	}
 }
