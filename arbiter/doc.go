@@ -19,7 +19,10 @@
 // retried with a growing pause and stop the watcher after max_retry; a spawn
 // that fails for a passing reason (EAGAIN, EMFILE, ENFILE, ENOMEM, a cgroup
 // join) is retried with a capped, jittered backoff for as long as the fault
-// lasts, and never counts.
+// lasts, and never counts. Every worker death the arbiter did not ask
+// for, and every replacement it made on its own account (health, limits,
+// max_age), is counted by reason in the watcher's [Status], with the last
+// one, for operators and metrics (restarts.go).
 //
 // Each watcher is one state machine, its transitions in lifecycle.go:
 // Circus's stopped, starting, active and stopping, refined by what it

@@ -35,7 +35,7 @@
 //	start [NAME] [--waiting] [--match M]
 //	                                 start watchers
 //	stats [--extended] [NAME [PID]]  process information
-//	status [NAME]                    watcher states
+//	status [NAME] [--table]          watcher states; a table on a terminal
 //	stop [NAME] [--waiting] [--match M]
 //	                                 stop watchers
 //
@@ -58,7 +58,9 @@
 //
 // Replies print as Circus's circusctl prints them where scripts read them
 // ("ok", a number, comma-separated names, "name: state" lines, "key:
-// value" lines), and as aligned tables for stats, dstats and listsockets.
+// value" lines), and as aligned tables for stats, dstats and listsockets;
+// status on a terminal (or with --table) is a table of the watchers, their
+// workers, uptime, restarts and last exit.
 // --json prints the reply itself, --prettify indented with sorted keys.
 //
 // The exit status is Circus's: 0 success; 3 for an error reply, whose
