@@ -774,8 +774,8 @@
   // active, the worker deaths it counted and how the last one went, as
   // supervisorctl's "exited (terminated by SIGKILL; not expected)".
   function createLife(e) {
-    e.uptimeEl = h('span', { class: 'num', 'data-role': 'uptime' }, '–');
-    e.restartsEl = h('span', { class: 'num', 'data-role': 'restarts' }, '0');
+    e.uptimeEl = h('span', { 'data-role': 'uptime' }, '–');
+    e.restartsEl = h('span', { 'data-role': 'restarts' }, '0');
     e.lastExitEl = h('span', { class: 'last-exit', 'data-role': 'last-exit', hidden: true });
     e.lifeBox = h('span', { class: 'metric life' },
       h('span', { class: 'k' }, 'up'), e.uptimeEl,
