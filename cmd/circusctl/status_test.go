@@ -107,3 +107,22 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+// A details member of the wrong shape is an unexpected reply, not a
+// table of zeros.
+func TestStatusTableMalformed(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		`{"status": "ok", "statuses": {"web": "active"}, "watchers": {"web": {"target": "three"}}}`,
+		`{"status": "ok", "statuses": {"web": "active"}, "watchers": [1, 2]}`,
+		`{"status": "active", "watcher": {"last_exit": {"pid": "x"}}}`,
+	} {
+		r, err := decodeReply(json.RawMessage(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := statusText(r, &parsed{terminal: true}); err == nil {
+			t.Errorf("statusText(%s) = %q, want an error", raw, out)
+		}
+	}
+}
