@@ -84,8 +84,8 @@ restart_delay = 0
 	t.Logf("circusctl status --table:\n%s", table)
 	for _, re := range []string{
 		`(?m)^NAME +STATE +READY/RUNNING/TARGET +UPTIME +RESTARTS +LAST EXIT$`,
-		`(?m)^crashy +stopped \(flapping, retry 1 of 5 in [0-9.]+s\) +0/0/1 +- +2 +exit 1 \(not expected\) [0-9]+s ago, pid [0-9]+$`,
-		`(?m)^exit3 +active \(crash loop: restart in [0-9.]+s\) +0/0/1 +[0-9]+s +2 +exit 3 \(not expected\) [0-9]+s ago, pid [0-9]+$`,
+		`(?m)^crashy +stopped \(flapping, retry 1 of 5 in [0-9.hms]+\) +0/0/1 +- +2 +exit 1 \(not expected\) [0-9]+s ago, pid [0-9]+$`,
+		`(?m)^exit3 +active \(crash loop: restart in [0-9.hms]+\) +0/0/1 +[0-9]+s +2 +exit 3 \(not expected\) [0-9]+s ago, pid [0-9]+$`,
 		`(?m)^web +active +2/2/2 +[0-9]+s +1 +SIGKILL \(not expected\) [0-9]+s ago, pid ` + strconv.Itoa(victim) + `$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(table) {
