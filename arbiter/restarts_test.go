@@ -140,7 +140,7 @@ restart_delay = 0
 
 // Deaths the arbiter asks for: a stop, a kill command and a reload are
 // not restarts, and the counters outlive a reloadconfig that keeps the
-// watcher; a max_age recycling is one, expected.
+// watcher.
 func TestRestartsExpected(t *testing.T) {
 	t.Parallel()
 	ini := func(n int) string {
@@ -186,6 +186,7 @@ func TestRestartsMaxAge(t *testing.T) {
 [watcher:old]
 cmd = WORKER sleep
 max_age = 1
+max_age_variance = 0
 `)
 	st := restarted(t, r, "old", 1)
 	if e := st.LastExit; e == nil || e.Reason != arbiter.ReasonMaxAge || !e.Expected || e.Signal != syscall.SIGTERM {

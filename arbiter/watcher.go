@@ -141,6 +141,10 @@ type Watcher struct {
 	scaleSpare atomic.Bool // ... or above its min
 	scaleSocks atomic.Pointer[[]*sockets.Socket]
 	kickQueues func() // tells the sampler a pool has emptied; nil in tests of the loop
+
+	// criticalc is the arbiter's, where a critical watcher that gives up
+	// says so (critical.go); nil in tests of the loop.
+	criticalc chan<- *CriticalError
 }
 
 func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
