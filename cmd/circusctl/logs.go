@@ -30,6 +30,12 @@ type logsReply struct {
 	More           bool              `json:"more"`
 }
 
+// logsPoll is how often logs --follow asks for new lines. Each request
+// costs the arbiter about the same whatever it returns, so that polling
+// less often costs less; a reply full of lines ("more") is followed at
+// once by the next request.
+var logsPoll = 500 * time.Millisecond
+
 // logsTime is how a line's time prints: local, to the millisecond.
 const logsTime = "2006-01-02 15:04:05.000"
 
@@ -67,7 +73,7 @@ func logs(ctx context.Context, g globals, e environ, a *parsed) error {
 	defer out.Flush()
 	props := logsProps(a)
 	follow := a.on("follow")
-	poll := time.NewTicker(tailPoll)
+	poll := time.NewTicker(logsPoll)
 	defer poll.Stop()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, g.timeout)
