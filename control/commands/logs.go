@@ -1,11 +1,11 @@
 package commands
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/control"
@@ -130,20 +130,19 @@ func (t *Table) logsRequest(req control.Request) (*logsRequest, *control.Error) 
 // sourced is a line and the source it came from, by index.
 type sourced struct {
 	src int
-	logs.Line
+	*logs.Line
 }
 
 func (r *logsRequest) run() control.Reply {
-	var lines []sourced
+	got := make([][]logs.Line, len(r.sources))
 	after, dropped := control.Object{}, control.Object{}
 	var afterArbiter, droppedArbiter uint64
 	more := false
 	for i, s := range r.sources {
-		var got []logs.Line
 		var next, lost uint64
 		if !r.follow && r.lines > 0 {
-			got, next = s.tail(logs.Query{Lines: r.lines})
-			got = slices.DeleteFunc(got, func(l logs.Line) bool { return l.Time.Before(r.from) })
+			got[i], next = s.tail(logs.Query{Lines: r.lines})
+			got[i] = slices.DeleteFunc(got[i], func(l logs.Line) bool { return l.Time.Before(r.from) })
 		} else {
 			since := r.afterArbiter
 			if s.watcher != "" {
@@ -153,16 +152,13 @@ func (r *logsRequest) run() control.Reply {
 				since = 0
 			}
 			p := s.follow(since, r.from, logsPage)
-			got, next = p.Lines, p.Next
+			got[i], next = p.Lines, p.Next
 			if r.follow {
 				// Lines gone before a first call are history, not
 				// lines this reader missed.
 				lost = p.Dropped
 			}
 			more = more || p.More
-		}
-		for _, l := range got {
-			lines = append(lines, sourced{i, l})
 		}
 		if s.watcher == "" {
 			afterArbiter, droppedArbiter = next, lost
@@ -173,10 +169,7 @@ func (r *logsRequest) run() control.Reply {
 			dropped = append(dropped, field(s.watcher, int64(lost)))
 		}
 	}
-	// Time, then each source's own order: lines of one read share a time.
-	slices.SortFunc(lines, func(a, b sourced) int {
-		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.src, b.src), cmp.Compare(a.Seq, b.Seq))
-	})
+	lines := merge(got)
 	if !r.follow && r.lines > 0 && len(lines) > r.lines {
 		lines = lines[len(lines)-r.lines:]
 	}
@@ -185,6 +178,34 @@ func (r *logsRequest) run() control.Reply {
 		fields = append(fields, field("after_arbiter", int64(afterArbiter)), field("dropped_arbiter", int64(droppedArbiter)))
 	}
 	return control.OK(fields...)
+}
+
+// merge returns the lines of every source in time order, and in the
+// source's own order for lines of one time (those of one read). Each
+// source's lines come in the order they were read, which is their time
+// order but for lines of two pipes read at the same moment: a source is
+// sorted only if need be, and the sources are then merged.
+func merge(srcs [][]logs.Line) []sourced {
+	n := 0
+	for i, ls := range srcs {
+		n += len(ls)
+		if !slices.IsSortedFunc(ls, func(a, b logs.Line) int { return a.Time.Compare(b.Time) }) {
+			slices.SortStableFunc(srcs[i], func(a, b logs.Line) int { return a.Time.Compare(b.Time) })
+		}
+	}
+	out := make([]sourced, 0, n)
+	heads := make([]int, len(srcs))
+	for len(out) < n {
+		first := -1
+		for i, ls := range srcs {
+			if heads[i] < len(ls) && (first < 0 || ls[heads[i]].Time.Before(srcs[first][heads[first]].Time)) {
+				first = i
+			}
+		}
+		out = append(out, sourced{first, &srcs[first][heads[first]]})
+		heads[first]++
+	}
+	return out
 }
 
 // render writes lines as the reply's list of objects {time, watcher, pid,
@@ -218,7 +239,9 @@ func (r *logsRequest) render(lines []sourced) control.Rendered {
 		b = append(b, `, "stream": "`...)
 		b = append(b, stream...)
 		b = append(b, `", "data": `...)
-		b = pyjson.AppendString(b, string(l.Data))
+		// Data is shared and never modified: no copy is needed to read
+		// it as a string.
+		b = pyjson.AppendString(b, unsafe.String(unsafe.SliceData(l.Data), len(l.Data)))
 		b = append(b, '}')
 	}
 	return append(b, ']')
