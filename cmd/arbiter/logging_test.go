@@ -188,6 +188,7 @@ func TestLogSettingsRefused(t *testing.T) {
 		{[]string{"--log-format", "yaml"}, 2, `arbiter: -log-format: "yaml" is not a log format (text or json)`},
 		{[]string{"--log-output", "syslog://host?local9"}, 2, `arbiter: -log-output: "syslog://host?local9": unknown syslog facility "local9"`},
 		{[]string{"--log-output", "syslog://" + dir + "/nolog"}, 1, "arbiter: log output syslog://" + dir + "/nolog: dial unixgram " + dir + "/nolog: connect: no such file or directory"},
+		{[]string{"--log-output", dir + "/no/such/dir/arbiter.log"}, 1, "arbiter: log output: open " + dir + "/no/such/dir/arbiter.log: no such file or directory"},
 	} {
 		code, out := runToExit(t, append(tt.args, path)...)
 		if code != tt.code || !strings.Contains(out, tt.want) {

@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -231,4 +232,40 @@ stdout_stream.class = QueueStream
 	}
 	t.Logf("flood of %d lines: %d read, %d dropped for the reader that stalled", nlines, read, dropped)
 	a.stop(t, syscall.SIGTERM)
+}
+
+// TestCircusctlLogsArbiterGone: a logs -f whose arbiter stops does not
+// wait for ever: it exits 1 once a request times out, naming the endpoint.
+func TestCircusctlLogsArbiterGone(t *testing.T) {
+	t.Parallel()
+	a := startCtl(t, t.TempDir(), "[watcher:hello]\ncmd = /bin/sh -c \"echo hello; exec sleep 1000\"\n")
+	cmd := exec.Command(circusctlBin, "--endpoint", a.endpoint, "--timeout", "1", "logs", "-f", "hello")
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	out := bufio.NewReader(pipe)
+	if l, err := out.ReadString('\n'); err != nil || !strings.HasSuffix(l, "stdout: hello\n") {
+		cmd.Process.Kill()
+		t.Fatalf("first line %q (%v), want hello's", l, err)
+	}
+	go func() { io.Copy(io.Discard, out); done <- cmd.Wait() }()
+	a.stop(t, syscall.SIGTERM)
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("circusctl logs -f still running 30s after its arbiter stopped")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errb.String(), a.endpoint) {
+		t.Errorf("circusctl logs -f after the arbiter stopped: %v, stderr %q; want exit 1 naming the endpoint", err, errb.String())
+	}
 }
