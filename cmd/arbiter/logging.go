@@ -69,7 +69,7 @@ func openLog(output, format string, level slog.Level) (*arbiterLog, error) {
 		}
 		h = newHandler(w, format, opts)
 	case "syslog":
-		s, err := dialSyslog(target)
+		s, err := dialSyslog(target, format)
 		if err != nil {
 			return nil, fmt.Errorf("log output %s: %w", output, err)
 		}
@@ -154,6 +154,7 @@ type syslogWriter struct {
 	network, addr string
 	facility      int
 	host          string // "" for a local daemon
+	json          bool   // the lines' format, for the note of those dropped
 	pid           int
 
 	queue   chan []byte
@@ -168,8 +169,8 @@ type syslogWriter struct {
 
 // dialSyslog connects to the syslog daemon t names, so that a wrong path
 // fails at start-up, and starts the sender.
-func dialSyslog(t config.LogTarget) (*syslogWriter, error) {
-	s := &syslogWriter{network: "unixgram", addr: t.Path, facility: t.Facility, pid: os.Getpid(),
+func dialSyslog(t config.LogTarget, format string) (*syslogWriter, error) {
+	s := &syslogWriter{network: "unixgram", addr: t.Path, facility: t.Facility, pid: os.Getpid(), json: format == "json",
 		queue: make(chan []byte, syslogQueue), done: make(chan struct{}), severity: 6}
 	if t.Addr != "" {
 		s.network, s.addr = "udp", t.Addr
@@ -227,6 +228,9 @@ func (s *syslogWriter) send() {
 	for b := range s.queue {
 		if n := s.dropped.Load(); n > 0 {
 			note := fmt.Appendf(nil, "level=WARN msg=\"log lines dropped: syslog did not take them\" dropped=%d", n)
+			if s.json {
+				note = fmt.Appendf(nil, `{"level":"WARN","msg":"log lines dropped: syslog did not take them","dropped":%d}`, n)
+			}
 			if s.write(s.message(4, note)) {
 				s.dropped.Add(^(n - 1)) // minus n: more may have come meanwhile
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
@@ -52,12 +53,13 @@ func (d *syslogDaemon) read(t *testing.T) {
 	})
 }
 
-var droppedNote = regexp.MustCompile(`log lines dropped: syslog did not take them" dropped=(\d+)$`)
+// droppedNote matches the note of lines dropped, in text or json.
+var droppedNote = regexp.MustCompile(`log lines dropped: syslog did not take them(?:" dropped=|","dropped":)(\d+)}?$`)
 
 // collect takes messages until want of the test's own have come (those
 // not dropped) and returns how many came and how many the notes said
 // were dropped.
-func (d *syslogDaemon) collect(t *testing.T, want int) (got, dropped int) {
+func (d *syslogDaemon) collect(t *testing.T, want int, format string) (got, dropped int) {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for got+dropped < want {
@@ -69,6 +71,9 @@ func (d *syslogDaemon) collect(t *testing.T, want int) (got, dropped int) {
 				if !strings.HasPrefix(m, "<12>") {
 					t.Errorf("note %q: want priority user.warning, 12", m)
 				}
+				if _, body, _ := strings.Cut(m, "]: "); format == "json" && !json.Valid([]byte(body)) {
+					t.Errorf("note %q: want a JSON object, as the lines are", m)
+				}
 				continue
 			}
 			got++
@@ -79,23 +84,29 @@ func (d *syslogDaemon) collect(t *testing.T, want int) (got, dropped int) {
 	return got, dropped
 }
 
-func openSyslog(t *testing.T, path string) (*slog.Logger, *syslogWriter) {
+func openSyslog(t *testing.T, path, format string) (*slog.Logger, *syslogWriter) {
 	t.Helper()
-	w, err := dialSyslog(config.LogTarget{Kind: "syslog", Path: path, Facility: 1})
+	w, err := dialSyslog(config.LogTarget{Kind: "syslog", Path: path, Facility: 1}, format)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Close)
-	return slog.New(&syslogHandler{h: slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: dropTime}), w: w}), w
+	return slog.New(&syslogHandler{h: newHandler(w, format, &slog.HandlerOptions{ReplaceAttr: dropTime}), w: w}), w
 }
 
 // A syslog daemon that stops reading never holds the arbiter up: its
 // messages queue, past the queue's bound they are dropped, and when the
 // daemon reads again it is told how many.
 func TestSyslogStuckDaemon(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) { stuckDaemon(t, format) })
+	}
+}
+
+func stuckDaemon(t *testing.T, format string) {
 	path := filepath.Join(t.TempDir(), "log")
 	d := listenSyslog(t, path)
-	log, w := openSyslog(t, path)
+	log, w := openSyslog(t, path, format)
 	const n = 3 * syslogQueue
 	for i := range n {
 		log.Info("line", "i", i)
@@ -106,7 +117,7 @@ func TestSyslogStuckDaemon(t *testing.T) {
 	}
 	d.read(t)
 	log.Info("after")
-	got, dropped := d.collect(t, n+1)
+	got, dropped := d.collect(t, n+1, format)
 	t.Logf("%d lines: %d sent, %d dropped", n+1, got, dropped)
 }
 
@@ -116,9 +127,9 @@ func TestSyslogDaemonRestarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	d := listenSyslog(t, path)
 	d.read(t)
-	log, w := openSyslog(t, path)
+	log, w := openSyslog(t, path, "text")
 	log.Info("before")
-	if got, _ := d.collect(t, 1); got != 1 {
+	if got, _ := d.collect(t, 1, "text"); got != 1 {
 		t.Fatalf("got %d messages, want 1", got)
 	}
 	d.conn.Close() // the daemon stops: its socket file stays, refusing
@@ -133,7 +144,7 @@ func TestSyslogDaemonRestarts(t *testing.T) {
 	d2 := listenSyslog(t, path)
 	d2.read(t)
 	log.Info("back")
-	got, dropped := d2.collect(t, 4)
+	got, dropped := d2.collect(t, 4, "text")
 	if got != 1 || dropped != 3 {
 		t.Errorf("after the restart: %d messages, %d dropped; want 1 and 3", got, dropped)
 	}
