@@ -64,15 +64,13 @@ type Circus struct {
 	// HttpdAuth is httpd_auth, "USER:PASSWORD" for HTTP Basic
 	// authentication of the console; required when it listens beyond
 	// loopback.
-	HttpdAuth string
-	Debug     bool
-	DebugGC   bool
-	Pidfile   string
-	LogLevel  string // default info
-	LogOutput string // default "-"
-	// LogFormat is Ringmaster's own [circus] logformat: text (the default)
-	// or json, the arbiter's log lines' format.
-	LogFormat    string
+	HttpdAuth    string
+	Debug        bool
+	DebugGC      bool
+	Pidfile      string
+	LogLevel     string // default info
+	LogOutput    string // default "-"
+	LogFormat    string // Ringmaster's: text (default) or json
 	LoggerConfig string
 	FQDNPrefix   string
 	// Access is who may drive the control endpoint and the console.
