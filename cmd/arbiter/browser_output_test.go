@@ -2,7 +2,9 @@ package main_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,6 +81,54 @@ flapping.retry_in = 600
 	if out := ctlOK(t, a.endpoint, "logs", "crashy"); !strings.Contains(out, "stderr: boom: cannot open db") {
 		t.Errorf("circusctl logs crashy:\n%s", out)
 	}
+	log.check(t, tab)
+	b.close()
+	a.stop(t, syscall.SIGTERM)
+}
+
+// TestBrowserExitedWorkerTail: the row an exited worker leaves for a few
+// seconds keeps its tail button, which shows that worker's output.
+func TestBrowserExitedWorkerTail(t *testing.T) {
+	t.Parallel()
+	exe := chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
+	defer cancel()
+	a, url := startConsoleINI(t, t.TempDir(), `[circus]
+pubsub_endpoint = tcp://127.0.0.1:0
+httpd = true
+httpd_host = 127.0.0.1
+httpd_port = 0
+
+[watcher:once]
+cmd = /bin/sh -c "echo ready to serve; exec sleep 1000"
+respawn = false
+`)
+	log := &tabLog{name: "tab"}
+	b := startBrowser(t, ctx, exe, chromedp.WithListener(log.listen))
+	tab := b.ctx
+	nav, cancelNav := context.WithTimeout(tab, pageWait)
+	defer cancelNav()
+	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`[data-watcher="once"]`))); err != nil {
+		t.Fatalf("open the console at %s: %v", url, err)
+	}
+	v := waitView(t, tab, "once", "the worker's row", func(v consoleView) bool { return len(v.Pids) == 1 })
+	pid := v.Pids[0]
+	waitFor(t, "the worker's line kept", pageWait, func() bool {
+		return strings.Contains(ctlOK(t, a.endpoint, "logs", "once"), "ready to serve")
+	})
+	a.call(t, "kill", map[string]any{"name": "once", "pid": strconv.Itoa(pid), "signum": 9})
+	ghost := fmt.Sprintf(`[data-watcher="once"] tr[data-exited-pid="%d"] button[data-action="tail"]`, pid)
+	waitView(t, tab, "once", "the exited worker's row", func(consoleView) bool {
+		n, err := chromedp.Run(tab, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, ghost)))
+		return err == nil && n == 1
+	})
+	click(t, tab, ghost)
+	const panelJS = `(() => { const p = document.querySelector('[data-watcher="once"] .tail');
+		return p ? p.querySelector('.tail-title').textContent + ' | ' + p.querySelector('.tail-status').textContent + ' | ' + p.querySelector('.tail-log').textContent : ''; })()`
+	waitView(t, tab, "once", "the exited worker's output", func(consoleView) bool {
+		s, err := chromedp.Run(tab, chromedp.Evaluate[string](panelJS))
+		return err == nil && strings.Contains(s, fmt.Sprintf("pid %d", pid)) && strings.Contains(s, "worker exited") && strings.Contains(s, "ready to serve")
+	})
 	log.check(t, tab)
 	b.close()
 	a.stop(t, syscall.SIGTERM)
