@@ -97,7 +97,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if err := serve(f.path, cfg, log.Logger, log.journal); err != nil {
 		printErr(stderr, err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }
