@@ -183,12 +183,16 @@ func (e *endpoints) abort() {
 // SIGQUIT or quit ends it, then closes the endpoints in order: the console
 // and plugins, then the control endpoint once its last replies are out.
 func serve(path string, cfg *config.Config, log *slog.Logger) error {
+	svc, err := newService(log)
+	if err != nil {
+		return err
+	}
 	ep, err := openEndpoints(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer ep.relay.Close()
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ep.bus})
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ep.bus, Reloads: svc})
 	if err != nil {
 		ep.abort()
 		return err
@@ -219,10 +223,11 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 	con := startWeb(ep.web, cfg, path, a, ep.bus, table, sampler, log)
 	plug := startPlugins(a, ep.bus, table, log)
 	var sigs sync.WaitGroup
-	sigs.Go(func() { handleSignals(ctx, a, path, log) })
+	sigs.Go(func() { handleSignals(ctx, a, path, log, svc) })
+	sigs.Go(func() { svc.run(ctx, a) })
 	err = a.Run(ctx)
 	close(stopped)
-	stop() // ends handleSignals too, should Run have returned on its own
+	stop() // ends handleSignals and svc too, should Run have returned on its own
 	sigs.Wait()
 	con.Close()
 	plug.Close()
@@ -232,8 +237,9 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 
 // handleSignals reloads the configuration on SIGHUP and reopens the log
 // files on SIGUSR1 (for an external logrotate, as nginx does), until ctx
-// is done.
-func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) {
+// is done. svc hears of every SIGHUP, even one whose file does not load:
+// a manager that sent it waits for READY=1.
+func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger, svc *service) {
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigc)
@@ -248,7 +254,8 @@ func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *sl
 				}
 				continue
 			}
-			reload(ctx, a, path, log)
+			svc.ReloadBegin()
+			svc.ReloadEnd(reload(ctx, a, path, log))
 		}
 	}
 }
@@ -262,7 +269,8 @@ func buildVersion() string {
 }
 
 // reload re-reads the configuration; a file with errors changes nothing.
-func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) {
+// The error it returns is already logged.
+func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) error {
 	log.Info("SIGHUP: reloading configuration", "file", path)
 	cfg, err := config.Load(path)
 	for _, w := range cfgWarnings(cfg) {
@@ -270,11 +278,13 @@ func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logg
 	}
 	if err != nil {
 		log.Error("reload refused; keeping the running configuration", "err", err)
-		return
+		return err
 	}
-	if err := a.Reload(ctx, cfg); err != nil && !errors.Is(err, context.Canceled) {
+	err = a.Reload(ctx, cfg)
+	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("reload failed; keeping the running configuration", "err", err)
 	}
+	return err
 }
 
 func cfgWarnings(cfg *config.Config) []*config.Error {
