@@ -41,15 +41,15 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	// Whatever fds our own parent leaked to us must not leak on into every
 	// worker.
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 
-	f, code := parseFlags(args, stderr)
+	f, code := parseFlags(args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -105,8 +105,8 @@ type flags struct {
 }
 
 // parseFlags reads the command line; code is the exit code when the
-// arbiter has nothing more to do (usage, --version), -1 otherwise.
-func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
+// arbiter has nothing more to do (usage, --help, --version), -1 otherwise.
+func parseFlags(args []string, stdout, stderr io.Writer) (f flags, code int) {
 	fs := flag.NewFlagSet("arbiter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&f.validate, "validate", false, "check `CONFIG`, list every problem and exit 0 (valid) or 1")
@@ -114,11 +114,12 @@ func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
 	fs.StringVar(&f.logOutput, "log-output", "", "- or stdout, stderr, or a file to append to (default: [circus] logoutput, else -)")
 	fs.StringVar(&f.pidfile, "pidfile", "", "write the arbiter's pid to this file (default: [circus] pidfile)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: arbiter [flags] CONFIG\n\nRuns the watchers of a Circus configuration file in the foreground.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {} // help.go prints it
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout, fs)
+		return f, 0
+	} else if err != nil {
+		printUsage(stderr)
 		return f, 2
 	}
 	if f.version {
@@ -126,7 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
 		return f, 0
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
+		printUsage(stderr)
 		return f, 2
 	}
 	f.path = fs.Arg(0)

@@ -1,0 +1,48 @@
+package main_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// --help and -h print the usage, every flag, the signals, the exit codes
+// and where the documentation is, on stdout, and exit 0; a command line
+// that does not parse prints a short usage on stderr and exits 2.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"--help", "-h", "-help"} {
+		t.Run(arg, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr strings.Builder
+			cmd := exec.Command(arbiterBin, arg)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+				t.Fatalf("arbiter %s: %v, stderr %q; want exit 0 and nothing on stderr", arg, err, stderr.String())
+			}
+			out := stdout.String()
+			for _, want := range []string{
+				"usage: arbiter [flags] CONFIG\n",
+				"--validate CONFIG", "--log-level", "--log-output", "--pidfile", "--version", "--help",
+				"\n  HUP ", "\n  USR1 ", "\n  TERM, INT, QUIT ", "\n  USR2 ",
+				"\n  0  ", "\n  1  ", "\n  2  ", "\n  3  ",
+				"READY=1", "docs/deploy.md", "https://github.com/ringmaster-dev/ringmaster/tree/main/docs",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("arbiter %s does not say %q:\n%s", arg, want, out)
+				}
+			}
+			for _, line := range strings.Split(out, "\n") {
+				if len(line) > 80 {
+					t.Errorf("help line of %d columns, want at most 80: %q", len(line), line)
+				}
+			}
+		})
+	}
+	for _, args := range [][]string{{"--no-such-flag", "x.ini"}, {}, {"a.ini", "b.ini"}} {
+		code, out := runToExit(t, args...)
+		if code != 2 || !strings.Contains(out, "usage: arbiter [flags] CONFIG\n") || !strings.Contains(out, "arbiter --help") {
+			t.Errorf("arbiter %q: exit %d, output %q; want 2 and the short usage", args, code, out)
+		}
+	}
+}
