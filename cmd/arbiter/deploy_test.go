@@ -1,0 +1,180 @@
+package main_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/testproc"
+)
+
+// The systemd unit in deploy/ passes systemd-analyze verify without a
+// word (it prints warnings, such as an unknown key or a Type this systemd
+// does not know, and still exits 0), and its ExecStartPre accepts the
+// config it names.
+func TestSystemdUnitVerifies(t *testing.T) {
+	t.Parallel()
+	analyze := testproc.NeedCommand(t, "systemd-analyze")
+	unit, err := os.ReadFile("../../deploy/systemd/ringmaster.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nType=notify\n", "\nKillMode=mixed\n", "\nDelegate=yes\n", "\nExecReload=/bin/kill -HUP $MAINPID\n", "\nTimeoutStopSec="} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("the unit lacks %q", strings.TrimSpace(want))
+		}
+	}
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "circus.ini")
+	writeINI(t, ini, "[watcher:a]\ncmd = WORKER sleep\n")
+	// verify checks that the programs exist: point it at the ones built.
+	text := strings.ReplaceAll(string(unit), "/usr/local/bin/arbiter", arbiterBin)
+	text = strings.ReplaceAll(text, "/etc/ringmaster/circus.ini", ini)
+	path := filepath.Join(dir, "ringmaster.service")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	pre := regexp.MustCompile(`(?m)^ExecStartPre=(.*)$`).FindStringSubmatch(text)
+	if pre == nil {
+		t.Fatal("the unit has no ExecStartPre")
+	}
+	args := strings.Fields(pre[1])
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Errorf("ExecStartPre %s: %v\n%s", pre[1], err, out)
+	}
+}
+
+// nsPid is the pid of host process pid inside its own pid namespace (the
+// last NSpid of its status).
+func nsPid(t *testing.T, pid int) int {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "NSpid:"); ok {
+			ids := strings.Fields(rest)
+			n, _ := strconv.Atoi(ids[len(ids)-1])
+			return n
+		}
+	}
+	t.Fatalf("no NSpid in /proc/%d/status", pid)
+	return 0
+}
+
+// zombiesIn lists the zombies of the pid namespace whose /proc/PID/ns/pid
+// link reads ns.
+func zombiesIn(ns string) []int {
+	var zs []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); l != ns {
+			continue
+		}
+		if testproc.DeadOrZombie(pid) && !testproc.Gone(pid) {
+			zs = append(zs, pid)
+		}
+	}
+	return zs
+}
+
+// The arbiter as a container's PID 1 (here a new pid namespace, as
+// docker run gives): it reaps the orphan a worker leaves (no zombie
+// stays), a SIGTERM from outside (docker stop) stops the workers with
+// their stop_signal, not SIGKILL, and it exits 0.
+func TestPID1(t *testing.T) {
+	testproc.NeedUnshare(t)
+	t.Parallel()
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "circus.ini")
+	writeINI(t, ini, fmt.Sprintf(`[watcher:orphans]
+cmd = WORKER orphan %s/orphan.pid
+respawn = false
+# Not killed with its worker's cgroup: the orphan lives on, as it would
+# in a container without cgroups of its own, and exits by itself.
+cgroup = off
+
+[watcher:web]
+cmd = WORKER describe %s/web-$(circus.wid).json
+numprocesses = 2
+graceful_timeout = 30
+`, dir, dir))
+	p := startArbiterCmd(t, exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child", arbiterBin, ini))
+	var arb int
+	waitFor(t, "the arbiter in its namespace", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.cmd.Process.Pid, p.cmd.Process.Pid))
+		arb, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return arb > 0
+	})
+	if got := nsPid(t, arb); got != 1 {
+		t.Fatalf("the arbiter is pid %d in its namespace, want 1", got)
+	}
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", arb))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The worker's child, made a session leader, outlives it by 200ms:
+	// an orphan, which the kernel hands to pid 1.
+	var orphan int
+	waitFor(t, "the orphan's pid", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "orphan.pid"))
+		orphan, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return orphan > 0
+	})
+	reaped := regexp.MustCompile(`msg="reaped orphan" pid=` + strconv.Itoa(orphan) + ` exit_code=0\b`)
+	waitFor(t, "the orphan reaped", 10*time.Second, func() bool { return reaped.MatchString(p.out.String()) })
+	waitFor(t, "no zombie in the namespace", 10*time.Second, func() bool { return len(zombiesIn(ns)) == 0 })
+
+	var webPids []int
+	for _, wid := range []string{"1", "2"} {
+		waitFor(t, "web worker "+wid, 10*time.Second, func() bool {
+			st, ok := testproc.ReadState(filepath.Join(dir, "web-"+wid+".json"))
+			if ok {
+				webPids = append(webPids, st.Pid)
+			}
+			return ok
+		})
+	}
+	if err := syscall.Kill(arb, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("unshare (and so the arbiter) exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the arbiter still runs 30s after SIGTERM")
+	}
+	out := p.out.String()
+	for _, pid := range webPids {
+		// Worker pids are those of the namespace, as the arbiter logs them.
+		if !regexp.MustCompile(`msg=reaped watcher=web pid=` + strconv.Itoa(pid) + ` exit_code=-15\b`).MatchString(out) {
+			t.Errorf("web worker %d not stopped by its SIGTERM (exit_code=-15):\n%s", pid, out)
+		}
+	}
+	if strings.Contains(out, "escalating to SIGKILL") {
+		t.Errorf("a worker needed SIGKILL:\n%s", out)
+	}
+}
