@@ -3,6 +3,8 @@ package main_test
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,4 +179,103 @@ graceful_timeout = 30
 	if strings.Contains(out, "escalating to SIGKILL") {
 		t.Errorf("a worker needed SIGKILL:\n%s", out)
 	}
+}
+
+// The container's config, run as the image runs it: the arbiter as PID 1
+// of a pid namespace, as an unprivileged user (distroless's nonroot; here
+// nobody), serving the example worker; the image's HEALTHCHECK command
+// answers; docker stop's SIGTERM drains the workers, which exit 0, and so
+// does the arbiter.
+func TestContainerConfig(t *testing.T) {
+	testproc.NeedUnshare(t)
+	setpriv := testproc.NeedCommand(t, "setpriv")
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "ringmaster-container")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// nobody reads the config and runs the binaries.
+	for _, d := range []string{dir, filepath.Dir(arbiterBin)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	httpworker := filepath.Join(dir, "httpworker")
+	build := exec.Command("go", "build", "-o", httpworker, "../../examples/httpworker")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build httpworker: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile("../../deploy/container/circus.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, ctl, pub := testproc.FreePort(t), testproc.FreePort(t), testproc.FreePort(t)
+	ini := strings.NewReplacer(
+		"/usr/local/bin/httpworker", httpworker,
+		"port = 8080", fmt.Sprintf("port = %d", web),
+		"127.0.0.1:5555", fmt.Sprintf("127.0.0.1:%d", ctl),
+		"127.0.0.1:5556", fmt.Sprintf("127.0.0.1:%d", pub),
+	).Replace(string(b))
+	path := filepath.Join(dir, "circus.ini")
+	if err := os.WriteFile(path, []byte(ini), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startArbiterCmd(t, exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+		setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", arbiterBin, path))
+
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	waitFor(t, "a worker's answer", 20*time.Second, func() bool {
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", web))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.HasPrefix(string(body), "hello from pid ")
+	})
+	var health []byte
+	waitFor(t, "the HEALTHCHECK command to see web active", 20*time.Second, func() bool {
+		cmd := exec.Command(circusctlBin, "--endpoint", fmt.Sprintf("tcp://127.0.0.1:%d", ctl), "--timeout", "3", "status")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uidNobody, Gid: uidNobody}}
+		var err error
+		health, err = cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the HEALTHCHECK command: %v\n%s", err, health)
+		}
+		return strings.Contains(string(health), "web: active")
+	})
+
+	var arb int
+	b, _ = os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.cmd.Process.Pid, p.cmd.Process.Pid))
+	if arb, _ = strconv.Atoi(strings.TrimSpace(string(b))); arb == 0 {
+		t.Fatalf("no arbiter under unshare: %q", b)
+	}
+	if uid := procUID(t, arb); uid != uidNobody {
+		t.Errorf("the arbiter runs as uid %d, want nobody", uid)
+	}
+	if err := syscall.Kill(arb, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t, 0) // waits for the exit, which must be 0
+	out := p.out.String()
+	if n := len(regexp.MustCompile(`msg=reaped watcher=web pid=\d+ exit_code=0\b`).FindAllString(out, -1)); n != 4 {
+		t.Errorf("%d of 4 workers drained and exited 0 on SIGTERM:\n%s", n, out)
+	}
+}
+
+// procUID is the real uid of process pid.
+func procUID(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^Uid:\s+(\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no Uid in /proc/%d/status", pid)
+	}
+	uid, _ := strconv.Atoi(string(m[1]))
+	return uid
 }
