@@ -24,7 +24,7 @@ import (
 // config it names.
 func TestSystemdUnitVerifies(t *testing.T) {
 	t.Parallel()
-	analyze := testproc.NeedCommand(t, "systemd-analyze")
+	analyze := testproc.NeedTool(t, "systemd-analyze", "systemd")
 	unit, err := os.ReadFile("../../deploy/systemd/ringmaster.service")
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ graceful_timeout = 30
 // does the arbiter.
 func TestContainerConfig(t *testing.T) {
 	testproc.NeedUnshare(t)
-	setpriv := testproc.NeedCommand(t, "setpriv")
+	setpriv := testproc.NeedTool(t, "setpriv", "util-linux")
 	t.Parallel()
 	dir, err := os.MkdirTemp("", "ringmaster-container")
 	if err != nil {
