@@ -253,11 +253,19 @@ func probeWatchers(ctx context.Context, a *arbiter.Arbiter, timeout time.Duratio
 			states = append(states, fmt.Sprintf("%d %s", counts[st], st))
 		}
 	}
-	sum := fmt.Sprintf("%d watchers", n)
+	sum := plural(n, "watcher")
 	if len(states) > 0 {
 		sum += ": " + strings.Join(states, ", ")
 	}
-	return fmt.Sprintf("%s; %d workers", sum, workers), nil
+	return sum + "; " + plural(workers, "worker"), nil
+}
+
+// plural is "1 worker", "2 workers".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // firstLine is an error's first line, shortened: STATUS= is one line.

@@ -43,7 +43,7 @@ func TestWatchdogWithheldWhileALoopHangs(t *testing.T) {
 				<-ctx.Done()
 				return "", errors.New("watcher w: " + ctx.Err().Error())
 			}
-			return "1 watchers: 1 active; 1 workers", nil
+			return "1 watcher: 1 active; 1 worker", nil
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -149,8 +149,8 @@ func TestNotifySystemd(t *testing.T) {
 	var pings []time.Time
 
 	n := m.next(t, "READY=1", &pings)
-	if n.vars["READY"] != "1" || n.vars["STATUS"] != "1 watchers: 1 active; 2 workers" {
-		t.Fatalf("first notification = %v, want READY=1 STATUS=1 watchers: 1 active; 2 workers", n)
+	if n.vars["READY"] != "1" || n.vars["STATUS"] != "1 watcher: 1 active; 2 workers" {
+		t.Fatalf("first notification = %v, want READY=1 STATUS=1 watcher: 1 active; 2 workers", n)
 	}
 	var st testproc.State
 	waitFor(t, "worker 1's report", 10*time.Second, func() bool {
@@ -180,7 +180,7 @@ func TestNotifySystemd(t *testing.T) {
 	if n = m.next(t, "READY=1", &pings); n.vars["READY"] != "1" {
 		t.Fatalf("after RELOADING=1: %v, want READY=1", n)
 	}
-	m.nextWith(t, "STATUS", "1 watchers: 1 active; 3 workers", &pings)
+	m.nextWith(t, "STATUS", "1 watcher: 1 active; 3 workers", &pings)
 
 	// A file that does not load: reloaded all the same, as far as the
 	// manager is concerned, and STATUS says why nothing changed.
