@@ -50,8 +50,8 @@ Signals:
   USR1             reopen the workers' log files, after logrotate moved them
   TERM, INT, QUIT  stop every watcher gracefully (stop_signal, then SIGKILL
                    after graceful_timeout) and exit
-  USR2             reserved for the in-place upgrade; not handled yet, so it
-                   ends the arbiter at once: do not send it
+  USR2             reserved for the in-place upgrade, which is not written
+                   yet: logged and ignored
 
 Under systemd (Type=notify, NOTIFY_SOCKET set) the arbiter reports READY=1
 once its autostart watchers are up, RELOADING=1 and READY=1 around each

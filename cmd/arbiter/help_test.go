@@ -1,9 +1,13 @@
 package main_test
 
 import (
+	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // --help and -h print the usage, every flag, the signals, the exit codes
@@ -45,4 +49,24 @@ func TestHelp(t *testing.T) {
 			t.Errorf("arbiter %q: exit %d, output %q; want 2 and the short usage", args, code, out)
 		}
 	}
+}
+
+// SIGUSR2, reserved for the in-place upgrade, is logged and ignored: its
+// default action would end the arbiter, and its workers with it.
+func TestSIGUSR2Ignored(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "circus.ini")
+	writeINI(t, ini, fmt.Sprintf("[watcher:a]\ncmd = WORKER describe %s/a.json\n", dir))
+	p := startArbiter(t, ini)
+	waitFor(t, "worker a", 10*time.Second, func() bool { return readPid(filepath.Join(dir, "a.json")) > 0 })
+	pid := readPid(filepath.Join(dir, "a.json"))
+	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "SIGUSR2 logged", 10*time.Second, func() bool { return strings.Contains(p.out.String(), "SIGUSR2 ignored") })
+	if gone(pid) {
+		t.Errorf("worker %d died of the arbiter's SIGUSR2", pid)
+	}
+	p.stop(t, syscall.SIGTERM) // still running, and stops cleanly
 }

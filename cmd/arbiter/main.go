@@ -236,27 +236,33 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
-// handleSignals reloads the configuration on SIGHUP and reopens the log
-// files on SIGUSR1 (for an external logrotate, as nginx does), until ctx
-// is done. svc hears of every SIGHUP, even one whose file does not load:
-// a manager that sent it waits for READY=1.
+// handleSignals reloads the configuration on SIGHUP, reopens the log
+// files on SIGUSR1 (for an external logrotate, as nginx does) and logs
+// SIGUSR2 away, until ctx is done. svc hears of every SIGHUP, even one
+// whose file does not load: a manager that sent it waits for READY=1.
 func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger, svc *service) {
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1)
+	// SIGUSR2 is caught, not left to its default action (the end of the
+	// arbiter, its workers killed with it): it is reserved for the
+	// in-place upgrade, and gunicorn's users send it out of habit.
+	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigc)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sig := <-sigc:
-			if sig == syscall.SIGUSR1 {
+			switch sig {
+			case syscall.SIGUSR1:
 				if err := a.ReopenLogs(); err != nil {
 					log.Error("SIGUSR1: reopening log files", "err", err)
 				}
-				continue
+			case syscall.SIGUSR2:
+				log.Warn("SIGUSR2 ignored: it is reserved for an in-place upgrade, which this arbiter cannot do")
+			default:
+				svc.ReloadBegin()
+				svc.ReloadEnd(reload(ctx, a, path, log))
 			}
-			svc.ReloadBegin()
-			svc.ReloadEnd(reload(ctx, a, path, log))
 		}
 	}
 }
