@@ -95,15 +95,17 @@
 // (copy_env, [env] sections), working_dir, uid, gid and supplementary
 // groups, and fds 3.. holding its sockets (announced three ways:
 // $(circus.sockets.NAME) in cmd and args, LISTEN_FDS/LISTEN_FDNAMES/
-// LISTEN_PID, and the fd order). Workers are not started with os/exec,
-// which cannot set state between fork and exec: spawn.c forks them with a
-// vfork-style clone (as glibc's posix_spawn does; clone3, into the
-// worker's v2 cgroup, where it has one) and, in the child, with raw system
-// calls only, joins its v1 cgroups if any, applies the umask, rlimits,
-// niceness, chroot, credentials, working directory and LISTEN_PID = the
-// worker's own pid, closes every fd beyond those handed over, and execs
-// the worker: one exec per worker, whatever it needs. The package
-// therefore needs cgo.
+// LISTEN_PID, and the fd order; LISTEN_* only where cmd and args name no
+// socket, or listen_fds says so, since a program that adopts both takes
+// the same fd twice: see config.Watcher.SystemdDialect). Workers are not
+// started with os/exec, which cannot set state between fork and exec:
+// spawn.c forks them with a vfork-style clone (as glibc's posix_spawn
+// does; clone3, into the worker's v2 cgroup, where it has one) and, in the
+// child, with raw system calls only, joins its v1 cgroups if any, applies
+// the umask, rlimits, niceness, chroot, credentials, working directory and
+// LISTEN_PID = the worker's own pid, closes every fd beyond those handed
+// over, and execs the worker: one exec per worker, whatever it needs. The
+// package therefore needs cgo.
 //
 // Where the host offers writable cgroups (found at start-up by package
 // cgroups, never assumed), each watcher's workers are in a cgroup of their

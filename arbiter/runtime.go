@@ -201,7 +201,7 @@ func (w *Watcher) Options(ctx context.Context) (*config.Watcher, error) {
 // next use (graceful_timeout at the next stop, say).
 var reloadKeys = []string{
 	"Cmd", "Args", "Shell", "ShellArgs", "Executable", "WorkingDir", "User", "Group", "UID", "GID",
-	"Groups", "CopyEnv", "CopyPath", "Virtualenv", "Env", "MaxAge", "MaxAgeVariance", "UseSockets",
+	"Groups", "CopyEnv", "CopyPath", "Virtualenv", "Env", "MaxAge", "MaxAgeVariance", "UseSockets", "ListenFDs",
 	"StdinSocket", "CloseChildStdin", "CloseChildStdout", "CloseChildStderr", "Umask", "Nice",
 	"Chroot", "Rlimits", "Cgroup",
 }

@@ -70,7 +70,10 @@ func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, 
 	defer h.Close()
 
 	env := workerEnv(w)
-	if len(socks) > 0 {
+	// Circus's dialect ($(circus.sockets.NAME), in lookup below) is always
+	// there; systemd's only where it cannot collide with it.
+	systemd := len(socks) > 0 && w.SystemdDialect()
+	if systemd {
 		env = append(env, h.Env...)
 	}
 	lookup := spawnVars(w, wid, h.FDs, env)
@@ -108,7 +111,7 @@ func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, 
 		path:      exe,
 		argv:      argv,
 		env:       env,
-		listenPID: len(socks) > 0,
+		listenPID: systemd,
 		files:     files,
 		dir:       w.WorkingDir,
 		chroot:    w.Chroot,

@@ -137,6 +137,7 @@ type Watcher struct {
 	MaxAge           time.Duration
 	MaxAgeVariance   time.Duration // default 30s
 	UseSockets       bool
+	ListenFDs        ListenFDs // listen_fds; see [Watcher.SystemdDialect]
 	StdinSocket      string
 	CloseChildStdin  bool // default true
 	CloseChildStdout bool

@@ -12,7 +12,7 @@ var watcherKeys = []string{
 	"copy_env", "copy_path", "virtualenv", "virtualenv_py_ver", "numprocesses",
 	"warmup_delay", "autostart", "respawn", "singleton", "on_demand", "priority",
 	"max_retry", "restart_delay", "restart_max_delay", "graceful_timeout", "stop_signal", "stop_children", "send_hup",
-	"max_age", "max_age_variance", "use_sockets", "stdin_socket", "close_child_stdin",
+	"max_age", "max_age_variance", "use_sockets", "listen_fds", "stdin_socket", "close_child_stdin",
 	"close_child_stdout", "close_child_stderr", "umask", "nice", "chroot",
 	"check_flapping", "flapping.attempts", "flapping.window", "flapping.retry_in",
 	"flapping.max_retry", "flapping.active",
@@ -87,6 +87,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	if v, ok := f.get("stdin_socket"); ok {
 		w.StdinSocket = strings.ToLower(v)
 	}
+	f.readListenFDs(w)
 	f.boolean("close_child_stdin", &w.CloseChildStdin)
 	f.boolean("close_child_stdout", &w.CloseChildStdout)
 	f.boolean("close_child_stderr", &w.CloseChildStderr)

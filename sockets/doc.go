@@ -49,6 +49,11 @@
 //   - Plain order: a program that simply expects its listener on fd 3 (and
 //     the next ones on 4, 5...) gets exactly that.
 //
+// Which of Env a child gets is the caller's decision: the arbiter leaves
+// it out for a watcher whose command names its sockets, since a program
+// that adopts both descriptions (gunicorn's --bind fd://3 and LISTEN_FDS)
+// takes the same fd twice.
+//
 // # Reuseport
 //
 // With ReusePort (SO_REUSEPORT), each worker gets a private listener rather
