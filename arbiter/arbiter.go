@@ -49,14 +49,16 @@ type Arbiter struct {
 	launch  launcher
 	con     logs.Consoles
 	orphanc chan exitStatus
-	opc     chan op
-	started chan struct{}
-	done    chan struct{}                // closed when Run stops taking requests
-	wg      sync.WaitGroup               // watcher loops
-	cg      cgroupRoot                   // set by Run before any watcher loop (cgroup.go)
-	guard   *guardian                    // set by Run after cg, nil without one (guardian.go)
-	queues  atomic.Pointer[queueSampler] // set by Run before the watcher loops run (queues.go)
-	reloads ReloadObserver               // nil: nobody is told
+	// criticalc brings the first critical watcher that gave up (critical.go).
+	criticalc chan *CriticalError
+	opc       chan op
+	started   chan struct{}
+	done      chan struct{}                // closed when Run stops taking requests
+	wg        sync.WaitGroup               // watcher loops
+	cg        cgroupRoot                   // set by Run before any watcher loop (cgroup.go)
+	guard     *guardian                    // set by Run after cg, nil without one (guardian.go)
+	queues    atomic.Pointer[queueSampler] // set by Run before the watcher loops run (queues.go)
+	reloads   ReloadObserver               // nil: nobody is told
 
 	// opCancel cancels the arbiter-wide operation running, so that a stop
 	// of all overtakes a restart or reloadconfig; nil when none runs.
@@ -78,13 +80,14 @@ type snapshot struct {
 // here, before any worker exists. The error names the config file and line.
 func New(cfg *config.Config, opts Options) (*Arbiter, error) {
 	a := &Arbiter{
-		log:     opts.Logger,
-		pub:     opts.Publisher,
-		reloads: opts.Reloads,
-		orphanc: make(chan exitStatus, 64),
-		opc:     make(chan op),
-		started: make(chan struct{}),
-		done:    make(chan struct{}),
+		log:       opts.Logger,
+		pub:       opts.Publisher,
+		reloads:   opts.Reloads,
+		orphanc:   make(chan exitStatus, 64),
+		criticalc: make(chan *CriticalError, 1),
+		opc:       make(chan op),
+		started:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -165,6 +168,7 @@ func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep 
 		w := newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch)
 		w.out = out
 		w.kickQueues = a.kickQueues
+		w.criticalc = a.criticalc
 		a.attachCgroup(w)
 		ws, fresh = append(ws, w), append(fresh, w)
 	}
@@ -219,8 +223,9 @@ func (a *Arbiter) Sockets() []*sockets.Socket { return a.snap.Load().sockets }
 func (a *Arbiter) Started() <-chan struct{} { return a.started }
 
 // Run starts the watchers in priority order and supervises them until ctx
-// is done, then shuts down (see the package documentation) and returns.
-// Nothing it started is running when it returns.
+// is done, or a critical watcher gives up, then shuts down (see the package
+// documentation) and returns: nil, or the *CriticalError naming the
+// watcher that gave up. Nothing it started is running when it returns.
 func (a *Arbiter) Run(ctx context.Context) error {
 	theReaper.acquire(a.orphanc)
 	orphansDone := make(chan struct{})
@@ -270,12 +275,18 @@ func (a *Arbiter) Run(ctx context.Context) error {
 		})
 		a.serveOps(opsCtx)
 	})
-	<-ctx.Done()
+	var err error
+	select {
+	case <-ctx.Done():
+	case ce := <-a.criticalc:
+		err = ce
+		a.log.Error("arbiter stopping: a critical watcher gave up", "watcher", ce.Watcher, "reason", ce.Reason)
+	}
 	close(a.done)
 	cancelOps()
 	ops.Wait()
 	a.shutdown()
-	return nil
+	return err
 }
 
 // serveOps runs the arbiter-wide operations sent through do, in order,

@@ -65,6 +65,7 @@ func (w *Watcher) reportOOM(g *cgroups.Group, seen *uint64, where string) {
 	}
 	killed := n - *seen
 	*seen = n
+	w.restarts.oomAt = time.Now()
 	reason := fmt.Sprintf("the kernel's OOM killer killed %d process", killed)
 	if killed > 1 {
 		reason += "es"

@@ -237,6 +237,11 @@ cgroup.memory_max = 64M
 			}
 		}
 	}
+	// The death counts as the OOM killer's, not as a SIGKILL from outside.
+	st := restarted(t, r, "hog", 1)
+	if e := st.LastExit; e == nil || e.Reason != arbiter.ReasonOOM || e.Signal != syscall.SIGKILL || st.Restarts["oom"] != 1 {
+		t.Errorf("LastExit = %+v, Restarts = %v; want one oom death", e, st.Restarts)
+	}
 }
 
 // A process a worker started, killed by the OOM killer while the worker

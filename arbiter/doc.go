@@ -19,7 +19,10 @@
 // retried with a growing pause and stop the watcher after max_retry; a spawn
 // that fails for a passing reason (EAGAIN, EMFILE, ENFILE, ENOMEM, a cgroup
 // join) is retried with a capped, jittered backoff for as long as the fault
-// lasts, and never counts.
+// lasts, and never counts. Every worker death the arbiter did not ask
+// for, and every replacement it made on its own account (health, limits,
+// max_age), is counted by reason in the watcher's [Status], with the last
+// one, for operators and metrics (restarts.go).
 //
 // Each watcher is one state machine, its transitions in lifecycle.go:
 // Circus's stopped, starting, active and stopping, refined by what it
@@ -65,6 +68,12 @@
 // in epoll and a first connection, held in the backlog, starts a worker
 // at once. incr, decr and set move the size within the bounds;
 // reloadconfig and set apply new autoscale keys without a reload.
+//
+// A watcher with critical = true that gives up for good (the flapping
+// limit's max_retry, or max_retry failed spawns in a row) ends the
+// arbiter: Run shuts down as below and returns a [CriticalError] naming it
+// (critical.go), so that the engine above (Docker, Kubernetes, systemd)
+// sees the service fail and restarts or replaces it.
 //
 // When Run's context is done, the one shutdown sequence runs: watchers stop
 // in reverse priority (those of equal priority together), each as above;

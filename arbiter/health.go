@@ -173,6 +173,7 @@ func (w *Watcher) handleHealth(r healthResult) {
 func (w *Watcher) replaceUnhealthy(p *worker, reason string) {
 	w.log.Error("unhealthy: replacing", "pid", p.Pid, "wid", p.Wid, "reason", reason)
 	w.emit(pubsub.Event{Kind: pubsub.Health, Pid: p.Pid, Wid: p.Wid, Reason: reason})
+	p.cause = ReasonUnhealthy
 	w.retire(p)
 	if !p.stopping {
 		w.stopProc(p)

@@ -78,6 +78,9 @@ graceful_timeout = 1
 		!strings.Contains(ev[0].Reason, "/healthz: 3 failed checks in a row") {
 		t.Fatalf("health events = %+v, want one for pid %d naming the URL and 3 failures", ev, pid)
 	}
+	if st := watcherStatus(t, r, "web"); st.Restarts["unhealthy"] != 1 || st.LastExit == nil || !st.LastExit.Expected || st.LastExit.Pid != pid {
+		t.Errorf("Restarts = %v, LastExit = %+v; want the hung worker counted as unhealthy, expected", st.Restarts, st.LastExit)
+	}
 	// The replacement answers.
 	c, err := net.DialTimeout("tcp", r.Sockets()[0].Addr(), time.Second)
 	if err != nil {

@@ -101,6 +101,7 @@ func (w *Watcher) becomeActive() {
 
 func (w *Watcher) activate() {
 	w.state = Active
+	w.activeSince = time.Now()
 	w.log.Info("started", "numprocesses", len(w.procs))
 	w.emit(pubsub.Event{Kind: pubsub.Start})
 	w.replyStart(nil)
@@ -298,6 +299,7 @@ func (w *Watcher) handleExit(st exitStatus) {
 	// 14, item 7).
 	p.proc.Release()
 	w.cgroupExited(p)
+	w.countExit(p, st.status, now)
 	code := exitCode(st.status)
 	w.emit(pubsub.Event{Kind: pubsub.Reap, Pid: p.Pid, Wid: p.Wid, ExitCode: code})
 	w.reapHooks(p, st)
@@ -348,6 +350,7 @@ func (w *Watcher) tick() {
 			w.escalate(p)
 		case !p.stopping && !p.retiring && !p.expireAt.IsZero() && !now.Before(p.expireAt):
 			w.log.Info("recycling", "pid", p.Pid, "reason", "max_age", "age", now.Sub(p.Started).Round(time.Second))
+			p.cause = ReasonMaxAge
 			w.retire(p)
 		}
 	}

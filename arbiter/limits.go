@@ -120,6 +120,7 @@ func (w *Watcher) handleLimits(s limitSample) {
 		reason := fmt.Sprintf("%s for %s", over, s.at.Sub(p.overSince).Round(time.Millisecond))
 		w.log.Error("over a limit: replacing", "pid", p.Pid, "wid", p.Wid, "reason", reason)
 		w.emit(pubsub.Event{Kind: pubsub.Limit, Pid: p.Pid, Wid: p.Wid, Reason: reason})
+		p.cause = ReasonLimits
 		w.retire(p)
 	}
 	w.progress()

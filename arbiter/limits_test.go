@@ -68,6 +68,9 @@ graceful_timeout = 2
 	if n := len(r.events.Of(pubsub.Limit)); n != 1 {
 		t.Errorf("%d limit events, want 1 (the replacement does not hog)", n)
 	}
+	if st := watcherStatus(t, r, "hog"); st.Restarts["limits"] != 1 || st.LastExit == nil || !st.LastExit.Expected || st.LastExit.Pid != hog {
+		t.Errorf("Restarts = %v, LastExit = %+v; want the hog counted under limits, expected", st.Restarts, st.LastExit)
+	}
 }
 
 // A worker that keeps a core busy past limit.max_cpu is replaced. The limit

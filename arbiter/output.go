@@ -134,6 +134,8 @@ func liveChange(a, b *config.Watcher) bool {
 	strip := func(w *config.Watcher) config.Watcher {
 		c := *w
 		c.NumProcesses = 0
+		// Read when the watcher gives up.
+		c.Critical = false
 		// Read at each death.
 		c.RestartDelay, c.RestartMaxDelay = 0, 0
 		c.Stdout, c.Stderr, c.StdoutStream, c.StderrStream = config.Stream{}, config.Stream{}, nil, nil
@@ -146,7 +148,7 @@ func liveChange(a, b *config.Watcher) bool {
 		c.Hooks = nil
 		c.Options = maps.Clone(w.Options)
 		maps.DeleteFunc(c.Options, func(k, _ string) bool {
-			return k == "numprocesses" || strings.HasPrefix(k, "stdout_stream.") || strings.HasPrefix(k, "stderr_stream.") ||
+			return k == "numprocesses" || k == "critical" || strings.HasPrefix(k, "stdout_stream.") || strings.HasPrefix(k, "stderr_stream.") ||
 				strings.HasPrefix(k, "health.") || strings.HasPrefix(k, "limit.") ||
 				k == "ready" || k == "ready_timeout" || k == "watchdog_sec" || k == "restart_delay" || k == "restart_max_delay" ||
 				strings.HasPrefix(k, "hooks.") || k == "hook_timeout" || strings.HasPrefix(k, "autoscale.")

@@ -22,6 +22,10 @@ type worker struct {
 	// stopping is set once the arbiter has decided this worker should go;
 	// its death is then expected, never counted as a crash.
 	stopping bool
+	// cause is why the arbiter replaces it on its own account
+	// (ReasonUnhealthy, ReasonLimits, ReasonMaxAge), "" otherwise: such a
+	// death counts as a restart (restarts.go), a stop's does not.
+	cause string
 	// retiring marks a worker whose replacement is started first (max_age,
 	// graceful reload): it no longer counts toward numprocesses, but it is
 	// only signalled once the replacement runs.
@@ -62,6 +66,9 @@ type ProcessInfo struct {
 	// Status is the last STATUS= the worker sent to its NOTIFY_SOCKET
 	// (ready = notify), as systemctl status shows it; "" without one.
 	Status string
+	// Restarts counts the deaths in its slot (wid) that the watcher
+	// counted in Status.Restarts.
+	Restarts uint64
 }
 
 // info is p as ProcessInfo. Called on the watcher's loop, which owns p.

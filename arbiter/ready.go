@@ -242,6 +242,7 @@ func (w *Watcher) markReady(p *worker) {
 func (w *Watcher) notReady(p *worker, err error) {
 	w.log.Error("not ready", "pid", p.Pid, "wid", p.Wid, "err", err)
 	if !p.stopping {
+		p.cause = ReasonUnhealthy
 		w.stopProc(p)
 	}
 	if w.reload != nil && !slices.Contains(w.reload.old, p.Pid) && w.abortReload(err) {

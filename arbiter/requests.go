@@ -99,6 +99,7 @@ func (w *Watcher) handle(r request) {
 		for _, p := range w.procs {
 			st.Procs = append(st.Procs, p.info())
 		}
+		w.restartStatus(&st)
 		r.reply <- st
 	case optionsReq:
 		c := *w.cfg

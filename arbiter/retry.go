@@ -114,7 +114,9 @@ func (w *Watcher) spawnFailed(wid int, err error) {
 			return
 		}
 		w.log.Error("giving up", "reason", "spawn failed", "attempts", w.spawnFails)
-		w.beginStop(fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err))
+		reason := fmt.Sprintf("spawn failed %d times: %v", w.spawnFails, err)
+		w.beginStop(reason)
+		w.gaveUp(reason)
 		return
 	}
 	w.replyStart(fmt.Errorf("watcher %s: %w: %w", w.name, errRetrying, err))
@@ -206,6 +208,7 @@ func (w *Watcher) flapped(wid int) bool {
 		w.log.Error("flapping: stopped for good", "reason", reason)
 		w.emit(pubsub.Event{Kind: pubsub.Flapping, Reason: reason})
 		w.beginStop("flapping: " + reason)
+		w.gaveUp("flapping: " + reason)
 		return true
 	}
 	w.log.Error("flapping: stopped", "reason", reason, "retry_in", c.FlapRetryIn, "retry", w.flapRetries, "max_retry", c.FlapMaxRetry)
@@ -218,7 +221,14 @@ func (w *Watcher) flapped(wid int) bool {
 // detail says what the watcher does or waits for beyond its Circus state,
 // and when it next tries (see Status).
 func (w *Watcher) detail(now time.Time) (string, time.Time) {
-	in := func(t time.Time) string { return max(t.Sub(now), 0).Round(time.Millisecond).String() }
+	in := func(t time.Time) string {
+		// "6.2s", "400ms": what a person reads, not "6.213497s".
+		d := max(t.Sub(now), 0)
+		if d >= time.Second {
+			return d.Round(100 * time.Millisecond).String()
+		}
+		return d.Round(time.Millisecond).String()
+	}
 	short := w.live() < w.target && (w.state == Starting || w.state == Active)
 	pause := w.slotPause(now)
 	switch {

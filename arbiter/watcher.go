@@ -117,6 +117,8 @@ type Watcher struct {
 	lastFlap    time.Time
 	retryAt     time.Time // restart after flapping at this time; zero: none
 	stopReason  string    // why the watcher stopped itself, for Detail
+	activeSince time.Time // when it last became active
+	restarts    restarts  // deaths counted as restarts (restarts.go)
 	timer       *time.Timer
 	cg          *watcherCgroup    // its cgroups (cgroup.go); nil in tests of the loop
 	hooks       hookRunner        // runs the hooks.* commands (hooks.go)
@@ -139,6 +141,10 @@ type Watcher struct {
 	scaleSpare atomic.Bool // ... or above its min
 	scaleSocks atomic.Pointer[[]*sockets.Socket]
 	kickQueues func() // tells the sampler a pool has emptied; nil in tests of the loop
+
+	// criticalc is the arbiter's, where a critical watcher that gives up
+	// says so (critical.go); nil in tests of the loop.
+	criticalc chan<- *CriticalError
 }
 
 func newWatcher(cfg *config.Watcher, socks []*sockets.Socket, log *slog.Logger, pub Publisher, l launcher) *Watcher {
@@ -283,6 +289,17 @@ type Status struct {
 	// Autoscale is what the autoscaler sees (its bounds and the queue);
 	// nil when the watcher is not autoscaled.
 	Autoscale *ScaleStatus
+	// Restarts counts the worker deaths the watcher replaced (or, once
+	// stopped by them, retries after), by reason (see [Reasons]), since
+	// the Watcher was created: a reloadconfig that keeps the watcher
+	// keeps them, and they never go down. Deaths asked for by a stop, a
+	// reload, a decr or a kill command are not counted.
+	Restarts map[string]uint64
+	// LastExit is the last death counted in Restarts, nil if none.
+	LastExit *ExitInfo
+	// Since is when the watcher last became active (its uptime); zero
+	// when it is not active.
+	Since time.Time
 }
 
 // Status returns the watcher's state, target size, workers and sockets, read

@@ -121,6 +121,11 @@ type Watcher struct {
 	OnDemand     bool
 	Priority     int
 	MaxRetry     int // default 5; -1 = forever
+	// Critical makes the watcher's giving up (the flapping limit's
+	// max_retry, or max_retry failed spawns in a row) stop the whole
+	// arbiter, which then exits with an error naming it: a container or
+	// unit whose main job is dead is restarted by its own supervisor.
+	Critical bool
 	// RestartDelay and RestartMaxDelay pace a crash loop (Ringmaster's,
 	// after systemd's RestartSec and RestartMaxDelaySec): a worker that
 	// dies unexpectedly is replaced at once, but the n-th death in a row

@@ -22,6 +22,7 @@ var watcherKeys = []string{
 	"limit.max_rss", "limit.max_cpu", "limit.grace", "limit.interval",
 	"cgroup", "cgroup.memory_max", "cgroup.pids_max", "cgroup.cpu_quota",
 	"autoscale.min", "autoscale.max", "autoscale.idle", "autoscale.down_interval", "autoscale.up_after", "autoscale.queue_per_worker",
+	"critical",
 }
 
 // readWatcher reads one [watcher:NAME] section; flap is the limit set by a
@@ -73,6 +74,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	f.boolean("respawn", &w.Respawn)
 	f.boolean("singleton", &w.Singleton)
 	f.boolean("on_demand", &w.OnDemand)
+	f.boolean("critical", &w.Critical)
 	f.integer("priority", &w.Priority, -maxInt, maxInt)
 	f.integer("max_retry", &w.MaxRetry, -1, maxInt)
 	f.seconds("restart_delay", &w.RestartDelay, false)
@@ -112,6 +114,7 @@ func readWatcher(f *fields, name string, flap flapping) *Watcher {
 	w.FlapAttempts, w.FlapWindow, w.FlapRetryIn, w.FlapMaxRetry = flap.attempts, flap.window, flap.retryIn, flap.maxRetry
 
 	f.checkWatcher(w)
+	f.checkCritical(w)
 	f.resolveIdentity(w)
 	return w
 }

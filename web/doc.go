@@ -26,7 +26,10 @@
 // and the run's stream id. An autoscaled watcher's state carries its
 // bounds and the connections waiting in its sockets' accept queues
 // ("autoscale"), and each stats sample every watcher's number of workers
-// and an autoscaled one's queue, which the page draws over time. A page that reconnects with
+// and an autoscaled one's queue, which the page draws over time. A
+// watcher's state also says since when it is active ("since"), the worker
+// deaths it counted by reason ("restarts") and the last of them
+// ("last_exit"), which the page shows beside its state. A page that reconnects with
 // /ws?stream=ID&since=SEQ gets {"type": "resumed", "since": SEQ, "upto": N}
 // and then exactly the messages it missed, SEQ+1 to N, from a ring of the
 // last 4096 (8 MiB at most); or a fresh snapshot when the ring no

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/stats"
@@ -62,6 +64,7 @@ type workerJSON struct {
 	Stopping bool    `json:"stopping"`
 	Ready    bool    `json:"ready"`
 	Status   string  `json:"status,omitempty"`
+	Restarts uint64  `json:"restarts,omitempty"` // of its slot
 }
 
 type socketJSON struct {
@@ -84,6 +87,22 @@ type watcherJSON struct {
 	// Autoscale is an autoscaled watcher's bounds and the connections
 	// waiting in its sockets' accept queues at the last sample.
 	Autoscale *scaleJSON `json:"autoscale,omitempty"`
+	// Since is when it last became active (epoch seconds), for its
+	// uptime; Restarts the worker deaths it counted, by reason, and
+	// LastExit the last of them (see arbiter.Status).
+	Since    float64           `json:"since,omitempty"`
+	Restarts map[string]uint64 `json:"restarts,omitempty"`
+	LastExit *exitJSON         `json:"last_exit,omitempty"`
+}
+
+type exitJSON struct {
+	Pid        int     `json:"pid"`
+	Wid        int     `json:"wid"`
+	Code       int     `json:"code"`
+	SignalName string  `json:"signal_name,omitempty"`
+	Expected   bool    `json:"expected"`
+	Reason     string  `json:"reason"`
+	Time       float64 `json:"time"`
 }
 
 type scaleJSON struct {
@@ -98,7 +117,13 @@ func encodeWatcher(name, cmd string, st arbiter.Status) json.RawMessage {
 	w := watcherJSON{
 		Name: name, State: st.State.String(), NumProcesses: st.Target, Cmd: cmd,
 		Sockets: make([]socketJSON, len(st.Sockets)), Workers: make([]workerJSON, len(st.Procs)),
-		Detail: st.Detail,
+		Detail: st.Detail, Since: epoch(st.Since), Restarts: st.Restarts,
+	}
+	if e := st.LastExit; e != nil {
+		w.LastExit = &exitJSON{Pid: e.Pid, Wid: e.Wid, Code: e.Code, Expected: e.Expected, Reason: e.Reason, Time: epoch(e.Time)}
+		if e.Signal != 0 {
+			w.LastExit.SignalName = unix.SignalName(e.Signal)
+		}
 	}
 	if !st.RetryAt.IsZero() {
 		w.RetryAt = epoch(st.RetryAt)
@@ -110,7 +135,7 @@ func encodeWatcher(name, cmd string, st arbiter.Status) json.RawMessage {
 		w.Sockets[i] = socketJSON{Name: s.Name(), Address: s.Addr()}
 	}
 	for i, p := range st.Procs {
-		w.Workers[i] = workerJSON{Pid: p.Pid, Wid: p.Wid, Started: epoch(p.Started), Stopping: p.Stopping, Ready: p.Ready, Status: p.Status}
+		w.Workers[i] = workerJSON{Pid: p.Pid, Wid: p.Wid, Started: epoch(p.Started), Stopping: p.Stopping, Ready: p.Ready, Status: p.Status, Restarts: p.Restarts}
 	}
 	return mustJSON(w)
 }

@@ -675,6 +675,17 @@ flapping.retry_in = 30
 		return err == nil && d != first && strings.HasPrefix(d, "flapping, retry 1 of 5 in ")
 	})
 	t.Logf("detail: %q", first)
+	// Beside it, the deaths it counted and how the last went, and no
+	// uptime, as it is not active (issue 16).
+	const lifeJS = `(() => { const q = (r) => document.querySelector('[data-watcher="crashy"] [data-role="' + r + '"]');
+		return [q('uptime').textContent, q('restarts').textContent, q('last-exit').hidden ? '' : q('last-exit').textContent].join('|'); })()`
+	var life string
+	waitView(t, tab, "crashy", "the restarts and the last exit", func(v consoleView) bool {
+		var err error
+		life, err = chromedp.Run(tab, chromedp.Evaluate[string](lifeJS))
+		return err == nil && strings.HasPrefix(life, "–|3|last: exit 1 (not expected) ")
+	})
+	t.Logf("life: %q", life)
 	out := ctlOK(t, a.endpoint, "status")
 	if !strings.Contains(out, "crashy: stopped (flapping, retry 1 of 5 in ") {
 		t.Errorf("circusctl status = %q, want crashy stopped, flapping with its retry", out)

@@ -92,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := serve(f.path, cfg, log); err != nil {
 		printErr(stderr, err)
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }

@@ -307,12 +307,18 @@ cpu %, memory %, cpu time and age, with each process's children below it.`,
 	},
 	{
 		name: "status", short: "Get the status of a watcher or all watchers", args: "[NAME]", max: 1,
-		comp: []argKind{argWatcher},
-		long: `Prints the state of watcher NAME (active, stopped, starting, stopping), or
-"name: state" for every watcher, sorted by name; followed, in parentheses,
-by what the watcher does or waits for when there is more to say
-("stopped (flapping, retry 1 of 5 in 6.2s)", "active (backoff: EMFILE,
-retry in 400ms)"). Circus's own arbiter sends no such detail.`,
+		comp:  []argKind{argWatcher},
+		flags: []flagSpec{{name: "table", help: "print the table even when the output is not a terminal"}},
+		long: `On a terminal (or with --table), a table of the watchers: NAME, STATE and
+what it waits for ("stopped (flapping, retry 1 of 5 in 6.2s)"), workers
+READY/RUNNING/TARGET, UPTIME, the RESTARTS counted (deaths not asked for,
+and replacements for health, limits or max_age) and the LAST EXIT ("SIGKILL
+(not expected) 12s ago, pid 4242"); with NAME, then its workers.
+
+Piped, Circus's lines, which scripts read: the state of NAME, or "name:
+state" for every watcher, sorted by name, each with its detail in
+parentheses when there is one. --json prints the whole reply. Circus's own
+arbiter sends no details: then the lines are printed in any case.`,
 		props: func(a *parsed) (map[string]any, error) {
 			p, err := nameProps(a)
 			p["details"] = true

@@ -35,7 +35,7 @@
 //	start [NAME] [--waiting] [--match M]
 //	                                 start watchers
 //	stats [--extended] [NAME [PID]]  process information
-//	status [NAME]                    watcher states
+//	status [NAME] [--table]          watcher states; a table on a terminal
 //	stop [NAME] [--waiting] [--match M]
 //	                                 stop watchers
 //
@@ -58,7 +58,9 @@
 //
 // Replies print as Circus's circusctl prints them where scripts read them
 // ("ok", a number, comma-separated names, "name: state" lines, "key:
-// value" lines), and as aligned tables for stats, dstats and listsockets.
+// value" lines), and as aligned tables for stats, dstats and listsockets;
+// status on a terminal (or with --table) is a table of the watchers, their
+// workers, uptime, restarts and last exit.
 // --json prints the reply itself, --prettify indented with sorted keys.
 //
 // The exit status is Circus's: 0 success; 3 for an error reply, whose
@@ -105,7 +107,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], environ{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	code := run(ctx, os.Args[1:], environ{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stdout)})
 	stop()
 	os.Exit(code)
 }
@@ -116,6 +118,7 @@ type environ struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	terminal       bool // stdout is a terminal
 }
 
 // globals are Circus's global options, which come before the command.
@@ -205,6 +208,7 @@ func (g globals) exec(ctx context.Context, e environ, argv []string) int {
 		fmt.Fprintf(e.stderr, "circusctl %s: %v\nusage: %s\n", c.name, err, c.usage())
 		return exitUsage
 	}
+	a.terminal = e.terminal
 	if c.local != nil {
 		err := c.local(ctx, g, e, a)
 		var ce *control.CallError

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // reply is a decoded reply frame. Numbers stay json.Number, so that they
@@ -100,7 +101,16 @@ func listText(r reply, _ *parsed) (string, error) {
 	return strings.Join(s, ","), nil
 }
 
-func statusText(r reply, _ *parsed) (string, error) {
+func statusText(r reply, a *parsed) (string, error) {
+	if a.terminal || a.on("table") {
+		name := ""
+		if len(a.args) > 0 {
+			name = a.args[0]
+		}
+		if out, ok, err := statusTable(r, name, time.Now()); ok || err != nil {
+			return out, err
+		}
+	}
 	withDetail := func(state string, detail any) string {
 		if d, ok := detail.(string); ok && d != "" {
 			return state + " (" + d + ")"

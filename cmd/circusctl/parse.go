@@ -12,6 +12,9 @@ import (
 type parsed struct {
 	args []string          // positionals
 	set  map[string]string // flags given, by name; a switch maps to "true"
+	// terminal is set when the output goes to a terminal, where a person
+	// reads it (status prints a table there).
+	terminal bool
 }
 
 // on reports whether switch name was given.

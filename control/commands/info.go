@@ -47,7 +47,9 @@ func cmdList(t *Table, req control.Request) (job, *control.Error) {
 // cmdStatus is Circus's status. With "details": true (Ringmaster's; our
 // circusctl sends it) the reply also says what each watcher does or waits
 // for beyond its state ("flapping, retry 1 of 5 in 6.2s", "backoff:
-// EMFILE, retry in 400ms"): "details" by name for all, "detail" for one.
+// EMFILE, retry in 400ms"): "details" by name for all, "detail" for one;
+// and all an operator acts on (workers ready, uptime, restarts, the last
+// exit: see status.go) under "watchers" by name, or "watcher" for one.
 // Circus's own replies are unchanged without it.
 func cmdStatus(t *Table, req control.Request) (job, *control.Error) {
 	details, e := req.BoolOr("details", false)
@@ -56,7 +58,7 @@ func cmdStatus(t *Table, req control.Request) (job, *control.Error) {
 	}
 	if !req.Has("name") {
 		return now(func(ctx context.Context) control.Reply {
-			var st, dt control.Object
+			var st, dt, all control.Object
 			for _, w := range t.sorted() {
 				s, err := w.Status(ctx)
 				if err != nil {
@@ -66,9 +68,10 @@ func cmdStatus(t *Table, req control.Request) (job, *control.Error) {
 				if s.Detail != "" {
 					dt = append(dt, field(w.Name(), s.Detail))
 				}
+				all = append(all, field(w.Name(), watcherDetails(s, time.Now(), false)))
 			}
 			if details {
-				return control.OK(field("statuses", st), field("details", dt))
+				return control.OK(field("statuses", st), field("details", dt), field("watchers", all))
 			}
 			return control.OK(field("statuses", st))
 		})
@@ -84,7 +87,7 @@ func cmdStatus(t *Table, req control.Request) (job, *control.Error) {
 		}
 		rep := control.State(s.State.String())
 		if details {
-			rep.Fields = control.Object{field("detail", s.Detail)}
+			rep.Fields = control.Object{field("detail", s.Detail), field("watcher", watcherDetails(s, time.Now(), true))}
 		}
 		return rep
 	})

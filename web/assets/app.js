@@ -362,6 +362,7 @@
       button('restart', 'restart', `Restart ${name}`),
       button('reload', 'reload', `Reload ${name}`),
       button('signal', 'signal…', `Send a signal to ${name}`));
+    createLife(e);
     e.cmdEl = h('code', { class: 'cmd', 'data-role': 'cmd' });
     e.socketsEl = h('span', { class: 'sockets', 'data-role': 'sockets' });
     e.tbody = h('tbody');
@@ -374,7 +375,7 @@
       h('div', { class: 'w-head' },
         h('h2', { class: 'w-name', title: name }, name),
         e.stateEl, e.detailEl, e.countBox, actions),
-      h('div', { class: 'w-meta' }, e.cmdEl, e.socketsEl,
+      h('div', { class: 'w-meta' }, e.cmdEl, e.socketsEl, e.lifeBox,
         h('span', { class: 'metric', title: 'cpu of all workers (% of one core), last 5 minutes' },
           h('span', { class: 'k' }, 'cpu'), e.cpuEl, e.cpuSpark),
         h('span', { class: 'metric', title: 'rss of all workers, last 5 minutes' },
@@ -428,6 +429,7 @@
     }
     renderSockets(e, w.sockets || []);
     renderScale(e, w.autoscale);
+    renderLife(e, w);
     syncRows(e, workers, w.state === 'stopping', !fromSnapshot);
     drawWatcherStats(e);
     if (tail.open && tail.name === w.name) noteTailWorker();
@@ -762,7 +764,44 @@
     const now = serverNow();
     for (const e of watchers.values()) {
       for (const r of e.rows.values()) setText(r.ageEl, fmtAge(now - r.started));
+      tickLife(e, now);
     }
+  }
+
+  // ---- a watcher's life: uptime, restarts, the last exit ------------------
+
+  // createLife makes what renderLife fills: since when the watcher is
+  // active, the worker deaths it counted and how the last one went, as
+  // supervisorctl's "exited (terminated by SIGKILL; not expected)".
+  function createLife(e) {
+    e.uptimeEl = h('span', { 'data-role': 'uptime' }, '–');
+    e.restartsEl = h('span', { 'data-role': 'restarts' }, '0');
+    e.lastExitEl = h('span', { class: 'last-exit', 'data-role': 'last-exit', hidden: true });
+    e.lifeBox = h('span', { class: 'metric life' },
+      h('span', { class: 'k' }, 'up'), e.uptimeEl,
+      h('span', { class: 'k' }, 'restarts'), e.restartsEl, e.lastExitEl);
+  }
+
+  function renderLife(e, w) {
+    e.since = w.since || 0;
+    const r = w.restarts || {};
+    const reasons = Object.keys(r).sort();
+    setText(e.restartsEl, String(reasons.reduce((n, k) => n + r[k], 0)));
+    e.restartsEl.title = reasons.length ? reasons.map((k) => `${k} ${r[k]}`).join(', ') : 'no worker died unasked';
+    e.lastExit = w.last_exit || null;
+    tickLife(e, serverNow());
+  }
+
+  function tickLife(e, now) {
+    setText(e.uptimeEl, e.since ? fmtAge(now - e.since) : '–');
+    const x = e.lastExit;
+    e.lastExitEl.hidden = !x;
+    if (!x) return;
+    const why = ['exit', 'signal', 'clean'].includes(x.reason) ? [] : [x.reason];
+    why.push(x.expected ? 'expected' : 'not expected');
+    setText(e.lastExitEl, `last: ${x.signal_name || `exit ${x.code}`} (${why.join('; ')}) ${fmtAge(now - x.time)} ago`);
+    e.lastExitEl.title = `pid ${x.pid}, wid ${x.wid}, at ${fmtClock(x.time, false)}`;
+    e.lastExitEl.classList.toggle('bad', !x.expected);
   }
 
   // Clicks on any watcher or worker button land here: one listener rather

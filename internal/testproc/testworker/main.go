@@ -41,6 +41,9 @@
 //	serial FD DURATION   serve one connection at a time on fd FD: read a
 //	                     line, work DURATION, answer "pid N", close; the
 //	                     others wait in the accept queue; drain on SIGTERM
+//	termnote FILE        handle SIGTERM, send READY=1 (with NOTIFY_SOCKET),
+//	                     write "PID" to FILE; at SIGTERM write "PID TERM"
+//	                     and exit 0
 package main
 
 import (
@@ -172,6 +175,8 @@ func main() {
 		sleepForever()
 	case "serial":
 		serial(os.Args[2:])
+	case "termnote":
+		termnote(arg(2))
 	case "readywhen":
 		notify(fmt.Sprintf("STATUS=waiting for %s\n", filepath.Base(arg(2))))
 		for {
