@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -278,4 +279,33 @@ func procUID(t *testing.T, pid int) int {
 	}
 	uid, _ := strconv.Atoi(string(m[1]))
 	return uid
+}
+
+// As a container's PID 1, an arbiter whose critical watcher gives up exits
+// 3, so that the container engine tells the service's failure from a
+// clean stop (0) or an error (1).
+func TestPID1CriticalExit3(t *testing.T) {
+	testproc.NeedUnshare(t)
+	t.Parallel()
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "circus.ini")
+	writeINI(t, ini, `[watcher:crashy]
+cmd = WORKER exit 3
+critical = true
+flapping.attempts = 2
+flapping.window = 30
+flapping.retry_in = 0.2
+flapping.max_retry = 1
+`)
+	p := startArbiterCmd(t, exec.Command("unshare", "--pid", "--fork", "--mount-proc", "--kill-child", arbiterBin, ini))
+	select {
+	case err := <-p.done:
+		p.done <- err
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Fatalf("unshare (and so the arbiter) exited with %v, want exit status 3:\n%s", err, p.out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the arbiter still runs 60s after its critical watcher started:\n%s", p.out.String())
+	}
 }
