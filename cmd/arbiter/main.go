@@ -42,15 +42,15 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	// Whatever fds our own parent leaked to us must not leak on into every
 	// worker.
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 
-	f, code := parseFlags(args, stderr)
+	f, code := parseFlags(args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -111,8 +111,8 @@ type flags struct {
 }
 
 // parseFlags reads the command line; code is the exit code when the
-// arbiter has nothing more to do (usage, --version), -1 otherwise.
-func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
+// arbiter has nothing more to do (usage, --help, --version), -1 otherwise.
+func parseFlags(args []string, stdout, stderr io.Writer) (f flags, code int) {
 	fs := flag.NewFlagSet("arbiter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&f.validate, "validate", false, "check `CONFIG`, list every problem and exit 0 (valid) or 1")
@@ -121,11 +121,12 @@ func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json (default: [circus] logformat, else text)")
 	fs.StringVar(&f.pidfile, "pidfile", "", "write the arbiter's pid to this file (default: [circus] pidfile)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: arbiter [flags] CONFIG\n\nRuns the watchers of a Circus configuration file in the foreground.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {} // help.go prints it
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout, fs)
+		return f, 0
+	} else if err != nil {
+		printUsage(stderr)
 		return f, 2
 	}
 	if f.version {
@@ -133,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
 		return f, 0
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
+		printUsage(stderr)
 		return f, 2
 	}
 	f.path = fs.Arg(0)
@@ -190,12 +191,16 @@ func (e *endpoints) abort() {
 // SIGQUIT or quit ends it, then closes the endpoints in order: the console
 // and plugins, then the control endpoint once its last replies are out.
 func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Journal) error {
+	svc, err := newService(log)
+	if err != nil {
+		return err
+	}
 	ep, err := openEndpoints(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer ep.relay.Close()
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ep.bus})
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ep.bus, Reloads: svc})
 	if err != nil {
 		ep.abort()
 		return err
@@ -226,10 +231,11 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	con := startWeb(ep.web, cfg, path, a, ep.bus, table, sampler, log)
 	plug := startPlugins(a, ep.bus, table, log)
 	var sigs sync.WaitGroup
-	sigs.Go(func() { handleSignals(ctx, a, path, log) })
+	sigs.Go(func() { handleSignals(ctx, a, path, log, svc) })
+	sigs.Go(func() { svc.run(ctx, a) })
 	err = a.Run(ctx)
 	close(stopped)
-	stop() // ends handleSignals too, should Run have returned on its own
+	stop() // ends handleSignals and svc too, should Run have returned on its own
 	sigs.Wait()
 	con.Close()
 	plug.Close()
@@ -237,25 +243,33 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	return err
 }
 
-// handleSignals reloads the configuration on SIGHUP and reopens the log
-// files on SIGUSR1 (for an external logrotate, as nginx does), until ctx
-// is done.
-func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) {
+// handleSignals reloads the configuration on SIGHUP, reopens the log
+// files on SIGUSR1 (for an external logrotate, as nginx does) and logs
+// SIGUSR2 away, until ctx is done. svc hears of every SIGHUP, even one
+// whose file does not load: a manager that sent it waits for READY=1.
+func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger, svc *service) {
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1)
+	// SIGUSR2 is caught, not left to its default action (the end of the
+	// arbiter, its workers killed with it): it is reserved for the
+	// in-place upgrade, and gunicorn's users send it out of habit.
+	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigc)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sig := <-sigc:
-			if sig == syscall.SIGUSR1 {
+			switch sig {
+			case syscall.SIGUSR1:
 				if err := a.ReopenLogs(); err != nil {
 					log.Error("SIGUSR1: reopening log files", "err", err)
 				}
-				continue
+			case syscall.SIGUSR2:
+				log.Warn("SIGUSR2 ignored: it is reserved for an in-place upgrade, which this arbiter cannot do")
+			default:
+				svc.ReloadBegin()
+				svc.ReloadEnd(reload(ctx, a, path, log))
 			}
-			reload(ctx, a, path, log)
 		}
 	}
 }
@@ -269,7 +283,8 @@ func buildVersion() string {
 }
 
 // reload re-reads the configuration; a file with errors changes nothing.
-func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) {
+// The error it returns is already logged.
+func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) error {
 	log.Info("SIGHUP: reloading configuration", "file", path)
 	cfg, err := config.Load(path)
 	for _, w := range cfgWarnings(cfg) {
@@ -277,11 +292,13 @@ func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logg
 	}
 	if err != nil {
 		log.Error("reload refused; keeping the running configuration", "err", err)
-		return
+		return err
 	}
-	if err := a.Reload(ctx, cfg); err != nil && !errors.Is(err, context.Canceled) {
+	err = a.Reload(ctx, cfg)
+	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("reload failed; keeping the running configuration", "err", err)
 	}
+	return err
 }
 
 func cfgWarnings(cfg *config.Config) []*config.Error {
