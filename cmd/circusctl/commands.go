@@ -352,7 +352,7 @@ lines as they come. Ringmaster's own: Circus has no tail.`,
 		},
 	},
 	{
-		name: "logs", short: "Show every watcher's output and the arbiter's log, in time order", args: "[WATCHER...]", max: -1,
+		name: "logs", short: "Show every watcher's output and the arbiter's log, by time", args: "[WATCHER...]", max: -1,
 		flags: []flagSpec{
 			{name: "follow", short: "f", help: "keep printing new lines until interrupted"},
 			{name: "since", value: "DURATION", help: "only lines of the last DURATION (90s, 10m, 2h)", check: durationFlag},
