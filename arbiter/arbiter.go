@@ -36,6 +36,9 @@ type Options struct {
 	// watchers without a stream goes (and StdoutStream's); nil means
 	// os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
+	// Reloads, if set, is told when each reload of the configuration
+	// begins and ends (see [ReloadObserver]); nil tells nobody.
+	Reloads ReloadObserver
 }
 
 // Arbiter owns the sockets and the watchers of one configuration. Create it
@@ -55,6 +58,7 @@ type Arbiter struct {
 	cg        cgroupRoot                   // set by Run before any watcher loop (cgroup.go)
 	guard     *guardian                    // set by Run after cg, nil without one (guardian.go)
 	queues    atomic.Pointer[queueSampler] // set by Run before the watcher loops run (queues.go)
+	reloads   ReloadObserver               // nil: nobody is told
 
 	// opCancel cancels the arbiter-wide operation running, so that a stop
 	// of all overtakes a restart or reloadconfig; nil when none runs.
@@ -78,6 +82,7 @@ func New(cfg *config.Config, opts Options) (*Arbiter, error) {
 	a := &Arbiter{
 		log:       opts.Logger,
 		pub:       opts.Publisher,
+		reloads:   opts.Reloads,
 		orphanc:   make(chan exitStatus, 64),
 		criticalc: make(chan *CriticalError, 1),
 		opc:       make(chan op),

@@ -27,7 +27,27 @@ import (
 // watcher whose reload failed (its new workers could not start, so its old
 // ones kept running) makes it return an error naming it.
 func (a *Arbiter) Reload(ctx context.Context, cfg *config.Config) error {
-	return a.do(ctx, func(ctx context.Context) error { return a.apply(ctx, cfg) })
+	return a.do(ctx, func(ctx context.Context) error {
+		if a.reloads == nil {
+			return a.apply(ctx, cfg)
+		}
+		a.reloads.ReloadBegin()
+		err := a.apply(ctx, cfg)
+		a.reloads.ReloadEnd(err)
+		return err
+	})
+}
+
+// ReloadObserver is told about reloads of the configuration, whoever asked
+// for them (reloadconfig, SIGHUP, the console): a service manager wants to
+// know that the arbiter is busy reloading (sd_notify's RELOADING=1) and
+// when it is done. Both methods are called on the goroutine running the
+// reload, in pairs, one reload at a time, only for a reload that runs (not
+// for one refused while queued); they must return at once.
+type ReloadObserver interface {
+	ReloadBegin()
+	// ReloadEnd gets what Reload returns.
+	ReloadEnd(err error)
 }
 
 // circusKept returns cfg with the [circus] section of old, but for who may

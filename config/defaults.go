@@ -34,6 +34,7 @@ func Defaults() *Config {
 			MetricsPort:       5558,
 			LogLevel:          "info",
 			LogOutput:         "-",
+			LogFormat:         "text",
 			Options:           map[string]string{},
 		},
 		Env: map[string]string{},

@@ -35,21 +35,22 @@ import (
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
+	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	// Whatever fds our own parent leaked to us must not leak on into every
 	// worker.
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 
-	f, code := parseFlags(args, stderr)
+	f, code := parseFlags(args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -72,13 +73,17 @@ func run(args []string, stderr io.Writer) int {
 		printErr(stderr, fmt.Errorf("log level %q: want debug, info, warning, error or critical", level))
 		return 2
 	}
-	out, closeLog, err := openLog(firstOf(f.logOutput, cfg.Circus.LogOutput, "-"))
+	output, format, err := logSettings(f, cfg)
+	if err != nil {
+		printErr(stderr, err)
+		return 2
+	}
+	log, err := openLog(output, format, lv)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
-	defer closeLog()
-	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lv}))
+	defer log.close()
 
 	if cfg.Circus.Umask >= 0 {
 		syscall.Umask(cfg.Circus.Umask)
@@ -90,7 +95,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 		defer os.Remove(pf)
 	}
-	if err := serve(f.path, cfg, log); err != nil {
+	if err := serve(f.path, cfg, log.Logger, log.journal); err != nil {
 		printErr(stderr, err)
 		return exitCode(err)
 	}
@@ -102,23 +107,26 @@ type flags struct {
 	validate, version            bool
 	logLevel, logOutput, pidfile string
 	path                         string
+	logFormat                    string
 }
 
 // parseFlags reads the command line; code is the exit code when the
-// arbiter has nothing more to do (usage, --version), -1 otherwise.
-func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
+// arbiter has nothing more to do (usage, --help, --version), -1 otherwise.
+func parseFlags(args []string, stdout, stderr io.Writer) (f flags, code int) {
 	fs := flag.NewFlagSet("arbiter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&f.validate, "validate", false, "check `CONFIG`, list every problem and exit 0 (valid) or 1")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warning, error or critical (default: [circus] loglevel, else info)")
-	fs.StringVar(&f.logOutput, "log-output", "", "- or stdout, stderr, or a file to append to (default: [circus] logoutput, else -)")
+	fs.StringVar(&f.logOutput, "log-output", "", "- or stdout, stderr, a file to append to, or syslog://HOST[:PORT][?FACILITY], syslog:///PATH[?FACILITY], syslog://[?FACILITY] (default: [circus] logoutput, else -)")
+	fs.StringVar(&f.logFormat, "log-format", "", "text or json (default: [circus] logformat, else text)")
 	fs.StringVar(&f.pidfile, "pidfile", "", "write the arbiter's pid to this file (default: [circus] pidfile)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: arbiter [flags] CONFIG\n\nRuns the watchers of a Circus configuration file in the foreground.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = func() {} // help.go prints it
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout, fs)
+		return f, 0
+	} else if err != nil {
+		printUsage(stderr)
 		return f, 2
 	}
 	if f.version {
@@ -126,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (f flags, code int) {
 		return f, 0
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
+		printUsage(stderr)
 		return f, 2
 	}
 	f.path = fs.Arg(0)
@@ -188,13 +196,17 @@ func (e *endpoints) abort() {
 // serve runs the arbiter of cfg with its endpoints until SIGINT, SIGTERM,
 // SIGQUIT or quit ends it, then closes the endpoints in order: the console
 // and plugins, then the control endpoint once its last replies are out.
-func serve(path string, cfg *config.Config, log *slog.Logger) error {
+func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Journal) error {
+	svc, err := newService(log)
+	if err != nil {
+		return err
+	}
 	ep, err := openEndpoints(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer ep.relay.Close()
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ep.bus})
+	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ep.bus, Reloads: svc})
 	if err != nil {
 		ep.abort()
 		return err
@@ -212,7 +224,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 	stopped := make(chan struct{})
 	table, err := commands.New(a, commands.Options{
 		Logger: log, Quit: stop, Stopped: stopped, Sampler: sampler,
-		Enforce: true, Publish: ep.bus.Publish,
+		Enforce: true, Publish: ep.bus.Publish, Journal: journal,
 	})
 	if err != nil {
 		ep.ctl.Close()
@@ -228,10 +240,11 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 	con := startWeb(ep.web, cfg, path, a, ep.bus, table, sampler, ops.Routes(), log)
 	plug := startPlugins(a, ep.bus, table, log)
 	var sigs sync.WaitGroup
-	sigs.Go(func() { handleSignals(ctx, a, path, log) })
+	sigs.Go(func() { handleSignals(ctx, a, path, log, svc) })
+	sigs.Go(func() { svc.run(ctx, a) })
 	err = a.Run(ctx)
 	close(stopped)
-	stop() // ends handleSignals too, should Run have returned on its own
+	stop() // ends handleSignals and svc too, should Run have returned on its own
 	sigs.Wait()
 	con.Close()
 	ops.Close()
@@ -240,25 +253,33 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
-// handleSignals reloads the configuration on SIGHUP and reopens the log
-// files on SIGUSR1 (for an external logrotate, as nginx does), until ctx
-// is done.
-func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) {
+// handleSignals reloads the configuration on SIGHUP, reopens the log
+// files on SIGUSR1 (for an external logrotate, as nginx does) and logs
+// SIGUSR2 away, until ctx is done. svc hears of every SIGHUP, even one
+// whose file does not load: a manager that sent it waits for READY=1.
+func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger, svc *service) {
 	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1)
+	// SIGUSR2 is caught, not left to its default action (the end of the
+	// arbiter, its workers killed with it): it is reserved for the
+	// in-place upgrade, and gunicorn's users send it out of habit.
+	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigc)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sig := <-sigc:
-			if sig == syscall.SIGUSR1 {
+			switch sig {
+			case syscall.SIGUSR1:
 				if err := a.ReopenLogs(); err != nil {
 					log.Error("SIGUSR1: reopening log files", "err", err)
 				}
-				continue
+			case syscall.SIGUSR2:
+				log.Warn("SIGUSR2 ignored: it is reserved for an in-place upgrade, which this arbiter cannot do")
+			default:
+				svc.ReloadBegin()
+				svc.ReloadEnd(reload(ctx, a, path, log))
 			}
-			reload(ctx, a, path, log)
 		}
 	}
 }
@@ -272,7 +293,8 @@ func buildVersion() string {
 }
 
 // reload re-reads the configuration; a file with errors changes nothing.
-func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) {
+// The error it returns is already logged.
+func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger) error {
 	log.Info("SIGHUP: reloading configuration", "file", path)
 	cfg, err := config.Load(path)
 	for _, w := range cfgWarnings(cfg) {
@@ -280,11 +302,13 @@ func reload(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logg
 	}
 	if err != nil {
 		log.Error("reload refused; keeping the running configuration", "err", err)
-		return
+		return err
 	}
-	if err := a.Reload(ctx, cfg); err != nil && !errors.Is(err, context.Canceled) {
+	err = a.Reload(ctx, cfg)
+	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("reload failed; keeping the running configuration", "err", err)
 	}
+	return err
 }
 
 func cfgWarnings(cfg *config.Config) []*config.Error {
@@ -308,23 +332,6 @@ func firstOf(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-func openLog(dest string) (io.Writer, func(), error) {
-	switch dest {
-	case "-", "stdout":
-		return os.Stdout, func() {}, nil
-	case "stderr":
-		return os.Stderr, func() {}, nil
-	}
-	if strings.HasPrefix(dest, "syslog:") {
-		return nil, nil, fmt.Errorf("log output %q: syslog is not supported yet; use a file or -", dest)
-	}
-	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("log output: %w", err)
-	}
-	return f, func() { f.Close() }, nil
 }
 
 // writePidfile refuses to start when the file names a live process, as

@@ -8,6 +8,10 @@ import (
 
 const usageLine = "usage: circusctl [options] command [args]"
 
+// docsURL is where the operator's documentation lives (docs/ in the
+// source tree).
+const docsURL = "https://github.com/ringmaster-dev/ringmaster/tree/main/docs"
+
 // globalHelp lists the global options; --help prints it.
 var globalHelp = [][2]string{
 	{"--endpoint ENDPOINT", "the control endpoint (default $CIRCUSCTL_ENDPOINT, else " + defaultControl + "); for listen the events endpoint (default " + defaultSub + "), for top the stats endpoint (default " + defaultStats + ")"},
@@ -51,6 +55,8 @@ stops the arbiter, as in Circus.
 Exit status: 0 success; 3 an error reply (0 with --json); 1 a timeout, a
 connection failure or an argument that does not convert; 2 a command line
 that does not parse.
+
+Documentation: ` + docsURL + `
 `)
 	io.WriteString(w, b.String())
 }
@@ -104,11 +110,11 @@ func helpCommand(e environ, args []string) int {
 }
 
 // appendWrapped appends a two-column help row, its text wrapped at about
-// 60 columns onto rows of its own, so that help fits a terminal.
+// 56 columns onto rows of its own, so that help fits a terminal.
 func appendWrapped(rows [][]string, name, text string) [][]string {
 	var line string
 	for _, w := range strings.Fields(text) {
-		if line != "" && len(line)+1+len(w) > 60 {
+		if line != "" && len(line)+1+len(w) > 56 {
 			rows = append(rows, []string{name, line})
 			name, line = "", ""
 		}
