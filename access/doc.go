@@ -20,8 +20,8 @@
 // user may do everything, as may [circus] control_users and members of
 // control_groups (and endpoint_owner, Circus's key for the user meant to
 // drive an ipc endpoint); read_users and read_groups may run the commands
-// that change nothing ([ReadOnly]: status, stats, options, tail...);
-// everyone else nothing, since options and tail show the workers'
+// that change nothing ([ReadOnly]: status, stats, options, tail, logs...);
+// everyone else nothing, since options, tail and logs show the workers'
 // environment and output, which hold secrets more often than not. "*" in
 // a list means every local user.
 package access

@@ -48,6 +48,10 @@ func TestBadConfigs(t *testing.T) {
 			`plugin_options.ini:7: [plugin:wd] msg_regex: "^(.*);" has no group (?P<pid>...)`,
 		}},
 		{"bad_loglevel.ini", []string{`bad_loglevel.ini:2: [circus] loglevel: "chatty" is not a log level`}},
+		{"bad_logoutput.ini", []string{
+			`bad_logoutput.ini:3: [circus] logoutput: "syslog://localhost?local9": unknown syslog facility "local9"`,
+			`bad_logoutput.ini:2: [circus] logformat: "yaml" is not a log format (text or json)`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -19,7 +19,7 @@ var circusKeys = []string{
 }
 
 // ringmasterCircusKeys are [circus] keys of Ringmaster's own.
-var ringmasterCircusKeys = accessKeys
+var ringmasterCircusKeys = append(slices.Clip(accessKeys), "logformat")
 
 // readCircus reads the [circus] section into c.
 func readCircus(f *fields, c *Circus) {
@@ -66,6 +66,13 @@ func readCircus(f *fields, c *Circus) {
 	f.str("pidfile", &c.Pidfile)
 	f.str("loglevel", &c.LogLevel)
 	f.str("logoutput", &c.LogOutput)
+	if _, err := ParseLogOutput(c.LogOutput); err != nil {
+		f.errorf("logoutput", "%v", err)
+	}
+	f.str("logformat", &c.LogFormat)
+	if err := CheckLogFormat(c.LogFormat); err != nil {
+		f.errorf("logformat", "%v", err)
+	}
 	f.str("loggerconfig", &c.LoggerConfig)
 	f.str("fqdn_prefix", &c.FQDNPrefix)
 	if _, ok := LogLevel(c.LogLevel); ok {

@@ -32,6 +32,7 @@ func Defaults() *Config {
 			HttpdPort:         8080,
 			LogLevel:          "info",
 			LogOutput:         "-",
+			LogFormat:         "text",
 			Options:           map[string]string{},
 		},
 		Env: map[string]string{},

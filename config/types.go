@@ -70,6 +70,7 @@ type Circus struct {
 	Pidfile      string
 	LogLevel     string // default info
 	LogOutput    string // default "-"
+	LogFormat    string // Ringmaster's: text (default) or json
 	LoggerConfig string
 	FQDNPrefix   string
 	// Access is who may drive the control endpoint and the console.

@@ -27,6 +27,12 @@ type Field struct {
 // info {"stopped", "started", "kept"}.
 type Object []Field
 
+// Rendered is a value already rendered as Python's json.dumps renders it
+// (with internal/pyjson, say): it is appended as it is. A reply of
+// thousands of lines (logs) renders them without a reflection or an
+// allocation per value.
+type Rendered []byte
+
 // appendPy appends v rendered as Python's json.dumps renders the same
 // value. It knows nil, bool, the integer and float kinds, string, slices
 // and arrays, maps with string or integer keys (sorted, since Go maps have
@@ -52,6 +58,8 @@ func appendPy(b []byte, v any) ([]byte, error) {
 		return pyjson.AppendFloat(b, v), nil
 	case Object:
 		return appendPyObject(b, v)
+	case Rendered:
+		return append(b, v...), nil
 	case []string:
 		b = append(b, '[')
 		for i, s := range v {

@@ -83,6 +83,7 @@ func TestPyJSON(t *testing.T) {
 		{"int keys", map[int]string{10: "x", 9: "y"}, `{"9": "y", "10": "x"}`},
 		{"object order", Object{{"z", 1}, {"a", Object{{"y", []string{}}}}}, `{"z": 1, "a": {"y": []}}`},
 		{"nil slice", []int(nil), `[]`},
+		{"rendered", Object{{"lines", Rendered(`[{"data": "x"}, {"data": "y"}]`)}}, `{"lines": [{"data": "x"}, {"data": "y"}]}`},
 		{"raw", json.RawMessage(`{"b":1,"a":[1.50,2e2,-0,12345678901234567890, "\u00e9\/"],"c":{}}`),
 			`{"b": 1, "a": [1.5, 200.0, 0, 12345678901234567890, "\u00e9/"], "c": {}}`},
 		{"struct", struct {

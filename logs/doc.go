@@ -14,6 +14,11 @@
 // MaxLine is written in pieces of MaxLine bytes, each ended as a line.
 //
 // Each watcher also keeps the recent output of each of its workers (and of
-// the last few that exited) in memory, so that `circusctl tail` and the
-// console can show it without a log file.
+// the last few that exited) in memory, so that `circusctl tail`, `circusctl
+// logs` and the console can show it without a log file; a Journal keeps
+// the arbiter's own recent log lines the same way. Every line read is
+// numbered per watcher, so that a reader that follows (Output.Follow)
+// asks for what came after its last line. Nothing is kept for a reader:
+// one that reads slower than the workers write is never waited for, and
+// is told how many lines it missed.
 package logs

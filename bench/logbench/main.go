@@ -23,6 +23,11 @@
 // pass a disk path to measure a disk rather than a tmpfs).
 //
 //	go run ./bench/logbench -size 512M -rounds 5
+//
+// With -follow it measures instead what following every watcher's output
+// with `circusctl logs -f` costs the arbiter (see follow.go):
+//
+//	go run ./bench/logbench -follow -watchers 10 -rate 10000 -window 10s -rounds 3
 package main
 
 import (
@@ -47,7 +52,27 @@ func main() {
 	size := flag.String("size", "512M", "bytes of output per run (K, M or G suffix)")
 	rounds := flag.Int("rounds", 5, "runs of each case; the median is reported")
 	dir := flag.String("dir", "", "where the data and the logs go (default: a new temporary directory)")
+	var fb followBench
+	follow := flag.Bool("follow", false, "measure circusctl logs -f against no follower instead")
+	flag.IntVar(&fb.watchers, "watchers", 10, "with -follow: watchers writing")
+	flag.IntVar(&fb.rate, "rate", 10000, "with -follow: lines a second, all watchers together")
+	flag.DurationVar(&fb.window, "window", 10*time.Second, "with -follow: each measurement's length")
+	emitRate := flag.Int("emit", 0, "play the -follow phase's worker: write this many lines a second")
 	flag.Parse()
+	if *emitRate > 0 || *follow {
+		fb.rounds = *rounds
+		var err error
+		if *emitRate > 0 {
+			err = emit(*emitRate)
+		} else {
+			err = fb.run()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "logbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	n, err := parseSize(*size)
 	if err == nil {
 		err = run(n, *rounds, *dir)

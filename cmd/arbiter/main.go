@@ -35,6 +35,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
+	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
 	"github.com/ringmaster-dev/ringmaster/stats"
@@ -72,13 +73,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, fmt.Errorf("log level %q: want debug, info, warning, error or critical", level))
 		return 2
 	}
-	out, closeLog, err := openLog(firstOf(f.logOutput, cfg.Circus.LogOutput, "-"))
+	output, format, err := logSettings(f, cfg)
+	if err != nil {
+		printErr(stderr, err)
+		return 2
+	}
+	log, err := openLog(output, format, lv)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
-	defer closeLog()
-	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lv}))
+	defer log.close()
 
 	if cfg.Circus.Umask >= 0 {
 		syscall.Umask(cfg.Circus.Umask)
@@ -90,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer os.Remove(pf)
 	}
-	if err := serve(f.path, cfg, log); err != nil {
+	if err := serve(f.path, cfg, log.Logger, log.journal); err != nil {
 		printErr(stderr, err)
 		return exitCode(err)
 	}
@@ -102,6 +107,7 @@ type flags struct {
 	validate, version            bool
 	logLevel, logOutput, pidfile string
 	path                         string
+	logFormat                    string
 }
 
 // parseFlags reads the command line; code is the exit code when the
@@ -111,7 +117,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f flags, code int) {
 	fs.SetOutput(stderr)
 	fs.BoolVar(&f.validate, "validate", false, "check `CONFIG`, list every problem and exit 0 (valid) or 1")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warning, error or critical (default: [circus] loglevel, else info)")
-	fs.StringVar(&f.logOutput, "log-output", "", "- or stdout, stderr, or a file to append to (default: [circus] logoutput, else -)")
+	fs.StringVar(&f.logOutput, "log-output", "", "- or stdout, stderr, a file to append to, or syslog://HOST[:PORT][?FACILITY], syslog:///PATH[?FACILITY], syslog://[?FACILITY] (default: [circus] logoutput, else -)")
+	fs.StringVar(&f.logFormat, "log-format", "", "text or json (default: [circus] logformat, else text)")
 	fs.StringVar(&f.pidfile, "pidfile", "", "write the arbiter's pid to this file (default: [circus] pidfile)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.Usage = func() {} // help.go prints it
@@ -183,7 +190,7 @@ func (e *endpoints) abort() {
 // serve runs the arbiter of cfg with its endpoints until SIGINT, SIGTERM,
 // SIGQUIT or quit ends it, then closes the endpoints in order: the console
 // and plugins, then the control endpoint once its last replies are out.
-func serve(path string, cfg *config.Config, log *slog.Logger) error {
+func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Journal) error {
 	svc, err := newService(log)
 	if err != nil {
 		return err
@@ -211,7 +218,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger) error {
 	stopped := make(chan struct{})
 	table, err := commands.New(a, commands.Options{
 		Logger: log, Quit: stop, Stopped: stopped, Sampler: sampler,
-		Enforce: true, Publish: ep.bus.Publish,
+		Enforce: true, Publish: ep.bus.Publish, Journal: journal,
 	})
 	if err != nil {
 		ep.ctl.Close()
@@ -315,23 +322,6 @@ func firstOf(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-func openLog(dest string) (io.Writer, func(), error) {
-	switch dest {
-	case "-", "stdout":
-		return os.Stdout, func() {}, nil
-	case "stderr":
-		return os.Stderr, func() {}, nil
-	}
-	if strings.HasPrefix(dest, "syslog:") {
-		return nil, nil, fmt.Errorf("log output %q: syslog is not supported yet; use a file or -", dest)
-	}
-	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("log output: %w", err)
-	}
-	return f, func() { f.Close() }, nil
 }
 
 // writePidfile refuses to start when the file names a live process, as

@@ -352,6 +352,20 @@ lines as they come. Ringmaster's own: Circus has no tail.`,
 		},
 	},
 	{
+		name: "logs", short: "Show every watcher's output and the arbiter's log, by time", args: "[WATCHER...]", max: -1,
+		flags: []flagSpec{
+			{name: "follow", short: "f", help: "keep printing new lines until interrupted"},
+			{name: "since", value: "DURATION", help: "only lines of the last DURATION (90s, 10m, 2h)", check: durationFlag},
+			{name: "lines", short: "n", value: "N", help: "show the last N lines (default 10, or all with --since; 0: all kept)", check: countFlag},
+			{name: "arbiter", help: "with WATCHERs, show the arbiter's own log lines too"},
+		},
+		comp: []argKind{argWatcher}, compRepeat: true,
+		long: logsHelp,
+		local: func(ctx context.Context, g globals, e environ, a *parsed) error {
+			return logs(ctx, g, e, a)
+		},
+	},
+	{
 		name: "top", short: "Show live cpu, memory and age of every process", max: 0,
 		flags: []flagSpec{{name: "process-timeout", value: "DURATION", help: "drop a process not reported for this long (default 3s)", check: durationFlag}},
 		long: `Repaints, every second, the processes of each watcher with their cpu,

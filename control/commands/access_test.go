@@ -66,6 +66,11 @@ read_users = games
 	if rep := run(games, "status", `{"name": "w"}`); rep.Err != nil {
 		t.Errorf("status by a read user: %v", rep.Err)
 	}
+	// logs shows every worker's output: read rights, as tail.
+	if rep := run(games, "logs", ""); rep.Err != nil {
+		t.Errorf("logs by a read user: %v", rep.Err)
+	}
+	refused(t, "logs by nobody", run(nobody, "logs", ""), control.CommandError, "read_users")
 	refused(t, "incr by a read user", run(games, "incr", `{"name": "w"}`), control.CommandError, "uid 5 (games)")
 	if rep := run(root, "incr", `{"name": "w", "waiting": true}`); rep.Err != nil {
 		t.Errorf("incr by root: %v", rep.Err)
@@ -86,6 +91,7 @@ read_users = games
 		"watcher.w.command | incr | uid 65534 (nobody) | refused | ",
 		"watcher.w.command | status | uid 65534 (nobody) | refused | ",
 		"arbiter.command | status | unidentified peer | refused | ",
+		"arbiter.command | logs | uid 65534 (nobody) | refused | ",
 		"watcher.w.command | incr | uid 5 (games) | refused | ",
 		`watcher.w.command | incr | uid 0 (root) pid 77 | ok | {"numprocesses":2}`,
 		`watcher.w.command | decr | plugin watchdog | ok | {"numprocesses":1}`,
@@ -93,8 +99,8 @@ read_users = games
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit events:\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
-	if len(got) > 4 {
-		a := got[4].Audit
+	if len(got) > 5 {
+		a := got[5].Audit
 		var props map[string]any
 		if json.Unmarshal(a.Properties, &props) != nil || props["name"] != "w" || a.UID != 0 || a.PID != 77 || a.Via != "control" {
 			t.Errorf("root's incr: %+v (properties %s)", a, a.Properties)

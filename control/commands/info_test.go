@@ -40,7 +40,7 @@ FOO = bar
 func TestNames(t *testing.T) {
 	t.Parallel()
 	want := []string{"add", "decr", "dstats", "get", "globaloptions", "incr", "ipython", "kill", "list", "listen",
-		"listsockets", "numprocesses", "numwatchers", "options", "quit", "reload", "reloadconfig", "restart", "rm",
+		"listsockets", "logs", "numprocesses", "numwatchers", "options", "quit", "reload", "reloadconfig", "restart", "rm",
 		"set", "signal", "start", "stats", "status", "stop", "tail"}
 	got := commands.Names()
 	slices.Sort(got)

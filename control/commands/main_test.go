@@ -20,6 +20,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/control/commands"
 	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
+	"github.com/ringmaster-dev/ringmaster/logs"
 )
 
 // worker is the path of the testworker binary, built once: an in-process
@@ -43,7 +44,9 @@ type arb struct {
 	tab    *commands.Table
 	events *arbtest.Events
 	log    *arbtest.LogBuf
-	cancel context.CancelFunc
+	// journal keeps the arbiter's log lines for the logs command.
+	journal *logs.Journal
+	cancel  context.CancelFunc
 	// stopped is closed when Run has returned (the table's Options.Stopped).
 	stopped chan struct{}
 	runErr  error
@@ -58,8 +61,9 @@ func (e *env) on(t *testing.T) *env { return &env{arb: e.arb, t: t} }
 func start(t *testing.T, ini string) *env {
 	t.Helper()
 	cfg := arbtest.LoadINI(t, worker, ini)
-	e := &env{arb: &arb{owner: t, events: &arbtest.Events{}, log: &arbtest.LogBuf{T: t}, stopped: make(chan struct{})}, t: t}
-	logger := slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := &env{arb: &arb{owner: t, events: &arbtest.Events{}, log: &arbtest.LogBuf{T: t}, journal: logs.NewJournal(), stopped: make(chan struct{})}, t: t}
+	logger := slog.New(slog.NewMultiHandler(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}),
+		slog.NewTextHandler(e.journal, nil)))
 	a, err := arbiter.New(cfg, arbiter.Options{Logger: logger, Publisher: e.events})
 	if err != nil {
 		t.Fatalf("arbiter.New: %v", err)
@@ -67,7 +71,7 @@ func start(t *testing.T, ini string) *env {
 	e.a = a
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
-	tab, err := commands.New(a, commands.Options{Logger: logger, Quit: cancel, Stopped: e.stopped})
+	tab, err := commands.New(a, commands.Options{Logger: logger, Quit: cancel, Stopped: e.stopped, Journal: e.journal})
 	if err != nil {
 		cancel()
 		t.Fatalf("commands.New: %v", err)

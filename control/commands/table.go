@@ -34,6 +34,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
+	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 )
@@ -65,6 +66,9 @@ type Options struct {
 	// Publish receives the audit trail: a command event for every command
 	// that may change something, run or refused. nil: only logged.
 	Publish func(pubsub.Event)
+	// Journal holds the arbiter's own recent log lines, which the logs
+	// command shows beside the workers' output; nil: only the workers'.
+	Journal *logs.Journal
 }
 
 // DefaultMaxQueued is Options.MaxQueued's default: far more than a
@@ -174,6 +178,7 @@ func init() {
 		"ipython":       cmdIPython,
 		"kill":          cmdKill,
 		"list":          cmdList,
+		"logs":          cmdLogs,
 		"listen":        cmdListen,
 		"listsockets":   cmdListSockets,
 		"numprocesses":  cmdNumProcesses,

@@ -93,7 +93,20 @@ const hexDigits = "0123456789abcdef"
 // becomes \ufffd, since a Python str cannot hold it.
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		// Runs of printable ASCII, most of what workers write, are
+		// copied whole.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		if j > i {
+			b = append(b, s[i:j]...)
+			i = j
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
 		switch {
 		case r == '"':
 			b = append(b, `\"`...)

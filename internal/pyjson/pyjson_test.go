@@ -75,3 +75,47 @@ func TestAppendString(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendString: the fast path for runs of plain ASCII renders exactly
+// what escaping rune by rune does, whatever the bytes.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain line", `a"b\c`, "\n\x01\x7f", "café 日本 🎪", "a\xffb\xc3", "\xed\xa0\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := []byte{'"'}
+		for _, r := range s {
+			want = appendRune(want, r)
+		}
+		want = append(want, '"')
+		if got := AppendString(nil, s); string(got) != string(want) {
+			t.Errorf("AppendString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
+
+// appendRune escapes one rune as AppendString does: a reference for the
+// fuzz target.
+func appendRune(b []byte, r rune) []byte {
+	switch {
+	case r == '"' || r == '\\' || r >= 0x20 && r < 0x7f:
+		if r == '"' || r == '\\' {
+			b = append(b, '\\')
+		}
+		return append(b, byte(r))
+	case r == '\n':
+		return append(b, `\n`...)
+	case r == '\r':
+		return append(b, `\r`...)
+	case r == '\t':
+		return append(b, `\t`...)
+	case r == '\b':
+		return append(b, `\b`...)
+	case r == '\f':
+		return append(b, `\f`...)
+	case r > 0xffff:
+		r -= 0x10000
+		return appendU4(appendU4(b, 0xd800+(r>>10)), 0xdc00+(r&0x3ff))
+	}
+	return appendU4(b, r) // utf8.RuneError is U+FFFD already
+}

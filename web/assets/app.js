@@ -361,7 +361,10 @@
       button('stop', 'stop', `Stop ${name}`),
       button('restart', 'restart', `Restart ${name}`),
       button('reload', 'reload', `Reload ${name}`),
-      button('signal', 'signal…', `Send a signal to ${name}`));
+      button('signal', 'signal…', `Send a signal to ${name}`),
+      // Every worker's output, the exited ones' too: the last words of a
+      // crash, or of a watcher stopped for flapping, which has no rows.
+      button('tail', 'output', `Show the output of ${name}'s workers, exited ones included`));
     createLife(e);
     e.cmdEl = h('code', { class: 'cmd', 'data-role': 'cmd' });
     e.socketsEl = h('span', { class: 'sockets', 'data-role': 'sockets' });
@@ -544,7 +547,9 @@
   // keeps its place and height, loses the hooks of a live worker (data-pid,
   // data-wid: data-exited-pid, data-exited-wid instead) and its buttons
   // stay but do nothing, so that a second click where its kill button was
-  // hits nothing rather than another worker.
+  // hits nothing rather than another worker. Its tail button alone still
+  // works: an exited worker's last lines are kept, and are what matter
+  // after a crash.
   function toGhost(e, row) {
     const el = row.el;
     el.removeAttribute('data-pid');
@@ -555,6 +560,7 @@
     el.classList.remove('stopping', 'new');
     el.classList.add('exited');
     for (const b of el.querySelectorAll('button')) {
+      if (b.dataset.action === 'tail') continue;
       b.disabled = true;
       b.removeAttribute('data-action');
       b.removeAttribute('aria-expanded');
@@ -812,8 +818,8 @@
     const section = btn.closest('[data-watcher]');
     if (!section) return;
     const name = section.dataset.watcher;
-    const row = btn.closest('[data-pid]');
-    const pid = row ? Number(row.dataset.pid) : 0;
+    const row = btn.closest('[data-pid], [data-exited-pid]');
+    const pid = row ? Number(row.dataset.pid || row.dataset.exitedPid) : 0;
     const action = btn.dataset.action;
     // waiting: without it the server answers these at once and runs them on,
     // so the button would not be busy for as long as the work takes, and a
@@ -1165,7 +1171,8 @@
     if (!e) return;
     Object.assign(tail, { open: true, name, pid, last: 0, primed: false, inflight: false, follow: true, opener: btn });
     tail.gen++;
-    tail.title.replaceChildren('output of ', h('span', { class: 'mono' }, name), ' pid ', h('span', { class: 'mono' }, String(pid)));
+    tail.title.replaceChildren('output of ', h('span', { class: 'mono' }, name),
+      ...(pid ? [' pid ', h('span', { class: 'mono' }, String(pid))] : [' (every worker)']));
     tail.log.replaceChildren();
     setText(tail.status, 'loading…');
     btn.setAttribute('aria-expanded', 'true');
@@ -1195,7 +1202,8 @@
   function tailRequest(btn) {
     if (!tail.open || tail.inflight) return;
     tail.timer = 0;
-    const props = { name: tail.name, pid: tail.pid };
+    const props = { name: tail.name };
+    if (tail.pid) props.pid = tail.pid;
     if (tail.primed) props.since = tail.last;
     else props.lines = TAIL_LINES;
     const gen = tail.gen;
@@ -1232,6 +1240,7 @@
       const err = l.stream === 'stderr';
       frag.append(h('div', { class: err ? 'ln err' : 'ln' },
         h('span', { class: 'ln-t', 'aria-hidden': 'true' }, fmtClock(l.time, false)),
+        tail.pid ? null : h('span', { class: 'ln-p' }, `[${l.pid}]`),
         err ? h('span', { class: 'sr' }, 'stderr: ') : null,
         h('span', { class: 'ln-d' }, l.data)));
     }
@@ -1246,7 +1255,7 @@
   function noteTailWorker() {
     if (!tail.open || !tail.primed) return;
     const e = watchers.get(tail.name);
-    const alive = e && e.rows.has(tail.pid);
+    const alive = !tail.pid || (e && e.rows.has(tail.pid));
     const parts = [];
     if (!alive) parts.push('worker exited');
     if (!tail.log.childElementCount) parts.push('no output captured yet');
