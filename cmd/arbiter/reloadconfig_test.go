@@ -95,6 +95,12 @@ pubsub_endpoint = %s
 	}
 	a := startCtl(t, dir, ini(""))
 	a.waitPids(t, "probe", 1)
+	// The start-up's events (b's spawns, arbiter.start) are not the
+	// reload's: the probe's reap must come after them, and on a loaded
+	// machine b may still be starting once probe is up.
+	waitFor(t, "the arbiter's start-up", 20*time.Second, func() bool {
+		return strings.Contains(a.out.String(), `msg="arbiter started"`)
+	})
 	sub := subscribe(t, events)
 	// Slow joiner: once a reap of the probe watcher reached us, every
 	// later event will.

@@ -1,10 +1,10 @@
-// Package recipes_test runs each recipe of examples/recipes as a user
-// would: the real arbiter and circusctl binaries, the real program from
-// Debian (gunicorn, uWSGI, node) or the Go worker, a real socket. Each
-// recipe serves a few concurrent clients through graceful reloads
+package examples_test
+
+// The recipes of examples/recipes, run as a user would: the real program
+// from Debian (gunicorn, uWSGI, node) or the Go worker behind the arbiter.
+// Each recipe serves a few concurrent clients through graceful reloads
 // (`circusctl reload NAME --waiting`) and must not fail one request; the
 // worst latency seen is logged, and docs/recipes.md quotes it.
-package recipes_test
 
 import (
 	"fmt"
@@ -27,9 +27,9 @@ const (
 
 // gunicorn --bind fd://$(circus.sockets.web): the Circus recipe that
 // crash-looped with EBADF while the arbiter also set LISTEN_FDS (issue 17).
-func TestGunicornFD(t *testing.T) {
+func TestRecipeGunicornFD(t *testing.T) {
 	t.Parallel()
-	needProgram(t, "gunicorn", "gunicorn")
+	testproc.NeedTool(t, "gunicorn", "gunicorn")
 	reloadUnderLoad(t, "gunicorn-fd.ini", "web", 1)
 }
 
@@ -38,9 +38,9 @@ func TestGunicornFD(t *testing.T) {
 // worker, and no request may fail.
 func reloadUnderLoad(t *testing.T, recipe, watcher string, numprocesses int) {
 	t.Helper()
-	a := startRecipe(t, recipe)
+	a := startArbiter(t, "recipes/"+recipe)
 	testproc.WaitFor(t, fmt.Sprintf("%d workers", numprocesses), startDeadline, func() bool {
-		return len(a.workers(t, watcher)) == numprocesses
+		return len(a.list(t, watcher)) == numprocesses
 	})
 	l := startLoad(t, a.url, clients)
 	served := func(what string) {
@@ -52,9 +52,9 @@ func reloadUnderLoad(t *testing.T, recipe, watcher string, numprocesses int) {
 	}
 	served("before the first reload")
 	for i := range reloads {
-		before := a.workers(t, watcher)
+		before := a.list(t, watcher)
 		a.circusctl(t, "reload", watcher, "--waiting")
-		after := a.workers(t, watcher)
+		after := a.list(t, watcher)
 		if len(after) != numprocesses {
 			t.Errorf("reload %d: %d workers %v after it, want %d", i+1, len(after), after, numprocesses)
 		}
@@ -77,28 +77,28 @@ func reloadUnderLoad(t *testing.T, recipe, watcher string, numprocesses int) {
 }
 
 // gunicorn without --bind finds its socket through LISTEN_FDS.
-func TestGunicornSocketActivation(t *testing.T) {
+func TestRecipeGunicornSocketActivation(t *testing.T) {
 	t.Parallel()
-	needProgram(t, "gunicorn", "gunicorn")
+	testproc.NeedTool(t, "gunicorn", "gunicorn")
 	reloadUnderLoad(t, "gunicorn-sd.ini", "web", 1)
 }
 
 // uWSGI on --http-socket fd://$(circus.sockets.web).
-func TestUWSGI(t *testing.T) {
+func TestRecipeUWSGI(t *testing.T) {
 	t.Parallel()
-	needProgram(t, "uwsgi", "uwsgi and uwsgi-plugin-python3")
+	testproc.NeedTool(t, "uwsgi", "uwsgi and uwsgi-plugin-python3")
 	reloadUnderLoad(t, "uwsgi.ini", "web", 1)
 }
 
 // The Go net/http worker on --fd $(circus.sockets.web).
-func TestGoWorker(t *testing.T) {
+func TestRecipeGoWorker(t *testing.T) {
 	t.Parallel()
 	reloadUnderLoad(t, "go.ini", "web", 2)
 }
 
 // Node's http module on server.listen({fd}).
-func TestNode(t *testing.T) {
+func TestRecipeNode(t *testing.T) {
 	t.Parallel()
-	needProgram(t, "node", "nodejs")
+	testproc.NeedTool(t, "node", "nodejs")
 	reloadUnderLoad(t, "node.ini", "web", 2)
 }
