@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +57,7 @@ func (p *prober) healthz(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusServiceUnavailable, strings.Join(bad, "\n"))
 		return
 	}
-	reply(w, http.StatusOK, fmt.Sprintf("ok: %d watchers answer", len(as)))
+	reply(w, http.StatusOK, "ok: "+count(len(as), "watcher answers", "watchers answer"))
 }
 
 // readyz is 200 once the arbiter has started and every autostart watcher
@@ -86,7 +87,7 @@ func (p *prober) readyz(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusServiceUnavailable, "not ready:\n"+strings.Join(bad, "\n"))
 		return
 	}
-	reply(w, http.StatusOK, fmt.Sprintf("ready: %d autostart watchers", len(auto)))
+	reply(w, http.StatusOK, "ready: "+count(len(auto), "autostart watcher", "autostart watchers"))
 }
 
 // unanswered says that a watcher's loop did not answer a status request.
@@ -136,4 +137,13 @@ func reply(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	fmt.Fprintln(w, body)
+}
+
+// count is n with the singular or plural words after it, for a probe's
+// one-line body.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
