@@ -167,6 +167,7 @@ func (o *Output) read(r *os.File, pid int, s Stream) {
 	base := firstRead
 	buf := make([]byte, base, base+1)
 	n := 0 // buf[:n] holds the start of a line not yet ended
+	pr := newPipeReader(r)
 	for {
 		if n == len(buf) {
 			if n >= MaxLine {
@@ -176,7 +177,7 @@ func (o *Output) read(r *os.File, pid int, s Stream) {
 				buf = resize(buf, n, min(2*len(buf), MaxLine))
 			}
 		}
-		m, err := r.Read(buf[n:])
+		m, err := pr.Read(buf[n:])
 		if m > 0 {
 			switch {
 			case n+m < len(buf) || base == busySize:
