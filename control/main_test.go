@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,11 @@ func (h *testHandler) Handle(ctx context.Context, req Request) Reply {
 		}
 	case "fail":
 		return Failf(CommandError, "it failed")
+	case "big":
+		// A body longer than 255 bytes takes a frame's long header.
+		return OK(Field{"data", Rendered(`"` + strings.Repeat("x", 1000) + `"`)})
+	case "unrenderable":
+		return OK(Field{"ch", make(chan int)})
 	}
 	return Failf(UnknownCommand, "unknown command: %s", pyQuote(req.Command))
 }

@@ -65,7 +65,7 @@ func (p *peer) Read(zc *zmq4.Conn) {
 			errReply = Errorf(MessageError, "invalid message: %d frames", len(msg.Frames))
 		}
 		if errReply != nil {
-			if !p.send(envelope, p.render(Fail(errReply), nil)) {
+			if !p.send(p.message(envelope, Fail(errReply), nil)) {
 				return
 			}
 			continue
@@ -74,7 +74,7 @@ func (p *peer) Read(zc *zmq4.Conn) {
 		req.Peer = p.c.Peer
 		req.Peer.Via = "control"
 		if derr != nil {
-			if !p.send(envelope, p.render(Fail(derr), req.ID)) {
+			if !p.send(p.message(envelope, Fail(derr), req.ID)) {
 				return
 			}
 			continue
@@ -96,37 +96,44 @@ func (p *peer) Read(zc *zmq4.Conn) {
 			if req.IsCast() {
 				return
 			}
-			p.send(envelope, p.render(rep, req.ID))
+			p.send(p.message(envelope, rep, req.ID))
 		})
 	}
 }
 
-// render returns the reply frame, or an errno 5 one if a field cannot be
-// rendered (a handler bug the client should hear about).
-func (p *peer) render(rep Reply, id []byte) []byte {
+// frameRoom is the room left in front of a reply's body for its frame
+// headers: an empty delimiter frame (2 bytes) and the body's own (up to 9).
+const frameRoom = 11
+
+// message returns the reply as the message to queue, its body rendered
+// once behind frameRoom and its headers then written in front of it in
+// place: a large reply (logs, a megabyte a second to a follower) is not
+// copied again. A field that cannot be rendered (a handler bug the client
+// should hear about) makes it an errno 5 reply.
+func (p *peer) message(envelope bool, rep Reply, id []byte) []byte {
 	now := time.Now()
-	b, err := rep.Render(id, now)
+	room := make([]byte, frameRoom, frameRoom+rep.renderSize())
+	b, err := rep.AppendRender(room, id, now)
 	if err != nil {
 		p.s.opts.Logger.Error("cannot render reply", "err", err)
 		fail := Failf(CommandError, "cannot render reply: %v", err)
-		if b, err = fail.Render(id, now); err != nil {
-			b, _ = fail.Render(nil, now) // BUG: DecodeRequest let a bad id through
+		if b, err = fail.AppendRender(room, id, now); err != nil {
+			b, _ = fail.AppendRender(room, nil, now) // BUG: DecodeRequest let a bad id through
 		}
 	}
-	return b
+	var hdr []byte
+	if envelope {
+		hdr = zmtpguard.AppendFrame(make([]byte, 0, frameRoom), zmtpguard.FlagMore, nil)
+	}
+	hdr = zmtpguard.AppendFrameHeader(hdr, 0, len(b)-frameRoom)
+	start := frameRoom - len(hdr)
+	copy(b[start:], hdr)
+	return b[start:]
 }
 
 // send queues one reply message, waiting for room; it reports false when
 // the connection is finished and the reply was dropped.
-func (p *peer) send(envelope bool, body []byte) bool {
-	var m []byte
-	if envelope {
-		m = make([]byte, 0, len(body)+11)
-		m = zmtpguard.AppendFrame(m, zmtpguard.FlagMore, nil)
-	} else {
-		m = make([]byte, 0, len(body)+9)
-	}
-	m = zmtpguard.AppendFrame(m, 0, body)
+func (p *peer) send(m []byte) bool {
 	p.unsent.Add(1)
 	select {
 	case p.c.Queue() <- m:

@@ -41,7 +41,20 @@ func Failf(errno Errno, format string, args ...any) Reply {
 // means null) and the time t as a float of seconds. It fails only when a
 // field's value cannot be rendered as JSON.
 func (r Reply) Render(id json.RawMessage, t time.Time) ([]byte, error) {
-	return r.AppendRender(make([]byte, 0, 128), id, t)
+	return r.AppendRender(make([]byte, 0, r.renderSize()), id, t)
+}
+
+// renderSize is about what the reply renders to, so that a large one (a
+// logs reply of a megabyte) is rendered into one allocation rather than
+// grown by doubling through a dozen.
+func (r Reply) renderSize() int {
+	n := 128
+	for _, f := range r.Fields {
+		if v, ok := f.Value.(Rendered); ok {
+			n += len(f.Key) + 4 + len(v)
+		}
+	}
+	return n
 }
 
 // AppendRender is [Reply.Render] appending to b.
