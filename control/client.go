@@ -60,8 +60,8 @@ type Client struct {
 	wg       sync.WaitGroup
 
 	mu      sync.Mutex
-	pending map[string]chan json.RawMessage // by request id
-	err     error                           // why the connection failed
+	pending map[string]chan replyMsg // by request id
+	err     error                    // why the connection failed
 	closed  bool
 }
 
@@ -105,7 +105,7 @@ func Dial(endpoint string, timeout time.Duration) (*Client, error) {
 		q:        make(chan outgoing, 64),
 		done:     make(chan struct{}),
 		dead:     make(chan struct{}),
-		pending:  make(map[string]chan json.RawMessage),
+		pending:  make(map[string]chan replyMsg),
 	}
 	c.wg.Go(func() { c.fail(c.read(zc)) })
 	c.wg.Go(func() { c.fail(c.write()) })
@@ -132,7 +132,7 @@ func (c *Client) Call(ctx context.Context, command string, props map[string]any)
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan json.RawMessage, 1)
+	ch := make(chan replyMsg, 1)
 	c.mu.Lock()
 	if err := c.errLocked(); err != nil {
 		c.mu.Unlock()
@@ -149,8 +149,8 @@ func (c *Client) Call(ctx context.Context, command string, props map[string]any)
 		return nil, fmt.Errorf("%s: %w", command, err)
 	}
 	select {
-	case raw := <-ch:
-		return raw, replyError(command, raw)
+	case r := <-ch:
+		return r.raw, r.head.err(command)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%s: %w", command, ctx.Err())
 	case <-c.dead:
@@ -212,20 +212,30 @@ func encodeRequest(id, command string, props map[string]any, msgType string) ([]
 	return zmtpguard.AppendFrame(make([]byte, 0, len(b)+9), 0, b), nil
 }
 
-// replyError returns the *CallError of an error reply, else nil.
-func replyError(command string, raw json.RawMessage) error {
-	var r struct {
-		Status string `json:"status"`
-		Errno  int    `json:"errno"`
-		Reason string `json:"reason"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return fmt.Errorf("%s: reply: %w", command, err)
-	}
-	if r.Status != "error" {
+// replyHead is what the client reads of every reply: the id, to find
+// the call it answers, and the status. It is decoded once, as the reply
+// is received: a reply can be a megabyte (logs), and each pass of
+// encoding/json over it costs its reader as much as a pass over every
+// line.
+type replyHead struct {
+	ID     any    `json:"id"`
+	Status string `json:"status"`
+	Errno  int    `json:"errno"`
+	Reason string `json:"reason"`
+}
+
+// replyMsg is a reply and its head.
+type replyMsg struct {
+	raw  json.RawMessage
+	head replyHead
+}
+
+// err returns the *CallError of an error reply, else nil.
+func (h *replyHead) err(command string) error {
+	if h.Status != "error" {
 		return nil
 	}
-	return &CallError{Command: command, Errno: Errno(r.Errno), Reason: r.Reason}
+	return &CallError{Command: command, Errno: Errno(h.Errno), Reason: h.Reason}
 }
 
 // read delivers replies to the calls waiting for their id and drops the
@@ -245,19 +255,17 @@ func (c *Client) read(zc *zmq4.Conn) error {
 		}
 		n++
 		body := msg.Frames[len(msg.Frames)-1]
-		var r struct {
-			ID any `json:"id"`
-		}
-		if json.Unmarshal(body, &r) != nil {
+		var h replyHead
+		if json.Unmarshal(body, &h) != nil {
 			continue
 		}
-		id, _ := r.ID.(string)
+		id, _ := h.ID.(string)
 		c.mu.Lock()
 		ch := c.pending[id]
 		delete(c.pending, id)
 		c.mu.Unlock()
 		if ch != nil {
-			ch <- json.RawMessage(body)
+			ch <- replyMsg{raw: body, head: h}
 		}
 	}
 }
