@@ -150,13 +150,24 @@ func printLogs(w *bufio.Writer, r *logsReply) {
 	if r.DroppedArbiter > 0 {
 		fmt.Fprintf(w, "-- arbiter: %d lines dropped: this reader fell behind --\n", r.DroppedArbiter)
 	}
+	// Appended rather than through fmt: a follower of busy watchers
+	// prints thousands of lines a second.
+	var b []byte
 	for _, l := range r.Lines {
-		t := time.UnixMicro(int64(l.Time * 1e6)).Format(logsTime)
 		name := l.Watcher
 		if name == "" {
 			name = "arbiter"
 		}
-		fmt.Fprintf(w, "%s %s[%d] %s: %s\n", t, name, l.Pid, l.Stream, l.Data)
+		b = time.UnixMicro(int64(l.Time*1e6)).AppendFormat(b[:0], logsTime)
+		b = append(b, ' ')
+		b = append(b, name...)
+		b = append(b, '[')
+		b = strconv.AppendInt(b, int64(l.Pid), 10)
+		b = append(b, "] "...)
+		b = append(b, l.Stream...)
+		b = append(b, ": "...)
+		b = append(b, l.Data...)
+		w.Write(append(b, '\n'))
 	}
 }
 
