@@ -1,8 +1,10 @@
 package control
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReplyFrames: a reply's frame headers, written in place in front of
@@ -38,5 +40,23 @@ func TestReplyFrames(t *testing.T) {
 				t.Errorf("%s (delimited %v): reply = %s, want %s", tt.command, delimited, body, tt.want)
 			}
 		}
+	}
+}
+
+// TestRenderNeverRegrows: a reply with a large Rendered field and a cursor
+// per watcher beside it (a logs reply) renders into the buffer sized for
+// it, never copied into a larger one.
+func TestRenderNeverRegrows(t *testing.T) {
+	var after Object
+	for i := range 200 {
+		after = append(after, Field{fmt.Sprintf("watcher-%03d", i), int64(1 << 40)})
+	}
+	rep := OK(Field{"lines", Rendered(`"` + strings.Repeat("x", 1<<20) + `"`)}, Field{"after", after}, Field{"more", false})
+	b, err := rep.Render([]byte(`"0123456789abcdef"`), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(b) != rep.renderSize() {
+		t.Errorf("Render's buffer grew from %d to %d bytes for a reply of %d", rep.renderSize(), cap(b), len(b))
 	}
 }

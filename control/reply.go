@@ -46,12 +46,19 @@ func (r Reply) Render(id json.RawMessage, t time.Time) ([]byte, error) {
 
 // renderSize is about what the reply renders to, so that a large one (a
 // logs reply of a megabyte) is rendered into one allocation rather than
-// grown by doubling through a dozen.
+// grown by doubling through a dozen. The members of an Object beside it
+// (logs' cursors, a number per watcher) are counted too: were the room
+// short by a byte, the whole megabyte would be copied once more.
 func (r Reply) renderSize() int {
 	n := 128
 	for _, f := range r.Fields {
-		if v, ok := f.Value.(Rendered); ok {
+		switch v := f.Value.(type) {
+		case Rendered:
 			n += len(f.Key) + 4 + len(v)
+		case Object:
+			for _, m := range v {
+				n += len(m.Key) + 32
+			}
 		}
 	}
 	return n
