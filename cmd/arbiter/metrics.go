@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/ringmaster-dev/ringmaster/access"
@@ -23,18 +22,7 @@ import (
 // start-up with the config line.
 func listenOps(cfg *config.Config) (net.Listener, error) {
 	c := cfg.Circus
-	if !c.Metrics {
-		return nil, nil
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(c.MetricsHost, strconv.Itoa(c.MetricsPort)))
-	if err != nil {
-		key := "metrics_port"
-		if cfg.Pos("circus", key).Line == 0 {
-			key = "metrics"
-		}
-		return nil, cfg.KeyError("circus", key, err)
-	}
-	return ln, nil
+	return listenHTTP(cfg, c.Metrics, c.MetricsHost, c.MetricsPort, "metrics", "metrics_port")
 }
 
 // opsServer is the running operations endpoints: /metrics, /healthz and

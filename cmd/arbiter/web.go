@@ -21,14 +21,19 @@ import (
 // fails start-up with the config line.
 func listenWeb(cfg *config.Config) (net.Listener, error) {
 	c := cfg.Circus
-	if !c.Httpd {
+	return listenHTTP(cfg, c.Httpd, c.HttpdHost, c.HttpdPort, "httpd", "httpd_port")
+}
+
+// listenHTTP binds host:port for the endpoint that [circus] key on turns
+// on (nil when it is off); a failure names portKey's line, else key's.
+func listenHTTP(cfg *config.Config, on bool, host string, port int, key, portKey string) (net.Listener, error) {
+	if !on {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(c.HttpdHost, strconv.Itoa(c.HttpdPort)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
-		key := "httpd_port"
-		if cfg.Pos("circus", key).Line == 0 {
-			key = "httpd"
+		if cfg.Pos("circus", portKey).Line != 0 {
+			key = portKey
 		}
 		return nil, cfg.KeyError("circus", key, err)
 	}
