@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -76,18 +75,9 @@ func logs(ctx context.Context, g globals, e environ, a *parsed) error {
 	poll := time.NewTicker(logsPoll)
 	defer poll.Stop()
 	for {
-		cctx, cancel := context.WithTimeout(ctx, g.timeout)
-		raw, err := cl.Call(cctx, "logs", props)
-		cancel()
+		raw, err := pollCall(ctx, g, cl, endpoint, "logs", props)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var ce *control.CallError
-			if errors.As(err, &ce) {
-				return err
-			}
-			return fmt.Errorf("%w (endpoint %s)", err, endpoint)
+			return err
 		}
 		var r logsReply
 		if err := json.Unmarshal(raw, &r); err != nil {

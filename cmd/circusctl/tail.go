@@ -48,18 +48,9 @@ func tail(ctx context.Context, g globals, e environ, a *parsed) error {
 	poll := time.NewTicker(tailPoll)
 	defer poll.Stop()
 	for {
-		cctx, cancel := context.WithTimeout(ctx, g.timeout)
-		raw, err := cl.Call(cctx, "tail", props)
-		cancel()
+		raw, err := pollCall(ctx, g, cl, endpoint, "tail", props)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			var ce *control.CallError
-			if errors.As(err, &ce) {
-				return err
-			}
-			return fmt.Errorf("%w (endpoint %s)", err, endpoint)
+			return err
 		}
 		if g.json {
 			out, err := renderJSON(raw, g.prettify)
@@ -105,4 +96,25 @@ func countFlag(s string) error {
 		return errors.New("not a whole number (0 or more)")
 	}
 	return nil
+}
+
+// pollCall sends one request of a command that polls (tail, logs) on cl
+// within g.timeout. Its error is ctx's once ctx is done (an interrupt
+// ends the loop quietly), an error reply as it is, and a failure to reach
+// the arbiter naming endpoint.
+func pollCall(ctx context.Context, g globals, cl *control.Client, endpoint, command string, props map[string]any) (json.RawMessage, error) {
+	cctx, cancel := context.WithTimeout(ctx, g.timeout)
+	raw, err := cl.Call(cctx, command, props)
+	cancel()
+	if err == nil {
+		return raw, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var ce *control.CallError
+	if errors.As(err, &ce) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w (endpoint %s)", err, endpoint)
 }
