@@ -23,13 +23,7 @@ func TestBrowserAutoscale(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
 	defer cancel()
 	port := testproc.FreePort(t)
-	a, url := startConsoleINI(t, t.TempDir(), fmt.Sprintf(`[circus]
-pubsub_endpoint = tcp://127.0.0.1:0
-httpd = true
-httpd_host = 127.0.0.1
-httpd_port = 0
-
-[socket:web]
+	a, url := startConsoleINI(t, t.TempDir(), consoleHead+fmt.Sprintf(`[socket:web]
 host = 127.0.0.1
 port = %d
 

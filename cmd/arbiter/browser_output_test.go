@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -17,29 +16,13 @@ import (
 // is left, yet the watcher's output button shows their last words.
 func TestBrowserDeadWorkerOutput(t *testing.T) {
 	t.Parallel()
-	exe := chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
-	defer cancel()
-	a, url := startConsoleINI(t, t.TempDir(), `[circus]
-pubsub_endpoint = tcp://127.0.0.1:0
-httpd = true
-httpd_host = 127.0.0.1
-httpd_port = 0
-
-[watcher:crashy]
+	a, b, log := consoleTab(t, t.TempDir(), `[watcher:crashy]
 cmd = /bin/sh -c "echo opening db; echo boom: cannot open db >&2; exit 1"
 flapping.attempts = 3
 flapping.window = 30
 flapping.retry_in = 600
-`)
-	log := &tabLog{name: "tab"}
-	b := startBrowser(t, ctx, exe, chromedp.WithListener(log.listen))
+`, "crashy")
 	tab := b.ctx
-	nav, cancelNav := context.WithTimeout(tab, pageWait)
-	defer cancelNav()
-	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`[data-watcher="crashy"]`))); err != nil {
-		t.Fatalf("open the console at %s: %v", url, err)
-	}
 	waitView(t, tab, "crashy", "the watcher stopped after flapping, no worker left", func(v consoleView) bool {
 		return v.State == "stopped" && len(v.Pids) == 0
 	})
@@ -90,27 +73,11 @@ flapping.retry_in = 600
 // seconds keeps its tail button, which shows that worker's output.
 func TestBrowserExitedWorkerTail(t *testing.T) {
 	t.Parallel()
-	exe := chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
-	defer cancel()
-	a, url := startConsoleINI(t, t.TempDir(), `[circus]
-pubsub_endpoint = tcp://127.0.0.1:0
-httpd = true
-httpd_host = 127.0.0.1
-httpd_port = 0
-
-[watcher:once]
+	a, b, log := consoleTab(t, t.TempDir(), `[watcher:once]
 cmd = /bin/sh -c "echo ready to serve; exec sleep 1000"
 respawn = false
-`)
-	log := &tabLog{name: "tab"}
-	b := startBrowser(t, ctx, exe, chromedp.WithListener(log.listen))
+`, "once")
 	tab := b.ctx
-	nav, cancelNav := context.WithTimeout(tab, pageWait)
-	defer cancelNav()
-	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`[data-watcher="once"]`))); err != nil {
-		t.Fatalf("open the console at %s: %v", url, err)
-	}
 	v := waitView(t, tab, "once", "the worker's row", func(v consoleView) bool { return len(v.Pids) == 1 })
 	pid := v.Pids[0]
 	waitFor(t, "the worker's line kept", pageWait, func() bool {

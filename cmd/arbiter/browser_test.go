@@ -38,15 +38,19 @@ const (
 	pageWait = 20 * time.Second
 )
 
-// consoleINI is a console on a free loopback port and one watcher, web, of
-// 2 workers that sleep until killed.
-const consoleINI = `[circus]
+// consoleHead is the [circus] section of a console test's file: the
+// console on a free loopback port.
+const consoleHead = `[circus]
 pubsub_endpoint = tcp://127.0.0.1:0
 httpd = true
 httpd_host = 127.0.0.1
 httpd_port = 0
 
-[watcher:web]
+`
+
+// consoleINI is a console on a free loopback port and one watcher, web, of
+// 2 workers that sleep until killed.
+const consoleINI = consoleHead + `[watcher:web]
 cmd = WORKER sleep
 numprocesses = 2
 graceful_timeout = 2
@@ -89,6 +93,26 @@ func startConsoleINI(t *testing.T, dir, ini string) (*ctlArbiter, string) {
 		return url != ""
 	})
 	return a, url
+}
+
+// consoleTab starts an arbiter on consoleHead and sections, written in
+// dir, and a browser (its life bounded by browserDeadline) whose tab shows
+// its console, once watcher's panel is there.
+func consoleTab(t *testing.T, dir, sections, watcher string) (*ctlArbiter, *browser, *tabLog) {
+	t.Helper()
+	exe := chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
+	t.Cleanup(cancel) // after the browser's and the arbiter's own cleanups
+	a, url := startConsoleINI(t, dir, consoleHead+sections)
+	log := &tabLog{name: "tab"}
+	b := startBrowser(t, ctx, exe, chromedp.WithListener(log.listen))
+	nav, cancelNav := context.WithTimeout(b.ctx, pageWait)
+	defer cancelNav()
+	sel := fmt.Sprintf(`[data-watcher=%q]`, watcher)
+	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		t.Fatalf("open the console at %s: %v", url, err)
+	}
+	return a, b, log
 }
 
 // browser is a headless chromium with a fresh profile.
@@ -369,31 +393,15 @@ type readyRow struct {
 // new status shows, and the watcher becomes active.
 func TestBrowserReadiness(t *testing.T) {
 	t.Parallel()
-	exe := chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
-	defer cancel()
 	dir := t.TempDir()
 	gate := filepath.Join(dir, "gate")
-	a, url := startConsoleINI(t, dir, `[circus]
-pubsub_endpoint = tcp://127.0.0.1:0
-httpd = true
-httpd_host = 127.0.0.1
-httpd_port = 0
-
-[watcher:web]
+	a, b, log := consoleTab(t, dir, `[watcher:web]
 cmd = WORKER readywhen `+gate+`
 ready = notify
 ready_timeout = 120
 graceful_timeout = 2
-`)
-	log := &tabLog{name: "tab"}
-	b := startBrowser(t, ctx, exe, chromedp.WithListener(log.listen))
+`, "web")
 	tab := b.ctx
-	nav, cancelNav := context.WithTimeout(tab, pageWait)
-	defer cancelNav()
-	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`[data-watcher="web"]`))); err != nil {
-		t.Fatalf("open the console at %s: %v", url, err)
-	}
 	const rowsJS = `[...document.querySelectorAll('[data-watcher="web"] tr[data-pid]')].map((r) => {
 		const m = r.querySelector('.mark'), s = r.querySelector('.status');
 		const shown = (e) => e && !e.hidden && e.getBoundingClientRect().width > 0;
@@ -637,30 +645,14 @@ func procArgs(pid int) []string {
 // (issue 14, item 4).
 func TestBrowserFlappingDetail(t *testing.T) {
 	t.Parallel()
-	exe := chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), browserDeadline)
-	defer cancel()
 	dir := t.TempDir()
-	a, url := startConsoleINI(t, dir, `[circus]
-pubsub_endpoint = tcp://127.0.0.1:0
-httpd = true
-httpd_host = 127.0.0.1
-httpd_port = 0
-
-[watcher:crashy]
+	a, b, log := consoleTab(t, dir, `[watcher:crashy]
 cmd = WORKER exit 1
 flapping.attempts = 3
 flapping.window = 5
 flapping.retry_in = 30
-`)
-	log := &tabLog{name: "tab"}
-	b := startBrowser(t, ctx, exe, chromedp.WithListener(log.listen))
+`, "crashy")
 	tab := b.ctx
-	nav, cancelNav := context.WithTimeout(tab, pageWait)
-	defer cancelNav()
-	if err := chromedp.Do(nav, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`[data-watcher="crashy"]`))); err != nil {
-		t.Fatalf("open the console at %s: %v", url, err)
-	}
 	const detailJS = `(() => { const d = document.querySelector('[data-watcher="crashy"] [data-role="detail"]');
 		return d && !d.hidden ? d.textContent : ''; })()`
 	var first string

@@ -3,60 +3,16 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 )
-
-// unixgramSink is a local syslog daemon's socket: a unix datagram
-// listener that keeps every message.
-type unixgramSink struct {
-	path string
-	mu   sync.Mutex
-	got  []string
-}
-
-func newUnixgramSink(t *testing.T, path string) *unixgramSink {
-	t.Helper()
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &unixgramSink{path: path}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.got = append(s.got, string(buf[:n]))
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-done
-	})
-	return s
-}
-
-func (s *unixgramSink) messages() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.got...)
-}
 
 // syslogLine is a message as syslog(3) sends it: priority, time, optional
 // host, tag and pid, message.
@@ -85,10 +41,10 @@ func waitSyslog(t *testing.T, what string, msgs func() []string, pri int, want s
 func TestLogToLocalSyslog(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	sink := newUnixgramSink(t, filepath.Join(dir, "log"))
-	a := startCtl(t, dir, fmt.Sprintf("[watcher:web]\ncmd = WORKER sleep\n\n[circus]\npubsub_endpoint = tcp://127.0.0.1:0\nlogoutput = syslog://%s?local3\n", sink.path))
+	sink := testproc.NewUnixgramSink(t, filepath.Join(dir, "log"))
+	a := startCtl(t, dir, fmt.Sprintf("[watcher:web]\ncmd = WORKER sleep\n\n[circus]\npubsub_endpoint = tcp://127.0.0.1:0\nlogoutput = syslog://%s?local3\n", sink.Path))
 	pid := a.cmd.Process.Pid
-	m := waitSyslog(t, "the arbiter's start in syslog", sink.messages, 19*8+6, `msg="arbiter started"`)
+	m := waitSyslog(t, "the arbiter's start in syslog", sink.Packets, 19*8+6, `msg="arbiter started"`)
 	if m[2] != "" || m[3] != fmt.Sprint(pid) || strings.Contains(m[4], "time=") || !strings.HasPrefix(m[4], "level=INFO ") {
 		t.Errorf("local syslog message %q: want no host, pid %d, the level and no time of its own", m[0], pid)
 	}
@@ -99,9 +55,9 @@ func TestLogToLocalSyslog(t *testing.T) {
 	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitSyslog(t, "the refused reload in syslog", sink.messages, 19*8+3, `msg="reload refused; keeping the running configuration"`)
+	waitSyslog(t, "the refused reload in syslog", sink.Packets, 19*8+3, `msg="reload refused; keeping the running configuration"`)
 	a.stop(t, syscall.SIGTERM)
-	waitSyslog(t, "the arbiter's stop in syslog", sink.messages, 19*8+6, `msg="arbiter stopped"`)
+	waitSyslog(t, "the arbiter's stop in syslog", sink.Packets, 19*8+6, `msg="arbiter stopped"`)
 	if out := a.out.String(); strings.Contains(out, "arbiter started") {
 		t.Errorf("the log went to stdout as well:\n%s", out)
 	}

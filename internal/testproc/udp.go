@@ -12,16 +12,18 @@ import (
 	"time"
 )
 
-// UDPSink is a UDP listener on a free loopback port that keeps every
-// datagram, as a statsd daemon receives them. It is closed when the test
-// ends.
+// UDPSink keeps every datagram that arrives on its socket, as a statsd or
+// syslog daemon receives them: a UDP listener on a free loopback port
+// (NewUDPSink) or a unix datagram socket (NewUnixgramSink). It is closed
+// when the test ends.
 type UDPSink struct {
-	Port int
+	Port int    // the UDP port; 0 for a unix socket
+	Path string // the unix socket's path; "" for UDP
 	mu   sync.Mutex
 	got  []string
 }
 
-// NewUDPSink starts a UDPSink.
+// NewUDPSink starts a UDPSink on a free loopback port.
 func NewUDPSink(t testing.TB) *UDPSink {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -29,6 +31,25 @@ func NewUDPSink(t testing.TB) *UDPSink {
 		t.Fatal(err)
 	}
 	s := &UDPSink{Port: conn.LocalAddr().(*net.UDPAddr).Port}
+	s.keep(t, conn)
+	return s
+}
+
+// NewUnixgramSink starts a UDPSink on a unix datagram socket bound at
+// path, as a local syslog daemon's /dev/log.
+func NewUnixgramSink(t testing.TB, path string) *UDPSink {
+	t.Helper()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &UDPSink{Path: path}
+	s.keep(t, conn)
+	return s
+}
+
+// keep reads conn's datagrams into s until the test's end closes it.
+func (s *UDPSink) keep(t testing.TB, conn net.PacketConn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -47,7 +68,6 @@ func NewUDPSink(t testing.TB) *UDPSink {
 		conn.Close()
 		<-done
 	})
-	return s
 }
 
 // Packets returns every datagram so far.
