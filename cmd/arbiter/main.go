@@ -284,8 +284,12 @@ func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *sl
 	}
 }
 
-// buildVersion is the module version the binary was built from.
+// buildVersion is the version the build stamped (version.go), else the
+// module version the binary was built from.
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		return bi.Main.Version
 	}
