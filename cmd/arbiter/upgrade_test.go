@@ -157,7 +157,7 @@ type preUpgrade struct {
 func (r *upgradeRig) record(t *testing.T) preUpgrade {
 	t.Helper()
 	b := preUpgrade{pid: r.cmd.Process.Pid, pids: map[string][]int{}, lastSeq: r.subs[0].maxSeq()}
-	for _, name := range []string{"web", "ticker", "extra"} {
+	for _, name := range r.watchers(t) {
 		b.pids[name] = r.pids(t, name)
 	}
 	b.ticks, _ = numbered(r.ticks, "tick")
