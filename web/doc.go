@@ -37,7 +37,12 @@
 // and then exactly the messages it missed, SEQ+1 to N, from a ring of the
 // last 4096 (8 MiB at most); or a fresh snapshot when the ring no
 // longer has them, when they would not fit its queue, or when the arbiter
-// was restarted (another stream). The message shapes are those of
+// was restarted (another stream). An arbiter upgraded in place is another
+// stream under the same pid: its WebSocket closed with the old image, the
+// page reconnects by itself (500 ms, then backing off to 5 s), gets the new
+// image's snapshot, and its header shows the new version, marked as
+// upgraded from the old one (from the arbiter.upgrade event when the
+// snapshot has it, else from the versions the page saw). The message shapes are those of
 // messages.go; assets/app.js reads them.
 //
 // Commands are Circus's control requests, {"id": .., "command": ..,

@@ -219,7 +219,7 @@
     conn.lastSeq = msg.seq;
     conn.backoff = BACKOFF_MIN;
     switch (msg.type) {
-      case 'event': addEvent(msg.event); break;
+      case 'event': addEvent(msg.event); noteLiveEvent(msg.event); break;
       case 'watcher': upsertWatcher(msg.watcher); break;
       case 'removed': removeWatcher(msg.name); break;
       case 'stats': addSample(msg, true); break;
@@ -302,10 +302,23 @@
 
   let arbiter = {};
   let arbiterStats = null;
+  // The last in-place upgrade of this arbiter ({from, to, time}), which
+  // the header keeps showing: the pid stays, the program changes, and the
+  // page, whose WebSocket the upgrade closed, came back by itself.
+  let upgraded = null;
 
   function renderArbiter() {
     setText(byId('arb-pid'), arbiter.pid ? String(arbiter.pid) : '–');
-    setText(byId('arb-version'), arbiter.version || '–');
+    const ver = byId('arb-version');
+    setText(ver, arbiter.version || '–');
+    ver.classList.toggle('upgraded', upgraded !== null);
+    if (upgraded) {
+      ver.dataset.upgradedFrom = upgraded.from;
+      ver.title = `upgraded in place from ${upgraded.from} at ${fmtClock(upgraded.time)}`;
+    } else {
+      delete ver.dataset.upgradedFrom;
+      ver.title = '';
+    }
     const cfg = byId('arb-config');
     setText(cfg, arbiter.config || '–');
     cfg.title = arbiter.config || '';
@@ -317,6 +330,26 @@
     setText(byId('arb-uptime'), arbiter.started ? fmtAge(serverNow() - arbiter.started) : '–');
     setText(byId('arb-cpu'), fmtCPU(arbiterStats && arbiterStats.cpu));
     setText(byId('arb-rss'), fmtBytes(arbiterStats && arbiterStats.rss));
+  }
+
+  // noteUpgrade records an in-place upgrade from version from to version
+  // to; toast says it to whoever watches the page.
+  function noteUpgrade(from, to, time, toastIt) {
+    upgraded = { from: from || '?', to: to || '?', time };
+    renderArbiter();
+    if (toastIt) toast(`arbiter upgraded in place: ${upgraded.from} → ${upgraded.to}`);
+  }
+
+  // The versions of an upgrade event, when the server sends them.
+  const version = (v) => (typeof v === 'string' && v ? v : '');
+
+  // noteLiveEvent tells of an upgrade, or of one that failed, as it
+  // happens. (A page seldom sees an upgrade live: the exec closes its
+  // WebSocket, and the new image's snapshot tells it instead.)
+  function noteLiveEvent(ev) {
+    if (!ev) return;
+    if (ev.kind === 'upgrade') noteUpgrade(version(ev.from) || arbiter.version, version(ev.to), ev.time, true);
+    if (ev.kind === 'upgrade_failed') toast(`upgrade failed, the arbiter runs on: ${ev.reason || 'no reason given'}`);
   }
 
   // ---- watchers ----------------------------------------------------------------
@@ -974,8 +1007,16 @@
   // ---- snapshot ------------------------------------------------------------------
 
   function applySnapshot(s) {
+    const before = arbiter;
     arbiter = s.arbiter || {};
     arbiterStats = null;
+    // The same pid in another stream is the arbiter re-executed in place,
+    // not restarted: say so, from its upgrade event if the snapshot still
+    // has it, else from the versions this page saw before and after.
+    const sameArbiter = conn.synced && before.pid && before.pid === arbiter.pid && s.stream !== conn.stream;
+    const up = (s.events || []).findLast((ev) => ev.kind === 'upgrade');
+    if (up) noteUpgrade(version(up.from) || (sameArbiter ? before.version : ''), version(up.to) || arbiter.version, up.time, sameArbiter);
+    else if (sameArbiter && before.version !== arbiter.version) noteUpgrade(before.version, arbiter.version, serverNow(), true);
     seriesW.clear();
     seriesS.clear();
     seriesP.clear();
@@ -1050,7 +1091,8 @@
   function addEvent(ev) {
     if (!ev) return;
     if (ev.kind === 'kill' && ev.pid) expectedExit.add(ev.pid);
-    const bad = ev.kind === 'flapping' || (ev.kind === 'reap' && badReap(ev)) || (ev.kind === 'command' && ev.status !== 'ok');
+    const bad = ev.kind === 'flapping' || ev.kind === 'upgrade_failed' || (ev.kind === 'reap' && badReap(ev)) ||
+      (ev.kind === 'command' && ev.status !== 'ok');
     if (ev.kind === 'reap' && ev.pid) noteReap(ev, bad);
     const detail = eventDetail(ev);
     const li = h('li', {
