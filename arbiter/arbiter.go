@@ -227,7 +227,7 @@ func (a *Arbiter) Started() <-chan struct{} { return a.started }
 // documentation) and returns: nil, or the *CriticalError naming the
 // watcher that gave up. Nothing it started is running when it returns.
 func (a *Arbiter) Run(ctx context.Context) error {
-	theReaper.acquire(a.orphanc)
+	theReaper.acquire(a.orphanc, a.restored != nil)
 	orphansDone := make(chan struct{})
 	stopOrphans := make(chan struct{})
 	go func() {
