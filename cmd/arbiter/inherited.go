@@ -89,7 +89,7 @@ func (in *inherited) goBack(why error, stderr io.Writer) error {
 	}
 	env := append(os.Environ(),
 		handover.EnvState+"="+strconv.Itoa(in.fd),
-		handover.EnvFailed+"="+why.Error())
+		handover.EnvFailed+"=the new binary gave the hand-over up: "+why.Error())
 	err := syscall.Exec("/proc/self/fd/"+strconv.Itoa(in.exe), os.Args, env)
 	return fmt.Errorf("upgrade: way back: exec the old binary: %w (after: %v)", err, why)
 }

@@ -3,7 +3,8 @@
 // alive until it receives SIGINT, SIGTERM or SIGQUIT. SIGHUP re-reads the
 // configuration; a file with errors is reported and the running
 // configuration kept. SIGUSR1 opens the workers' log files again, after an
-// external logrotate moved them.
+// external logrotate moved them. SIGUSR2 upgrades the arbiter in place: it
+// executes its binary again, same pid, every worker kept (upgrade.go).
 //
 // Usage:
 //
