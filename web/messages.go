@@ -30,9 +30,10 @@ type eventJSON struct {
 	Command string `json:"command,omitempty"`
 	Peer    string `json:"peer,omitempty"`
 	Status  string `json:"status,omitempty"`
-	// From and To are a scale event's sizes.
-	From *int `json:"from,omitempty"`
-	To   *int `json:"to,omitempty"`
+	// From and To are a scale event's sizes (numbers), or an upgrade's
+	// versions before and after (strings), as on the ZeroMQ wire.
+	From any `json:"from,omitempty"`
+	To   any `json:"to,omitempty"`
 }
 
 func encodeEvent(ev pubsub.Event) json.RawMessage {
@@ -50,9 +51,11 @@ func encodeEvent(ev pubsub.Event) json.RawMessage {
 		code := ev.ExitCode
 		e.ExitCode = &code
 	}
-	if ev.Kind == pubsub.Scale {
-		from, to := ev.From, ev.To
-		e.From, e.To = &from, &to
+	switch ev.Kind {
+	case pubsub.Scale:
+		e.From, e.To = ev.From, ev.To
+	case pubsub.Upgrade:
+		e.From, e.To = ev.Versions[0], ev.Versions[1]
 	}
 	return mustJSON(e)
 }

@@ -133,8 +133,8 @@ type arbiterProc struct {
 }
 
 var (
-	upgradedLine = regexp.MustCompile(`msg=upgraded\b`)
-	failedLine   = regexp.MustCompile(`msg="upgrade failed"`)
+	upgradedLine = regexp.MustCompile(`msg="?upgraded\b`)
+	failedLine   = regexp.MustCompile(`msg="upgrade failed\b`)
 )
 
 // start runs bin on ini and waits until every watcher has started.

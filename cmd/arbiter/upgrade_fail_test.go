@@ -88,7 +88,7 @@ func TestUpgradeFailureKeepsOldImage(t *testing.T) {
 // subscriber.
 func (r *upgradeRig) failed(t *testing.T, logFrom int, binary string) {
 	t.Helper()
-	re := regexp.MustCompile(`(?m)^.*msg="upgrade failed".*$`)
+	re := regexp.MustCompile(`(?m)^.*msg="upgrade failed\b.*$`)
 	var line string
 	waitFor(t, `the log line "upgrade failed" for `+binary, upgradeTimeout, func() bool {
 		line = re.FindString(r.out.String()[logFrom:])

@@ -168,7 +168,7 @@ func (r *upgradeRig) record(t *testing.T) preUpgrade {
 // both versions) and for the control endpoint to answer again.
 func (r *upgradeRig) upgraded(t *testing.T, logFrom int) {
 	t.Helper()
-	re := regexp.MustCompile(`(?m)^.*msg=upgraded .*$`)
+	re := regexp.MustCompile(`(?m)^.*msg="?upgraded\b.*$`)
 	var line string
 	waitFor(t, `the log line "upgraded"`, upgradeTimeout, func() bool {
 		line = re.FindString(r.out.String()[logFrom:])
