@@ -342,7 +342,10 @@ func TestUpgradeByCircusctl(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("circusctl upgrade --binary %s: exit %d\nstdout: %s\nstderr: %s", newBin, code, out, errOut)
 	}
-	t.Logf("circusctl upgrade answered in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("circusctl upgrade answered in %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(out))
+	if want := fmt.Sprintf("upgraded: pid %d, %s -> %s, hand-over ", b.pid, upgradeV1, upgradeV2); !strings.HasPrefix(out, want) {
+		t.Errorf("circusctl upgrade printed %q, want it to begin %q", out, want)
+	}
 	r.upgraded(t, logFrom)
 	r.checkKept(t, b, newIno)
 	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", b.pid)); exe != newBin {
