@@ -179,7 +179,7 @@ func round(a *arbiterProc, bin, src string, ps []probe, l *load, timeout time.Du
 	answers := make(chan answer, len(ps))
 	for _, p := range ps {
 		go func() {
-			d, err := answeredAfterExec(p, a.pid(), ino, start, deadline)
+			d, err := answeredAfterExec(p, a.pid(), ino, start, deadline, a.done)
 			answers <- answer{p.name, d, err}
 		}()
 	}

@@ -112,10 +112,16 @@ func floor(ps []probe, n int) (map[string][]time.Duration, error) {
 
 // answeredAfterExec knocks at p until an answer comes from the new image:
 // one asked for after /proc/PID/exe became newIno (the old image is gone
-// from then on). It returns the time from start to that answer.
-func answeredAfterExec(p probe, pid int, newIno uint64, start time.Time, deadline time.Time) (time.Duration, error) {
+// from then on). It returns the time from start to that answer. exited is
+// closed if the arbiter exits meanwhile.
+func answeredAfterExec(p probe, pid int, newIno uint64, start, deadline time.Time, exited <-chan struct{}) (time.Duration, error) {
 	var last error
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return 0, fmt.Errorf("%s: the arbiter exited %v after the signal", p.name, time.Since(start).Round(time.Millisecond))
+		default:
+		}
 		if exeInode(pid) != newIno {
 			// Not exec'd yet: the old image may still answer, which
 			// says nothing of the hand-over. Look again shortly.
