@@ -242,9 +242,10 @@ func (r *upgradeRig) killAndReplace(t *testing.T, b preUpgrade) (killed, fresh i
 }
 
 // checkAfter checks what must hold once the new image runs: no request
-// failed, no output line lost or split, the events numbered on, and a
-// clean stop of the new image.
-func (r *upgradeRig) checkAfter(t *testing.T, b preUpgrade) {
+// failed, no output line lost or split, the events numbered on (strict:
+// nothing but the upgrade's own event may be missed, see checkSeqs), and
+// a clean stop of the new image.
+func (r *upgradeRig) checkAfter(t *testing.T, b preUpgrade, strict bool) {
 	t.Helper()
 	r.load.served(t, "after the upgrade", 200)
 	r.load.stop()
@@ -274,11 +275,11 @@ func (r *upgradeRig) checkAfter(t *testing.T, b preUpgrade) {
 			t.Errorf("%s: arbiter.upgrade %s, want from %q to %q, pid %d", s.name, body, upgradeV1, upgradeV2, b.pid)
 		}
 	}
-	if upgradeSeq != 0 && upgradeSeq != b.lastSeq+1 {
-		t.Errorf("the upgrade's event has seq %d, want %d: the next after the old image's last", upgradeSeq, b.lastSeq+1)
+	if upgradeSeq != 0 && (upgradeSeq <= b.lastSeq || strict && upgradeSeq != b.lastSeq+1) {
+		t.Errorf("the upgrade's event has seq %d, want the next after the old image's last (%d)", upgradeSeq, b.lastSeq)
 	}
 	for _, s := range r.subs {
-		checkSeqs(t, s, upgradeSeq)
+		checkSeqs(t, s, b.lastSeq, upgradeSeq, strict)
 	}
 	pids := append(r.pids(t, "web"), r.pids(t, "extra")...)
 	r.stop(t, syscall.SIGTERM)
@@ -318,7 +319,7 @@ func TestUpgradeBySIGUSR2(t *testing.T) {
 	r.checkKept(t, b, newIno)
 	_, fresh := r.killAndReplace(t, b)
 	tab.afterUpgrade(t, b.pid, fresh)
-	r.checkAfter(t, b)
+	r.checkAfter(t, b, true)
 }
 
 // TestUpgradeByCircusctl upgrades to a binary at another path, named by
@@ -352,5 +353,7 @@ func TestUpgradeByCircusctl(t *testing.T) {
 		t.Errorf("/proc/%d/exe = %q, want %q", b.pid, exe, newBin)
 	}
 	r.killAndReplace(t, b)
-	r.checkAfter(t, b)
+	// circusctl polls the new image with upgrade queries, each an audited
+	// command and so an event, while the subscribers reconnect.
+	r.checkAfter(t, b, false)
 }
