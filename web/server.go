@@ -131,8 +131,14 @@ func New(opts Options) (*Server, error) {
 		// that, and no GET that acts, is what makes actions CSRF-safe.
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384},
 	}
+	started := epoch(time.Now())
+	if in, err := opts.Sampler.Process(stats.Process{Pid: os.Getpid()}, false); err == nil {
+		// The process's own start, which an upgrade in place keeps (an
+		// exec, the same process): the page's "up" goes on across it.
+		started = in.CreateTime
+	}
 	info, _ := json.Marshal(map[string]any{
-		"pid": os.Getpid(), "version": opts.Version, "started": epoch(time.Now()),
+		"pid": os.Getpid(), "version": opts.Version, "started": started,
 		"config": opts.Config, "endpoint": opts.Endpoint,
 	})
 	s.hub = &hub{
