@@ -24,7 +24,6 @@ import (
 	"github.com/ringmaster-dev/ringmaster/control/commands"
 	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
-	"github.com/ringmaster-dev/ringmaster/stats"
 	"github.com/ringmaster-dev/ringmaster/web"
 )
 
@@ -595,32 +594,5 @@ func TestShutdownReachesPages(t *testing.T) {
 	}
 	if !slices.Contains(kinds, "sleepers.reap") || !slices.Contains(kinds, ".stop") {
 		t.Fatalf("events before the close: %v, want the reaps and the arbiter's stop", kinds)
-	}
-}
-
-// The arbiter's start the page shows is its process's, which an upgrade in
-// place keeps (issue 18), not the console's: "up" goes on across an exec.
-func TestArbiterStartedIsTheProcess(t *testing.T) {
-	e := start(t, twoSleepers, web.Options{})
-	snap := e.dial("", nil).next()
-	var s struct {
-		Arbiter struct {
-			Pid     int
-			Started float64
-		}
-	}
-	if err := json.Unmarshal([]byte(snap.raw), &s); err != nil {
-		t.Fatal(err)
-	}
-	sampler, err := stats.NewSampler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := sampler.Process(stats.Process{Pid: os.Getpid()}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Arbiter.Pid != os.Getpid() || s.Arbiter.Started != in.CreateTime {
-		t.Errorf("snapshot's arbiter: pid %d started %f, want pid %d started %f (its process's start)", s.Arbiter.Pid, s.Arbiter.Started, os.Getpid(), in.CreateTime)
 	}
 }
