@@ -70,13 +70,7 @@ func TestUpgradeFailureKeepsOldImage(t *testing.T) {
 		}
 	}
 	for _, s := range r.subs {
-		seqs := s.seqs()
-		for i := 1; i < len(seqs); i++ {
-			if seqs[i] != seqs[i-1]+1 {
-				t.Errorf("%s: seq %d follows %d; seqs received: %v", s.name, seqs[i], seqs[i-1], seqs)
-				break
-			}
-		}
+		checkSeqs(t, s)
 	}
 	pids := append(r.pids(t, "web"), r.pids(t, "extra")...)
 	r.stop(t, syscall.SIGTERM)
