@@ -234,7 +234,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	defer stopStats()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	defer stop()
-	up := newUpgrader(ctx, a, ep, in, log)
+	up := newUpgrader(ctx, a, ep, svc, in, log)
 	if sampler == nil {
 		// One sampler for the commands and the console, so that both
 		// measure cpu from the same baselines; nil if /proc is unreadable,

@@ -59,7 +59,8 @@ type upgrader struct {
 	log     *slog.Logger
 	a       *arbiter.Arbiter
 	ep      *endpoints
-	exe     string // the binary this image runs, for an upgrade without --binary
+	svc     *service // told, as of a reload: RELOADING=1, then the new image's READY=1
+	exe     string   // the binary this image runs, for an upgrade without --binary
 	version string
 
 	mu      sync.Mutex
@@ -71,8 +72,8 @@ type upgrader struct {
 
 // newUpgrader is the upgrader of a, whose attempts so far and the last
 // one's outcome in (nil for an arbiter that was not handed over) are kept.
-func newUpgrader(ctx context.Context, a *arbiter.Arbiter, ep *endpoints, in *inherited, log *slog.Logger) *upgrader {
-	u := &upgrader{log: log, a: a, ep: ep, version: buildVersion(), ctx: ctx}
+func newUpgrader(ctx context.Context, a *arbiter.Arbiter, ep *endpoints, svc *service, in *inherited, log *slog.Logger) *upgrader {
+	u := &upgrader{log: log, a: a, ep: ep, svc: svc, version: buildVersion(), ctx: ctx}
 	u.exe, _ = os.Executable()
 	u.last = control.Object{{Key: "attempt", Value: 0}}
 	if in != nil {
@@ -130,7 +131,9 @@ func (u *upgrader) run(n int, binary string, since time.Time) {
 	dctx, cancel := context.WithTimeout(u.ctx, 200*time.Millisecond)
 	_ = u.ep.ctl.Drain(dctx)
 	cancel()
+	u.svc.ReloadBegin()
 	err := u.a.Upgrade(u.ctx, func(h *arbiter.Handover) error { return u.exec(h, n, binary, since) })
+	u.svc.ReloadEnd(err)
 	u.failed(n, err)
 }
 
