@@ -48,10 +48,13 @@ type upgradeDoc struct {
 	Sources []config.Source `json:"sources"`
 	// Circus is the [circus] section in effect (reloadconfig keeps the
 	// one the arbiter started with, whatever the file says now).
-	Circus    config.Circus     `json:"circus"`
-	Seq       uint64            `json:"seq"`
-	Listeners map[string]int    `json:"listeners"`
-	Arbiter   *arbiter.Handover `json:"arbiter"`
+	Circus config.Circus `json:"circus"`
+	Seq    uint64        `json:"seq"`
+	// Subscribers is how many event subscribers the old image had: the
+	// new one holds its events until they are back (a second at most).
+	Subscribers int               `json:"subscribers"`
+	Listeners   map[string]int    `json:"listeners"`
+	Arbiter     *arbiter.Handover `json:"arbiter"`
 }
 
 // upgrader runs upgrades in place; it is the upgrade command's Upgrader.
@@ -152,6 +155,9 @@ func (u *upgrader) failed(n int, err error) {
 // exec writes the document and executes binary; it returns only on
 // failure, with everything it kept open closed or close-on-exec again.
 func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Time) (err error) {
+	if err := u.ctx.Err(); err != nil {
+		return fmt.Errorf("upgrade: the arbiter is stopping: %w", err)
+	}
 	cfg := u.a.Config()
 	exe, err := unix.Open("/proc/self/exe", unix.O_RDONLY, 0)
 	if err != nil {
@@ -167,8 +173,9 @@ func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Ti
 		Header:  handover.Header{Format: handover.Format, Version: u.version},
 		Attempt: n, Binary: binary, Since: since,
 		Sources: cfg.Sources, Circus: cfg.Circus,
-		Seq:     u.ep.bus.Seq(),
-		Arbiter: h,
+		Seq:         u.ep.bus.Seq(),
+		Subscribers: u.ep.relay.Subscribed(),
+		Arbiter:     h,
 	}
 	fd, err := handover.Write(doc)
 	if err != nil {

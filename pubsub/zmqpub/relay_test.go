@@ -2,6 +2,7 @@ package zmqpub
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -85,5 +86,36 @@ func TestRelayFlush(t *testing.T) {
 	defer scancel()
 	if r.Flush(sctx) {
 		t.Error("Flush with a subscriber that stopped reading = true")
+	}
+}
+
+// A Relay told to await a subscriber holds the events published before
+// it subscribed, and hands them all over once it has: the first events of
+// an arbiter upgraded in place reach the subscribers its old image had.
+func TestRelayAwait(t *testing.T) {
+	t.Parallel()
+	s, err := Listen("tcp://127.0.0.1:0", SinkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pubsub.NewBus()
+	r := NewRelay(b, s, RelayOptions{Await: 1, AwaitMax: time.Minute})
+	defer r.Close()
+	for range 10 {
+		b.Publish(pubsub.Event{Kind: pubsub.Start, Watcher: "web"})
+	}
+	c, err := Dial(context.Background(), s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 1; i <= 10; i++ {
+		_, body, err := c.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf(`"seq": %d}`, i); !strings.HasSuffix(string(body), want) {
+			t.Fatalf("event %d: %s, want it to end with %s", i, body, want)
+		}
 	}
 }
