@@ -201,7 +201,35 @@ func TestHandoverBack(t *testing.T) {
 // the fd, and left open.
 func TestAdoptErrors(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	for _, tc := range adoptErrors(t.TempDir()) {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := tc.state(t)
+			s, err := Adopt(st)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Adopt(%+v) succeeded, want %q", st, tc.want)
+			}
+			prefix := `adopt socket "tcp4" (fd ` + strconv.Itoa(st.FD) + `): `
+			if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Adopt = %v, want %s...%s", err, prefix, tc.want)
+			}
+			if st.FD > 2 && tc.name != "closed fd" && !isOpen(st.FD) {
+				t.Errorf("fd %d was closed: a refused fd must be left alone", st.FD)
+			}
+		})
+	}
+}
+
+// adoptError is a State that Adopt must refuse, with the reason it gives.
+type adoptError struct {
+	name  string
+	state func(t *testing.T) State
+	want  string
+}
+
+// adoptErrors are TestAdoptErrors's cases, with unix paths in dir.
+func adoptErrors(dir string) []adoptError {
 	// handed returns the State of a new socket bound from spec, as the
 	// image before would have handed it over.
 	handed := func(t *testing.T, spec Spec) State {
@@ -211,11 +239,7 @@ func TestAdoptErrors(t *testing.T) {
 	}
 	reuse := tcp4("tcp4")
 	reuse.ReusePort = true
-	for _, tc := range []struct {
-		name  string
-		state func(t *testing.T) State
-		want  string
-	}{
+	return []adoptError{
 		{"wrong family", func(t *testing.T) State {
 			st := handed(t, unixSpec("tcp4", filepath.Join(dir, "f.sock")))
 			st.Spec = tcp4("tcp4")
@@ -229,12 +253,12 @@ func TestAdoptErrors(t *testing.T) {
 			return st
 		}, "a AF_INET SOCK_DGRAM socket, want AF_INET SOCK_STREAM"},
 		{"not a socket", func(t *testing.T) State {
-			r, w, err := os.Pipe()
-			if err != nil {
+			var p [2]int
+			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { r.Close(); w.Close() })
-			return State{Spec: tcp4("tcp4"), FD: int(r.Fd())}
+			t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
+			return State{Spec: tcp4("tcp4"), FD: p[0]}
 		}, "not a socket"},
 		{"closed fd", func(t *testing.T) State {
 			fd := 1000
@@ -279,22 +303,5 @@ func TestAdoptErrors(t *testing.T) {
 			st.Spec.Type = "SOCK_BAD"
 			return st
 		}, `type "SOCK_BAD"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			st := tc.state(t)
-			s, err := Adopt(st)
-			if err == nil {
-				s.Close()
-				t.Fatalf("Adopt(%+v) succeeded, want %q", st, tc.want)
-			}
-			prefix := `adopt socket "tcp4" (fd ` + strconv.Itoa(st.FD) + `): `
-			if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Adopt = %v, want %s...%s", err, prefix, tc.want)
-			}
-			if st.FD > 2 && tc.name != "closed fd" && !isOpen(st.FD) {
-				t.Errorf("fd %d was closed: a refused fd must be left alone", st.FD)
-			}
-		})
 	}
 }

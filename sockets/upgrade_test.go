@@ -187,7 +187,7 @@ func (r *upgradeReport) use(s *Socket) error {
 			buf := make([]byte, 64)
 			var n int
 			n, _, rerr = unix.Recvfrom(fd, buf, 0) // non-blocking: it is there, or not
-			got = string(buf[:max(n, 0)])
+			got = strings.TrimSpace(string(buf[:max(n, 0)]))
 		})
 		r.Received[s.Name()] = got
 		return errors.Join(err, rerr)
@@ -273,9 +273,66 @@ func TestUpgradeExec(t *testing.T) {
 	if err := out.Decode(&addrs); err != nil {
 		t.Fatalf("upgrade-old: %v", err)
 	}
+	early := dialEarly(t, addrs)
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	var r upgradeReport
+	if err := out.Decode(&r); err != nil {
+		t.Fatalf("upgrade-new: %v", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("upgrade-new: %v", err)
+	}
 
-	// Connect to everything that accepts, and send something, before the
-	// exec: the connections wait in the backlogs.
+	if r.Pid != addrs.Pid || r.Pid != cmd.Process.Pid {
+		t.Errorf("pids: old %d, new %d, want both %d", addrs.Pid, r.Pid, cmd.Process.Pid)
+	}
+	for key, a := range addrs.Listeners {
+		if r.Listeners[key] != a {
+			t.Errorf("listener %q: %s after the exec, want %s", key, r.Listeners[key], a)
+		}
+	}
+	for name, a := range addrs.Sockets {
+		if r.Sockets[name] != a {
+			t.Errorf("socket %q: %s after the exec, want %s", name, r.Sockets[name], a)
+		}
+	}
+	want := fmt.Sprintf("pid %d", cmd.Process.Pid)
+	for name, c := range early {
+		if got := r.Received[name]; got != "hello "+name {
+			t.Errorf("%s: read %q after the exec, want %q", name, got, "hello "+name)
+		}
+		if name == "udp" {
+			continue // a datagram gets no answer
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if strings.TrimSpace(line) != want {
+			t.Errorf("%s: connection made before the exec read %q, %v, want %q", name, line, err, want)
+		}
+	}
+	if r.ReuseCopy != addrs.Sockets["reuse"] {
+		t.Errorf("reuseport copy bound %s, want %s", r.ReuseCopy, addrs.Sockets["reuse"])
+	}
+	kept := []string{filepath.Join(dir, "l.sock"), filepath.Join(dir, "s.sock")}
+	if !slices.Equal(r.UnixKept, kept) {
+		t.Errorf("unix paths there after the exec: %q, want %q", r.UnixKept, kept)
+	}
+	for _, p := range kept {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after the new image's Close, Lstat(%s) = %v, want it removed", p, err)
+		}
+	}
+}
+
+// dialEarly connects to every listener and stream socket of addrs and
+// sends "hello NAME" on each, and a datagram "hello udp" to the UDP
+// socket, before the exec: the connections wait in the backlogs. It
+// returns the connections by listener key or socket name; "udp" is the
+// UDP one, which gets no answer.
+func dialEarly(t *testing.T, addrs upgradeAddrs) map[string]net.Conn {
+	t.Helper()
 	early := map[string]net.Conn{}
 	dial := func(name, network, addr string) {
 		c, err := net.DialTimeout(network, addr, 5*time.Second)
@@ -298,62 +355,6 @@ func TestUpgradeExec(t *testing.T) {
 			dial(name, "tcp", addr)
 		}
 	}
-	udp, err := net.Dial("udp", addrs.Sockets["udp"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
-	if _, err := fmt.Fprint(udp, "hello udp"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(stdin, "go\n"); err != nil {
-		t.Fatal(err)
-	}
-
-	var r upgradeReport
-	if err := out.Decode(&r); err != nil {
-		t.Fatalf("upgrade-new: %v", err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("upgrade-new: %v", err)
-	}
-	if r.Pid != addrs.Pid || r.Pid != cmd.Process.Pid {
-		t.Errorf("pids: old %d, new %d, want both %d", addrs.Pid, r.Pid, cmd.Process.Pid)
-	}
-	for key, a := range addrs.Listeners {
-		if r.Listeners[key] != a {
-			t.Errorf("listener %q: %s after the exec, want %s", key, r.Listeners[key], a)
-		}
-	}
-	for name, a := range addrs.Sockets {
-		if r.Sockets[name] != a {
-			t.Errorf("socket %q: %s after the exec, want %s", name, r.Sockets[name], a)
-		}
-	}
-	want := fmt.Sprintf("pid %d", cmd.Process.Pid)
-	for name, c := range early {
-		if got := r.Received[name]; got != "hello "+name {
-			t.Errorf("%s: read %q after the exec, want %q", name, got, "hello "+name)
-		}
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if strings.TrimSpace(line) != want {
-			t.Errorf("%s: connection made before the exec read %q, %v, want %q", name, line, err, want)
-		}
-	}
-	if r.Received["udp"] != "hello udp" {
-		t.Errorf("udp: read %q after the exec, want %q", r.Received["udp"], "hello udp")
-	}
-	if r.ReuseCopy != addrs.Sockets["reuse"] {
-		t.Errorf("reuseport copy bound %s, want %s", r.ReuseCopy, addrs.Sockets["reuse"])
-	}
-	kept := []string{filepath.Join(dir, "l.sock"), filepath.Join(dir, "s.sock")}
-	if !slices.Equal(r.UnixKept, kept) {
-		t.Errorf("unix paths there after the exec: %q, want %q", r.UnixKept, kept)
-	}
-	for _, p := range kept {
-		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("after the new image's Close, Lstat(%s) = %v, want it removed", p, err)
-		}
-	}
+	dial("udp", "udp", addrs.Sockets["udp"])
+	return early
 }

@@ -153,64 +153,41 @@ func TestListenFresh(t *testing.T) {
 // left open (the test closes it); the key cannot be taken again.
 func TestListenInheritedErrors(t *testing.T) {
 	dir := t.TempDir()
-	tcp := func(t *testing.T) int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	listener := func(network, address string) func(t *testing.T) int {
+		return func(t *testing.T) int {
+			ln, err := net.Listen(network, address)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return handedOver(t, ln)
 		}
-		return handedOver(t, ln)
 	}
+	socket := func(typ int) func(t *testing.T) int {
+		return func(t *testing.T) int {
+			fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fd
+		}
+	}
+	tcp := listener("tcp", "127.0.0.1:0")
 	for _, tc := range []struct {
 		name             string
 		fd               func(t *testing.T) int
 		network, address string
 		want             string
 	}{
-		{"wrong family", func(t *testing.T) int {
-			ln, err := net.Listen("unix", filepath.Join(dir, "u.sock"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return handedOver(t, ln)
-		}, "tcp", "127.0.0.1:0", "a AF_UNIX SOCK_STREAM socket, not a tcp listener"},
+		{"wrong family", listener("unix", filepath.Join(dir, "u.sock")), "tcp", "127.0.0.1:0",
+			"a AF_UNIX SOCK_STREAM socket, not a tcp listener"},
 		{"tcp6 for tcp4", tcp, "tcp6", "[::1]:0", "a AF_INET SOCK_STREAM socket, not a tcp6 listener"},
-		{"not a socket", func(t *testing.T) int {
-			var p [2]int
-			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-				t.Fatal(err)
-			}
-			unix.Close(p[1])
-			return p[0]
-		}, "tcp", "127.0.0.1:0", "not a socket"},
-		{"closed fd", func(t *testing.T) int {
-			for fd := 1000; ; fd++ {
-				if !isOpen(fd) {
-					return fd
-				}
-			}
-		}, "tcp", "127.0.0.1:0", "fstat: bad file descriptor"},
-		{"does not listen", func(t *testing.T) int {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fd
-		}, "tcp", "127.0.0.1:0", "a tcp socket that does not listen"},
-		{"datagram", func(t *testing.T) int {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return fd
-		}, "tcp", "127.0.0.1:0", "a AF_INET SOCK_DGRAM socket, not a tcp listener"},
+		{"not a socket", pipe, "tcp", "127.0.0.1:0", "not a socket"},
+		{"closed fd", closedFD, "tcp", "127.0.0.1:0", "fstat: bad file descriptor"},
+		{"does not listen", socket(unix.SOCK_STREAM), "tcp", "127.0.0.1:0", "a tcp socket that does not listen"},
+		{"datagram", socket(unix.SOCK_DGRAM), "tcp", "127.0.0.1:0", "a AF_INET SOCK_DGRAM socket, not a tcp listener"},
 		{"other port", tcp, "tcp", "127.0.0.1:1", "bound to port "},
-		{"other path", func(t *testing.T) int {
-			ln, err := net.Listen("unix", filepath.Join(dir, "a.sock"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return handedOver(t, ln)
-		}, "unix", filepath.Join(dir, "b.sock"), `bound to "` + filepath.Join(dir, "a.sock") + `", not`},
+		{"other path", listener("unix", filepath.Join(dir, "a.sock")), "unix", filepath.Join(dir, "b.sock"),
+			`bound to "` + filepath.Join(dir, "a.sock") + `", not`},
 		{"network", tcp, "udp", "127.0.0.1:0", `network "udp" cannot be inherited`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,6 +216,25 @@ func TestListenInheritedErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pipe returns the read end of a pipe whose write end is closed.
+func pipe(t *testing.T) int {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(p[1])
+	return p[0]
+}
+
+// closedFD returns a number that names no open fd.
+func closedFD(*testing.T) int {
+	fd := 1000
+	for isOpen(fd) {
+		fd++
+	}
+	return fd
 }
 
 // Listeners clears close-on-exec on every open listener and names it by
