@@ -2,9 +2,11 @@ package zmqpub
 
 import (
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringmaster-dev/ringmaster/internal/handover"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
@@ -38,5 +40,52 @@ func TestListenInherited(t *testing.T) {
 	w := want(evs, "watcher.web.")
 	if diff := cmp.Diff(w, recvN(t, sub, len(w))); diff != "" {
 		t.Errorf("SUB on the inherited listener: frames differ (-want +got):\n%s", diff)
+	}
+}
+
+// A libzmq subscriber, whose connection the exec of an upgrade drops,
+// reconnects by itself to the listener that was never closed, and
+// subscribes again to the Sink of the new image: events published after
+// the hand-over reach it. The exec is played in process: the listener's
+// fd outlives the old Sink as it outlives the old image.
+func TestLibzmqReconnectsAcrossHandover(t *testing.T) {
+	needPyzmq(t)
+	endpoint := "tcp://127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))
+	key := "zmq " + endpoint
+	old, err := Listen(endpoint, SinkOptions{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	evs := oneOfEachKind()
+	w := want(evs, "watcher.web.")
+	py := startPySub(t, endpoint, len(w), "watcher.web.")
+	waitSubscribed(t, old, 1, 1)
+
+	fds, err := handover.Listeners()
+	if err != nil {
+		t.Fatalf("Listeners() = %v", err)
+	}
+	fd, err := unix.Dup(fds[key])
+	handover.ListenersBack()
+	if err != nil {
+		t.Fatalf("dup the listener %q (%v): %v", key, fds, err)
+	}
+	old.Close() // what the exec does: every connection dropped, the listener kept
+	handover.Inherit(map[string]int{key: fd})
+	defer handover.Inherit(nil)
+
+	s, err := Listen(endpoint, SinkOptions{Logger: testLogger(t)})
+	if err != nil {
+		unix.Close(fd)
+		t.Fatalf("Listen(%q) = %v", endpoint, err)
+	}
+	defer s.Close()
+	waitSubscribed(t, s, 1, 1)
+	for _, ev := range evs {
+		s.Send(pubsub.Topic(ev), pubsub.Body(ev))
+	}
+	if diff := cmp.Diff(w, py()); diff != "" {
+		t.Errorf("libzmq SUB after the hand-over: frames differ (-want +got):\n%s", diff)
 	}
 }
