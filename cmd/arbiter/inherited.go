@@ -156,3 +156,11 @@ func (in *inherited) taken(bus *pubsub.Bus, up *upgrader, log *slog.Logger) {
 		"binary", in.doc.Binary, "took", took.Round(time.Microsecond))
 	bus.Publish(pubsub.Event{Kind: pubsub.Upgrade, Pid: os.Getpid(), Versions: [2]string{in.doc.Version, up.version}})
 }
+
+// subscribers is how many event subscribers the image before had.
+func (in *inherited) subscribers() int {
+	if in == nil {
+		return 0
+	}
+	return in.doc.Subscribers
+}
