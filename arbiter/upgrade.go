@@ -10,6 +10,7 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/internal/handover"
+	"github.com/ringmaster-dev/ringmaster/sockets"
 )
 
 // The upgrade in place, the old image's side: the arbiter stops at a quiet
@@ -37,6 +38,8 @@ const (
 // the exec.
 type Handover struct {
 	Watchers []WatcherHandover `json:"watchers"`
+	// Sockets are the bound sockets, in the configuration's order.
+	Sockets []sockets.State `json:"sockets"`
 }
 
 // WatcherHandover is one watcher: its options, as the file gave them and
@@ -149,10 +152,23 @@ func (a *Arbiter) freeze(ctx context.Context) (h *Handover, thaw func(), busy st
 // exec; if it returns (it failed), the fds are made close-on-exec again.
 func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 	var kept []int
+	var socks []*sockets.Socket
 	back := func() {
 		for _, fd := range kept {
 			handover.CloseOnExec(fd)
 		}
+		for _, s := range socks {
+			s.HandoverBack()
+		}
+	}
+	for _, s := range a.Sockets() {
+		st, err := s.Handover()
+		if err != nil {
+			back()
+			return fmt.Errorf("upgrade: %w", err)
+		}
+		socks = append(socks, s)
+		h.Sockets = append(h.Sockets, st)
 	}
 	for _, wh := range h.Watchers {
 		for _, p := range wh.Workers {
