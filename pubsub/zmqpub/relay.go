@@ -90,3 +90,29 @@ func (r *Relay) reportDrops(log *slog.Logger, interval time.Duration) {
 		lastSink, lastBus = st.Dropped, busDropped
 	}
 }
+
+// Flush waits, until ctx is done, for every event published so far to be
+// handed to the subscribers' connections (the kernel has it, or the
+// subscriber is gone): before an upgrade in place execs, so that a
+// subscriber misses nothing the old image published. It reports whether
+// everything went out.
+func (r *Relay) Flush(ctx context.Context) bool {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	// Twice in a row: the forwarder may hold one event between the
+	// subscription and the queues.
+	for empty := 0; ; {
+		if r.sub.Len() == 0 && r.sink.queued() == 0 {
+			if empty++; empty == 2 {
+				return true
+			}
+		} else {
+			empty = 0
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
