@@ -191,7 +191,11 @@ func oldImage(dir string) error {
 	if len(lines) == 0 {
 		return errors.New("nothing kept before Detach")
 	}
-	doc := execDoc{Header: handover.Header{Format: handover.Format}, Pipes: states, Ring: o.RingState(),
+	ring, err := o.RingState()
+	if err != nil {
+		return err
+	}
+	doc := execDoc{Header: handover.Header{Format: handover.Format}, Pipes: states, Ring: ring,
 		Writer: cmd.Process.Pid, Kept: len(lines), LastKept: string(lines[len(lines)-1].Data)}
 	fd, err := handover.Write(doc)
 	if err != nil {

@@ -44,6 +44,7 @@ type handOver struct {
 	detached bool          // from Detach until Resume (or a Detach that fails)
 	quiet    chan struct{} // closed when the last reader stops; nil once closed
 	held     []heldPipe    // pipes whose readers stopped, in that order
+	ringFD   int           // the memfd of RingState, until Resume; -1: none
 }
 
 // heldPipe is a pipe whose reader a Detach stopped.
@@ -185,6 +186,10 @@ func (o *Output) resumeLocked() {
 		return
 	}
 	o.hand.detached, o.hand.quiet = false, nil
+	if o.hand.ringFD >= 0 {
+		unix.Close(o.hand.ringFD)
+		o.hand.ringFD = -1
+	}
 	// A reader that never stopped (stuck writing) reads on; one that
 	// woke meanwhile finds the Output no longer detached.
 	for r := range o.pipes {
@@ -204,6 +209,10 @@ func (o *Output) dropHeld() {
 	o.mu.Lock()
 	held := o.hand.held
 	o.hand.held, o.hand.detached = nil, false
+	if o.hand.ringFD >= 0 {
+		unix.Close(o.hand.ringFD)
+		o.hand.ringFD = -1
+	}
 	o.mu.Unlock()
 	for _, h := range held {
 		h.f.Close()

@@ -266,12 +266,23 @@ func TestRingStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Resume()
-	b, err := json.Marshal(o.RingState())
+	kept, err := o.RingState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cloexec(t, kept.FD) {
+		t.Errorf("the kept output's memfd %d is close-on-exec", kept.FD)
+	}
+	b, err := json.Marshal(kept)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var st RingState
 	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	// The next image's copy: RestoreRing closes it, Resume closes o's.
+	if st.FD, err = dupCloexec(kept.FD); err != nil {
 		t.Fatal(err)
 	}
 	n, _, _ := newTestOutput(t)
@@ -286,7 +297,7 @@ func TestRingStateRoundTrip(t *testing.T) {
 	if p, q := o.Follow(5, time.Time{}, 100), n.Follow(5, time.Time{}, 100); p.Next != q.Next || p.Dropped != q.Dropped || len(p.Lines) != len(q.Lines) {
 		t.Errorf("Follow after restore: next %d dropped %d lines %d; want %d, %d, %d", q.Next, q.Dropped, len(q.Lines), p.Next, p.Dropped, len(p.Lines))
 	}
-	if err := n.RestoreRing(st); err == nil {
+	if err := n.RestoreRing(RingState{Seq: 1, FD: -1}); err == nil {
 		t.Error("a second RestoreRing succeeded")
 	}
 	// Worker 100's pipe is not adopted: it is taken as exited, and the
@@ -302,31 +313,93 @@ func TestRingStateRoundTrip(t *testing.T) {
 	}
 }
 
+// memfdWith returns a memfd holding b.
+func memfdWith(t *testing.T, b []byte) int {
+	t.Helper()
+	fd, err := unix.MemfdCreate("test", unix.MFD_CLOEXEC)
+	if err == nil {
+		err = writeAll(fd, b)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
 func TestRestoreRingRefusesBadState(t *testing.T) {
 	rec := func(seq uint64, s byte, data string) []byte {
 		var b []byte
 		b = append(b, byte(seq), s, 0, byte(len(data)))
 		return append(b, data...)
 	}
+	one := func(pid int, b []byte) (RingState, []byte) {
+		return RingState{Seq: 9, Workers: []WorkerRing{{Pid: pid, Size: len(b)}}}, b
+	}
 	for _, tt := range []struct {
 		name string
-		st   RingState
+		st   func() (RingState, []byte)
 		want string
 	}{
-		{"truncated", RingState{Seq: 9, Workers: []WorkerRing{{Pid: 1, Records: rec(1, 0, "ab\n")[:5]}}}, "worker 1: truncated record"},
-		{"length past the end", RingState{Seq: 9, Workers: []WorkerRing{{Pid: 1, Records: []byte{1, 0, 0, 0x7f, 'a'}}}}, "truncated"},
-		{"no stream", RingState{Seq: 9, Workers: []WorkerRing{{Pid: 2, Records: rec(1, 4, "ab\n")}}}, "no stream 4"},
-		{"not whole lines", RingState{Seq: 9, Workers: []WorkerRing{{Pid: 3, Records: rec(1, 0, "ab")}}}, "not whole lines"},
-		{"past the last line", RingState{Seq: 9, Workers: []WorkerRing{{Pid: 4, Records: rec(10, 0, "ab\n")}}}, "past the last line read, 9"},
-		{"twice", RingState{Seq: 9, Workers: []WorkerRing{{Pid: 5}, {Pid: 5}}}, "worker 5 named twice"},
+		{"truncated", func() (RingState, []byte) { return one(1, rec(1, 0, "ab\n")[:5]) }, "worker 1: truncated record"},
+		{"length past the end", func() (RingState, []byte) { return one(1, []byte{1, 0, 0, 0x7f, 'a'}) }, "truncated"},
+		{"no stream", func() (RingState, []byte) { return one(2, rec(1, 4, "ab\n")) }, "no stream 4"},
+		{"not whole lines", func() (RingState, []byte) { return one(3, rec(1, 0, "ab")) }, "not whole lines"},
+		{"past the last line", func() (RingState, []byte) { return one(4, rec(10, 0, "ab\n")) }, "past the last line read, 9"},
+		{"twice", func() (RingState, []byte) {
+			return RingState{Seq: 9, Workers: []WorkerRing{{Pid: 5}, {Pid: 5}}}, []byte{}
+		}, "worker 5 named twice"},
+		{"size past the end", func() (RingState, []byte) {
+			st, b := one(6, rec(1, 0, "ab\n"))
+			st.Workers[0].Size++
+			return st, b
+		}, "worker 6: 8 bytes of records, 7 left"},
+		{"unclaimed", func() (RingState, []byte) {
+			st, b := one(7, rec(1, 0, "ab\n"))
+			st.Workers[0].Size--
+			return st, b
+		}, "worker 7: truncated"},
+		{"left over", func() (RingState, []byte) {
+			st, b := one(8, rec(1, 0, "ab\n"))
+			return st, append(b, 0)
+		}, "1 bytes of records no worker claims"},
+		{"closed fd", func() (RingState, []byte) { return RingState{FD: 1 << 20}, nil }, "fd 1048576: fstat: bad file descriptor"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o, _, _ := newTestOutput(t)
-			if err := o.RestoreRing(tt.st); err == nil || !strings.Contains(err.Error(), tt.want) {
+			st, b := tt.st()
+			if b != nil {
+				st.FD = memfdWith(t, b)
+			}
+			if err := o.RestoreRing(st); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("RestoreRing() = %v, want an error saying %q", err, tt.want)
 			}
 		})
 	}
+	t.Run("not a memfd", func(t *testing.T) {
+		o, _, _ := newTestOutput(t)
+		r, w, err := Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		fd, err := dupCloexec(fdOf(r))
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.RestoreRing(RingState{FD: fd}); err == nil || !strings.Contains(err.Error(), "not a memfd") {
+			t.Errorf("RestoreRing() of a pipe = %v, want an error saying it is not a memfd", err)
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			t.Errorf("RestoreRing left fd %d open", fd)
+		}
+	})
+	t.Run("without Detach", func(t *testing.T) {
+		o, _, _ := newTestOutput(t)
+		if st, err := o.RingState(); err == nil || st.FD != -1 {
+			t.Errorf("RingState() without Detach = %+v, %v; want an error", st, err)
+		}
+	})
 }
 
 func FuzzRestoreRing(f *testing.F) {
@@ -334,35 +407,89 @@ func FuzzRestoreRing(f *testing.F) {
 	f.Add([]byte{}, uint64(0))
 	f.Fuzz(func(t *testing.T, b []byte, seq uint64) {
 		o := NewOutput(&Dest{turn: make(chan struct{}, 1)}, &Dest{turn: make(chan struct{}, 1)}, nil)
-		if o.RestoreRing(RingState{Seq: seq, Workers: []WorkerRing{{Pid: 1, Records: b}}}) == nil {
+		if o.ring.restore(RingState{Seq: seq, Workers: []WorkerRing{{Pid: 1, Size: len(b)}}}, b) == nil {
 			o.Tail(Query{})
 			o.Follow(0, time.Time{}, 0)
 		}
 	})
 }
 
-// BenchmarkRingState is the worst a hand-over carries: a thousand workers
-// each with a full ring of short reads.
+// BenchmarkRingState carries the kept output of a thousand workers, each
+// written in 80-byte reads: 4 KiB each, and a full ring each (the worst).
 func BenchmarkRingState(b *testing.B) {
-	o := NewOutput(&Dest{turn: make(chan struct{}, 1)}, &Dest{turn: make(chan struct{}, 1)}, nil)
-	line := []byte(strings.Repeat("b", 79) + "\n")
-	now := time.Now()
-	for pid := 1; pid <= 1000; pid++ {
-		o.ring.attach(pid, 1)
-		for range RingBytes / len(line) {
-			o.ring.add(pid, Stdout, line, now)
-		}
+	for _, kept := range []int{4 << 10, RingBytes} {
+		b.Run(fmt.Sprintf("1000x%dKiB", kept>>10), func(b *testing.B) {
+			o := NewOutput(&Dest{turn: make(chan struct{}, 1)}, &Dest{turn: make(chan struct{}, 1)}, nil)
+			line := []byte(strings.Repeat("b", 79) + "\n")
+			now := time.Now()
+			for pid := 1; pid <= 1000; pid++ {
+				o.ring.attach(pid, 1)
+				for range kept / len(line) {
+					o.ring.add(pid, Stdout, line, now)
+				}
+			}
+			if _, err := o.Detach(); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				kept, err := o.RingState()
+				if err != nil {
+					b.Fatal(err)
+				}
+				js, err := json.Marshal(kept)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := NewOutput(&Dest{turn: make(chan struct{}, 1)}, &Dest{turn: make(chan struct{}, 1)}, nil)
+				var st RingState
+				if err := json.Unmarshal(js, &st); err != nil {
+					b.Fatal(err)
+				}
+				if st.FD, err = dupCloexec(kept.FD); err != nil {
+					b.Fatal(err)
+				}
+				if err := n.RestoreRing(st); err != nil {
+					b.Fatal(err)
+				}
+			}
+			o.Resume()
+		})
 	}
-	b.ResetTimer()
-	for b.Loop() {
-		js, err := json.Marshal(o.RingState())
+}
+
+// BenchmarkDetachResume stops (timed) and restarts (untimed) the readers of a thousand
+// workers' two pipes, each holding a line begun.
+func BenchmarkDetachResume(b *testing.B) {
+	out, _ := memDest()
+	errd, _ := memDest()
+	o := NewOutput(out, errd, nil)
+	var writers []*os.File
+	for pid := 1; pid <= 1000; pid++ {
+		p, err := o.Pipes(true, true)
 		if err != nil {
 			b.Fatal(err)
 		}
-		var st RingState
-		if err := json.Unmarshal(js, &st); err != nil {
-			b.Fatal(err)
+		for _, s := range []Stream{Stdout, Stderr} {
+			w, err := dupFile(p.Writer(s))
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.WriteString("begun")
+			writers = append(writers, w)
 		}
-		b.ReportMetric(float64(len(js))/(1<<20), "MiB")
+		p.Start(pid)
 	}
+	for b.Loop() {
+		st, err := o.Detach()
+		if err != nil || len(st) != 2000 {
+			b.Fatalf("Detach() = %d states, %v", len(st), err)
+		}
+		b.StopTimer()
+		o.Resume()
+		b.StartTimer()
+	}
+	for _, w := range writers {
+		w.Close()
+	}
+	o.Close(10 * time.Second)
 }

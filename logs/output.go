@@ -51,7 +51,7 @@ func NewOutput(stdout, stderr *Dest, log *slog.Logger) *Output {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &Output{log: log, pipes: map[*os.File]Stream{}}
+	o := &Output{log: log, pipes: map[*os.File]Stream{}, hand: handOver{ringFD: -1}}
 	o.ring.init()
 	o.dests[Stdout].Store(stdout)
 	o.dests[Stderr].Store(stderr)

@@ -4,8 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringmaster-dev/ringmaster/internal/handover"
 )
 
 // RingState is the recent output an Output keeps (what `circusctl tail`,
@@ -13,13 +18,18 @@ import (
 // place so that they show the same after it, and so that a client
 // following the output (its since) goes on where it was.
 //
-// Each worker's records are packed into one byte string rather than one
-// JSON object per record: a busy worker's 64 KiB are hundreds of reads,
-// and a thousand such workers would otherwise cost the hand-over a second
-// of encoding; packed, it costs a copy and base64.
+// The kept lines themselves are not in the JSON: they are up to 64 KiB of
+// each worker's output, and a thousand workers' would cost a hand-over
+// far more to encode and decode (measured: about 15 ms of cpu per MiB, in
+// base64 and out) than to copy into a memfd and back. The records go into
+// a memfd named by FD, close-on-exec cleared; the JSON says whose they
+// are.
 type RingState struct {
 	// Seq is the number of the last line read.
 	Seq uint64 `json:"seq"`
+	// FD holds the records of every worker, one after the other, in the
+	// order of Workers; -1 when there are none.
+	FD int `json:"fd"`
 	// Workers are those running, then the exited ones whose output is
 	// kept, in the order their output ended.
 	Workers []WorkerRing `json:"workers,omitempty"`
@@ -29,26 +39,94 @@ type RingState struct {
 type WorkerRing struct {
 	Pid    int  `json:"pid"`
 	Exited bool `json:"exited,omitempty"`
-	// Records packs each read's lines: uvarint Seq of its first line,
-	// one byte Stream, varint time in Unix nanoseconds, uvarint length,
-	// then that many bytes of whole lines.
-	Records []byte `json:"records,omitempty"`
+	// Size is the length of its records in the memfd. Each record is one
+	// read's lines: uvarint Seq of its first line, one byte Stream,
+	// varint time in Unix nanoseconds, uvarint length, then that many
+	// bytes of whole lines.
+	Size int `json:"size"`
 }
 
-// RingState returns the output kept. Taken after Detach, it holds every
-// line read: nothing is read until Resume.
-func (o *Output) RingState() RingState { return o.ring.state() }
+// RingState writes the output kept into a memfd for the next image, once
+// Detach has stopped the readers (so that it holds every line read), and
+// fails without a Detach. Resume closes the memfd (the exec failed);
+// RestoreRing in the next image reads and closes it.
+func (o *Output) RingState() (RingState, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.hand.detached {
+		return RingState{FD: -1}, errors.New("kept output: taken without a Detach")
+	}
+	if o.hand.ringFD >= 0 {
+		unix.Close(o.hand.ringFD)
+		o.hand.ringFD = -1
+	}
+	st, err := o.ring.state()
+	if err == nil && st.FD >= 0 {
+		if err = handover.KeepFD(st.FD); err != nil {
+			unix.Close(st.FD)
+		}
+	}
+	if err != nil {
+		return RingState{FD: -1}, fmt.Errorf("kept output: %w", err)
+	}
+	o.hand.ringFD = st.FD
+	return st, nil
+}
 
 // RestoreRing puts back the output kept by an earlier image (its
-// RingState), before Adopt starts reading; workers it names as running
-// whose pipes Adopt does not take are then taken as exited. It fails on a
-// state it cannot read, and when this Output has read anything already.
-func (o *Output) RestoreRing(st RingState) error { return o.ring.restore(st) }
+// RingState), before Adopt starts reading, and closes st.FD; workers it
+// names as running whose pipes Adopt does not take are then taken as
+// exited. It fails on a state it cannot read, and when this Output has
+// read anything already.
+func (o *Output) RestoreRing(st RingState) error {
+	if st.FD < 0 {
+		return o.ring.restore(st, nil)
+	}
+	b, err := readFD(st.FD)
+	unix.Close(st.FD)
+	if err != nil {
+		return fmt.Errorf("kept output: fd %d: %w", st.FD, err)
+	}
+	return o.ring.restore(st, b)
+}
 
-func (r *ring) state() RingState {
+// readFD reads a memfd from its start.
+func readFD(fd int) ([]byte, error) {
+	var sb unix.Stat_t
+	if err := unix.Fstat(fd, &sb); err != nil {
+		return nil, os.NewSyscallError("fstat", err)
+	}
+	if sb.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("not a memfd (mode %#o)", sb.Mode&unix.S_IFMT)
+	}
+	b := make([]byte, sb.Size)
+	for off := 0; off < len(b); {
+		n, err := unix.Pread(fd, b[off:], int64(off))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, os.NewSyscallError("pread", err)
+		case n == 0:
+			return nil, errors.New("shorter than its size")
+		}
+		off += n
+	}
+	return b, nil
+}
+
+// state writes the records into a new memfd.
+func (r *ring) state() (RingState, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := RingState{Seq: r.seq}
+	st := RingState{Seq: r.seq, FD: -1}
+	if len(r.workers) == 0 {
+		return st, nil
+	}
+	fd, err := unix.MemfdCreate("ringmaster-kept-output", unix.MFD_CLOEXEC)
+	if err != nil {
+		return st, os.NewSyscallError("memfd_create", err)
+	}
 	var live []int
 	for pid, w := range r.workers {
 		if !w.exited {
@@ -56,10 +134,10 @@ func (r *ring) state() RingState {
 		}
 	}
 	slices.Sort(live)
+	var b []byte
 	for _, pid := range append(live, r.exited...) {
 		w := r.workers[pid]
-		wr := WorkerRing{Pid: pid, Exited: w.exited}
-		b := make([]byte, 0, w.size+len(w.recs)*(2*binary.MaxVarintLen64+1))
+		b = b[:0]
 		for _, rec := range w.recs {
 			b = binary.AppendUvarint(b, rec.seq)
 			b = append(b, byte(rec.stream))
@@ -67,27 +145,53 @@ func (r *ring) state() RingState {
 			b = binary.AppendUvarint(b, uint64(len(rec.data)))
 			b = append(b, rec.data...)
 		}
-		wr.Records = b
-		st.Workers = append(st.Workers, wr)
+		if err := writeAll(fd, b); err != nil {
+			unix.Close(fd)
+			return st, err
+		}
+		st.Workers = append(st.Workers, WorkerRing{Pid: pid, Exited: w.exited, Size: len(b)})
 	}
-	return st
+	st.FD = fd
+	return st, nil
 }
 
-func (r *ring) restore(st RingState) error {
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("write", err)
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// restore puts back st, whose records are b.
+func (r *ring) restore(st RingState, b []byte) error {
 	workers := map[int]*workerRing{}
 	var exited []int
 	for _, wr := range st.Workers {
 		if workers[wr.Pid] != nil {
 			return fmt.Errorf("kept output: worker %d named twice", wr.Pid)
 		}
-		recs, size, err := unpackRecords(wr.Records, st.Seq)
+		if wr.Size < 0 || wr.Size > len(b) {
+			return fmt.Errorf("kept output of worker %d: %d bytes of records, %d left", wr.Pid, wr.Size, len(b))
+		}
+		recs, size, err := unpackRecords(b[:wr.Size], st.Seq)
 		if err != nil {
 			return fmt.Errorf("kept output of worker %d: %w", wr.Pid, err)
 		}
+		b = b[wr.Size:]
 		workers[wr.Pid] = &workerRing{recs: recs, size: size, exited: wr.Exited}
 		if wr.Exited {
 			exited = append(exited, wr.Pid)
 		}
+	}
+	if len(b) > 0 {
+		return fmt.Errorf("kept output: %d bytes of records no worker claims", len(b))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
