@@ -82,6 +82,10 @@ func (o *Output) RestoreRing(st RingState) error {
 	if st.FD < 0 {
 		return o.ring.restore(st, nil)
 	}
+	if st.FD < 3 {
+		// Not ours to close.
+		return fmt.Errorf("kept output: fd %d is not a memfd", st.FD)
+	}
 	b, err := readFD(st.FD)
 	unix.Close(st.FD)
 	if err != nil {
