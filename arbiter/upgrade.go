@@ -64,6 +64,8 @@ type WatcherHandover struct {
 	Restarts    map[string]uint64   `json:"restarts,omitempty"`
 	SlotResets  map[int]uint64      `json:"slot_restarts,omitempty"`
 	LastExit    *ExitInfo           `json:"last_exit,omitempty"`
+	// Output is its workers' pipes and kept output (upgrade_output.go).
+	Output *OutputHandover `json:"output,omitempty"`
 }
 
 // WorkerHandover is one worker, alive or a zombie not yet reaped.
@@ -149,10 +151,15 @@ func (a *Arbiter) freeze(ctx context.Context) (h *Handover, thaw func(), busy st
 // exec; if it returns (it failed), the fds are made close-on-exec again.
 func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 	var kept []int
+	outputBack, err := a.outputsOut(h)
+	if err != nil {
+		return err
+	}
 	back := func() {
 		for _, fd := range kept {
 			handover.CloseOnExec(fd)
 		}
+		outputBack()
 	}
 	for _, wh := range h.Watchers {
 		for _, p := range wh.Workers {
@@ -166,7 +173,7 @@ func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 			kept = append(kept, p.NotifyFD)
 		}
 	}
-	err := exec(h)
+	err = exec(h)
 	back()
 	return err
 }
