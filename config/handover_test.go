@@ -67,3 +67,26 @@ func TestLoadSourcesEmpty(t *testing.T) {
 		t.Fatal("LoadSources(nil) succeeded")
 	}
 }
+
+// The [circus] section in effect crosses the exec as JSON, unchanged.
+func TestHandoverCircusJSON(t *testing.T) {
+	files, _ := filepath.Glob("testdata/circus/*.ini")
+	files = append(files, "testdata/httpd_auth_ok.ini")
+	for _, f := range files {
+		c, err := Load(f)
+		if err != nil {
+			continue
+		}
+		b, err := json.Marshal(c.Circus)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var got Circus
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !reflect.DeepEqual(c.Circus, got) {
+			t.Errorf("%s: [circus] after JSON:\n%+v\nwant\n%+v", f, got, c.Circus)
+		}
+	}
+}

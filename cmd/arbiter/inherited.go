@@ -89,7 +89,7 @@ func (in *inherited) goBack(why error, stderr io.Writer) error {
 	}
 	env := append(os.Environ(),
 		handover.EnvState+"="+strconv.Itoa(in.fd),
-		handover.EnvFailed+"="+why.Error())
+		handover.EnvFailed+"=the new binary gave the hand-over up: "+why.Error())
 	err := syscall.Exec("/proc/self/fd/"+strconv.Itoa(in.exe), os.Args, env)
 	return fmt.Errorf("upgrade: way back: exec the old binary: %w (after: %v)", err, why)
 }
@@ -155,4 +155,12 @@ func (in *inherited) taken(bus *pubsub.Bus, up *upgrader, log *slog.Logger) {
 	log.Info("upgraded in place", "attempt", in.doc.Attempt, "from", in.doc.Version, "to", up.version,
 		"binary", in.doc.Binary, "took", took.Round(time.Microsecond))
 	bus.Publish(pubsub.Event{Kind: pubsub.Upgrade, Pid: os.Getpid(), Versions: [2]string{in.doc.Version, up.version}})
+}
+
+// subscribers is how many event subscribers the image before had.
+func (in *inherited) subscribers() int {
+	if in == nil {
+		return 0
+	}
+	return in.doc.Subscribers
 }

@@ -3,7 +3,8 @@
 // alive until it receives SIGINT, SIGTERM or SIGQUIT. SIGHUP re-reads the
 // configuration; a file with errors is reported and the running
 // configuration kept. SIGUSR1 opens the workers' log files again, after an
-// external logrotate moved them.
+// external logrotate moved them. SIGUSR2 upgrades the arbiter in place: it
+// executes its binary again, same pid, every worker kept (upgrade.go).
 //
 // Usage:
 //
@@ -173,10 +174,10 @@ type endpoints struct {
 
 // openEndpoints binds the event, stats, control, console and metrics endpoints of
 // cfg; on failure nothing stays open.
-func openEndpoints(cfg *config.Config, log *slog.Logger) (*endpoints, error) {
+func openEndpoints(cfg *config.Config, log *slog.Logger, in *inherited) (*endpoints, error) {
 	e := &endpoints{late: &commands.Late{Config: cfg}}
 	var err error
-	if e.bus, e.relay, err = startEvents(cfg, e.late, log); err != nil {
+	if e.bus, e.relay, err = startEvents(cfg, e.late, log, in.subscribers()); err != nil {
 		return nil, err
 	}
 	if e.stats, err = listenStats(cfg, e.late, log); err == nil {
@@ -219,7 +220,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	if err != nil {
 		return in.fail(err)
 	}
-	ep, err := openEndpoints(cfg, log)
+	ep, err := openEndpoints(cfg, log, in)
 	if err != nil {
 		return in.fail(err)
 	}
@@ -233,7 +234,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	defer stopStats()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	defer stop()
-	up := newUpgrader(ctx, a, ep, in, log)
+	up := newUpgrader(ctx, a, ep, svc, in, log)
 	if sampler == nil {
 		// One sampler for the commands and the console, so that both
 		// measure cpu from the same baselines; nil if /proc is unreadable,

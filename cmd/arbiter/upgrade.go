@@ -48,10 +48,13 @@ type upgradeDoc struct {
 	Sources []config.Source `json:"sources"`
 	// Circus is the [circus] section in effect (reloadconfig keeps the
 	// one the arbiter started with, whatever the file says now).
-	Circus    config.Circus     `json:"circus"`
-	Seq       uint64            `json:"seq"`
-	Listeners map[string]int    `json:"listeners"`
-	Arbiter   *arbiter.Handover `json:"arbiter"`
+	Circus config.Circus `json:"circus"`
+	Seq    uint64        `json:"seq"`
+	// Subscribers is how many event subscribers the old image had: the
+	// new one holds its events until they are back (a second at most).
+	Subscribers int               `json:"subscribers"`
+	Listeners   map[string]int    `json:"listeners"`
+	Arbiter     *arbiter.Handover `json:"arbiter"`
 }
 
 // upgrader runs upgrades in place; it is the upgrade command's Upgrader.
@@ -59,7 +62,8 @@ type upgrader struct {
 	log     *slog.Logger
 	a       *arbiter.Arbiter
 	ep      *endpoints
-	exe     string // the binary this image runs, for an upgrade without --binary
+	svc     *service // told, as of a reload: RELOADING=1, then the new image's READY=1
+	exe     string   // the binary this image runs, for an upgrade without --binary
 	version string
 
 	mu      sync.Mutex
@@ -71,8 +75,8 @@ type upgrader struct {
 
 // newUpgrader is the upgrader of a, whose attempts so far and the last
 // one's outcome in (nil for an arbiter that was not handed over) are kept.
-func newUpgrader(ctx context.Context, a *arbiter.Arbiter, ep *endpoints, in *inherited, log *slog.Logger) *upgrader {
-	u := &upgrader{log: log, a: a, ep: ep, version: buildVersion(), ctx: ctx}
+func newUpgrader(ctx context.Context, a *arbiter.Arbiter, ep *endpoints, svc *service, in *inherited, log *slog.Logger) *upgrader {
+	u := &upgrader{log: log, a: a, ep: ep, svc: svc, version: buildVersion(), ctx: ctx}
 	u.exe, _ = os.Executable()
 	u.last = control.Object{{Key: "attempt", Value: 0}}
 	if in != nil {
@@ -130,7 +134,9 @@ func (u *upgrader) run(n int, binary string, since time.Time) {
 	dctx, cancel := context.WithTimeout(u.ctx, 200*time.Millisecond)
 	_ = u.ep.ctl.Drain(dctx)
 	cancel()
+	u.svc.ReloadBegin()
 	err := u.a.Upgrade(u.ctx, func(h *arbiter.Handover) error { return u.exec(h, n, binary, since) })
+	u.svc.ReloadEnd(err)
 	u.failed(n, err)
 }
 
@@ -149,6 +155,9 @@ func (u *upgrader) failed(n int, err error) {
 // exec writes the document and executes binary; it returns only on
 // failure, with everything it kept open closed or close-on-exec again.
 func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Time) (err error) {
+	if err := u.ctx.Err(); err != nil {
+		return fmt.Errorf("upgrade: the arbiter is stopping: %w", err)
+	}
 	cfg := u.a.Config()
 	exe, err := unix.Open("/proc/self/exe", unix.O_RDONLY, 0)
 	if err != nil {
@@ -164,8 +173,9 @@ func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Ti
 		Header:  handover.Header{Format: handover.Format, Version: u.version},
 		Attempt: n, Binary: binary, Since: since,
 		Sources: cfg.Sources, Circus: cfg.Circus,
-		Seq:     u.ep.bus.Seq(),
-		Arbiter: h,
+		Seq:         u.ep.bus.Seq(),
+		Subscribers: u.ep.relay.Subscribed(),
+		Arbiter:     h,
 	}
 	fd, err := handover.Write(doc)
 	if err != nil {

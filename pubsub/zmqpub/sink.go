@@ -171,3 +171,14 @@ func (s *Sink) queued() int {
 	s.srv.Each(func(p *peer) { n += p.c.Queued() })
 	return n
 }
+
+// subscribed is how many subscribers have subscribed to something.
+func (s *Sink) subscribed() int {
+	n := 0
+	s.srv.Each(func(p *peer) {
+		if len(*p.topics.Load()) > 0 {
+			n++
+		}
+	})
+	return n
+}
