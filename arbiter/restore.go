@@ -44,6 +44,11 @@ func Restore(cfg *config.Config, socks []*sockets.Socket, h *Handover, opts Opti
 		}
 		ws = append(ws, w)
 	}
+	// Only once nothing can fail: until then the way back (the old
+	// binary, with the same document) needs the pipes as they were.
+	for i, w := range ws {
+		w.adoptOutput(h.Watchers[i].Output)
+	}
 	sortWatchers(ws)
 	a.restored = &restoredState{h: h}
 	a.snap.Store(&snapshot{watchers: ws, sockets: socks, cfg: cfg})

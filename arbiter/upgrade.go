@@ -67,6 +67,8 @@ type WatcherHandover struct {
 	Restarts    map[string]uint64   `json:"restarts,omitempty"`
 	SlotResets  map[int]uint64      `json:"slot_restarts,omitempty"`
 	LastExit    *ExitInfo           `json:"last_exit,omitempty"`
+	// Output is its workers' pipes and kept output (upgrade_output.go).
+	Output *OutputHandover `json:"output,omitempty"`
 }
 
 // WorkerHandover is one worker, alive or a zombie not yet reaped.
@@ -153,6 +155,10 @@ func (a *Arbiter) freeze(ctx context.Context) (h *Handover, thaw func(), busy st
 func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 	var kept []int
 	var socks []*sockets.Socket
+	outputBack, err := a.outputsOut(h)
+	if err != nil {
+		return err
+	}
 	back := func() {
 		for _, fd := range kept {
 			handover.CloseOnExec(fd)
@@ -160,6 +166,7 @@ func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 		for _, s := range socks {
 			s.HandoverBack()
 		}
+		outputBack()
 	}
 	for _, s := range a.Sockets() {
 		st, err := s.Handover()
@@ -182,7 +189,7 @@ func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 			kept = append(kept, p.NotifyFD)
 		}
 	}
-	err := exec(h)
+	err = exec(h)
 	back()
 	return err
 }
