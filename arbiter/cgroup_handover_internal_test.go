@@ -213,3 +213,54 @@ func TestWatcherCgroupOutIn(t *testing.T) {
 	}
 	_ = w3.cg.group.Remove()
 }
+
+// The new image adopts the tree that the state describes, or says why it
+// cannot (here: a directory made anew during the hand-over) and runs
+// without cgroups, with nothing of the state closed, for the way back; a
+// state without a tree gives none, and says why as before.
+func TestStartCgroupsFrom(t *testing.T) {
+	t.Parallel()
+	a, _ := testArbiter(t)
+	st, err := a.cgroupsOut()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.cgroupsBack()
+	quiet := slog.New(slog.NewTextHandler(t.Output(), nil))
+
+	// Adopted alongside a, which keeps the tree: never closed here.
+	same := &Arbiter{log: quiet}
+	if err := same.startCgroupsFrom(st); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(same.cg.tree.Dirs(), a.cg.tree.Dirs()) || same.cg.seq != a.cg.seq || int(cgroupTrees.Load()) < a.cg.seq {
+		t.Errorf("adopted %v (seq %d, next %d), want %v (seq %d)", same.cg.tree.Dirs(), same.cg.seq, cgroupTrees.Load(), a.cg.tree.Dirs(), a.cg.seq)
+	}
+
+	bad := *st
+	ts := *st.Tree
+	ts.Dirs = slices.Clone(ts.Dirs)
+	ts.Dirs[0].Ino++
+	bad.Tree = &ts
+	refused := &Arbiter{log: quiet}
+	err = refused.startCgroupsFrom(&bad)
+	if err == nil || !strings.Contains(err.Error(), ts.Dirs[0].Dir+": made anew") {
+		t.Fatalf("startCgroupsFrom of a tree made anew: %v, want an error naming its directory", err)
+	}
+	if refused.cg.tree != nil || refused.cg.info.Reason != err.Error() || refused.cg.info.Host != st.Info.Host {
+		t.Errorf("after a refusal: tree %v, info %+v; want none, and the reason", refused.cg.tree, refused.cg.info)
+	}
+	for _, d := range st.Tree.Dirs {
+		if _, err := unix.FcntlInt(uintptr(d.LockFD), unix.F_GETFD, 0); err != nil {
+			t.Errorf("lock fd %d of %s after a refusal: %v", d.LockFD, d.Dir, err)
+		}
+	}
+
+	none := &Arbiter{log: quiet}
+	if err := none.startCgroupsFrom(&cgroupState{Info: CgroupInfo{Host: "hybrid", Reason: "no writable cgroup hierarchy"}}); err != nil {
+		t.Fatal(err)
+	}
+	if none.cg.tree != nil || none.cg.info.Reason != "no writable cgroup hierarchy" {
+		t.Errorf("without a tree: %v, %+v", none.cg.tree, none.cg.info)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,6 +100,10 @@ func spawnSleep(w *Watcher, wid int) (int, error) {
 // out is the old image: it hands its cgroups over and executes the test
 // binary again.
 func (r *roleReport) out() {
+	// The spawner gives a worker the parent-death signal, which the
+	// kernel sends when the thread that forked it ends, as an exec ends
+	// every thread but its caller: fork and exec on one thread.
+	runtime.LockOSThread()
 	a, w := r.roleArbiter()
 	a.startCgroups()
 	if a.cg.tree == nil {
