@@ -25,15 +25,15 @@ import (
 type cgroupState struct {
 	// Info is what [Arbiter.Cgroups] says, Reason included when there is
 	// no tree.
-	Info CgroupInfo
+	Info CgroupInfo `json:"info"`
 	// Tree is the arbiter's tree, its lock fds inherited; nil when the
 	// workers run without cgroups.
-	Tree *cgroups.TreeState `json:",omitempty"`
+	Tree *cgroups.TreeState `json:"tree,omitempty"`
 	// Seq is the tree's number among the arbiters of this process, part of
 	// its name: the new image numbers its next trees after it.
-	Seq int `json:",omitempty"`
+	Seq int `json:"seq,omitempty"`
 	// Watchers are each watcher's cgroups, by watcher name.
-	Watchers map[string]watcherCgroupState `json:",omitempty"`
+	Watchers map[string]watcherCgroupState `json:"watchers,omitempty"`
 }
 
 // watcherCgroupState is one watcher's cgroups (watcherCgroup) as an
@@ -41,29 +41,29 @@ type cgroupState struct {
 type watcherCgroupState struct {
 	// Dir is the watcher's cgroup directory name, kept as made: a new
 	// version may name cgroups otherwise.
-	Dir string
+	Dir string `json:"dir"`
 	// Group says the watcher's cgroup is set up, with Applied.
-	Group   bool          `json:",omitempty"`
-	Applied config.Cgroup `json:",omitzero"`
+	Group   bool          `json:"group,omitempty"`
+	Applied config.Cgroup `json:"applied,omitzero"`
 	// Workers are, with cgroup = worker, each worker's cgroup by pid: its
 	// path in the tree ("web/wid1-4"). Dead are killed workers' cgroups
 	// not removed yet.
-	Workers map[int]string `json:",omitempty"`
-	Dead    []string       `json:",omitempty"`
+	Workers map[int]string `json:"workers,omitempty"`
+	Dead    []string       `json:"dead,omitempty"`
 	// Seq numbers the workers' cgroups: the next one made is Seq+1.
-	Seq int `json:",omitempty"`
+	Seq int `json:"seq,omitempty"`
 	// OOMs and WorkerOOMs are the OOM kills reported so far, so that the
 	// new image reports only those that come after.
-	OOMs       uint64         `json:",omitempty"`
-	WorkerOOMs map[int]uint64 `json:",omitempty"`
+	OOMs       uint64         `json:"ooms,omitempty"`
+	WorkerOOMs map[int]uint64 `json:"worker_ooms,omitempty"`
 	// GroupKilled and Reported are the pids of watcherCgroup's fields of
 	// those names: a stop under way when the upgrade came does not report
 	// a kill twice.
-	GroupKilled []int `json:",omitempty"`
-	Reported    []int `json:",omitempty"`
+	GroupKilled []int `json:"group_killed,omitempty"`
+	Reported    []int `json:"reported,omitempty"`
 	// Killed: the watcher's cgroup had a cgroup.kill and is joined
 	// without clone3.
-	Killed bool `json:",omitempty"`
+	Killed bool `json:"killed,omitempty"`
 }
 
 // cgroupsOut describes the arbiter's cgroups for an in-place upgrade and

@@ -29,22 +29,22 @@ import (
 // data; the fds it names are inherited, under the same numbers.
 type TreeState struct {
 	// Name and Prefix are the tree's (see [TreeName]).
-	Name   string
-	Prefix string
+	Name   string `json:"name"`
+	Prefix string `json:"prefix"`
 	// Dirs are the tree's directories, one per hierarchy, sorted by path.
-	Dirs []DirState
+	Dirs []DirState `json:"dirs"`
 	// Tracker is the index in Dirs of the tracker's directory; Carriers
 	// maps a controller to the index of its carrier's.
-	Tracker  int
-	Carriers map[string]int `json:",omitempty"`
+	Tracker  int            `json:"tracker"`
+	Carriers map[string]int `json:"carriers,omitempty"`
 	// Kill and Notes are what [Tree.KillMethod] and [Tree.Notes] say.
-	Kill  string
-	Notes []string `json:",omitempty"`
+	Kill  string   `json:"kill"`
+	Notes []string `json:"notes,omitempty"`
 	// Leaf is the v2 cgroup this process moved into beside the tree (see
 	// "Trees and groups" in the package documentation), with the fd that
 	// holds its lock; nil when it did not move. Moved is [Tree.Moved].
-	Leaf  *DirState `json:",omitempty"`
-	Moved string    `json:",omitempty"`
+	Leaf  *DirState `json:"leaf,omitempty"`
+	Moved string    `json:"moved,omitempty"`
 }
 
 // DirState is one directory of a [TreeState] and the inherited fd that
@@ -53,13 +53,14 @@ type DirState struct {
 	// Hierarchy names the hierarchy as [Hierarchy.String] does ("v2", "v1
 	// memory"), Mount is where it is mounted: together they find it in
 	// the new image's [Host].
-	Hierarchy string
-	Mount     string
-	Dir       string
-	LockFD    int
+	Hierarchy string `json:"hierarchy"`
+	Mount     string `json:"mount"`
+	Dir       string `json:"dir"`
+	LockFD    int    `json:"lock_fd"`
 	// Dev and Ino identify Dir when it was handed over: a directory of
 	// the same path made meanwhile is another cgroup.
-	Dev, Ino uint64
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
 }
 
 // Handover describes the tree for an in-place upgrade and clears the
