@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -182,5 +183,48 @@ func TestAdoptTreeRefuses(t *testing.T) {
 	}
 	if _, err := AdoptTree(h, st); err == nil || !strings.Contains(err.Error(), ds.Dir+": made anew during the hand-over") {
 		t.Errorf("AdoptTree of a directory made anew: %v, want an error naming it", err)
+	}
+}
+
+// Handover fails on a tree whose lock fd is not open any more (closed
+// behind its back) and on a closed tree, naming it, and leaves every lock
+// fd close-on-exec, as it was. Not parallel: the closed fd's number must
+// not be taken by another test meanwhile.
+func TestHandoverFails(t *testing.T) {
+	tr := testTree(t, nil)
+	fds := tr.LockFDs()
+	// The lock fd of the directory handed over last: the others have
+	// been kept across the exec by then, and must be given back.
+	victim := -1
+	for x, d := range tr.dirs {
+		if d == tr.Dirs()[len(fds)-1] {
+			victim = tr.locks[x]
+		}
+	}
+	saved, err := unix.Dup(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(victim)
+	_, err = tr.Handover()
+	// Put back before anything can take the number.
+	if derr := unix.Dup3(saved, victim, unix.O_CLOEXEC); derr != nil {
+		t.Fatal(derr)
+	}
+	unix.Close(saved)
+	if err == nil || !strings.Contains(err.Error(), "lock fd "+strconv.Itoa(victim)+": bad file descriptor") {
+		t.Errorf("Handover with lock fd %d closed: %v, want an error naming it", victim, err)
+	}
+	for _, fd := range fds {
+		if !cloexec(t, fd) {
+			t.Errorf("lock fd %d is not close-on-exec after a failed Handover", fd)
+		}
+	}
+
+	if err := tr.Close(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Handover(); err == nil || !strings.Contains(err.Error(), tr.Name()+": closed") {
+		t.Errorf("Handover of a closed tree: %v", err)
 	}
 }
