@@ -36,8 +36,10 @@ func needCgroups(t *testing.T, a *Arbiter) {
 // An arbiter upgraded in place keeps its cgroups: the new image (the test
 // binary executed again by itself, same pid) adopts the tree, with its
 // locks held throughout, so that another arbiter's sweep leaves it alone,
-// and finds the worker in its own cgroup under the limit set before the
-// exec; its next worker's cgroup is numbered after it, a kill of the
+// and finds the worker in its own cgroup under the limits set before the
+// exec (the OOM killer kills a memory hog there, and the oom event counts
+// only the kill after the exec); its next worker's cgroup is numbered
+// after it, a kill of the
 // watcher's cgroup ends both, and the tree is gone when the arbiter
 // closes its cgroups. The roles are in cgroup_handover_roles_internal_test.go.
 func TestCgroupsAcrossExec(t *testing.T) {
@@ -75,7 +77,7 @@ func TestCgroupsAcrossExec(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"ok out", "ok one tree", "ok locks close-on-exec", "ok worker in its cgroup", "ok limit",
-		"ok sweep leaves it alone", "ok spawn", "ok kill", "ok closed", "done"} {
+		"ok sweep leaves it alone", "ok oom", "ok spawn", "ok kill", "ok closed", "done"} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("no %q in the report", want)
 		}

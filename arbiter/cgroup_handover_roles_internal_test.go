@@ -20,6 +20,7 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/config"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
 // The roles of the test binary that TestCgroupsAcrossExec runs: "out"
@@ -65,9 +66,16 @@ func CgroupHandoverRole() (code int, ok bool) {
 }
 
 type roleReport struct {
-	w   io.Writer
-	log *slog.Logger
+	w      io.Writer
+	log    *slog.Logger
+	events roleEvents
 }
+
+// roleEvents keeps the events of the role's watcher, published on its
+// goroutine.
+type roleEvents []pubsub.Event
+
+func (e *roleEvents) Publish(ev pubsub.Event) { *e = append(*e, ev) }
 
 func (r *roleReport) ok(what string)              { fmt.Fprintln(r.w, "ok", what) }
 func (r *roleReport) fail(what string, err error) { fmt.Fprintf(r.w, "fail %s: %v\n", what, err) }
@@ -77,8 +85,8 @@ func (r *roleReport) fail(what string, err error) { fmt.Fprintf(r.w, "fail %s: %
 func (r *roleReport) roleArbiter() (*Arbiter, *Watcher) {
 	a := &Arbiter{log: r.log}
 	cfg := config.DefaultWatcher("web")
-	cfg.Cgroup = config.Cgroup{Mode: config.CgroupWorker, PidsMax: 50}
-	w := newWatcher(cfg, nil, a.log, nil, nil)
+	cfg.Cgroup = config.Cgroup{Mode: config.CgroupWorker, PidsMax: 50, MemoryMax: 32 << 20}
+	w := newWatcher(cfg, nil, a.log, &r.events, nil)
 	a.snap.Store(&snapshot{watchers: []*Watcher{w}})
 	return a, w
 }
@@ -118,6 +126,15 @@ func (r *roleReport) out() {
 		return
 	}
 	defer unix.Kill(pid, unix.SIGKILL)
+	// An OOM kill in the worker's cgroup, reported: the new image counts
+	// from it.
+	if err := hogIn(w.cg.workers[pid]); err != nil {
+		r.fail("oom before", err)
+		return
+	}
+	var seen uint64
+	w.reportOOM(w.cg.workers[pid], &seen, "")
+	w.cg.workerOOMs = map[int]uint64{pid: seen}
 	st, err := a.cgroupsOut()
 	if err != nil {
 		r.fail("out", err)
@@ -198,6 +215,7 @@ func (r *roleReport) in() {
 		return nil
 	})
 	r.check("sweep leaves it alone", func() error { return sweptBeside(tree.Dirs()) })
+	r.check("oom", func() error { return r.oomIn(w, pid) })
 	pid2 := 0
 	r.check("spawn", func() error {
 		var err error
@@ -233,6 +251,58 @@ func (r *roleReport) in() {
 		}
 		return nil
 	})
+}
+
+// oomIn runs a process that eats memory without end in worker pid's
+// cgroup, adopted, and checks that the memory limit set before the exec
+// has the OOM killer kill it, and that the watcher reports it as an oom
+// event, counted from what was reported before the exec.
+func (r *roleReport) oomIn(w *Watcher, pid int) error {
+	g := w.cg.workers[pid]
+	if g == nil {
+		return fmt.Errorf("worker %d has no cgroup", pid)
+	}
+	if w.cg.root.tree.Carrier(cgroups.Memory) == nil {
+		return errors.New("no memory controller: the test needs one")
+	}
+	seen := w.cg.workerOOMs[pid]
+	if seen != 1 {
+		return fmt.Errorf("worker %d's OOM kills reported before the exec: %d, want the 1 reported then", pid, seen)
+	}
+	// The worker's cgroup with the limits it was made with, to join.
+	jg, err := w.cg.root.tree.AdoptGroup(g.Path(), cgroupLimits(w.cfg.Cgroup))
+	if err != nil {
+		return err
+	}
+	if err := hogIn(jg); err != nil {
+		return err
+	}
+	w.reportOOM(g, &seen, fmt.Sprintf(" (worker %d's cgroup)", pid))
+	want := fmt.Sprintf("cgroup.memory_max 32M reached: the kernel's OOM killer killed 1 process (worker %d's cgroup)", pid)
+	if len(r.events) != 1 || r.events[0].Kind != pubsub.OOM || r.events[0].Reason != want || seen != 2 {
+		return fmt.Errorf("events %+v, %d kills seen; want one oom event: %q, and 2 seen", r.events, seen, want)
+	}
+	return nil
+}
+
+// hogIn runs tail /dev/zero, which eats memory without end, in g, and
+// checks that the OOM killer kills it.
+func hogIn(g *cgroups.Group) error {
+	js, err := g.Open()
+	if err != nil {
+		return err
+	}
+	hog, pidfd, err := forkExec(&spawnAttr{path: "/usr/bin/tail", argv: []string{"tail", "/dev/zero"}, umask: -1, cgroups: js}, nil)
+	cgroups.CloseJoins(js)
+	if err != nil {
+		return err
+	}
+	unix.Close(pidfd)
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(hog, &ws, 0, nil); err != nil || ws.Signal() != unix.SIGKILL {
+		return fmt.Errorf("tail /dev/zero under cgroup.memory_max 32M: %v, %v; want killed by the OOM killer", ws, err)
+	}
+	return nil
 }
 
 func (r *roleReport) check(what string, f func() error) {
