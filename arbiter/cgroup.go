@@ -64,6 +64,9 @@ type cgroupRoot struct {
 	tree *cgroups.Tree // nil: workers run without cgroups
 	seq  int           // the tree's number in this process (cgroupTrees)
 	info CgroupInfo
+	// adopting is set by startCgroupsFrom: the tree, if any, is the one an
+	// in-place upgrade handed over (cgroup_handover.go).
+	adopting bool
 	// noClone3 makes every spawn take the spawner's fallback, clone() and
 	// writes to cgroup.procs, as on a kernel without clone3: for tests,
 	// set between New and Run.

@@ -102,7 +102,7 @@ func (a *Arbiter) cgroupsBack() {
 // the inherited lock fds open as they came: the caller goes back to the
 // old binary with the same state.
 func (a *Arbiter) startCgroupsFrom(st *cgroupState) error {
-	a.cg.info = st.Info
+	a.cg.info, a.cg.adopting = st.Info, true
 	if st.Tree == nil {
 		a.log.Info("cgroups: none, as before the upgrade", "reason", st.Info.Reason)
 		return nil
@@ -155,8 +155,12 @@ func (c *watcherCgroup) out() watcherCgroupState {
 // them, and w takes them over as they are, limits included. The cgroup of
 // a worker not adopted is killed and removed by the sweeps of dead ones; a
 // cgroup that went missing is said in the log and made anew when needed.
-// It runs before w's loop starts, after startCgroupsFrom.
+// It runs before w's loop starts, after startCgroupsFrom, which it needs
+// the tree of.
 func (a *Arbiter) attachCgroupFrom(w *Watcher, st watcherCgroupState, pids []int) {
+	if !a.cg.adopting {
+		panic("BUG: arbiter: attachCgroupFrom before startCgroupsFrom")
+	}
 	a.attachCgroup(w)
 	c := w.cg
 	c.name, c.seq, c.ooms, c.killed = st.Dir, st.Seq, st.OOMs, st.Killed

@@ -186,7 +186,19 @@ func TestWatcherCgroupOutIn(t *testing.T) {
 	// The new image's arbiter, on the same tree; worker 1002 was not
 	// adopted.
 	var log syncBuf
-	a2 := &Arbiter{log: slog.New(slog.NewTextHandler(&log, nil)), cg: a.cg}
+	a2 := &Arbiter{log: slog.New(slog.NewTextHandler(&log, nil))}
+	func() {
+		defer func() {
+			if p := recover(); p == nil || !strings.Contains(p.(string), "BUG: arbiter: attachCgroupFrom before startCgroupsFrom") {
+				t.Errorf("attachCgroupFrom before startCgroupsFrom: panic %v, want a BUG naming the order", p)
+			}
+		}()
+		a2.attachCgroupFrom(newWatcher(config.DefaultWatcher("web"), nil, a2.log, nil, nil), ws, nil)
+	}()
+	// Adopted alongside a, which keeps the tree: never closed here.
+	if err := a2.startCgroupsFrom(&back); err != nil {
+		t.Fatal(err)
+	}
 	w2 := newWatcher(config.DefaultWatcher("web"), nil, a2.log, nil, nil)
 	a2.attachCgroupFrom(w2, ws, []int{1001})
 	adopted := want
