@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,10 +99,20 @@ func TestAdoptTreeRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(tr.HandoverBack)
-	if len(st.Dirs) < 2 {
-		t.Skipf("the tree has %d directories; the cases need two", len(st.Dirs))
-	}
 	ds := st.Dirs[0]
+	// Another cgroup's lock fd: the tree's in another hierarchy, or one
+	// of the root cgroup where the tree has one hierarchy only.
+	var other int
+	if len(st.Dirs) > 1 {
+		other = st.Dirs[1].LockFD
+	} else {
+		root, err := unix.Open(path.Dir(ds.Dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(root)
+		other = root
+	}
 	devnull, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +147,7 @@ func TestAdoptTreeRefuses(t *testing.T) {
 			[]string{ds.Dir, "lock fd " + strconv.Itoa(closed), "bad file descriptor", "not inherited"}},
 		{"lock fd another file", with(func(s *TreeState) { s.Dirs[0].LockFD = devnull }),
 			[]string{ds.Dir, "lock fd " + strconv.Itoa(devnull) + " is another file"}},
-		{"lock fd another cgroup's", with(func(s *TreeState) { s.Dirs[0].LockFD = st.Dirs[1].LockFD }),
+		{"lock fd another cgroup's", with(func(s *TreeState) { s.Dirs[0].LockFD = other }),
 			[]string{ds.Dir, "is another file"}},
 		{"lock fd without the lock", with(func(s *TreeState) { s.Dirs[0].LockFD = reopened }),
 			[]string{ds.Dir, "does not hold the directory's lock"}},
