@@ -3,9 +3,9 @@ package arbiter
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"net"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ringmaster-dev/ringmaster/config"
