@@ -18,13 +18,13 @@ import (
 // hold stops the reaping until unhold: once it returns, no exit is being
 // reaped or routed, and none will be.
 func (r *reaper) hold() {
+	// A drain under way has finished (its exits delivered) once this
+	// lock is ours; the next sees held and reaps nothing.
+	r.draining.Lock()
+	defer r.draining.Unlock()
 	r.mu.Lock()
 	r.held = true
 	r.mu.Unlock()
-	// A drain under way has finished (its exits delivered) once this
-	// lock is free; the next sees held and reaps nothing.
-	r.draining.Lock()
-	r.draining.Unlock()
 }
 
 // unhold lets the reaper reap again, at once: the exits that happened

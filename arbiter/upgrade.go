@@ -10,6 +10,7 @@ import (
 
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/internal/handover"
+	"github.com/ringmaster-dev/ringmaster/sockets"
 )
 
 // The upgrade in place, the old image's side: the arbiter stops at a quiet
@@ -37,6 +38,10 @@ const (
 // the exec.
 type Handover struct {
 	Watchers []WatcherHandover `json:"watchers"`
+	// Sockets are the bound sockets, in the configuration's order.
+	Sockets []sockets.State `json:"sockets"`
+	// Cgroups are the arbiter's cgroup tree and each watcher's cgroups.
+	Cgroups *cgroupState `json:"cgroups,omitempty"`
 }
 
 // WatcherHandover is one watcher: its options, as the file gave them and
@@ -64,6 +69,8 @@ type WatcherHandover struct {
 	Restarts    map[string]uint64   `json:"restarts,omitempty"`
 	SlotResets  map[int]uint64      `json:"slot_restarts,omitempty"`
 	LastExit    *ExitInfo           `json:"last_exit,omitempty"`
+	// Output is its workers' pipes and kept output (upgrade_output.go).
+	Output *OutputHandover `json:"output,omitempty"`
 }
 
 // WorkerHandover is one worker, alive or a zombie not yet reaped.
@@ -149,10 +156,35 @@ func (a *Arbiter) freeze(ctx context.Context) (h *Handover, thaw func(), busy st
 // exec; if it returns (it failed), the fds are made close-on-exec again.
 func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 	var kept []int
+	var socks []*sockets.Socket
+	outputBack, err := a.outputsOut(h)
+	if err != nil {
+		return err
+	}
 	back := func() {
 		for _, fd := range kept {
 			handover.CloseOnExec(fd)
 		}
+		for _, s := range socks {
+			s.HandoverBack()
+		}
+		outputBack()
+		if h.Cgroups != nil {
+			a.cgroupsBack()
+		}
+	}
+	if h.Cgroups, err = a.cgroupsOut(); err != nil {
+		back()
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	for _, s := range a.Sockets() {
+		st, err := s.Handover()
+		if err != nil {
+			back()
+			return fmt.Errorf("upgrade: %w", err)
+		}
+		socks = append(socks, s)
+		h.Sockets = append(h.Sockets, st)
 	}
 	for _, wh := range h.Watchers {
 		for _, p := range wh.Workers {
@@ -166,7 +198,7 @@ func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 			kept = append(kept, p.NotifyFD)
 		}
 	}
-	err := exec(h)
+	err = exec(h)
 	back()
 	return err
 }

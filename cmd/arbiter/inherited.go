@@ -35,6 +35,43 @@ type inherited struct {
 	fd     int    // the document
 	exe    int    // the old binary, for the way back; -1 if not given
 	failed string // set when this is the old image, back after a failed upgrade
+	// rebind: the image that went back had taken the listeners already
+	// (their fds are gone); this one binds its own. listened: this image
+	// has given the listeners to its endpoints.
+	rebind, listened bool
+	// adopted holds what was made of the handed-over fds (sockets) for as
+	// long as a way back may need those fds open: a finalizer must not
+	// close them.
+	adopted []any
+}
+
+// envRebind, set on the way back when the listeners' fds were taken,
+// tells the old image to bind its endpoints anew.
+const envRebind = "RINGMASTER_UPGRADE_REBIND"
+
+// docFDs are the fds the document names that the way back must keep
+// open: those the new image may have adopted (made close-on-exec) but not
+// closed.
+func (in *inherited) docFDs() []int {
+	var fds []int
+	if h := in.doc.Arbiter; h != nil {
+		for _, st := range h.Sockets {
+			fds = append(fds, st.FD)
+		}
+		for _, w := range h.Watchers {
+			for _, p := range w.Workers {
+				if p.NotifyFD >= 0 {
+					fds = append(fds, p.NotifyFD)
+				}
+			}
+		}
+	}
+	if !in.listened {
+		for _, fd := range in.doc.Listeners {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
 }
 
 // inheritedState reads the hand-over this image was started with, if any
@@ -46,8 +83,9 @@ func inheritedState(stderr io.Writer) (*inherited, error) {
 	if !ok {
 		return nil, nil
 	}
-	in := &inherited{fd: fd, exe: -1, failed: os.Getenv(handover.EnvFailed)}
+	in := &inherited{fd: fd, exe: -1, failed: os.Getenv(handover.EnvFailed), rebind: os.Getenv(envRebind) != ""}
 	os.Unsetenv(handover.EnvFailed)
+	os.Unsetenv(envRebind)
 	if v, set := os.LookupEnv(handover.EnvExe); set {
 		os.Unsetenv(handover.EnvExe)
 		if n, err := strconv.Atoi(v); err == nil && n > 2 {
@@ -87,9 +125,18 @@ func (in *inherited) goBack(why error, stderr io.Writer) error {
 			return fmt.Errorf("upgrade: way back: fd %d: %w", fd, err)
 		}
 	}
+	for _, fd := range in.docFDs() {
+		// One this image closed is bound anew (listeners) or found
+		// missing, and said so, by the old image.
+		_ = handover.KeepFD(fd)
+	}
 	env := append(os.Environ(),
 		handover.EnvState+"="+strconv.Itoa(in.fd),
+		handover.EnvExe+"="+strconv.Itoa(in.exe),
 		handover.EnvFailed+"=the new binary gave the hand-over up: "+why.Error())
+	if in.listened {
+		env = append(env, envRebind+"=1")
+	}
 	err := syscall.Exec("/proc/self/fd/"+strconv.Itoa(in.exe), os.Args, env)
 	return fmt.Errorf("upgrade: way back: exec the old binary: %w (after: %v)", err, why)
 }
@@ -146,6 +193,7 @@ func (in *inherited) taken(bus *pubsub.Bus, up *upgrader, log *slog.Logger) {
 		return
 	}
 	in.done()
+	closeUnclaimed(log)
 	if in.failed != "" {
 		log.Error("upgrade failed; the old binary is back with every worker", "attempt", in.doc.Attempt, "reason", in.failed)
 		bus.Publish(pubsub.Event{Kind: pubsub.UpgradeFailed, Pid: os.Getpid(), Reason: in.failed})

@@ -220,6 +220,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	if err != nil {
 		return in.fail(err)
 	}
+	in.inheritListeners()
 	ep, err := openEndpoints(cfg, log, in)
 	if err != nil {
 		return in.fail(err)

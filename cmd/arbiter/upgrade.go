@@ -158,6 +158,7 @@ func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Ti
 	if err := u.ctx.Err(); err != nil {
 		return fmt.Errorf("upgrade: the arbiter is stopping: %w", err)
 	}
+	u.log.Debug("upgrade: every watcher frozen", "after", time.Since(since))
 	cfg := u.a.Config()
 	exe, err := unix.Open("/proc/self/exe", unix.O_RDONLY, 0)
 	if err != nil {
@@ -177,11 +178,16 @@ func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Ti
 		Subscribers: u.ep.relay.Subscribed(),
 		Arbiter:     h,
 	}
+	if doc.Listeners, err = handover.Listeners(); err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	defer handover.ListenersBack() // reached only if the exec failed
 	fd, err := handover.Write(doc)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
+	u.log.Debug("upgrade: executing the new binary", "after", time.Since(since))
 	env := append(os.Environ(),
 		handover.EnvState+"="+strconv.Itoa(fd),
 		handover.EnvExe+"="+strconv.Itoa(exe))
