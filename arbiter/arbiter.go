@@ -57,6 +57,8 @@ type Arbiter struct {
 	wg        sync.WaitGroup               // watcher loops
 	cg        cgroupRoot                   // set by Run before any watcher loop (cgroup.go)
 	guard     *guardian                    // set by Run after cg, nil without one (guardian.go)
+	glink     *guardLink                   // how spawns reach the guardian (guardlink.go)
+	held      *guardianProc                // the guardian handed over by guardianOut
 	queues    atomic.Pointer[queueSampler] // set by Run before the watcher loops run (queues.go)
 	reloads   ReloadObserver               // nil: nobody is told
 
@@ -88,6 +90,7 @@ func New(cfg *config.Config, opts Options) (*Arbiter, error) {
 		opc:       make(chan op),
 		started:   make(chan struct{}),
 		done:      make(chan struct{}),
+		glink:     newGuardLink(),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -169,6 +172,7 @@ func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep 
 		w.out = out
 		w.kickQueues = a.kickQueues
 		w.criticalc = a.criticalc
+		w.guard = a.glink
 		a.attachCgroup(w)
 		ws, fresh = append(ws, w), append(fresh, w)
 	}

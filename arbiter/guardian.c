@@ -308,6 +308,58 @@ static void rm_close_others(int *keep, int n) {
 	}
 }
 
+// rm_guard_read applies the arbiter's records (guardian.h) to the set of
+// workers until end of file, and returns then; it exits on a stand-down.
+static void rm_guard_read(const struct rm_guard *g) {
+	struct rm_guard_rec recs[512];
+	char *buf = (char *)recs;
+	long have = 0;
+	for (;;) {
+		long n = syscall(SYS_read, g->rfd, buf + have, sizeof recs - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			// Not seen on a pipe. Killing the workers of an arbiter
+			// that may well be alive would be the worse mistake.
+			syscall(SYS_exit_group, 2);
+		if (n == 0)
+			return;
+		have += n;
+		long i = 0;
+		for (; i + (long)sizeof recs[0] <= have; i += sizeof recs[0]) {
+			const struct rm_guard_rec *r = (const struct rm_guard_rec *)(buf + i);
+			if (r->op == RM_GUARD_STAND_DOWN)
+				syscall(SYS_exit_group, 0);
+			if (r->pid <= 0 || r->pid >= RM_GUARD_PID_LIMIT)
+				continue;
+			uint64_t bit = 1ULL << (r->pid % 64);
+			if (r->op == RM_GUARD_ADD)
+				g->bits[r->pid / 64] |= bit;
+			else if (r->op == RM_GUARD_REMOVE)
+				g->bits[r->pid / 64] &= ~bit;
+		}
+		// Writes are whole records, but a read need not end on one.
+		for (long j = 0; i + j < have; j++)
+			buf[j] = buf[i + j];
+		have -= i;
+	}
+}
+
+// rm_guard_kill_pids sends SIGKILL to the process group of every worker
+// in bits, and to the worker itself (which may have left its group).
+static void rm_guard_kill_pids(const uint64_t *bits) {
+	for (long w = 0; w < RM_GUARD_PID_LIMIT / 64; w++) {
+		uint64_t b = bits[w];
+		for (int i = 0; b != 0 && i < 64; i++) {
+			if (!(b & (1ULL << i)))
+				continue;
+			long pid = w * 64 + i;
+			syscall(SYS_kill, -pid, SIGKILL);
+			syscall(SYS_kill, pid, SIGKILL);
+		}
+	}
+}
+
 static int rm_guard_child(void *arg) {
 	// On the child's own stack, where rm_guard_start copied it.
 	const struct rm_guard *g = arg;
@@ -334,21 +386,12 @@ static int rm_guard_child(void *arg) {
 	// For ps and top: it is not the arbiter.
 	syscall(SYS_prctl, PR_SET_NAME, "arbiter-guard", 0, 0, 0);
 
-	for (;;) {
-		char b;
-		long n = syscall(SYS_read, g->rfd, &b, 1);
-		if (n == 1 && b == RM_GUARD_STAND_DOWN)
-			syscall(SYS_exit_group, 0);
-		if (n == 1 || (n < 0 && errno == EINTR))
-			continue;
-		if (n < 0)
-			// Not seen on a pipe. Killing the workers of an arbiter
-			// that may well be alive would be the worse mistake.
-			syscall(SYS_exit_group, 2);
-		break;
+	rm_guard_read(g);
+	rm_guard_kill_pids(g->bits);
+	if (g->dirfd >= 0) {
+		rm_guard_kill(g);
+		rm_guard_remove(g);
 	}
-	rm_guard_kill(g);
-	rm_guard_remove(g);
 	syscall(SYS_exit_group, 1);
 	return 1;
 }
@@ -441,20 +484,31 @@ int rm_guard_start(struct rm_guard *g) {
 	sigaction(SIGCHLD, NULL, &sa);
 	syscall(SYS_getpid);
 
-	char *stack = mmap(NULL, RM_GUARD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED) {
+	// One mapping holds the child's set of workers, a bit per possible
+	// pid (512 KiB of address space, of which only the pages holding
+	// workers' bits are ever touched), then its stack: the set is
+	// filled here, and the child gets a copy of what was touched.
+	const size_t bitmap = RM_GUARD_PID_LIMIT / 8;
+	char *map = mmap(NULL, bitmap + RM_GUARD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (map == MAP_FAILED) {
 		g->err = errno;
 		return -1;
 	}
+	char *stack = map + bitmap;
+	g->bits = (uint64_t *)map;
+	for (int i = 0; i < g->npids; i++)
+		if (g->pids[i] > 0 && g->pids[i] < RM_GUARD_PID_LIMIT)
+			g->bits[g->pids[i] / 64] |= 1ULL << (g->pids[i] % 64);
 	// The child's copy of its arguments lives at the top of its stack:
 	// g itself is in memory the child does not get.
 	struct rm_guard *arg = (struct rm_guard *)(stack + RM_GUARD_STACK - 64 - sizeof *g);
 	*arg = *g;
+	arg->pids = NULL;
 
 	int max = 4096;
 	struct rm_range *rs = malloc(max * sizeof *rs);
 	int local;
-	uintptr_t keep[3] = {(uintptr_t)stack, (uintptr_t)&local, (uintptr_t)&errno};
+	uintptr_t keep[3] = {(uintptr_t)map, (uintptr_t)&local, (uintptr_t)&errno};
 	int n = rs != NULL ? rm_mark(rs, max, keep) : 0;
 
 	sigset_t all, old;
@@ -468,6 +522,7 @@ int rm_guard_start(struct rm_guard *g) {
 	for (int i = 0; i < n; i++)
 		madvise((void *)rs[i].lo, rs[i].hi - rs[i].lo, MADV_DOFORK);
 	free(rs);
-	munmap(stack, RM_GUARD_STACK);
+	munmap(map, bitmap + RM_GUARD_STACK);
+	g->bits = NULL;
 	return pid;
 }

@@ -18,7 +18,12 @@ import (
 // worker is the path of the testworker binary, built once.
 var worker string
 
-func TestMain(m *testing.M) { os.Exit(arbtest.Main(m, &worker)) }
+func TestMain(m *testing.M) {
+	if code, ok := arbiter.GuardRole(); ok {
+		os.Exit(code)
+	}
+	os.Exit(arbtest.Main(m, &worker))
+}
 
 // running is an arbiter under test.
 type running struct {

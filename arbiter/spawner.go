@@ -148,6 +148,7 @@ func (r *reaper) spawn(req spawnReq) {
 	default:
 		r.owners[pid] = dropped
 	}
+	r.guardSpawnedLocked(sp, pid, err == nil, died)
 	// An exit kept aside is an orphan's once none of the spawns it might
 	// have come from is in flight.
 	var strays []exitStatus
