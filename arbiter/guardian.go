@@ -62,8 +62,8 @@ const (
 
 // The records of the guardian's pipe (guardian.h).
 const (
-	guardAdd       byte = C.RM_GUARD_ADD
-	guardRemove    byte = C.RM_GUARD_REMOVE
+	guardAdd          byte = C.RM_GUARD_ADD
+	guardRemove       byte = C.RM_GUARD_REMOVE
 	guardStandDownRec byte = C.RM_GUARD_STAND_DOWN
 )
 

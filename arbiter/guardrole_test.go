@@ -28,7 +28,7 @@ const (
 	// GuardThenEnv says what the arbiter role does once started: wait
 	// (to be killed), exec (hand the guardian over and exec the execd
 	// role) or adopt (the same, into the adopt role).
-	GuardThenEnv = "RINGMASTER_TEST_GUARD_THEN"
+	GuardThenEnv  = "RINGMASTER_TEST_GUARD_THEN"
 	guardStateEnv = "RINGMASTER_TEST_GUARD_STATE"
 )
 
