@@ -46,9 +46,23 @@ close_child_stderr = true
 
 // guardRole is an arbiter role process.
 type guardRole struct {
-	dir  string
-	pid  int
-	pids []int // its workers and their children
+	dir    string
+	pid    int
+	pids   []int            // its workers and their children
+	status *unix.WaitStatus // once reaped
+}
+
+// exited reaps the role if it has exited. Not testproc.DeadOrZombie: while
+// a thread other than the main one execs, the main one is a zombie for a
+// moment, though the process lives on.
+func (r *guardRole) exited() bool {
+	if r.status == nil {
+		var ws unix.WaitStatus
+		if pid, _ := unix.Wait4(r.pid, &ws, unix.WNOHANG, nil); pid == r.pid {
+			r.status = &ws
+		}
+	}
+	return r.status != nil
 }
 
 // startGuardRole starts the arbiter role on guardINI, doing then once
@@ -84,16 +98,26 @@ func startGuardRole(t *testing.T, then string) *guardRole {
 	return r
 }
 
+// exec tells the role, started with then exec or adopt, to exec, and
+// waits for the new image's mark name.
+func (r *guardRole) exec(t *testing.T, name string) {
+	t.Helper()
+	if err := syscall.Kill(r.pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	r.waitMark(t, name)
+}
+
 // waitMark waits for the role (or the image it exec'd) to leave the mark
 // name, failing the test with its output if it dies first.
 func (r *guardRole) waitMark(t *testing.T, name string) {
 	t.Helper()
 	waitFor(t, "the arbiter role's mark "+name, 30*time.Second, func() bool {
 		_, err := os.Stat(filepath.Join(r.dir, name))
-		return err == nil || testproc.DeadOrZombie(r.pid)
+		return err == nil || r.exited()
 	})
 	if _, err := os.Stat(filepath.Join(r.dir, name)); err != nil {
-		t.Fatalf("the arbiter role died before %s:\n%s\n%s", name, r.file("role.out"), r.file("arbiter.log"))
+		t.Fatalf("the arbiter role exited (%v) before %s:\n%s\n%s", *r.status, name, r.file("role.out"), r.file("arbiter.log"))
 	}
 }
 
@@ -145,7 +169,8 @@ func (r *guardRole) cleanup(t *testing.T) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	for _, pid := range append([]int{r.pid}, r.pids...) {
+	waitFor(t, "the arbiter role to exit", 10*time.Second, r.exited)
+	for _, pid := range r.pids {
 		waitFor(t, fmt.Sprintf("process %d to die", pid), 10*time.Second, func() bool { return testproc.DeadOrZombie(pid) })
 		var ws unix.WaitStatus
 		_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
@@ -190,7 +215,7 @@ func TestGuardianKillsWorkersOfKilledArbiter(t *testing.T) {
 // them all when the new image is SIGKILLed.
 func TestWorkersOutliveArbiterExec(t *testing.T) {
 	r := startGuardRole(t, "exec")
-	r.waitMark(t, "execd")
+	r.exec(t, "execd")
 	// Written by the new image: any parent-death signal the exec fired is
 	// pending or acted on by now.
 	for _, pid := range r.pids {
@@ -220,7 +245,7 @@ func TestReplacedGuardianKnowsEarlierWorkers(t *testing.T) {
 func TestGuardianAdoptedAcrossExec(t *testing.T) {
 	t.Run("SIGKILL", func(t *testing.T) {
 		r := startGuardRole(t, "adopt")
-		r.waitMark(t, "adopted")
+		r.exec(t, "adopted")
 		if g := r.guardians(t); len(g) != 2 || g[0] != g[1] {
 			t.Fatalf("guardians %v, want the one started adopted after the exec:\n%s", g, r.file("arbiter.log"))
 		}
@@ -228,7 +253,7 @@ func TestGuardianAdoptedAcrossExec(t *testing.T) {
 	})
 	t.Run("clean stop", func(t *testing.T) {
 		r := startGuardRole(t, "adopt")
-		r.waitMark(t, "adopted")
+		r.exec(t, "adopted")
 		g := r.guardians(t)
 		if err := syscall.Kill(r.pid, syscall.SIGTERM); err != nil {
 			t.Fatal(err)

@@ -26,8 +26,8 @@ const (
 	GuardRoleEnv = "RINGMASTER_TEST_GUARD_ROLE" // arbiter, execd or adopt
 	GuardDirEnv  = "RINGMASTER_TEST_GUARD_DIR"
 	// GuardThenEnv says what the arbiter role does once started: wait
-	// (to be killed), exec (hand the guardian over and exec the execd
-	// role) or adopt (the same, into the adopt role).
+	// (to be killed), exec (at a SIGUSR1, hand the guardian over and
+	// exec the execd role) or adopt (the same, into the adopt role).
 	GuardThenEnv  = "RINGMASTER_TEST_GUARD_THEN"
 	guardStateEnv = "RINGMASTER_TEST_GUARD_STATE"
 )
@@ -89,6 +89,9 @@ func roleArbiter(dir, then string) error {
 	if err != nil {
 		return err
 	}
+	// Before the start: the test sends it as soon as the workers are up.
+	goAhead := make(chan os.Signal, 1)
+	signal.Notify(goAhead, syscall.SIGUSR1)
 	go func() { _ = a.Run(context.Background()) }()
 	<-a.Started()
 	if err := mark(dir, "started"); err != nil {
@@ -103,6 +106,7 @@ func roleArbiter(dir, then string) error {
 	if next == "" {
 		return fmt.Errorf("unknown %s %q", GuardThenEnv, then)
 	}
+	<-goAhead
 	// On a goroutine of its own: on whatever thread, never a spawner's,
 	// whose children the parent-death signal would have tied to it.
 	errc := make(chan error, 1)
