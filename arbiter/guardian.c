@@ -1,7 +1,10 @@
 // The guardian: a small process that outlives a SIGKILLed arbiter just long
-// enough to kill its cgroup tree, so that nothing the arbiter started (the
-// daemons its workers detach included) keeps running and holding the
-// sockets until the next arbiter sweeps the tree.
+// enough to kill what it started: each worker (and hook, and health.cmd
+// run) and its process group, and the arbiter's cgroup tree where it has
+// one, so that nothing the arbiter started (the daemons its workers detach
+// included, where there is a tree) keeps running and holding the sockets.
+// It replaces the parent-death signal, which an exec of the arbiter would
+// fire (guardian.go).
 //
 // It is a real fork (no CLONE_VM: it must survive the arbiter's memory),
 // started from here rather than exec'd because there is nothing to exec: a
@@ -21,7 +24,11 @@
 // in this process forks without CLONE_VM (Go's own forkExec and spawn.c
 // share the memory until exec, and the Go side holds syscall.ForkLock
 // across the marks for the architectures where Go's does not), so the marks
-// change nothing for anyone.
+// change nothing for anyone. The set of workers, a bit per possible pid
+// (512 KiB of address space), shares the mapping of the child's stack:
+// the parent fills in the workers it knows already (a replacement's), and
+// the child gets the pages that holds, and touches others only as
+// workers come.
 // Measured (BenchmarkGuardianStart, on this project's loaded 2-core VM):
 // without the marks the fork took 9 ms and left the guardian 2.9 MB of the
 // test binary's anonymous memory copy-on-write (266 MB beside a 256 MiB
@@ -34,22 +41,32 @@
 // to every process of a service reaches the arbiter, never its guardian. It leaves
 // the arbiter's session and process group (setsid), so that a signal or a
 // SIGKILL sent to the arbiter's group does not take the guardian with it.
-// It closes every fd but the read end of the arbiter's pipe, the tree's
-// cgroup.kill and directory, the directory holding the tree in each
-// hierarchy, and the fds holding the tree's locks; in particular the pipe's
+// It closes every fd but the read end of the arbiter's pipe and, where
+// there is a tree, the tree's cgroup.kill and directory, the directory
+// holding the tree in each hierarchy, and the fds holding the tree's locks; in particular the pipe's
 // write end, which it inherited, and the arbiter's stdout and stderr (a
 // parent waiting for the arbiter's output to close must not wait for the
 // guardian). The locks (flock, which belongs to the open file the fork
 // shares) prove to other arbiters that the tree has an owner: the guardian
 // keeps them until it exits, so that no sweep starts on the tree while it
-// still kills and removes it. Then it blocks in read():
+// still kills and removes it. Then it reads the pipe's records
+// (guardian.h), as they come, so that a child registering itself is never
+// held up for long:
 //
-//   - a RM_GUARD_STAND_DOWN byte: the arbiter shut down cleanly (having
-//     emptied and removed the tree itself); the guardian exits 0;
+//   - RM_GUARD_ADD and RM_GUARD_REMOVE keep its set of workers;
+//   - RM_GUARD_STAND_DOWN: the arbiter shut down cleanly (having stopped
+//     its workers, emptied and removed the tree itself); the guardian
+//     exits 0;
 //   - end of file without it: every holder of the write end is gone, which
-//     is the arbiter dying; the guardian kills the tree, removes its
-//     directories once it is empty (waiting at most five seconds; what is
-//     left, the next arbiter's sweep removes), and exits 1.
+//     is the arbiter dying (its spawns' children hold a copy only until
+//     they have registered); the guardian sends SIGKILL to the process
+//     group of each worker in its set and to the worker, kills the tree,
+//     removes its directories once it is empty (waiting at most five
+//     seconds; what is left, the next arbiter's sweep removes), and exits
+//     1. A worker that died just before the arbiter was not removed from
+//     the set, and init may have reaped it since: its pid is killed all
+//     the same, which in that moment would take a new process of the same
+//     pid only if the pids had wrapped around in between.
 
 #define _GNU_SOURCE
 // The child may call nothing it has not called in the parent (see above):

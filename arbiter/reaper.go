@@ -28,10 +28,11 @@ type exitStatus struct {
 //
 // It also owns the spawners: spawnThreads goroutines, each locked to its OS
 // thread for the reaper's whole life, through which every fork happens.
-// Linux ties PR_SET_PDEATHSIG to the thread that forked, and the Go runtime
-// destroys a thread when a goroutine locked to it exits; forking from
-// threads we own and never let die is what makes "workers die with the
-// arbiter" hold. There are several so that a child that blocks before
+// Workers die with the arbiter through its guardian (guardian.go); only a
+// child spawned while no guardian runs gets PR_SET_PDEATHSIG, which Linux
+// ties to the thread that forked, and the Go runtime destroys a thread
+// when a goroutine locked to it exits: forking from threads we own and
+// never let die keeps such children. There are several so that a child that blocks before
 // exec (its working_dir on a hung NFS mount, a slow cgroup migration),
 // which holds its spawner in the vfork until it execs, holds up only that
 // spawn (its watcher's loop goes on, and a stop kills it through

@@ -369,8 +369,8 @@ static int rm_child(void *arg) {
 		if (syscall(RM_SYS_SETUID, s->uid) != 0)
 			return rm_fail(s, RM_STAGE_SETUID);
 	}
-	// Set after the credentials, which clear it; honoured at once if the
-	// arbiter died meanwhile.
+	// Only without a guardian (spawn_cgo.go). Set after the credentials,
+	// which clear it; honoured at once if the arbiter died meanwhile.
 	if (s->pdeathsig > 0) {
 		if (syscall(SYS_prctl, PR_SET_PDEATHSIG, s->pdeathsig, 0, 0, 0) != 0)
 			return rm_fail(s, RM_STAGE_PDEATHSIG);
