@@ -1,6 +1,7 @@
 package arbiter
 
 import (
+	"os/exec"
 	"slices"
 	"strconv"
 	"syscall"
@@ -108,6 +109,24 @@ func TestReaperTellsGuardian(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitRecs(t, read, "A "+strconv.Itoa(pid), "R "+strconv.Itoa(pid))
+	})
+	// A child adopted across an exec (a worker of the old image) is
+	// removed as a spawned one is.
+	t.Run("adopted", func(t *testing.T) {
+		wfd, read := guardPipe(t)
+		cmd := exec.Command("/bin/sleep", "1000")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exits := make(chan exitStatus, 1)
+		theReaper.guardWith(theReaper.adopt(cmd.Process.Pid, exits), &guardLink{wfd: wfd})
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if st := exitOf(t, exits); st.pid != cmd.Process.Pid {
+			t.Fatalf("exit of %d, want %d's", st.pid, cmd.Process.Pid)
+		}
+		checkRecs(t, "an adopted child killed", read(), "R "+strconv.Itoa(cmd.Process.Pid))
 	})
 	// Spawned while no guardian runs, a worker gets the parent-death
 	// signal instead, and the arbiter is not guarded until it is gone.

@@ -168,8 +168,8 @@ func guardPipe(t *testing.T) (wfd int, read func() []string) {
 }
 
 // runTrue runs /bin/true through forkExec, registering with the guardian
-// of l, reaps it, and returns its pid, forkExec's error and its status.
-func runTrue(t *testing.T, l *guardLink) (int, error, unix.WaitStatus) {
+// of l, reaps it, and returns its pid, its status and forkExec's error.
+func runTrue(t *testing.T, l *guardLink) (int, unix.WaitStatus, error) {
 	t.Helper()
 	pid, pidfd, err := forkExec(&spawnAttr{path: "/bin/true", argv: []string{"true"}, umask: -1, guard: l}, nil)
 	if pidfd >= 0 {
@@ -179,7 +179,7 @@ func runTrue(t *testing.T, l *guardLink) (int, error, unix.WaitStatus) {
 	if pid > 0 {
 		ws = reap(t, pid)
 	}
-	return pid, err, ws
+	return pid, ws, err
 }
 
 // A spawned child registers itself with the guardian, with its own pid,
@@ -187,7 +187,7 @@ func runTrue(t *testing.T, l *guardLink) (int, error, unix.WaitStatus) {
 func TestSpawnRegisters(t *testing.T) {
 	t.Run("registers", func(t *testing.T) {
 		wfd, read := guardPipe(t)
-		pid, err, ws := runTrue(t, &guardLink{wfd: wfd})
+		pid, ws, err := runTrue(t, &guardLink{wfd: wfd})
 		if err != nil || ws.ExitStatus() != 0 {
 			t.Fatalf("forkExec = %v, exit %v", err, ws)
 		}
@@ -205,7 +205,7 @@ func TestSpawnRegisters(t *testing.T) {
 		}
 		unix.Close(p[0])
 		defer unix.Close(p[1])
-		_, err, ws := runTrue(t, &guardLink{wfd: p[1]})
+		_, ws, err := runTrue(t, &guardLink{wfd: p[1]})
 		if err != nil || ws.ExitStatus() != 0 || ws.Signaled() {
 			t.Errorf("forkExec = %v, status %v; want the worker run to its end", err, ws)
 		}
@@ -217,7 +217,7 @@ func TestSpawnRegisters(t *testing.T) {
 		}
 		defer unix.Close(p[0])
 		defer unix.Close(p[1])
-		pid, err, ws := runTrue(t, &guardLink{wfd: p[0]})
+		pid, ws, err := runTrue(t, &guardLink{wfd: p[0]})
 		if want := "register with the guardian: bad file descriptor"; err == nil || err.Error() != want {
 			t.Errorf("forkExec error = %v, want %q", err, want)
 		}
