@@ -58,7 +58,6 @@ type Arbiter struct {
 	cg        cgroupRoot                   // set by Run before any watcher loop (cgroup.go)
 	guard     *guardian                    // set by Run after cg, nil without one (guardian.go)
 	glink     *guardLink                   // how spawns reach the guardian (guardlink.go)
-	held      *guardianProc                // the guardian handed over by guardianOut
 	queues    atomic.Pointer[queueSampler] // set by Run before the watcher loops run (queues.go)
 	reloads   ReloadObserver               // nil: nobody is told
 

@@ -81,6 +81,10 @@ type guardian struct {
 	stop chan struct{}
 	out  chan chan *guardianProc // guardianOut: the keeper gives its guardian back, and ends
 	done chan struct{}
+	// Set by guardianOut once the keeper has ended: the guardian it
+	// kept (nil: none ran), which guardianBack keeps again.
+	handedOver bool
+	held       *guardianProc
 }
 
 // guardMethod is how a guardian empties the tree (guardian.h).

@@ -34,8 +34,7 @@ func (a *Arbiter) guardianOut() (*guardState, error) {
 	a.guard.out <- reply
 	g := <-reply
 	<-a.guard.done
-	a.guard = nil
-	a.held = g
+	a.guard.handedOver, a.guard.held = true, g
 	if g == nil {
 		return nil, nil
 	}
@@ -50,11 +49,10 @@ func (a *Arbiter) guardianOut() (*guardState, error) {
 // is closed on exec again, and the same guardian is kept as before (or,
 // if none ran, one is started after the usual pause).
 func (a *Arbiter) guardianBack() {
-	if a.guard != nil {
+	if a.guard == nil || !a.guard.handedOver {
 		return // guardianOut found no keeper: nothing to resume
 	}
-	g := a.held
-	a.held = nil
+	g := a.guard.held
 	if g != nil {
 		handover.CloseOnExec(g.wfd)
 	}

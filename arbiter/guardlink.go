@@ -16,7 +16,10 @@ import (
 // pid is still the zombie's and cannot be anyone else's: the guardian
 // never kills a pid that was freed (guardian.h has the records).
 //
-// A replacement guardian (the last one was killed) is forked knowing every
+// Between a guardian's death and its replacement (a pause of a second or
+// more, guardian.go) nothing guards the workers: children spawned then get
+// the parent-death signal instead, and the arbiter counts itself unguarded
+// while they live (pdeath). A replacement guardian is forked knowing every
 // live child the arbiter owns, under the reaper's lock, and the children
 // of spawns then in flight, which wrote to the dead one, are added by
 // their spawners when they register them (guardSpawnedLocked).
