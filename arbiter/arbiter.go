@@ -60,6 +60,9 @@ type Arbiter struct {
 	glink     *guardLink                   // how spawns reach the guardian (guardlink.go)
 	queues    atomic.Pointer[queueSampler] // set by Run before the watcher loops run (queues.go)
 	reloads   ReloadObserver               // nil: nobody is told
+	// restored is the hand-over this Arbiter was made from (Restore),
+	// nil for one made by New.
+	restored *restoredState
 
 	// opCancel cancels the arbiter-wide operation running, so that a stop
 	// of all overtakes a restart or reloadconfig; nil when none runs.
@@ -80,6 +83,24 @@ type snapshot struct {
 // New binds every socket of cfg, so that a port in use or a bad path fails
 // here, before any worker exists. The error names the config file and line.
 func New(cfg *config.Config, opts Options) (*Arbiter, error) {
+	a := newArbiter(opts)
+	socks, err := bindSockets(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := a.newWatchers(cfg, socks, nil)
+	if err != nil {
+		for _, s := range socks {
+			s.Close()
+		}
+		return nil, err
+	}
+	a.snap.Store(&snapshot{watchers: ws, sockets: socks, cfg: cfg})
+	return a, nil
+}
+
+// newArbiter is an Arbiter with its collaborators and nothing else.
+func newArbiter(opts Options) *Arbiter {
 	a := &Arbiter{
 		log:       opts.Logger,
 		pub:       opts.Publisher,
@@ -103,19 +124,7 @@ func New(cfg *config.Config, opts Options) (*Arbiter, error) {
 		stderr = os.Stderr
 	}
 	a.con = logs.Consoles{Stdout: logs.NewConsole(stdout), Stderr: logs.NewConsole(stderr)}
-	socks, err := bindSockets(cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	ws, err := a.newWatchers(cfg, socks, nil)
-	if err != nil {
-		for _, s := range socks {
-			s.Close()
-		}
-		return nil, err
-	}
-	a.snap.Store(&snapshot{watchers: ws, sockets: socks, cfg: cfg})
-	return a, nil
+	return a
 }
 
 // bindSockets binds the sockets of cfg, reusing those of old whose spec did
@@ -230,7 +239,7 @@ func (a *Arbiter) Started() <-chan struct{} { return a.started }
 // documentation) and returns: nil, or the *CriticalError naming the
 // watcher that gave up. Nothing it started is running when it returns.
 func (a *Arbiter) Run(ctx context.Context) error {
-	theReaper.acquire(a.orphanc)
+	theReaper.acquire(a.orphanc, a.restored != nil)
 	orphansDone := make(chan struct{})
 	stopOrphans := make(chan struct{})
 	go func() {
@@ -249,6 +258,10 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	}
 	a.startCgroups()
 	a.startGuardian()
+	if a.restored != nil {
+		a.adoptWorkers()
+		theReaper.unhold()
+	}
 
 	q := a.newQueues()
 	a.queues.Store(q)
@@ -264,6 +277,13 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	opsCtx, cancelOps := context.WithCancel(context.WithoutCancel(ctx))
 	var ops sync.WaitGroup
 	ops.Go(func() {
+		if a.restored != nil {
+			// Every watcher goes on where the image before left it:
+			// nothing is started that it had not started.
+			close(a.started)
+			a.serveOps(opsCtx)
+			return
+		}
 		// Failures are logged. The last priority's answers are awaited
 		// beside the operations, so that the arbiter takes commands (a
 		// stop, a restart) while a watcher of it is slow to start.

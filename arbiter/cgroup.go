@@ -62,7 +62,11 @@ type CgroupInfo struct {
 // goroutine sets it before any watcher loop runs and only reads it after.
 type cgroupRoot struct {
 	tree *cgroups.Tree // nil: workers run without cgroups
+	seq  int           // the tree's number in this process (cgroupTrees)
 	info CgroupInfo
+	// adopting is set by startCgroupsFrom: the tree, if any, is the one an
+	// in-place upgrade handed over (cgroup_handover.go).
+	adopting bool
 	// noClone3 makes every spawn take the spawner's fallback, clone() and
 	// writes to cgroup.procs, as on a kernel without clone3: for tests,
 	// set between New and Run.
@@ -90,7 +94,8 @@ func (a *Arbiter) startCgroups() {
 		return
 	}
 	a.cg.info.Host = host.Mode()
-	tree, err := cgroups.NewTree(host, "ringmaster", int(cgroupTrees.Add(1)))
+	seq := int(cgroupTrees.Add(1))
+	tree, err := cgroups.NewTree(host, "ringmaster", seq)
 	if err != nil {
 		a.cg.info.Reason = err.Error()
 		a.log.Warn("cgroups unavailable: workers run without them (no cgroup kill on stop, cgroup.* limits not enforced)",
@@ -110,7 +115,7 @@ func (a *Arbiter) startCgroups() {
 		}
 		return ""
 	}
-	a.cg.tree = tree
+	a.cg.tree, a.cg.seq = tree, seq
 	a.cg.info = CgroupInfo{Host: host.Mode(), Kill: tree.KillMethod(), Dirs: tree.Dirs(),
 		Memory: version(cgroups.Memory), Pids: version(cgroups.Pids), CPU: version(cgroups.CPU)}
 	none := func(s string) string {

@@ -203,4 +203,26 @@
 // resize the autoscaler decides, with its from, to and reason), and for
 // the arbiter itself start, stop, reloadconfig and orphan. The same facts go to the
 // log.
+//
+// # Upgrading in place
+//
+// [Arbiter.Upgrade] hands the arbiter over to a new image of itself: the
+// program execs its new binary, same pid, and the workers, still its
+// children, carry on. It runs as an arbiter-wide operation: the reaper is
+// held (no exit is reaped, so none is lost: the dead stay zombies), then
+// every watcher's loop, in turn, either names what it has under way that
+// only its goroutines know (a spawn, a hook, a reload, a stop: the attempt
+// is then given up, everything thawed, and tried again a moment later, for
+// ten seconds at most) or writes its state down ([Handover]: its options
+// as the file and as commands made them, its size, its workers with their
+// slots, ages and readiness, its restart counts, crash-loop pauses and
+// flapping history) and waits, frozen, for the exec. The caller's exec
+// function gets the state with every fd it names kept across the exec; if
+// it returns, the exec failed, and everything goes on as before. The new
+// image calls [Restore] with that state instead of [New], and Run adopts
+// every worker (a pidfd each, opened while the reaper is held) before it
+// reaps anything: exits during the hand-over then reach their watchers as
+// any other. It starts nothing the old image had not started: each
+// watcher resumes where it was (its health checks, notify readers and
+// timers start again).
 package arbiter

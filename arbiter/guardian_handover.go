@@ -74,9 +74,17 @@ func (a *Arbiter) startGuardianFrom(st *guardState) {
 		a.startGuardian()
 		return
 	}
-	handover.CloseOnExec(st.WFD)
 	exits := make(chan exitStatus, 1)
-	theReaper.adopt(st.Pid, exits)
+	p, err := theReaper.adopt(st.Pid, exits)
+	if err != nil {
+		// Its pipe is left open: closing it would tell the guardian, if
+		// it lives, to kill every worker.
+		a.log.Warn("guardian not adopted; a new one starts", "pid", st.Pid, "err", err)
+		a.startGuardian()
+		return
+	}
+	p.Release() // signalled by nobody; its exit still comes to exits
+	handover.CloseOnExec(st.WFD)
 	theReaper.guardAttach(a.glink, st.WFD)
 	g := &guardianProc{pid: st.Pid, wfd: st.WFD, exits: exits, kill: st.Kill}
 	a.log.Info("guardian adopted", "pid", g.pid, "kill", g.kill)

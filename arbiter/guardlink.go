@@ -174,12 +174,15 @@ func (r *reaper) guardDetach(l *guardLink) {
 	l.gen++
 }
 
-// guardWith makes sp, an adopted child (reaper.adopt), one of l's: its
+// guardWith makes sp, the entry of pid, an adopted child (reaper.adopt),
+// one of l's: l's guardian is told of it (the one adopted with it knows
+// it already: an add is idempotent; one started anew may not), and its
 // remove record is written when it exits, as a spawned child's is.
-func (r *reaper) guardWith(sp *spawning, l *guardLink) {
+func (r *reaper) guardWith(sp *spawning, pid int, l *guardLink) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sp.guard, sp.guardGen = l, l.gen
+	l.writeLocked(guardAdd, pid)
 }
 
 // guarded reports whether l's guardian runs and guards every live

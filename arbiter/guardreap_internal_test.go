@@ -17,7 +17,7 @@ import (
 func reaped(t *testing.T) chan exitStatus {
 	t.Helper()
 	orphans := make(chan exitStatus, 64)
-	theReaper.acquire(orphans)
+	theReaper.acquire(orphans, false)
 	t.Cleanup(func() { theReaper.release(orphans) })
 	return orphans
 }
@@ -119,14 +119,20 @@ func TestReaperTellsGuardian(t *testing.T) {
 			t.Fatal(err)
 		}
 		exits := make(chan exitStatus, 1)
-		theReaper.guardWith(theReaper.adopt(cmd.Process.Pid, exits), &guardLink{wfd: wfd})
+		p, err := theReaper.adopt(cmd.Process.Pid, exits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Release()
+		theReaper.guardWith(p.spawn, cmd.Process.Pid, &guardLink{wfd: wfd})
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		if st := exitOf(t, exits); st.pid != cmd.Process.Pid {
 			t.Fatalf("exit of %d, want %d's", st.pid, cmd.Process.Pid)
 		}
-		checkRecs(t, "an adopted child killed", read(), "R "+strconv.Itoa(cmd.Process.Pid))
+		pid := strconv.Itoa(cmd.Process.Pid)
+		checkRecs(t, "an adopted child killed", read(), "A "+pid, "R "+pid)
 	})
 	// Spawned while no guardian runs, a worker gets the parent-death
 	// signal instead, and the arbiter is not guarded until it is gone.

@@ -143,7 +143,7 @@ func roleAdopt(dir string) error {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	orphans := make(chan exitStatus, 64)
-	theReaper.acquire(orphans)
+	theReaper.acquire(orphans, false)
 	defer theReaper.release(orphans)
 	a := &Arbiter{log: log, glink: newGuardLink()}
 	a.startGuardianFrom(st)

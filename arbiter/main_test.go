@@ -19,6 +19,9 @@ import (
 var worker string
 
 func TestMain(m *testing.M) {
+	if code, ok := arbiter.CgroupHandoverRole(); ok {
+		os.Exit(code)
+	}
 	if code, ok := arbiter.GuardRole(); ok {
 		os.Exit(code)
 	}

@@ -66,6 +66,12 @@ type reaper struct {
 	stop     chan struct{}
 	done     chan struct{}
 	spawnc   chan spawnReq
+	// held stops the reaping (reaper_hold.go); kick wakes the loop once
+	// it is lifted. draining is held by the loop while it reaps and
+	// routes, so that hold can wait for a drain under way.
+	held     bool
+	kick     chan struct{}
+	draining sync.Mutex
 }
 
 // spawning is one spawn: in flight until its spawner registers the child,
@@ -101,14 +107,21 @@ var dropped = &spawning{}
 // us as a subreaper). Which Arbiter's worker left an orphan cannot be known
 // once it is re-parented, so with several Arbiters in one process each is
 // told.
-func (r *reaper) acquire(orphans chan<- exitStatus) {
+//
+// With held, the reaper is held (see hold) from the start: an arbiter
+// restored from a hand-over adopts its children first.
+func (r *reaper) acquire(orphans chan<- exitStatus, held bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.refs++
 	r.orphans = append(r.orphans, orphans)
+	if held {
+		r.held = true
+	}
 	if r.refs > 1 {
 		return
 	}
+	r.kick = make(chan struct{}, 1)
 	r.owners = make(map[int]*spawning)
 	r.inflight = make(map[*spawning]struct{})
 	r.early = make(map[int]earlyExit)
@@ -125,7 +138,8 @@ func (r *reaper) acquire(orphans chan<- exitStatus) {
 	for range spawnThreads {
 		wg.Go(func() { r.spawner(spawnc, stop) })
 	}
-	wg.Go(func() { r.loop(sigc, stop) })
+	kick := r.kick
+	wg.Go(func() { r.loop(sigc, kick, stop) })
 	done := r.done
 	go func() {
 		wg.Wait()
@@ -145,6 +159,7 @@ func (r *reaper) release(orphans chan<- exitStatus) {
 		return
 	}
 	close(r.stop)
+	r.held = false
 	done := r.done
 	r.mu.Unlock()
 	<-done
@@ -170,13 +185,16 @@ func (r *reaper) signal(pid int, sp *spawning, sig syscall.Signal, group bool) e
 	return err
 }
 
-func (r *reaper) loop(sigc <-chan os.Signal, stop <-chan struct{}) {
+func (r *reaper) loop(sigc <-chan os.Signal, kick <-chan struct{}, stop <-chan struct{}) {
 	for {
+		r.draining.Lock()
 		r.drain()
+		r.draining.Unlock()
 		select {
 		case <-stop:
 			return
 		case <-sigc:
+		case <-kick:
 		}
 	}
 }
@@ -231,6 +249,9 @@ const (
 func (r *reaper) reapOne() (st exitStatus, to chan<- exitStatus, orphans []chan<- exitStatus, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.held {
+		return st, nil, nil, false
+	}
 	var pid int
 	for {
 		var err error

@@ -141,6 +141,8 @@ func (w *Watcher) handle(r request) {
 	case finalReq:
 		w.final = true
 		r.reply <- nil
+	case freezeReq:
+		w.freeze(r)
 	default:
 		panic(fmt.Sprintf("BUG: watcher request %T", r))
 	}

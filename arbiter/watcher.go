@@ -143,6 +143,12 @@ type Watcher struct {
 	scaleSocks atomic.Pointer[[]*sockets.Socket]
 	kickQueues func() // tells the sampler a pool has emptied; nil in tests of the loop
 
+	// resumed is set on a watcher restored from a hand-over (restore.go)
+	// until its loop has run resume; notifyFDs are its workers' inherited
+	// notify sockets, until then.
+	resumed   bool
+	notifyFDs []adoptedNotify
+
 	// criticalc is the arbiter's, where a critical watcher that gives up
 	// says so (critical.go); nil in tests of the loop.
 	criticalc chan<- *CriticalError
@@ -203,6 +209,10 @@ func (w *Watcher) run() {
 	w.timer = time.NewTimer(time.Hour)
 	w.timer.Stop()
 	defer w.timer.Stop()
+	if w.resumed {
+		w.resume()
+		w.rearm()
+	}
 	quit := w.quit
 	for {
 		select {

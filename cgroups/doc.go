@@ -66,6 +66,20 @@
 // namespace. From a pid namespace of its own, a supervisor leaves them
 // all alone.
 //
+// # Upgrade in place
+//
+// An arbiter that executes its new binary in place (same pid, same
+// children) keeps its tree: [Tree.Handover] clears the close-on-exec flag
+// of the lock fds (and of the leaf's) and describes the tree, and the new
+// image's [AdoptTree] takes it from that description, making and sweeping
+// nothing. The locks are held throughout by the same open files, so a
+// sweep beside the tree never finds it free; AdoptTree checks that each
+// directory is the one handed over (its device and inode) and that its
+// inherited fd is open on it and holds its lock, and marks the fds
+// close-on-exec again. [Tree.AdoptGroup] takes a group as it was set up,
+// writing nothing. [Tree.HandoverBack] is the way back from an exec that
+// failed.
+//
 // # Killing
 //
 // [Group.Kill] empties a cgroup with cgroup.kill on v2 (Linux 5.14); on v1

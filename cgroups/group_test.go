@@ -82,6 +82,12 @@ func helper(role string) int {
 	case "sweep":
 		sweepHelper()
 		return 0
+	case "leafout":
+		leafOutHelper()
+		return 0
+	case "leafin":
+		leafInHelper()
+		return 0
 	case "hog":
 		b := make([]byte, n)
 		for i := 0; i < len(b); i += 4096 {

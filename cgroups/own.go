@@ -45,8 +45,8 @@ var pidNS = sync.OnceValue(func() uint64 {
 
 // leafLock holds this process's lock on its leaf (leaf.go) from the move
 // until the process exits: the leaf is where it lives. An in-place
-// upgrade, which keeps the pid and so the leaf, must pass fd across the
-// exec (clearing its close-on-exec) and have the new image set it here.
+// upgrade, which keeps the pid and so the leaf, passes fd across the exec
+// (Tree.Handover), and the new image sets it here (AdoptTree).
 var leafLock struct {
 	sync.Mutex
 	dir string

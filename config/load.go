@@ -27,6 +27,7 @@ func Load(path string) (*Config, error) {
 	r := newRaw()
 	r.add(path, data, d)
 	files := []string{path}
+	sources := []Source{{File: path, Data: data}}
 	for _, inc := range includes(r, filepath.Dir(path), d) {
 		data, err := os.ReadFile(inc.file)
 		if err != nil {
@@ -35,10 +36,12 @@ func Load(path string) (*Config, error) {
 			continue
 		}
 		files = append(files, inc.file)
+		sources = append(sources, Source{File: inc.file, Data: data})
 		r.add(inc.file, data, d)
 	}
 	c := build(path, r, d)
 	c.Files = files
+	c.Sources = sources
 	return c, errors.Join(d.errs...)
 }
 

@@ -18,6 +18,10 @@ type Config struct {
 	// Files are the files read: the main file, then its includes in the
 	// order read (their keys lose to those read before).
 	Files []string
+	// Sources are those files' contents as read, for an upgrade in place
+	// to rebuild this very configuration ([LoadSources]) whatever the
+	// disk holds by then.
+	Sources []Source
 	// Circus holds the [circus] section.
 	Circus Circus
 	// Watchers are the [watcher:NAME] sections in file order.

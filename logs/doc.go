@@ -21,4 +21,15 @@
 // asks for what came after its last line. Nothing is kept for a reader:
 // one that reads slower than the workers write is never waited for, and
 // is told how many lines it missed.
+//
+// An upgrade in place hands the pipes to the arbiter's next image:
+// Output.Detach stops every reader between two reads (a read deadline in
+// the past wakes it in the poller without closing its pipe) and returns
+// each pipe's fd, close-on-exec cleared, with the line its reader had
+// begun; the next image's Output.Adopt reads on from there, and what the
+// workers wrote meanwhile waits in the pipes. Output.RingState and
+// RestoreRing carry the kept output and its numbering across. The
+// destinations are not handed over: nothing waits in them (every batch
+// read is written before the next read), and the next image opens them
+// again from its configuration.
 package logs

@@ -41,7 +41,8 @@ type Output struct {
 
 	wg    sync.WaitGroup // readers
 	mu    sync.Mutex
-	pipes map[*os.File]struct{} // read ends being read
+	pipes map[*os.File]Stream // read ends being read
+	hand  handOver            // an upgrade's Detach, Resume and Adopt
 }
 
 // NewOutput returns an output writing to stdout and stderr (which it now
@@ -50,7 +51,7 @@ func NewOutput(stdout, stderr *Dest, log *slog.Logger) *Output {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &Output{log: log, pipes: map[*os.File]struct{}{}}
+	o := &Output{log: log, pipes: map[*os.File]Stream{}, hand: handOver{ringFD: -1}}
 	o.ring.init()
 	o.dests[Stdout].Store(stdout)
 	o.dests[Stderr].Store(stderr)
@@ -136,8 +137,7 @@ func (p *Pipes) Start(pid int) {
 		if r == nil {
 			continue
 		}
-		o.pipes[r] = struct{}{}
-		o.wg.Go(func() { o.read(r, pid, Stream(s)) })
+		o.startLocked(r, pid, Stream(s), nil)
 	}
 }
 
@@ -153,11 +153,17 @@ func (p *Pipes) Abort() {
 }
 
 // read copies one stream of one worker, whole lines at a time, until its
-// end.
-func (o *Output) read(r *os.File, pid int, s Stream) {
+// end, or until a Detach stops it; partial is the start of a line read
+// before (by the reader a Detach stopped).
+func (o *Output) read(r *os.File, pid int, s Stream, partial []byte) {
+	held := false
 	defer func() {
+		if held {
+			return
+		}
 		o.mu.Lock()
 		delete(o.pipes, r)
+		o.quietLocked()
 		o.mu.Unlock()
 		r.Close()
 		o.ring.detach(pid)
@@ -165,8 +171,8 @@ func (o *Output) read(r *os.File, pid int, s Stream) {
 	// One spare byte of capacity: room for the '\n' that ends a piece of
 	// an overlong line, or the last line of output without one.
 	base := firstRead
-	buf := make([]byte, base, base+1)
-	n := 0 // buf[:n] holds the start of a line not yet ended
+	buf := make([]byte, max(base, len(partial)), max(base, len(partial))+1)
+	n := copy(buf, partial) // buf[:n] holds the start of a line not yet ended
 	pr := newPipeReader(r)
 	for {
 		if n == len(buf) {
@@ -200,6 +206,13 @@ func (o *Output) read(r *os.File, pid int, s Stream) {
 				// the worker turned busy.
 				buf = resize(buf, n, base)
 			}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Only Detach sets a deadline.
+			if held = o.hold(r, pid, s, buf[:n]); held {
+				return
+			}
+			continue
 		}
 		if err != nil {
 			if n > 0 {
@@ -259,6 +272,7 @@ func (o *Output) emit(s Stream, pid int, lines []byte, t time.Time) {
 // and closes the destinations. It reports the readers it had to abandon,
 // stuck writing to a destination that does not take their lines.
 func (o *Output) Close(grace time.Duration) {
+	o.dropHeld()
 	if !waitTimeout(&o.wg, grace) {
 		o.mu.Lock()
 		n := len(o.pipes)

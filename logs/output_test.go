@@ -14,7 +14,13 @@ import (
 	"github.com/ringmaster-dev/ringmaster/config"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The test binary also plays the processes of TestDetachAcrossExec.
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // memSink records what it is given, as written.
 type memSink struct {

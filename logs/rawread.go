@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"errors"
 	"io"
 	"os"
 	"syscall"
@@ -32,8 +33,10 @@ func newPipeReader(f *os.File) pipeReader {
 }
 
 // Read reads into p, waiting while the pipe is empty. It returns io.EOF
-// once every writer has closed the pipe, and os.ErrClosed once the file is
-// closed (Output.Close stops reading that way).
+// once every writer has closed the pipe, os.ErrClosed once the file is
+// closed (Output.Close stops reading that way), and os.ErrDeadlineExceeded
+// once a read deadline has passed (Output.Detach stops reading that way,
+// leaving the pipe open).
 func (r pipeReader) Read(p []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
@@ -48,9 +51,10 @@ func (r pipeReader) Read(p []byte) (int, error) {
 		}
 	})
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, err
 	case err != nil:
-		// The poller's only failure here: the file was closed (no
-		// deadline is ever set).
+		// The poller's only other failure here: the file was closed.
 		return 0, os.ErrClosed
 	case errno != 0:
 		return 0, os.NewSyscallError("read", errno)

@@ -47,6 +47,16 @@ func (b *Bus) Publish(ev Event) {
 	b.mu.Unlock()
 }
 
+// Continue makes the next event's Seq seq+1: the Bus of an arbiter
+// upgraded in place goes on from the last number its old image gave, so
+// that subscribers see one sequence across the exec. Call it before the
+// first Publish.
+func (b *Bus) Continue(seq uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq.Store(seq)
+}
+
 // Seq returns the sequence number of the last published event, 0 if none.
 func (b *Bus) Seq() uint64 { return b.seq.Load() }
 
@@ -76,6 +86,9 @@ type Subscription struct {
 
 // C returns the channel events arrive on. It is closed by [Subscription.Close].
 func (s *Subscription) C() <-chan Event { return s.c }
+
+// Len is how many events wait in the subscription's buffer.
+func (s *Subscription) Len() int { return len(s.c) }
 
 // Dropped returns how many events this subscription lost because its buffer
 // was full. A reader can also see a loss as a gap in [Event.Seq].

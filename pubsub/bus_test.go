@@ -116,3 +116,16 @@ func TestSubscriptionClose(t *testing.T) {
 		t.Errorf("Dropped() = %d after Close, want 0", s.Dropped())
 	}
 }
+
+// A Bus continued from n numbers its next event n+1: an arbiter upgraded in
+// place goes on from its old image's last number.
+func TestBusContinue(t *testing.T) {
+	b := NewBus()
+	s := b.Subscribe(4)
+	defer s.Close()
+	b.Continue(41)
+	b.Publish(Event{Kind: Start})
+	if ev := <-s.C(); ev.Seq != 42 || b.Seq() != 42 {
+		t.Fatalf("first event after Continue(41): seq %d, Bus.Seq %d; want 42", ev.Seq, b.Seq())
+	}
+}

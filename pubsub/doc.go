@@ -63,6 +63,14 @@
 //	                              is now 8")
 //	watcher.<name>.hook_success  {"name": H, "time": T, "seq": N}                  Circus
 //	watcher.<name>.hook_failure  {"name": H, "time": T, "error": E, "seq": N}      Circus
+//	arbiter.upgrade              {"pid": P, "from": V1, "to": V2, "time": T,     Ringmaster
+//	                              "seq": N}  the arbiter re-executed itself in
+//	                              place (same pid P, every worker kept), from
+//	                              build version V1 to V2; published by the new
+//	                              image, seq going on from the old one's
+//	arbiter.upgrade_failed       {"pid": P, "time": T, "reason": R, "seq": N}    Ringmaster
+//	                              an upgrade in place did not happen, or the
+//	                              new image gave up and the old one is back
 //	watcher.<name>.command       {"command": C, "properties": {...}, "peer": W,    Ringmaster
 //	 (arbiter.command when the    "uid": U, "pid": P, "via": V, "status": S,
 //	 command names no watcher)    "reason": R, "result": {...}, "time": T,

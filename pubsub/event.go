@@ -30,6 +30,12 @@ const (
 	Backoff      // a spawn failed for a passing reason (EAGAIN, EMFILE...) and is retried later (Ringmaster)
 	Command      // a command that may change something was run or refused: the audit trail (Ringmaster)
 	Scale        // the autoscaler resized a pool (Ringmaster)
+	// Upgrade: the arbiter re-executed itself in place, a new binary with
+	// every worker kept (Ringmaster), published by the new image.
+	Upgrade
+	// UpgradeFailed: an upgrade in place did not happen, or the new image
+	// gave up and the old one came back (Ringmaster).
+	UpgradeFailed
 )
 
 var kindNames = [...]string{
@@ -38,7 +44,7 @@ var kindNames = [...]string{
 	Flapping: "flapping", Orphan: "orphan", ReloadConfig: "reloadconfig",
 	Health: "health", HookSuccess: "hook_success", HookFailure: "hook_failure",
 	Limit: "limit", Ready: "ready", OOM: "oom", Backoff: "backoff", Command: "command",
-	Scale: "scale",
+	Scale: "scale", Upgrade: "upgrade", UpgradeFailed: "upgrade_failed",
 }
 
 func (k Kind) String() string {
@@ -72,6 +78,8 @@ type Event struct {
 	Audit *Audit
 	// From and To are the pool's size before and after, for scale.
 	From, To int
+	// Versions are the build versions before and after, for upgrade.
+	Versions [2]string
 	// Seq numbers the events of one Bus from 1 without gaps, so that a
 	// subscriber can tell it missed some; set by the Bus.
 	Seq uint64

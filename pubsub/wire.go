@@ -63,6 +63,18 @@ func Body(ev Event) []byte {
 		b = appendTime(b, ev)
 		b = appendKey(b, "reason")
 		b = pyjson.AppendString(b, ev.Reason)
+	case Upgrade:
+		b = appendInt(b, "pid", ev.Pid)
+		b = appendKey(b, "from")
+		b = pyjson.AppendString(b, ev.Versions[0])
+		b = appendKey(b, "to")
+		b = pyjson.AppendString(b, ev.Versions[1])
+		b = appendTime(b, ev)
+	case UpgradeFailed:
+		b = appendInt(b, "pid", ev.Pid)
+		b = appendTime(b, ev)
+		b = appendKey(b, "reason")
+		b = pyjson.AppendString(b, ev.Reason)
 	case Flapping, Backoff:
 		b = appendTime(b, ev)
 		b = appendKey(b, "reason")

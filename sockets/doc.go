@@ -87,4 +87,17 @@
 // says whether a socket has a queue to read: a datagram socket has none,
 // and with ReusePort each worker has its own, which the arbiter does not
 // hold.
+//
+// # Across an in-place upgrade
+//
+// When the arbiter execs its new binary in place, its sockets are never
+// closed: [Socket.Handover] clears the close-on-exec flag of each fd and
+// returns a [State] (the spec, the fd, the address the kernel bound, the
+// unix file Bind created) for the hand-over document, and the new image
+// rebuilds each Socket with [Adopt], which checks that the fd is the
+// socket the spec describes. Connections waiting in the accept queue and
+// datagrams in the receive queue stay there, and the unix file, which the
+// old image does not remove (an exec runs no Close), is removed by the
+// new one's Close as Bind's would be. [Socket.HandoverBack] undoes
+// Handover when the exec fails.
 package sockets

@@ -165,9 +165,18 @@ func (s *Socket) bindInet() error {
 		unix.Close(fd)
 		return fmt.Errorf("bind socket %q %s: getsockname: %w", s.spec.Name, addr, err)
 	}
-	switch r := real.(type) {
+	s.host, s.port = inetAddr(real)
+	s.sa = real
+	s.file = s.newFile(fd)
+	return nil
+}
+
+// inetAddr returns the host (an IP address, with its zone) and port of
+// an inet socket address; "" and 0 for another.
+func inetAddr(sa unix.Sockaddr) (host string, port int) {
+	switch r := sa.(type) {
 	case *unix.SockaddrInet4:
-		s.host, s.port = netip.AddrFrom4(r.Addr).String(), r.Port
+		return netip.AddrFrom4(r.Addr).String(), r.Port
 	case *unix.SockaddrInet6:
 		ip := netip.AddrFrom16(r.Addr)
 		if r.ZoneId != 0 {
@@ -176,11 +185,9 @@ func (s *Socket) bindInet() error {
 				ip = ip.WithZone(ifi.Name)
 			}
 		}
-		s.host, s.port = ip.String(), r.Port
+		return ip.String(), r.Port
 	}
-	s.sa = real
-	s.file = s.newFile(fd)
-	return nil
+	return "", 0
 }
 
 // inetSocket creates a socket with the spec's options, binds it to sa and

@@ -56,6 +56,9 @@ var helpers = map[string]func() error{
 			}
 		}
 	},
+	// upgrade-old and upgrade-new are the two images of TestUpgradeExec.
+	"upgrade-old": upgradeOld,
+	"upgrade-new": upgradeNew,
 	// describefds prints its open fds and LISTEN_* environment as JSON.
 	"describefds": func() error {
 		d, err := describeFDs()

@@ -55,25 +55,13 @@ type Socket struct {
 // Errors name the socket and its address and wrap the cause, so
 // errors.Is(err, unix.EADDRINUSE) holds for a port already taken.
 func Bind(spec Spec) (*Socket, error) {
-	if strings.ContainsAny(spec.Name, ":\x00\n") {
-		return nil, fmt.Errorf("bind socket %q: name must not contain ':' (it is listed in LISTEN_FDNAMES)", spec.Name)
-	}
-	family, err := parseFamily(spec)
+	s, err := fromSpec(spec)
 	if err != nil {
 		return nil, fmt.Errorf("bind socket %q: %w", spec.Name, err)
 	}
-	typ, err := parseType(spec.Type)
-	if err != nil {
-		return nil, fmt.Errorf("bind socket %q: %w", spec.Name, err)
-	}
-	proto, err := parseProto(spec.Proto)
-	if err != nil {
-		return nil, fmt.Errorf("bind socket %q: %w", spec.Name, err)
-	}
-	s := &Socket{spec: spec, family: family, typ: typ, proto: proto}
-	if family == unix.AF_UNIX {
+	if s.family == unix.AF_UNIX {
 		if spec.ReusePort {
-			return nil, fmt.Errorf("bind socket %q %s: so_reuseport applies to TCP and UDP sockets only", spec.Name, spec.Path)
+			return nil, fmt.Errorf("bind socket %q %s: %w", spec.Name, spec.Path, errUnixReusePort)
 		}
 		err = s.bindUnix()
 	} else {
@@ -82,13 +70,41 @@ func Bind(spec Spec) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.readSockIno()
+	return s, nil
+}
+
+var errUnixReusePort = errors.New("so_reuseport applies to TCP and UDP sockets only")
+
+// fromSpec returns a Socket for spec, not yet bound: its name, family,
+// type and protocol checked.
+func fromSpec(spec Spec) (*Socket, error) {
+	if strings.ContainsAny(spec.Name, ":\x00\n") {
+		return nil, errors.New("name must not contain ':' (it is listed in LISTEN_FDNAMES)")
+	}
+	family, err := parseFamily(spec)
+	if err != nil {
+		return nil, err
+	}
+	typ, err := parseType(spec.Type)
+	if err != nil {
+		return nil, err
+	}
+	proto, err := parseProto(spec.Proto)
+	if err != nil {
+		return nil, err
+	}
+	return &Socket{spec: spec, family: family, typ: typ, proto: proto}, nil
+}
+
+// readSockIno records the socket's inode, by which sock_diag names it.
+func (s *Socket) readSockIno() {
 	_ = s.Control(func(fd int) {
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) == nil {
 			s.sockIno = st.Ino
 		}
 	})
-	return s, nil
 }
 
 // BindAll binds specs in order with [Bind]. On the first failure it closes

@@ -25,15 +25,16 @@ func subscribers(late *commands.Late, log *slog.Logger) zmqpub.SinkOptions {
 	}
 }
 
-// startEvents binds [circus] pubsub_endpoint and relays a new Bus to it.
-// A failure names the config line.
-func startEvents(cfg *config.Config, late *commands.Late, log *slog.Logger) (*pubsub.Bus, *zmqpub.Relay, error) {
+// startEvents binds [circus] pubsub_endpoint and relays a new Bus to it,
+// once await subscribers are back (an upgraded arbiter awaits those its
+// old image had, for a second at most). A failure names the config line.
+func startEvents(cfg *config.Config, late *commands.Late, log *slog.Logger, await int) (*pubsub.Bus, *zmqpub.Relay, error) {
 	sink, err := zmqpub.Listen(cfg.Circus.PubsubEndpoint, subscribers(late, log.With("endpoint", "pubsub")))
 	if err != nil {
 		return nil, nil, cfg.KeyError("circus", "pubsub_endpoint", err)
 	}
 	bus := pubsub.NewBus()
-	relay := zmqpub.NewRelay(bus, sink, zmqpub.RelayOptions{Logger: log})
+	relay := zmqpub.NewRelay(bus, sink, zmqpub.RelayOptions{Logger: log, Await: await, AwaitMax: time.Second})
 	log.Info("publishing events", "endpoint", sink.Addr())
 	return bus, relay, nil
 }

@@ -50,8 +50,10 @@ Signals:
   USR1             reopen the workers' log files, after logrotate moved them
   TERM, INT, QUIT  stop every watcher gracefully (stop_signal, then SIGKILL
                    after graceful_timeout) and exit
-  USR2             reserved for the in-place upgrade, which is not written
-                   yet: logged and ignored
+  USR2             upgrade in place: execute the arbiter's binary again (a new
+                   version installed at its path), same pid, every worker,
+                   socket and output pipe kept; a binary that cannot take
+                   over leaves this one running (as circusctl upgrade)
 
 Under systemd (Type=notify, NOTIFY_SOCKET set) the arbiter reports READY=1
 once its autostart watchers are up, RELOADING=1 and READY=1 around each

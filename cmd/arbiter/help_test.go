@@ -51,9 +51,9 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// SIGUSR2, reserved for the in-place upgrade, is logged and ignored: its
-// default action would end the arbiter, and its workers with it.
-func TestSIGUSR2Ignored(t *testing.T) {
+// SIGUSR2 upgrades the arbiter in place: same pid, the worker kept (not
+// killed, not replaced), and the arbiter still answers and stops cleanly.
+func TestSIGUSR2Upgrades(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ini := filepath.Join(dir, "circus.ini")
@@ -64,9 +64,12 @@ func TestSIGUSR2Ignored(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "SIGUSR2 logged", 10*time.Second, func() bool { return strings.Contains(p.out.String(), "SIGUSR2 ignored") })
+	waitFor(t, "upgraded in place", 10*time.Second, func() bool { return strings.Contains(p.out.String(), "upgraded in place") })
 	if gone(pid) {
-		t.Errorf("worker %d died of the arbiter's SIGUSR2", pid)
+		t.Errorf("worker %d died of the arbiter's upgrade", pid)
 	}
-	p.stop(t, syscall.SIGTERM) // still running, and stops cleanly
+	p.stop(t, syscall.SIGTERM) // the new image stops cleanly
+	if !gone(pid) {
+		t.Errorf("worker %d outlived the upgraded arbiter's stop", pid)
+	}
 }

@@ -3,7 +3,8 @@
 // alive until it receives SIGINT, SIGTERM or SIGQUIT. SIGHUP re-reads the
 // configuration; a file with errors is reported and the running
 // configuration kept. SIGUSR1 opens the workers' log files again, after an
-// external logrotate moved them.
+// external logrotate moved them. SIGUSR2 upgrades the arbiter in place: it
+// executes its binary again, same pid, every worker kept (upgrade.go).
 //
 // Usage:
 //
@@ -54,13 +55,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	cfg, err := config.Load(f.path)
-	for _, w := range cfgWarnings(cfg) {
-		fmt.Fprintf(stderr, "arbiter: warning: %v\n", w)
-	}
+	// Started by an upgrade in place: the configuration is the one the
+	// image before ran, whatever the disk holds now.
+	in, err := inheritedState(stderr)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
+	}
+	var cfg *config.Config
+	if in != nil {
+		cfg = in.cfg
+	} else {
+		cfg, err = config.Load(f.path)
+		for _, w := range cfgWarnings(cfg) {
+			fmt.Fprintf(stderr, "arbiter: warning: %v\n", w)
+		}
+		if err != nil {
+			printErr(stderr, err)
+			return 1
+		}
 	}
 	if f.validate {
 		fmt.Fprintf(stderr, "%s: ok: %d watchers, %d sockets\n", f.path, len(cfg.Watchers), len(cfg.Sockets))
@@ -95,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer os.Remove(pf)
 	}
-	if err := serve(f.path, cfg, log.Logger, log.journal); err != nil {
+	if err := serve(f.path, cfg, log.Logger, log.journal, in); err != nil {
 		printErr(stderr, err)
 		return exitCode(err)
 	}
@@ -105,6 +118,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // flags are the command line's options, and the config file's path.
 type flags struct {
 	validate, version            bool
+	checkUpgrade                 bool
 	logLevel, logOutput, pidfile string
 	path                         string
 	logFormat                    string
@@ -121,6 +135,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f flags, code int) {
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json (default: [circus] logformat, else text)")
 	fs.StringVar(&f.pidfile, "pidfile", "", "write the arbiter's pid to this file (default: [circus] pidfile)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.BoolVar(&f.checkUpgrade, "check-upgrade", false, "print the hand-over formats this binary reads and its version, and exit 0 (an upgrade in place asks the new binary)")
 	fs.Usage = func() {} // help.go prints it
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		printHelp(stdout, fs)
@@ -131,6 +146,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (f flags, code int) {
 	}
 	if f.version {
 		fmt.Fprintf(stderr, "arbiter (Ringmaster) %s\n", buildVersion())
+		return f, 0
+	}
+	if f.checkUpgrade {
+		printCheckUpgrade(stdout)
 		return f, 0
 	}
 	if fs.NArg() != 1 {
@@ -155,10 +174,10 @@ type endpoints struct {
 
 // openEndpoints binds the event, stats, control, console and metrics endpoints of
 // cfg; on failure nothing stays open.
-func openEndpoints(cfg *config.Config, log *slog.Logger) (*endpoints, error) {
+func openEndpoints(cfg *config.Config, log *slog.Logger, in *inherited) (*endpoints, error) {
 	e := &endpoints{late: &commands.Late{Config: cfg}}
 	var err error
-	if e.bus, e.relay, err = startEvents(cfg, e.late, log); err != nil {
+	if e.bus, e.relay, err = startEvents(cfg, e.late, log, in.subscribers()); err != nil {
 		return nil, err
 	}
 	if e.stats, err = listenStats(cfg, e.late, log); err == nil {
@@ -196,25 +215,27 @@ func (e *endpoints) abort() {
 // serve runs the arbiter of cfg with its endpoints until SIGINT, SIGTERM,
 // SIGQUIT or quit ends it, then closes the endpoints in order: the console
 // and plugins, then the control endpoint once its last replies are out.
-func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Journal) error {
+func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Journal, in *inherited) error {
 	svc, err := newService(log)
 	if err != nil {
-		return err
+		return in.fail(err)
 	}
-	ep, err := openEndpoints(cfg, log)
+	in.inheritListeners()
+	ep, err := openEndpoints(cfg, log, in)
 	if err != nil {
-		return err
+		return in.fail(err)
 	}
 	defer ep.relay.Close()
-	a, err := arbiter.New(cfg, arbiter.Options{Logger: log, Publisher: ep.bus, Reloads: svc})
+	a, err := newArbiter(cfg, arbiter.Options{Logger: log, Publisher: ep.bus, Reloads: svc}, in)
 	if err != nil {
 		ep.abort()
-		return err
+		return in.fail(err)
 	}
 	stopStats, sampler := runStats(ep.stats, a, log)
 	defer stopStats()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	defer stop()
+	up := newUpgrader(ctx, a, ep, svc, in, log)
 	if sampler == nil {
 		// One sampler for the commands and the console, so that both
 		// measure cpu from the same baselines; nil if /proc is unreadable,
@@ -224,7 +245,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	stopped := make(chan struct{})
 	table, err := commands.New(a, commands.Options{
 		Logger: log, Quit: stop, Stopped: stopped, Sampler: sampler,
-		Enforce: true, Publish: ep.bus.Publish, Journal: journal,
+		Enforce: true, Publish: ep.bus.Publish, Journal: journal, Upgrader: up,
 	})
 	if err != nil {
 		ep.ctl.Close()
@@ -240,8 +261,9 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	con := startWeb(ep.web, cfg, path, a, ep.bus, table, sampler, ops.Routes(), log)
 	plug := startPlugins(a, ep.bus, table, log)
 	var sigs sync.WaitGroup
-	sigs.Go(func() { handleSignals(ctx, a, path, log, svc) })
+	sigs.Go(func() { handleSignals(ctx, a, path, log, svc, up) })
 	sigs.Go(func() { svc.run(ctx, a) })
+	in.taken(ep.bus, up, log)
 	err = a.Run(ctx)
 	close(stopped)
 	stop() // ends handleSignals and svc too, should Run have returned on its own
@@ -254,14 +276,12 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 }
 
 // handleSignals reloads the configuration on SIGHUP, reopens the log
-// files on SIGUSR1 (for an external logrotate, as nginx does) and logs
-// SIGUSR2 away, until ctx is done. svc hears of every SIGHUP, even one
+// files on SIGUSR1 (for an external logrotate, as nginx does) and upgrades
+// the arbiter in place on SIGUSR2 (as nginx and gunicorn do), until ctx is
+// done. svc hears of every SIGHUP, even one
 // whose file does not load: a manager that sent it waits for READY=1.
-func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger, svc *service) {
+func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *slog.Logger, svc *service, up *upgrader) {
 	sigc := make(chan os.Signal, 1)
-	// SIGUSR2 is caught, not left to its default action (the end of the
-	// arbiter, its workers killed with it): it is reserved for the
-	// in-place upgrade, and gunicorn's users send it out of habit.
 	signal.Notify(sigc, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigc)
 	for {
@@ -275,7 +295,8 @@ func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *sl
 					log.Error("SIGUSR1: reopening log files", "err", err)
 				}
 			case syscall.SIGUSR2:
-				log.Warn("SIGUSR2 ignored: it is reserved for an in-place upgrade, which this arbiter cannot do")
+				// Its failure is logged and published by the upgrader.
+				_, _ = up.Start("")
 			default:
 				svc.ReloadBegin()
 				svc.ReloadEnd(reload(ctx, a, path, log))

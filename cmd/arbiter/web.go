@@ -11,6 +11,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
+	"github.com/ringmaster-dev/ringmaster/internal/handover"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/stats"
 	"github.com/ringmaster-dev/ringmaster/web"
@@ -30,7 +31,10 @@ func listenHTTP(cfg *config.Config, on bool, host string, port int, key, portKey
 	if !on {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	// Taken from the image before, after an upgrade in place: no request
+	// is refused.
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ln, err := handover.Listen("http "+addr, "tcp", addr)
 	if err != nil {
 		if cfg.Pos("circus", portKey).Line != 0 {
 			key = portKey

@@ -349,6 +349,16 @@ lines as they come. Ringmaster's own: Circus has no tail.`,
 		},
 	},
 	{
+		name: "upgrade", short: "Upgrade the arbiter in place, keeping every process", max: 0,
+		flags: []flagSpec{
+			{name: "binary", value: "PATH", help: "the new binary (default: the arbiter's own path)"},
+		},
+		long: upgradeHelp,
+		local: func(ctx context.Context, g globals, e environ, a *parsed) error {
+			return upgrade(ctx, g, e, a)
+		},
+	},
+	{
 		name: "logs", short: "Show every watcher's output and the arbiter's log, by time", args: "[WATCHER...]", max: -1,
 		flags: []flagSpec{
 			{name: "follow", short: "f", help: "keep printing new lines until interrupted"},

@@ -71,6 +71,9 @@ type Options struct {
 	// Journal holds the arbiter's own recent log lines, which the logs
 	// command shows beside the workers' output; nil: only the workers'.
 	Journal *logs.Journal
+	// Upgrader runs the upgrade command (upgrade.go); nil makes it an
+	// error.
+	Upgrader Upgrader
 }
 
 // DefaultMaxQueued is Options.MaxQueued's default: far more than a
@@ -198,6 +201,7 @@ func init() {
 		"status":        cmdStatus,
 		"stop":          cmdStop,
 		"tail":          cmdTail,
+		"upgrade":       cmdUpgrade,
 	}
 }
 

@@ -25,6 +25,7 @@ const (
 // gave up, for the old one to report.
 const (
 	EnvState  = "RINGMASTER_UPGRADE"
+	EnvExe    = "RINGMASTER_UPGRADE_EXE" // the old binary, open, for the way back
 	EnvFailed = "RINGMASTER_UPGRADE_FAILED"
 )
 

@@ -3,7 +3,11 @@
 // share: a tcp host that is not loopback is refused unless the caller
 // allows remote peers, an ipc path left behind by a dead process is
 // replaced only if nothing answers on it (a live socket or a file that is
-// not a socket is refused), and a new socket file gets a chosen mode.
+// not a socket is refused), and a new socket file gets a chosen mode. In
+// an image started by an in-place upgrade, the listener the image before
+// handed over under "zmq " + the endpoint as configured is taken instead
+// (see internal/handover): no peer is refused, and an ipc file, live, is
+// left in place, to be removed as a bound one's would be.
 //
 // On top of that, [Serve] is the one server skeleton both ZeroMQ
 // endpoints run (control's ROUTER and pubsub/zmqpub's PUB): the accept
@@ -23,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringmaster-dev/ringmaster/internal/handover"
 )
 
 // Options configures [Listen].
@@ -87,6 +93,11 @@ func (e *Endpoint) RemoveFile() error {
 	return nil
 }
 
+// handoverKey names an endpoint's listener across an in-place upgrade: by
+// the endpoint as configured, so that the next image, reading the same
+// configuration, takes the same listener.
+func handoverKey(endpoint string) string { return "zmq " + endpoint }
+
 func listenTCP(endpoint string, o Options) (net.Listener, error) {
 	host, port, err := net.SplitHostPort(strings.TrimPrefix(endpoint, "tcp://"))
 	if err != nil {
@@ -98,7 +109,7 @@ func listenTCP(endpoint string, o Options) (net.Listener, error) {
 	if !o.AllowRemote && !IsLoopback(host) {
 		return nil, fmt.Errorf("%s endpoint %q is not loopback: %s", o.Name, endpoint, o.Refusal)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	ln, err := handover.Listen(handoverKey(endpoint), "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, fmt.Errorf("%s endpoint %q: %w", o.Name, endpoint, err)
 	}
@@ -119,10 +130,13 @@ func listenIPC(endpoint, path string, o Options) (net.Listener, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%s endpoint %q: empty path", o.Name, endpoint)
 	}
-	if err := removeStaleSocket(path); err != nil {
-		return nil, fmt.Errorf("%s endpoint %q: %w", o.Name, endpoint, err)
+	// The socket an upgrade hands over is live, and the file is its own.
+	if !handover.Inherited(handoverKey(endpoint)) {
+		if err := removeStaleSocket(path); err != nil {
+			return nil, fmt.Errorf("%s endpoint %q: %w", o.Name, endpoint, err)
+		}
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := handover.Listen(handoverKey(endpoint), "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("%s endpoint %q: %w", o.Name, endpoint, err)
 	}

@@ -21,6 +21,13 @@ type RelayOptions struct {
 	ReportEvery time.Duration
 	// Logger receives the drop reports; nil discards them.
 	Logger *slog.Logger
+	// Await holds the events back (in the subscription, Depth of them)
+	// until that many subscribers have subscribed, or AwaitMax has
+	// passed: an arbiter upgraded in place awaits the subscribers its old
+	// image had, which reconnect by themselves, so that none misses the
+	// first events of the new image. 0: forward at once.
+	Await    int
+	AwaitMax time.Duration
 }
 
 // Relay is the arbiter's event stream: it forwards every event of a
@@ -47,7 +54,10 @@ func NewRelay(bus *pubsub.Bus, sink *Sink, o RelayOptions) *Relay {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Relay{sink: sink, sub: bus.Subscribe(o.Depth), stop: make(chan struct{})}
-	r.wg.Go(func() { _ = Forward(context.Background(), r.sub, sink) })
+	r.wg.Go(func() {
+		r.await(o.Await, o.AwaitMax)
+		_ = Forward(context.Background(), r.sub, sink)
+	})
 	r.wg.Go(func() { r.reportDrops(o.Logger, o.ReportEvery) })
 	return r
 }
@@ -59,6 +69,30 @@ func (r *Relay) Close() error {
 	r.wg.Wait()
 	return r.sink.Close()
 }
+
+// await returns once n subscribers have subscribed, max has passed, or
+// the Relay is closing.
+func (r *Relay) await(n int, max time.Duration) {
+	if n <= 0 {
+		return
+	}
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for r.sink.subscribed() < n {
+		select {
+		case <-r.stop:
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Subscribed is how many subscribers have subscribed to something.
+func (r *Relay) Subscribed() int { return r.sink.subscribed() }
 
 // Dropped returns how many events the Sink's subscribers lost to full
 // send queues since Listen, all of them together. It does not block.
@@ -88,5 +122,31 @@ func (r *Relay) reportDrops(log *slog.Logger, interval time.Duration) {
 		log.Warn("events dropped for slow subscribers", "since_last", st.Dropped-lastSink,
 			"total", st.Dropped, "subscribers", slow, "dropped_before_the_endpoint", busDropped)
 		lastSink, lastBus = st.Dropped, busDropped
+	}
+}
+
+// Flush waits, until ctx is done, for every event published so far to be
+// handed to the subscribers' connections (the kernel has it, or the
+// subscriber is gone): before an upgrade in place execs, so that a
+// subscriber misses nothing the old image published. It reports whether
+// everything went out.
+func (r *Relay) Flush(ctx context.Context) bool {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	// Twice in a row: the forwarder may hold one event between the
+	// subscription and the queues.
+	for empty := 0; ; {
+		if r.sub.Len() == 0 && r.sink.queued() == 0 {
+			if empty++; empty == 2 {
+				return true
+			}
+		} else {
+			empty = 0
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
 	}
 }

@@ -164,3 +164,21 @@ func (s *Sink) Stats() SinkStats {
 // Sink's goroutines to return, and removes an ipc socket file. Calling it
 // again returns nil.
 func (s *Sink) Close() error { return s.srv.Close() }
+
+// queued is how many messages wait in the subscribers' queues together.
+func (s *Sink) queued() int {
+	n := 0
+	s.srv.Each(func(p *peer) { n += p.c.Queued() })
+	return n
+}
+
+// subscribed is how many subscribers have subscribed to something.
+func (s *Sink) subscribed() int {
+	n := 0
+	s.srv.Each(func(p *peer) {
+		if len(*p.topics.Load()) > 0 {
+			n++
+		}
+	})
+	return n
+}

@@ -1,0 +1,48 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/ringmaster-dev/ringmaster/control"
+)
+
+// Upgrader is the arbiter's upgrade in place, as the upgrade command
+// drives it (cmd/arbiter provides it).
+type Upgrader interface {
+	// Start checks the new binary (binary, or "" for the arbiter's own
+	// path) and, if it will take the arbiter's state, begins the upgrade
+	// once the reply is out; the fields say which attempt, from and to
+	// which versions. A binary that fails its check is the error.
+	Start(binary string) (control.Object, error)
+	// Last says what the last attempt came to, in this image (which may
+	// be the new one, or the old one back after a failure).
+	Last() control.Object
+}
+
+// cmdUpgrade is Ringmaster's upgrade: {"binary": PATH} (optional) starts an
+// upgrade in place; {"query": true} reports the last one. A client waits
+// for an upgrade by querying, on a new connection, until the attempt it
+// was given is reported: the exec drops every connection.
+func cmdUpgrade(t *Table, req control.Request) (job, *control.Error) {
+	if t.opts.Upgrader == nil {
+		return job{}, control.Errorf(control.CommandError, "this arbiter cannot upgrade in place")
+	}
+	query, e := req.BoolOr("query", false)
+	if e != nil {
+		return job{}, e
+	}
+	if query {
+		return now(func(context.Context) control.Reply { return control.OK(t.opts.Upgrader.Last()...) })
+	}
+	binary, e := req.StringOr("binary", "")
+	if e != nil {
+		return job{}, e
+	}
+	return now(func(context.Context) control.Reply {
+		fields, err := t.opts.Upgrader.Start(binary)
+		if err != nil {
+			return control.Fail(control.Errorf(control.CommandError, "%v", err))
+		}
+		return control.OK(fields...)
+	})
+}
