@@ -15,9 +15,9 @@ import (
 
 // guardState is the guardian as an upgrade hands it over.
 type guardState struct {
-	Pid  int    // the guardian's
-	WFD  int    // the write end of its pipe, kept open across the exec
-	Kill string // how it kills, for the log
+	Pid  int    `json:"pid"`  // the guardian's
+	WFD  int    `json:"wfd"`  // the write end of its pipe, kept open across the exec
+	Kill string `json:"kill"` // how it kills, for the log
 }
 
 // guardianOut hands the running guardian over for an exec, while the
