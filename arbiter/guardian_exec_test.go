@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/cgroups"
 	"github.com/ringmaster-dev/ringmaster/internal/arbtest"
 	"github.com/ringmaster-dev/ringmaster/internal/procfs"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
@@ -175,6 +176,28 @@ func (r *guardRole) cleanup(t *testing.T) {
 		var ws unix.WaitStatus
 		_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	}
+	// A guardian that killed removed the role's cgroup tree; one that
+	// stood down left it, as the arbiter that shuts down removes it.
+	if h, err := cgroups.Detect(); err == nil {
+		waitFor(t, "the arbiter role's cgroup tree to be removed", 10*time.Second, func() bool {
+			left := h.Trees("ringmaster", r.pid)
+			for _, d := range left {
+				removeTree(d)
+			}
+			return len(h.Trees("ringmaster", r.pid)) == 0
+		})
+	}
+}
+
+// removeTree removes the cgroup dir and those below it, deepest first.
+func removeTree(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() {
+			removeTree(filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = os.Remove(dir)
 }
 
 // doomed reports whether pid is dead, or has a SIGKILL pending: one sent
