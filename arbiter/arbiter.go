@@ -256,7 +256,11 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		a.log.Warn("cannot become a child subreaper", "err", err)
 	}
-	a.startCgroups()
+	if a.restored != nil {
+		a.startRestoredCgroups()
+	} else {
+		a.startCgroups()
+	}
 	a.startGuardian()
 	if a.restored != nil {
 		a.adoptWorkers()

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ringmaster-dev/ringmaster/config"
@@ -86,7 +87,6 @@ func (a *Arbiter) restoreWatcher(cfg *config.Config, socks []*sockets.Socket, fi
 	w.criticalc = a.criticalc
 	w.runtime = wh.Runtime
 	w.restoreState(wh)
-	a.attachCgroup(w)
 	return w, nil
 }
 
@@ -199,5 +199,22 @@ func (w *Watcher) resume() {
 	if w.state == Starting || w.state == Active {
 		w.reconcile()
 		w.progress()
+	}
+}
+
+// startRestoredCgroups adopts the cgroup tree and each watcher's cgroups
+// as the image before left them (Run calls it instead of startCgroups). A
+// tree that cannot be adopted leaves the arbiter without cgroups, and
+// says why.
+func (a *Arbiter) startRestoredCgroups() {
+	st := a.restored.h.Cgroups
+	if st == nil {
+		st = &cgroupState{Info: CgroupInfo{Reason: "the image before had none to hand over"}}
+	}
+	if err := a.startCgroupsFrom(st); err != nil {
+		a.log.Error("hand-over: cgroups not adopted; workers run without them", "err", err)
+	}
+	for _, w := range a.Watchers() {
+		a.attachCgroupFrom(w, st.Watchers[w.name], slices.Collect(maps.Keys(w.procs)))
 	}
 }

@@ -40,6 +40,8 @@ type Handover struct {
 	Watchers []WatcherHandover `json:"watchers"`
 	// Sockets are the bound sockets, in the configuration's order.
 	Sockets []sockets.State `json:"sockets"`
+	// Cgroups are the arbiter's cgroup tree and each watcher's cgroups.
+	Cgroups *cgroupState `json:"cgroups,omitempty"`
 }
 
 // WatcherHandover is one watcher: its options, as the file gave them and
@@ -167,6 +169,13 @@ func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 			s.HandoverBack()
 		}
 		outputBack()
+		if h.Cgroups != nil {
+			a.cgroupsBack()
+		}
+	}
+	if h.Cgroups, err = a.cgroupsOut(); err != nil {
+		back()
+		return fmt.Errorf("upgrade: %w", err)
 	}
 	for _, s := range a.Sockets() {
 		st, err := s.Handover()
