@@ -69,3 +69,9 @@ enum {
 #define RM_GUARD_PID_LIMIT (1 << 22)
 
 int rm_guard_start(struct rm_guard *g);
+
+// guardian_tree.c, for the guardian's child: kill every process in the
+// tree, then remove its directories. Hidden, so that the child's calls
+// to them are direct, through no PLT entry bound at run time.
+void rm_guard_kill(const struct rm_guard *g) __attribute__((visibility("hidden")));
+void rm_guard_remove(const struct rm_guard *g) __attribute__((visibility("hidden")));
