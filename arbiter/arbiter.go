@@ -57,6 +57,7 @@ type Arbiter struct {
 	wg        sync.WaitGroup               // watcher loops
 	cg        cgroupRoot                   // set by Run before any watcher loop (cgroup.go)
 	guard     *guardian                    // set by Run after cg, nil without one (guardian.go)
+	glink     *guardLink                   // how spawns reach the guardian (guardlink.go)
 	queues    atomic.Pointer[queueSampler] // set by Run before the watcher loops run (queues.go)
 	reloads   ReloadObserver               // nil: nobody is told
 	// restored is the hand-over this Arbiter was made from (Restore),
@@ -109,6 +110,7 @@ func newArbiter(opts Options) *Arbiter {
 		opc:       make(chan op),
 		started:   make(chan struct{}),
 		done:      make(chan struct{}),
+		glink:     newGuardLink(),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -178,6 +180,7 @@ func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep 
 		w.out = out
 		w.kickQueues = a.kickQueues
 		w.criticalc = a.criticalc
+		w.guard = a.glink
 		a.attachCgroup(w)
 		ws, fresh = append(ws, w), append(fresh, w)
 	}

@@ -58,6 +58,7 @@ type command struct {
 	groups   []uint32
 	setCreds bool
 	timeout  time.Duration
+	guard    *guardLink // the arbiter's guardian, which the command registers with as a worker does
 }
 
 // newCommand prepares line, already substituted, to run for a watcher of
@@ -124,6 +125,7 @@ func (c *command) run(ctx context.Context) ([]byte, error) {
 		uid:      c.uid,
 		gid:      c.gid,
 		groups:   c.groups,
+		guard:    c.guard,
 	}
 	// One exit and a buffer for it: the reaper never blocks on us, even
 	// when we have stopped waiting.
@@ -235,6 +237,7 @@ func (w *Watcher) checkCmd(ctx context.Context, h config.Health, pid int, lookup
 	if err != nil {
 		return err
 	}
+	c.guard = w.guard
 	_, err = c.run(ctx)
 	return err
 }

@@ -82,21 +82,36 @@
 // Nothing Run started is running when it returns.
 //
 // An arbiter that dies without shutting down (SIGKILL, the OOM killer, a
-// crash) takes its workers with it through their parent-death signal,
-// which reaches a worker alone. Where it has a cgroup tree, Run starts a
-// guardian first, before any worker: a small process forked from C
-// (guardian.c), in a session of its own and ignoring signals, that blocks
-// on a pipe whose write end only the arbiter holds. When the arbiter dies
-// that pipe reaches end of file, and the guardian kills the whole tree
-// (cgroup.kill, or freezer and SIGKILL), so that the children and daemons
-// of workers die too, and removes it. A clean shutdown writes a stand-down byte first; the
-// guardian exits and is reaped as the arbiter's own, never reported as an
-// orphan. One killed by hand is replaced. Without a tree, or for watchers
-// with cgroup = off, the log says once at start-up that descendants of
-// workers can outlive a killed arbiter. An in-place upgrade (not written
-// yet) can keep the guardian: nothing ties it to a thread, so the arbiter
-// clears close-on-exec on the write end and the new image, still the
-// guardian's parent, adopts that fd and the guardian's pid.
+// crash) takes with it everything it started. Run starts a guardian first,
+// before any worker: a small process forked from C (guardian.c), in a
+// session of its own and ignoring signals, that reads a pipe whose write
+// end only the arbiter holds. Each child the arbiter spawns (worker, hook,
+// health.cmd) writes its own pid there before anything else, before its
+// exec, and the reaper writes a removal for each child it reaps, while the
+// child is a zombie and its pid cannot be reused (guardlink.go). When the
+// arbiter dies that pipe reaches end of file, and the guardian sends
+// SIGKILL to the process group of each child it knows and to the child,
+// then, where the arbiter has a cgroup tree, kills the whole tree
+// (cgroup.kill, or freezer and SIGKILL), so that the daemons workers
+// detach die too, and removes it. A clean shutdown writes a stand-down
+// first; the guardian exits and is reaped as the arbiter's own, never
+// reported as an orphan. One killed by hand is replaced, a second later,
+// by one that knows every live child. Without a tree, or for watchers with
+// cgroup = off, the log says once at start-up that what workers detach
+// from their process group can outlive a killed arbiter.
+//
+// The parent-death signal is not used while a guardian runs: Linux ties it
+// to the thread that forked the child, and an exec of the arbiter (an
+// upgrade in place: same pid, new binary) ends every thread but the
+// caller's, which would fire it for the workers of every other thread. An
+// exec keeps the guardian: nothing ties it to a thread, and the arbiter
+// clears close-on-exec on the write end, whose number and the guardian's
+// pid the new image, still the guardian's parent, adopts
+// (guardian_handover.go). Only a child spawned while no guardian runs
+// (none could be started, and the log says why; or the last one died and
+// its replacement waits for its pause) gets the parent-death signal
+// (SIGKILL) instead; while such a child lives the arbiter is not guarded,
+// and an upgrade in place is refused.
 //
 // # Process state
 //
@@ -161,9 +176,12 @@
 // child's process group while the child is a zombie and its pid cannot be
 // reused, reaps it and routes its exit to the owner (a watcher loop, or a
 // hook or health.cmd run). Forks happen on a pool of four spawner threads
-// that live as long as the reaper, because the parent-death signal
-// (SIGKILL, so workers die with a killed arbiter) is tied to the forking
-// thread. No lock is held across a fork, which lasts until the child execs:
+// that live as long as the reaper: a child that cannot register with a
+// guardian (none runs) gets the parent-death signal, which is tied to the
+// forking thread. Each child registers itself with the guardian, so no
+// spawner waits on the guardian's pipe, and the reaper's removals never
+// block (a pipe the guardian has stopped reading loses them: see
+// guardlink.go). No lock is held across a fork, which lasts until the child execs:
 // a child blocked before exec (a hung working_dir, a slow cgroup) holds up
 // one spawner thread and that spawn alone, never the reaper, its watcher's
 // loop nor the other watchers; four such children at once make further

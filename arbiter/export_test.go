@@ -29,3 +29,14 @@ func HoldRegistration(f func(pid int)) (restore func()) {
 // and a write to the v2 cgroup's cgroup.procs in the child, as on a kernel
 // without clone3 or CLONE_INTO_CGROUP. Call it between New and Run.
 func SpawnWithoutClone3(a *Arbiter) { a.cg.noClone3 = true }
+
+// FailGuardian makes every guardian fail to start with err, until restore
+// is called. Tests using it must not be parallel.
+func FailGuardian(err error) (restore func()) {
+	guardianFail.Store(&err)
+	return func() { guardianFail.Store(nil) }
+}
+
+// Guarded reports whether a guardian runs and guards every live child of
+// a (an upgrade in place may go ahead). Call it once a has started.
+func Guarded(a *Arbiter) bool { return a.guarded() }

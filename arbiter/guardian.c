@@ -1,7 +1,10 @@
 // The guardian: a small process that outlives a SIGKILLed arbiter just long
-// enough to kill its cgroup tree, so that nothing the arbiter started (the
-// daemons its workers detach included) keeps running and holding the
-// sockets until the next arbiter sweeps the tree.
+// enough to kill what it started: each worker (and hook, and health.cmd
+// run) and its process group, and the arbiter's cgroup tree where it has
+// one, so that nothing the arbiter started (the daemons its workers detach
+// included, where there is a tree) keeps running and holding the sockets.
+// It replaces the parent-death signal, which an exec of the arbiter would
+// fire (guardian.go).
 //
 // It is a real fork (no CLONE_VM: it must survive the arbiter's memory),
 // started from here rather than exec'd because there is nothing to exec: a
@@ -21,7 +24,11 @@
 // in this process forks without CLONE_VM (Go's own forkExec and spawn.c
 // share the memory until exec, and the Go side holds syscall.ForkLock
 // across the marks for the architectures where Go's does not), so the marks
-// change nothing for anyone.
+// change nothing for anyone. The set of workers, a bit per possible pid
+// (512 KiB of address space), shares the mapping of the child's stack:
+// the parent fills in the workers it knows already (a replacement's), and
+// the child gets the pages that holds, and touches others only as
+// workers come.
 // Measured (BenchmarkGuardianStart, on this project's loaded 2-core VM):
 // without the marks the fork took 9 ms and left the guardian 2.9 MB of the
 // test binary's anonymous memory copy-on-write (266 MB beside a 256 MiB
@@ -34,22 +41,32 @@
 // to every process of a service reaches the arbiter, never its guardian. It leaves
 // the arbiter's session and process group (setsid), so that a signal or a
 // SIGKILL sent to the arbiter's group does not take the guardian with it.
-// It closes every fd but the read end of the arbiter's pipe, the tree's
-// cgroup.kill and directory, the directory holding the tree in each
-// hierarchy, and the fds holding the tree's locks; in particular the pipe's
+// It closes every fd but the read end of the arbiter's pipe and, where
+// there is a tree, the tree's cgroup.kill and directory, the directory
+// holding the tree in each hierarchy, and the fds holding the tree's locks; in particular the pipe's
 // write end, which it inherited, and the arbiter's stdout and stderr (a
 // parent waiting for the arbiter's output to close must not wait for the
 // guardian). The locks (flock, which belongs to the open file the fork
 // shares) prove to other arbiters that the tree has an owner: the guardian
 // keeps them until it exits, so that no sweep starts on the tree while it
-// still kills and removes it. Then it blocks in read():
+// still kills and removes it. Then it reads the pipe's records
+// (guardian.h), as they come, so that a child registering itself is never
+// held up for long:
 //
-//   - a RM_GUARD_STAND_DOWN byte: the arbiter shut down cleanly (having
-//     emptied and removed the tree itself); the guardian exits 0;
+//   - RM_GUARD_ADD and RM_GUARD_REMOVE keep its set of workers;
+//   - RM_GUARD_STAND_DOWN: the arbiter shut down cleanly (having stopped
+//     its workers, emptied and removed the tree itself); the guardian
+//     exits 0;
 //   - end of file without it: every holder of the write end is gone, which
-//     is the arbiter dying; the guardian kills the tree, removes its
-//     directories once it is empty (waiting at most five seconds; what is
-//     left, the next arbiter's sweep removes), and exits 1.
+//     is the arbiter dying (its spawns' children hold a copy only until
+//     they have registered); the guardian sends SIGKILL to the process
+//     group of each worker in its set and to the worker, kills the tree,
+//     removes its directories once it is empty (waiting at most five
+//     seconds; what is left, the next arbiter's sweep removes), and exits
+//     1. A worker that died just before the arbiter was not removed from
+//     the set, and init may have reaped it since: its pid is killed all
+//     the same, which in that moment would take a new process of the same
+//     pid only if the pids had wrapped around in between.
 
 #define _GNU_SOURCE
 // The child may call nothing it has not called in the parent (see above):
@@ -75,215 +92,6 @@
 
 #define RM_GUARD_STACK (128 * 1024)
 
-// The kernel's getdents64 record; glibc's struct dirent64 matches it, but
-// saying so here keeps the child away from <dirent.h>'s functions.
-struct rm_dirent {
-	uint64_t ino;
-	int64_t off;
-	unsigned short reclen;
-	unsigned char type;
-	char name[];
-};
-
-// d_type values (<dirent.h>'s DT_UNKNOWN and DT_DIR).
-enum { RM_DT_UNKNOWN = 0, RM_DT_DIR = 4 };
-
-static void rm_sleep_ms(long ms) {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
-}
-
-static int rm_streq(const char *a, const char *b) {
-	while (*a && *a == *b)
-		a++, b++;
-	return *a == *b;
-}
-
-// rm_write_at writes the literal val to the file name in dirfd.
-#define rm_write_at(dirfd, name, val) rm_write_n(dirfd, name, val, sizeof val - 1)
-
-static int rm_write_n(int dirfd, const char *name, const char *val, int len) {
-	int fd = syscall(SYS_openat, dirfd, name, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int ok = syscall(SYS_write, fd, val, len) == len;
-	syscall(SYS_close, fd);
-	return ok ? 0 : -1;
-}
-
-// rm_file_has reports whether the first 511 bytes of name contain needle.
-static int rm_file_has(int dirfd, const char *name, const char *needle) {
-	char buf[512];
-	int fd = syscall(SYS_openat, dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-	syscall(SYS_close, fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	for (char *p = buf; *p; p++) {
-		const char *a = p, *b = needle;
-		while (*b && *a == *b)
-			a++, b++;
-		if (!*b)
-			return 1;
-	}
-	return 0;
-}
-
-// rm_kill_procs sends sig (SIGKILL, or 0 to count) to every pid the
-// cgroup.procs file of the cgroup at dirfd lists, and returns how many it
-// listed.
-static int rm_kill_procs(int dirfd, long self, int sig) {
-	int fd = syscall(SYS_openat, dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	char buf[512];
-	long pid = 0;
-	int n = 0;
-	for (;;) {
-		long r = syscall(SYS_read, fd, buf, sizeof buf);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		for (long i = 0; i < r; i++) {
-			if (buf[i] >= '0' && buf[i] <= '9') {
-				pid = pid * 10 + (buf[i] - '0');
-				continue;
-			}
-			if (pid > 0 && pid != self) {
-				if (sig)
-					syscall(SYS_kill, pid, sig);
-				n++;
-			}
-			pid = 0;
-		}
-	}
-	if (pid > 0 && pid != self) {
-		if (sig)
-			syscall(SYS_kill, pid, sig);
-		n++;
-	}
-	syscall(SYS_close, fd);
-	return n;
-}
-
-// rm_kill_tree sends sig (SIGKILL, or 0 to count) to every process in the
-// cgroup at dirfd and in those below it, and returns how many there were.
-static int rm_kill_tree(int dirfd, long self, int sig, int depth) {
-	int n = rm_kill_procs(dirfd, self, sig);
-	// The tree is three levels deep (tree, watcher, worker); a bound
-	// keeps the stack bounded whatever a worker made below.
-	if (depth >= 16)
-		return n;
-	// A fresh open, so that each walk reads the directory from its start.
-	int fd = syscall(SYS_openat, dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return n;
-	char buf[2048] __attribute__((aligned(8)));
-	for (;;) {
-		long r = syscall(SYS_getdents64, fd, buf, sizeof buf);
-		if (r <= 0)
-			break;
-		for (long off = 0; off < r;) {
-			struct rm_dirent *d = (struct rm_dirent *)(buf + off);
-			off += d->reclen;
-			if (d->type != RM_DT_DIR && d->type != RM_DT_UNKNOWN)
-				continue;
-			if (rm_streq(d->name, ".") || rm_streq(d->name, ".."))
-				continue;
-			int sub = syscall(SYS_openat, fd, d->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (sub < 0)
-				continue;
-			n += rm_kill_tree(sub, self, sig, depth + 1);
-			syscall(SYS_close, sub);
-		}
-	}
-	syscall(SYS_close, fd);
-	return n;
-}
-
-// rm_guard_kill empties the tree: at once with cgroup.kill; otherwise
-// frozen (where a freezer is), so that nothing forks between the listing
-// and the kill, then thawed, since killed tasks die only once thawed; then
-// SIGKILL to what is listed until nothing is, for about two seconds.
-static void rm_guard_kill(const struct rm_guard *g) {
-	if (g->method == RM_GUARD_V2_KILL && syscall(SYS_write, g->killfd, "1", 1) == 1)
-		return;
-	long self = syscall(SYS_getpid);
-	int frozen = 0;
-	if (g->method == RM_GUARD_V1_FREEZE && rm_write_at(g->dirfd, "freezer.state", "FROZEN") == 0) {
-		for (int i = 0; i < 1000 && !rm_file_has(g->dirfd, "freezer.state", "FROZEN"); i++)
-			rm_sleep_ms(1);
-		frozen = 1;
-	} else if (g->method != RM_GUARD_LOOP && g->method != RM_GUARD_V1_FREEZE &&
-		   rm_write_at(g->dirfd, "cgroup.freeze", "1") == 0) {
-		for (int i = 0; i < 1000 && !rm_file_has(g->dirfd, "cgroup.events", "frozen 1"); i++)
-			rm_sleep_ms(1);
-		frozen = 2;
-	}
-	if (frozen) {
-		rm_kill_tree(g->dirfd, self, SIGKILL, 0);
-		if (frozen == 1)
-			rm_write_at(g->dirfd, "freezer.state", "THAWED");
-		else
-			rm_write_at(g->dirfd, "cgroup.freeze", "0");
-	}
-	for (int i = 0; i < 2000 && rm_kill_tree(g->dirfd, self, SIGKILL, 0) > 0; i++)
-		rm_sleep_ms(1);
-}
-
-// rm_rmdir_tree removes the cgroup name in parent and those below it,
-// deepest first, and reports whether name is gone. A cgroup is removed only
-// once empty: one that is not yet fails with EBUSY.
-static int rm_rmdir_tree(int parent, const char *name, int depth) {
-	int fd = syscall(SYS_openat, parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0 && depth < 16) {
-		char buf[2048] __attribute__((aligned(8)));
-		long r;
-		// Entries removed while listing may move others under the
-		// offset: list again while a pass removed something.
-		for (int removed = 1, pass = 0; removed && pass < 8; pass++) {
-			removed = 0;
-			syscall(SYS_lseek, fd, 0, SEEK_SET);
-			while ((r = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
-				for (long off = 0; off < r;) {
-					struct rm_dirent *d = (struct rm_dirent *)(buf + off);
-					off += d->reclen;
-					if ((d->type != RM_DT_DIR && d->type != RM_DT_UNKNOWN) || rm_streq(d->name, ".") ||
-					    rm_streq(d->name, ".."))
-						continue;
-					removed |= rm_rmdir_tree(fd, d->name, depth + 1);
-				}
-			}
-		}
-	}
-	if (fd >= 0)
-		syscall(SYS_close, fd);
-	return syscall(SYS_unlinkat, parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT;
-}
-
-// rm_guard_remove removes the tree's directories, as the arbiter's shutdown
-// would have. The tree empties moments after the kill: its processes may
-// be gone from cgroup.procs and still count as there for rmdir while they
-// finish exiting; so it tries again every 10 ms, for at most five seconds.
-static void rm_guard_remove(const struct rm_guard *g) {
-	int gone[RM_GUARD_MAX_DIRS] = {0};
-	for (int try = 0; try < 500; try++) {
-		int left = 0;
-		for (int i = 0; i < g->nrm && i < RM_GUARD_MAX_DIRS; i++) {
-			if (!gone[i])
-				gone[i] = rm_rmdir_tree(g->rmfd[i], g->rmname[i], 0);
-			left += !gone[i];
-		}
-		if (!left)
-			return;
-		rm_sleep_ms(10);
-	}
-}
-
 // rm_close_others closes every fd but the n in keep (which it sorts).
 static void rm_close_others(int *keep, int n) {
 	for (int i = 0; i < n; i++)
@@ -305,6 +113,58 @@ static void rm_close_others(int *keep, int n) {
 		}
 		if (i < n)
 			lo = hi + 1;
+	}
+}
+
+// rm_guard_read applies the arbiter's records (guardian.h) to the set of
+// workers until end of file, and returns then; it exits on a stand-down.
+static void rm_guard_read(const struct rm_guard *g) {
+	struct rm_guard_rec recs[512];
+	char *buf = (char *)recs;
+	long have = 0;
+	for (;;) {
+		long n = syscall(SYS_read, g->rfd, buf + have, sizeof recs - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			// Not seen on a pipe. Killing the workers of an arbiter
+			// that may well be alive would be the worse mistake.
+			syscall(SYS_exit_group, 2);
+		if (n == 0)
+			return;
+		have += n;
+		long i = 0;
+		for (; i + (long)sizeof recs[0] <= have; i += sizeof recs[0]) {
+			const struct rm_guard_rec *r = (const struct rm_guard_rec *)(buf + i);
+			if (r->op == RM_GUARD_STAND_DOWN)
+				syscall(SYS_exit_group, 0);
+			if (r->pid <= 0 || r->pid >= RM_GUARD_PID_LIMIT)
+				continue;
+			uint64_t bit = 1ULL << (r->pid % 64);
+			if (r->op == RM_GUARD_ADD)
+				g->bits[r->pid / 64] |= bit;
+			else if (r->op == RM_GUARD_REMOVE)
+				g->bits[r->pid / 64] &= ~bit;
+		}
+		// Writes are whole records, but a read need not end on one.
+		for (long j = 0; i + j < have; j++)
+			buf[j] = buf[i + j];
+		have -= i;
+	}
+}
+
+// rm_guard_kill_pids sends SIGKILL to the process group of every worker
+// in bits, and to the worker itself (which may have left its group).
+static void rm_guard_kill_pids(const uint64_t *bits) {
+	for (long w = 0; w < RM_GUARD_PID_LIMIT / 64; w++) {
+		uint64_t b = bits[w];
+		for (int i = 0; b != 0 && i < 64; i++) {
+			if (!(b & (1ULL << i)))
+				continue;
+			long pid = w * 64 + i;
+			syscall(SYS_kill, -pid, SIGKILL);
+			syscall(SYS_kill, pid, SIGKILL);
+		}
 	}
 }
 
@@ -334,21 +194,12 @@ static int rm_guard_child(void *arg) {
 	// For ps and top: it is not the arbiter.
 	syscall(SYS_prctl, PR_SET_NAME, "arbiter-guard", 0, 0, 0);
 
-	for (;;) {
-		char b;
-		long n = syscall(SYS_read, g->rfd, &b, 1);
-		if (n == 1 && b == RM_GUARD_STAND_DOWN)
-			syscall(SYS_exit_group, 0);
-		if (n == 1 || (n < 0 && errno == EINTR))
-			continue;
-		if (n < 0)
-			// Not seen on a pipe. Killing the workers of an arbiter
-			// that may well be alive would be the worse mistake.
-			syscall(SYS_exit_group, 2);
-		break;
+	rm_guard_read(g);
+	rm_guard_kill_pids(g->bits);
+	if (g->dirfd >= 0) {
+		rm_guard_kill(g);
+		rm_guard_remove(g);
 	}
-	rm_guard_kill(g);
-	rm_guard_remove(g);
 	syscall(SYS_exit_group, 1);
 	return 1;
 }
@@ -441,20 +292,31 @@ int rm_guard_start(struct rm_guard *g) {
 	sigaction(SIGCHLD, NULL, &sa);
 	syscall(SYS_getpid);
 
-	char *stack = mmap(NULL, RM_GUARD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED) {
+	// One mapping holds the child's set of workers, a bit per possible
+	// pid (512 KiB of address space, of which only the pages holding
+	// workers' bits are ever touched), then its stack: the set is
+	// filled here, and the child gets a copy of what was touched.
+	const size_t bitmap = RM_GUARD_PID_LIMIT / 8;
+	char *map = mmap(NULL, bitmap + RM_GUARD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (map == MAP_FAILED) {
 		g->err = errno;
 		return -1;
 	}
+	char *stack = map + bitmap;
+	g->bits = (uint64_t *)map;
+	for (int i = 0; i < g->npids; i++)
+		if (g->pids[i] > 0 && g->pids[i] < RM_GUARD_PID_LIMIT)
+			g->bits[g->pids[i] / 64] |= 1ULL << (g->pids[i] % 64);
 	// The child's copy of its arguments lives at the top of its stack:
 	// g itself is in memory the child does not get.
 	struct rm_guard *arg = (struct rm_guard *)(stack + RM_GUARD_STACK - 64 - sizeof *g);
 	*arg = *g;
+	arg->pids = NULL;
 
 	int max = 4096;
 	struct rm_range *rs = malloc(max * sizeof *rs);
 	int local;
-	uintptr_t keep[3] = {(uintptr_t)stack, (uintptr_t)&local, (uintptr_t)&errno};
+	uintptr_t keep[3] = {(uintptr_t)map, (uintptr_t)&local, (uintptr_t)&errno};
 	int n = rs != NULL ? rm_mark(rs, max, keep) : 0;
 
 	sigset_t all, old;
@@ -468,6 +330,7 @@ int rm_guard_start(struct rm_guard *g) {
 	for (int i = 0; i < n; i++)
 		madvise((void *)rs[i].lo, rs[i].hi - rs[i].lo, MADV_DOFORK);
 	free(rs);
-	munmap(stack, RM_GUARD_STACK);
+	munmap(map, bitmap + RM_GUARD_STACK);
+	g->bits = NULL;
 	return pid;
 }

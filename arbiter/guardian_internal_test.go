@@ -1,7 +1,6 @@
 package arbiter
 
 import (
-	"log/slog"
 	"os"
 	"os/exec"
 	"path"
@@ -110,7 +109,7 @@ func TestGuardianKillsTree(t *testing.T) {
 				}
 			}
 			procs := []*exec.Cmd{sleeper(t, tree, "w", false), sleeper(t, tree, "w/wid1-1", false), sleeper(t, tree, "w", true)}
-			g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), tree.LockFDs(), tt.method)
+			g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), tree.LockFDs(), tt.method, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -224,7 +223,7 @@ func TestGuardianStandsDown(t *testing.T) {
 			}
 			p := sleeper(t, tree, "w", false)
 			start := func() *guardianProc {
-				g, err := forkGuardian(tree)
+				g, err := forkGuardian(tree, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -279,7 +278,7 @@ func BenchmarkGuardianStart(b *testing.B) {
 			var rss, anon float64
 			n := 0
 			for b.Loop() {
-				g, err := forkGuardian(tree)
+				g, err := forkGuardian(tree, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -315,22 +314,6 @@ func BenchmarkGuardianStart(b *testing.B) {
 	}
 }
 
-// Without a cgroup tree there is no guardian, and the arbiter says once
-// what that leaves unguarded, and why.
-func TestGuardianNoneWithoutCgroups(t *testing.T) {
-	t.Parallel()
-	var buf syncBuf
-	a := &Arbiter{log: slog.New(slog.NewTextHandler(&buf, nil))}
-	a.cg.info.Reason = "no writable cgroup hierarchy (v2 /sys/fs/cgroup: mounted read-only)"
-	a.startGuardian()
-	a.stopGuardian()
-	want := `level=WARN msg="no guardian: descendants of workers (their children, the daemons they detach) can outlive a SIGKILLed arbiter: ` +
-		`the parent-death signal reaches the workers alone" reason="no cgroups: no writable cgroup hierarchy (v2 /sys/fs/cgroup: mounted read-only)"`
-	if log := buf.String(); strings.Count(log, "level=") != 1 || !strings.Contains(log, want) {
-		t.Errorf("log:\n%s\nwant the one line\n%s", log, want)
-	}
-}
-
 // A guardian holds the tree's locks in a fixed array: more than it has
 // room for is refused before anything is forked.
 func TestGuardianTooManyLocks(t *testing.T) {
@@ -339,7 +322,7 @@ func TestGuardianTooManyLocks(t *testing.T) {
 	for i := range locks {
 		locks[i] = tree.LockFDs()[0]
 	}
-	g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), locks, 0)
+	g, err := forkGuardianDir(tree.Tracker(), tree.Group("").Dir(tree.Tracker()), tree.Dirs(), locks, 0, nil)
 	if err == nil {
 		g.abandon()
 		reap(t, g.pid)

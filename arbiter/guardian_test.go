@@ -1,6 +1,7 @@
 package arbiter_test
 
 import (
+	"errors"
 	"regexp"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringmaster-dev/ringmaster/arbiter"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
@@ -27,13 +29,13 @@ func guardians(r *running) (pids []int, dir string) {
 	return pids, dir
 }
 
-// guarded returns r's first guardian, or skips the test on a host where
-// the arbiter starts none (its log says why).
+// guarded returns r's first guardian and the tree it guards, or skips the
+// test on a host where the arbiter has no tree (its log says why).
 func guarded(t *testing.T, r *running) (pid int, dir string) {
 	t.Helper()
 	pids, dir := guardians(r)
-	if len(pids) == 0 {
-		t.Skipf("no guardian on this host: %s", r.Cgroups().Reason)
+	if len(pids) == 0 || dir == "" {
+		t.Skipf("no guardian over a cgroup tree on this host: %s", r.Cgroups().Reason)
 	}
 	return pids[0], dir
 }
@@ -49,6 +51,9 @@ func TestGuardianPerArbiter(t *testing.T) {
 	gb, db := guarded(t, b)
 	if ga == gb || da == db {
 		t.Fatalf("two arbiters share a guardian: pids %d and %d, dirs %s and %s", ga, gb, da, db)
+	}
+	if !arbiter.Guarded(a.Arbiter) || !arbiter.Guarded(b.Arbiter) {
+		t.Errorf("Guarded = %v, %v with a guardian each, want true", arbiter.Guarded(a.Arbiter), arbiter.Guarded(b.Arbiter))
 	}
 	a.stop()
 	if !gone(ga) {
@@ -96,13 +101,29 @@ func TestGuardianReplaced(t *testing.T) {
 }
 
 // A watcher with cgroup = off is outside the tree the guardian kills: the
-// arbiter says so at start-up, naming it.
+// arbiter says so at start-up, naming it and what that leaves unguarded.
 func TestGuardianSaysWhatIsNotGuarded(t *testing.T) {
 	t.Parallel()
 	r := start(t, "[watcher:free]\ncmd = WORKER sleep\ncgroup = off\n\n[watcher:boxed]\ncmd = WORKER sleep\n")
 	guarded(t, r)
-	if log := r.log.String(); !strings.Contains(log, `not guarded, with cgroup = off: descendants of workers`) ||
+	if log := r.log.String(); !strings.Contains(log, `not guarded, with cgroup = off: what workers detach from their process group (daemons) can outlive a SIGKILLed arbiter`) ||
 		!strings.Contains(log, "watchers=[free]") {
 		t.Errorf("the log does not name the unguarded watcher:\n%s", log)
+	}
+}
+
+// An arbiter whose guardian cannot be started says so once, and why; its
+// workers get the parent-death signal instead, and it is not guarded (an
+// upgrade in place is refused).
+func TestGuardianNotStarted(t *testing.T) {
+	restore := arbiter.FailGuardian(errors.New("guardian: clone: resource temporarily unavailable"))
+	defer restore()
+	r := start(t, "[watcher:w]\ncmd = WORKER sleep\nnumprocesses = 2\n")
+	want := `level=WARN msg="no guardian: workers get the parent-death signal instead, which reaches them alone (not their children nor the daemons they detach) and which an upgrade in place would fire" err="guardian: clone: resource temporarily unavailable"`
+	if log := r.log.String(); strings.Count(log, "no guardian") != 1 || !strings.Contains(log, want) || strings.Contains(log, "guardian started") {
+		t.Errorf("log:\n%s\nwant the one line\n%s", log, want)
+	}
+	if arbiter.Guarded(r.Arbiter) {
+		t.Error("Guarded = true without a guardian")
 	}
 }

@@ -173,6 +173,9 @@ func (w *Watcher) queueHook(name string, then *hookDone, vars []string) bool {
 	vars = append([]string{"CIRCUS_HOOK=" + name, "CIRCUS_WATCHER=" + w.name}, vars...)
 	run := hookRun{name: name, ignore: h.IgnoreErrors, then: then}
 	run.cmd, run.err = newCommand(w.cfg, h.Command, vars, h.Timeout)
+	if run.cmd != nil {
+		run.cmd.guard = w.guard
+	}
 	if then != nil {
 		// The loop does not end while a result is owed to it, so the
 		// runner's send on hookc is always taken.

@@ -44,7 +44,7 @@ func (w *Watcher) spawnNow(wid int) bool {
 	if w.cg != nil {
 		cg.noClone3 = w.cg.root.noClone3 || w.cg.killed
 	}
-	cg.ticket = in.ticket
+	cg.ticket, cg.guard = in.ticket, w.guard
 	socks, out, l, base := w.socks, w.out, w.launch, w.cfg
 	w.launches.Go(func() {
 		p, err := l.launch(cfg, socks, wid, cg, w.exitc, out)

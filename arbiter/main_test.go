@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	if code, ok := arbiter.CgroupHandoverRole(); ok {
 		os.Exit(code)
 	}
+	if code, ok := arbiter.GuardRole(); ok {
+		os.Exit(code)
+	}
 	os.Exit(arbtest.Main(m, &worker))
 }
 

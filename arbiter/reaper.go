@@ -28,10 +28,11 @@ type exitStatus struct {
 //
 // It also owns the spawners: spawnThreads goroutines, each locked to its OS
 // thread for the reaper's whole life, through which every fork happens.
-// Linux ties PR_SET_PDEATHSIG to the thread that forked, and the Go runtime
-// destroys a thread when a goroutine locked to it exits; forking from
-// threads we own and never let die is what makes "workers die with the
-// arbiter" hold. There are several so that a child that blocks before
+// Workers die with the arbiter through its guardian (guardian.go); only a
+// child spawned while no guardian runs gets PR_SET_PDEATHSIG, which Linux
+// ties to the thread that forked, and the Go runtime destroys a thread
+// when a goroutine locked to it exits: forking from threads we own and
+// never let die keeps such children. There are several so that a child that blocks before
 // exec (its working_dir on a hung NFS mount, a slow cgroup migration),
 // which holds its spawner in the vfork until it execs, holds up only that
 // spawn (its watcher's loop goes on, and a stop kills it through
@@ -61,6 +62,7 @@ type reaper struct {
 	orphans  []chan<- exitStatus    // every running Arbiter's orphan sink
 	inflight map[*spawning]struct{} // spawns not yet registered
 	early    map[int]earlyExit      // reaped while spawns were in flight, not yet claimed
+	disowned map[int]*spawning      // children disowned (disown), while unreaped
 	stop     chan struct{}
 	done     chan struct{}
 	spawnc   chan spawnReq
@@ -82,6 +84,12 @@ type spawning struct {
 	// stores it before the child first runs, so a child that dies before
 	// its spawn returns can be recognized. nil when not known.
 	pidfd *int32
+	// The guardian the child was given, guarded by reaper.mu
+	// (guardlink.go): the link (nil: none to tell), its generation
+	// then, and whether the child got the parent-death signal instead.
+	guard    *guardLink
+	guardGen uint64
+	pdeath   bool
 }
 
 // earlyExit is an exit reaped before its child was registered: that of
@@ -117,6 +125,7 @@ func (r *reaper) acquire(orphans chan<- exitStatus, held bool) {
 	r.owners = make(map[int]*spawning)
 	r.inflight = make(map[*spawning]struct{})
 	r.early = make(map[int]earlyExit)
+	r.disowned = make(map[int]*spawning)
 	r.stop = make(chan struct{})
 	r.done = make(chan struct{})
 	r.spawnc = make(chan spawnReq)
@@ -265,6 +274,20 @@ func (r *reaper) reapOne() (st exitStatus, to chan<- exitStatus, orphans []chan<
 	if kind == spawnedExit || kind == ownedExit && sp != dropped {
 		_ = unix.Kill(-pid, unix.SIGKILL)
 	}
+	// While it is a zombie: its pid is not yet anyone else's.
+	switch kind {
+	case ownedExit:
+		r.unguardLocked(pid, sp, true)
+	case spawnedExit, uncertainExit:
+		for _, c := range candidates {
+			r.unguardLocked(pid, c, false)
+		}
+	default:
+		if d := r.disowned[pid]; d != nil {
+			r.unguardLocked(pid, d, true)
+			delete(r.disowned, pid)
+		}
+	}
 	for {
 		wpid, err := unix.Wait4(pid, &st.status, unix.WNOHANG, &st.rusage)
 		if err == unix.EINTR {
@@ -354,9 +377,13 @@ func peekExited() (int, error) {
 }
 
 // disown forgets who owns pid, so that its exit, when it comes, is
-// reported as an orphan's (a worker left running by rm --nostop).
+// reported as an orphan's (a worker left running by rm --nostop). Its
+// guardian keeps it, and is told when it exits.
 func (r *reaper) disown(pid int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if sp := r.owners[pid]; sp != nil && sp.guard != nil {
+		r.disowned[pid] = sp
+	}
 	delete(r.owners, pid)
 }

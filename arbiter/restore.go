@@ -80,6 +80,7 @@ func (a *Arbiter) restoreWatcher(cfg *config.Config, socks []*sockets.Socket, fi
 		return nil, err
 	}
 	w := newWatcher(cur, watcherSockets(cur, socks), a.log, a.pub, a.launch)
+	w.guard = a.glink
 	w.spec, w.specSocks = spec, watcherSockets(spec, socks)
 	w.out = out
 	w.kickQueues = a.kickQueues
@@ -159,6 +160,7 @@ func (a *Arbiter) adoptWorkers() {
 				delete(w.procs, pid)
 				continue
 			}
+			theReaper.guardWith(proc.spawn, pid, a.glink)
 			p.proc = proc
 		}
 	}

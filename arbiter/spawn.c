@@ -38,6 +38,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -46,8 +47,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "guardian.h"
 #include "spawn.h"
 
 // The architectures this file was written for: those Go runs Linux on with
@@ -228,8 +231,54 @@ static void rm_itoa(char *buf, long n) {
 	buf[j] = '\0';
 }
 
+// rm_register tells the guardian this child is a worker, by a record
+// with its own pid on the guardian's pipe (guardian.h). The write end is
+// non-blocking (the reaper must never wait on it), so a full pipe is
+// waited for here: the guardian reads promptly. A guardian that has died
+// (EPIPE) is no failure: the arbiter's replacement for it learns the
+// worker from the reaper. Signals are blocked: the SIGPIPE that write
+// raises is taken back, and never reaches the worker.
+static int rm_register(int fd) {
+	struct rm_guard_rec rec = {.op = RM_GUARD_ADD, .pid = (int32_t)syscall(SYS_getpid)};
+	for (;;) {
+		long n = syscall(SYS_write, fd, &rec, sizeof rec);
+		if (n == (long)sizeof rec)
+			return 0;
+		if (n >= 0) {
+			errno = EIO; // a pipe writes a record this small whole
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			syscall(SYS_ppoll, &p, 1, NULL, NULL, 0);
+			continue;
+		}
+		if (errno == EPIPE) {
+			sigset_t pipe;
+			sigemptyset(&pipe);
+			sigaddset(&pipe, SIGPIPE);
+			struct timespec now = {0};
+			syscall(SYS_rt_sigtimedwait, &pipe, NULL, &now, _NSIG / 8);
+			return 0;
+		}
+		return -1;
+	}
+}
+
 static int rm_child(void *arg) {
 	struct rm_spawn *s = arg;
+
+	// First of all, so that no worker exists that the guardian does not
+	// know, and closed at once: a child stuck further on (a hung
+	// working_dir) must not hold the pipe open, which would keep the
+	// guardian from seeing the arbiter's death.
+	if (s->guardfd >= 0) {
+		if (rm_register(s->guardfd) != 0)
+			return rm_fail(s, RM_STAGE_GUARD);
+		syscall(SYS_close, s->guardfd);
+	}
 
 	for (int sig = 1; sig < _NSIG; sig++) {
 		struct sigaction sa;
@@ -320,8 +369,8 @@ static int rm_child(void *arg) {
 		if (syscall(RM_SYS_SETUID, s->uid) != 0)
 			return rm_fail(s, RM_STAGE_SETUID);
 	}
-	// Set after the credentials, which clear it; honoured at once if the
-	// arbiter died meanwhile.
+	// Only without a guardian (spawn_cgo.go). Set after the credentials,
+	// which clear it; honoured at once if the arbiter died meanwhile.
 	if (s->pdeathsig > 0) {
 		if (syscall(SYS_prctl, PR_SET_PDEATHSIG, s->pdeathsig, 0, 0, 0) != 0)
 			return rm_fail(s, RM_STAGE_PDEATHSIG);

@@ -57,6 +57,9 @@ type spawnCgroups struct {
 	noClone3 bool
 	// ticket lets the watcher kill the child while its spawn is under way.
 	ticket *spawnTicket
+	// guard is the guardian the child registers with (not a cgroup, but
+	// prepared on the loop as these are).
+	guard *guardLink
 }
 
 // execLauncher starts real processes through the process-wide reaper.
@@ -120,7 +123,7 @@ func (execLauncher) launch(w *config.Watcher, socks []*sockets.Socket, wid int, 
 		rlimits:   w.Rlimits,
 	}
 	attr.uid, attr.gid, attr.groups, attr.setCreds = credentials(w)
-	attr.cgroups, attr.noClone3 = cg.joins, cg.noClone3
+	attr.cgroups, attr.noClone3, attr.guard = cg.joins, cg.noClone3, cg.guard
 	p, err := spawn(attr, exits, cg.ticket)
 	if pipes != nil {
 		if err != nil {

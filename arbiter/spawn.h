@@ -20,6 +20,7 @@ enum {
 	RM_STAGE_EXEC,
 	RM_STAGE_CGROUP,
 	RM_STAGE_CLONE_CGROUP, // clone3 refused the v2 cgroup (no child)
+	RM_STAGE_GUARD,        // the record to the guardian (guardian.h)
 };
 
 struct rm_rlimit {
@@ -49,6 +50,10 @@ struct rm_spawn {
 	uint32_t uid, gid;
 	int pdeathsig;
 	int ppid;
+	// The write end of the guardian's pipe (a descriptor of its own,
+	// close-on-exec), to which the child writes its own pid before
+	// anything else; -1: no guardian.
+	int guardfd;
 	// cgroup.procs files to write "0" to, except at cgroup_clone: the v2
 	// cgroup's directory, which the child is created in.
 	const int *cgroup_fds;

@@ -38,6 +38,7 @@ type spawnAttr struct {
 	groups    []uint32       // set when non-nil
 	cgroups   []cgroups.Join // joined first of all; the v2 one (Clone) at the clone
 	noClone3  bool           // tests: the fallback, clone() and cgroup.procs writes
+	guard     *guardLink     // the arbiter's guardian; nil, or none running: the parent-death signal
 
 	// Out: clone3 created the child in the v2 cgroup of cgroups, rather
 	// than the child moving itself there.
@@ -61,15 +62,18 @@ var stageNames = map[C.int]string{
 	C.RM_STAGE_CGROUP:    "join cgroup",
 	// Written with the cgroup's directory: the cgroup as clone3 got it.
 	C.RM_STAGE_CLONE_CGROUP: "clone3 into cgroup",
+	C.RM_STAGE_GUARD:        "register with the guardian",
 }
 
 // forkExec starts a worker in its own process group with attr applied, and
 // returns its pid and a pidfd for it. When the child was created but
 // failed before exec (it has then exited with status 127), pid is positive
-// and err says which step failed. It must run on a spawner thread: the
-// parent-death signal is tied to the thread that forks. sp, when not nil,
-// is the reaper's record of this spawn, told where the child's pidfd
-// appears while the fork is in flight.
+// and err says which step failed. The child registers itself with the
+// guardian of a.guard; only without one is it given the parent-death
+// signal, tied to the thread that forks: forkExec runs on a spawner
+// thread, which lives as long as the reaper. sp, when not nil, is the
+// reaper's record of this spawn, told where the child's pidfd appears
+// while the fork is in flight, and which guardian the child was given.
 func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 	var allocs []unsafe.Pointer
 	defer func() {
@@ -176,8 +180,15 @@ func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 	if a.noClone3 {
 		s.no_clone3 = 1
 	}
-	s.pdeathsig = C.int(syscall.SIGKILL)
-	s.ppid = C.int(os.Getpid())
+	// A descriptor of the spawn's own: the arbiter's may be closed under
+	// it, should the guardian die while the child is being made.
+	s.guardfd = C.int(theReaper.guardFD(sp, a.guard))
+	if s.guardfd >= 0 {
+		defer unix.Close(int(s.guardfd))
+	} else {
+		s.pdeathsig = C.int(syscall.SIGKILL)
+		s.ppid = C.int(os.Getpid())
+	}
 
 	// Not under syscall.ForkLock, as os/exec forks: the lock would be held
 	// until the child execs (CLONE_VFORK), so a child blocked before exec

@@ -102,7 +102,8 @@ func (r *reaper) spawner(reqs <-chan spawnReq, stop <-chan struct{}) {
 	runtime.LockOSThread()
 	// Unlock before returning so the runtime keeps the thread: a destroyed
 	// thread would fire the parent-death signal of every child it forked
-	// (workers left running by rm --nostop outlive the reaper).
+	// while no guardian ran (workers left running by rm --nostop outlive
+	// the reaper).
 	defer runtime.UnlockOSThread()
 	for {
 		select {
@@ -148,6 +149,7 @@ func (r *reaper) spawn(req spawnReq) {
 	default:
 		r.owners[pid] = dropped
 	}
+	r.guardSpawnedLocked(sp, pid, err == nil, died)
 	// An exit kept aside is an orphan's once none of the spawns it might
 	// have come from is in flight.
 	var strays []exitStatus

@@ -54,6 +54,7 @@ type Watcher struct {
 	pub    Publisher
 	launch launcher
 	out    *logs.Output // nil only in tests of the loop's logic
+	guard  *guardLink   // its arbiter's guardian, for its workers, hooks and checks
 
 	reqc  chan request
 	exitc chan exitStatus
