@@ -138,8 +138,8 @@ func run(ctx context.Context, n, watchers, rounds, clients int, timeout time.Dur
 		if err != nil {
 			return fmt.Errorf("round %d: %w", i+1, err)
 		}
-		fmt.Printf("round %d: every endpoint answering after %v; HTTP: %d answered, %d failed, slowest %v\n",
-			i+1, r.all.Round(10*time.Microsecond), r.requests, r.failed, r.slowest.Round(10*time.Microsecond))
+		fmt.Printf("round %d: every endpoint answering after %s (control %s, pubsub %s, console %s); HTTP: %d answered, %d failed, slowest %s\n",
+			i+1, ms(r.all), ms(r.each["control"]), ms(r.each["pubsub"]), ms(r.each["console"]), r.requests, r.failed, ms(r.slowest))
 		results = append(results, r)
 	}
 	after, err := workers(c.control)
