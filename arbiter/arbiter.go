@@ -258,10 +258,11 @@ func (a *Arbiter) Run(ctx context.Context) error {
 	}
 	if a.restored != nil {
 		a.startRestoredCgroups()
+		a.startGuardianFrom(a.restored.h.Guardian)
 	} else {
 		a.startCgroups()
+		a.startGuardian()
 	}
-	a.startGuardian()
 	if a.restored != nil {
 		a.adoptWorkers()
 		theReaper.unhold()

@@ -42,6 +42,8 @@ type Handover struct {
 	Sockets []sockets.State `json:"sockets"`
 	// Cgroups are the arbiter's cgroup tree and each watcher's cgroups.
 	Cgroups *cgroupState `json:"cgroups,omitempty"`
+	// Guardian is the guardian the new image adopts.
+	Guardian *guardState `json:"guardian,omitempty"`
 }
 
 // WatcherHandover is one watcher: its options, as the file gave them and
@@ -155,8 +157,14 @@ func (a *Arbiter) freeze(ctx context.Context) (h *Handover, thaw func(), busy st
 // handOut keeps every fd the next image needs across the exec, and calls
 // exec; if it returns (it failed), the fds are made close-on-exec again.
 func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
+	// A worker with the parent-death signal (spawned while no guardian
+	// ran) would die with the exec.
+	if !a.guarded() {
+		return errors.New("upgrade: no guardian guards every worker (see the log): the exec would kill them; try again once one runs")
+	}
 	var kept []int
 	var socks []*sockets.Socket
+	guardOut := false // the guardian's keeper has handed it over
 	outputBack, err := a.outputsOut(h)
 	if err != nil {
 		return err
@@ -172,10 +180,22 @@ func (a *Arbiter) handOut(h *Handover, exec func(*Handover) error) error {
 		if h.Cgroups != nil {
 			a.cgroupsBack()
 		}
+		if guardOut {
+			a.guardianBack()
+		}
 	}
 	if h.Cgroups, err = a.cgroupsOut(); err != nil {
 		back()
 		return fmt.Errorf("upgrade: %w", err)
+	}
+	if h.Guardian, err = a.guardianOut(); err != nil {
+		back() // guardianOut gave it back itself
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	guardOut = true
+	if h.Guardian == nil {
+		back()
+		return errors.New("upgrade: no guardian runs (its last died and the next waits for its pause); try again in a moment")
 	}
 	for _, s := range a.Sockets() {
 		st, err := s.Handover()

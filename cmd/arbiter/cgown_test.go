@@ -108,9 +108,10 @@ func TestCgroupOwnershipAcrossPidNamespaces(t *testing.T) {
 	if err := syscall.Kill(guard, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "A's guardian and worker to die", 10*time.Second, func() bool {
-		return testproc.DeadOrZombie(guard) && testproc.DeadOrZombie(worker)
-	})
+	// With its guardian dead too, nothing kills A's worker (it has no
+	// parent-death signal, which an upgrade in place would fire): it
+	// waits, with the daemon, for the next arbiter's sweep.
+	waitFor(t, "A's guardian to die", 10*time.Second, func() bool { return testproc.DeadOrZombie(guard) })
 	for _, d := range treesA {
 		if locked(t, d) {
 			t.Errorf("A's tree %s is still locked once A and its guardian are dead", d)
@@ -125,7 +126,9 @@ func TestCgroupOwnershipAcrossPidNamespaces(t *testing.T) {
 	writeINI(t, iniC, fmt.Sprintf("[watcher:c]\ncmd = WORKER describe %s\n", filepath.Join(dir, "c", "w.json")))
 	c := startArbiterIn(t, join, true, iniC)
 	waitFor(t, "C's worker", 20*time.Second, func() bool { return readPid(filepath.Join(dir, "c", "w.json")) > 0 })
-	waitFor(t, "the daemon in A's stale tree to be killed", 10*time.Second, func() bool { return testproc.DeadOrZombie(daemon) })
+	waitFor(t, "the worker and the daemon in A's stale tree to be killed", 10*time.Second, func() bool {
+		return testproc.DeadOrZombie(daemon) && testproc.DeadOrZombie(worker)
+	})
 	for _, d := range treesA {
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("A's stale tree %s is still there after C started", d)

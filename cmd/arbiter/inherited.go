@@ -194,6 +194,9 @@ func (in *inherited) taken(bus *pubsub.Bus, up *upgrader, log *slog.Logger) {
 	}
 	in.done()
 	closeUnclaimed(log)
+	// Everything handed over is adopted (close-on-exec) or closed: no fd
+	// of this process goes to a worker but those a spawn gives it.
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if in.failed != "" {
 		log.Error("upgrade failed; the old binary is back with every worker", "attempt", in.doc.Attempt, "reason", in.failed)
 		bus.Publish(pubsub.Event{Kind: pubsub.UpgradeFailed, Pid: os.Getpid(), Reason: in.failed})

@@ -36,6 +36,7 @@ import (
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/control"
 	"github.com/ringmaster-dev/ringmaster/control/commands"
+	"github.com/ringmaster-dev/ringmaster/internal/handover"
 	"github.com/ringmaster-dev/ringmaster/logs"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 	"github.com/ringmaster-dev/ringmaster/pubsub/zmqpub"
@@ -48,8 +49,12 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	// Whatever fds our own parent leaked to us must not leak on into every
-	// worker.
-	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	// worker. An image started by an upgrade in place does it once it has
+	// taken what it was handed (inherited.taken): until then a way back to
+	// the old binary needs every fd it was handed, adopted or not.
+	if _, upgraded := os.LookupEnv(handover.EnvState); !upgraded {
+		_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	}
 
 	f, code := parseFlags(args, stdout, stderr)
 	if code >= 0 {
