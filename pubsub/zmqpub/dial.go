@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-zeromq/zmq4"
 )
@@ -12,7 +15,9 @@ import (
 // or Circus's. It is what circusctl listen and top use. A Client is not safe
 // for concurrent use.
 type Client struct {
-	sock zmq4.Socket
+	sock   zmq4.Socket
+	ctx    context.Context
+	closed atomic.Bool
 }
 
 // Dial connects a SUB socket to endpoint (tcp:// or ipc://) and subscribes
@@ -34,13 +39,25 @@ func Dial(ctx context.Context, endpoint string, topics ...string) (*Client, erro
 			return nil, fmt.Errorf("subscribe to %s topic %q: %w", endpoint, t, err)
 		}
 	}
-	return &Client{sock: sock}, nil
+	return &Client{sock: sock, ctx: ctx}, nil
 }
 
 // Recv returns the next message's topic and body. It blocks until one
-// arrives or the Dial context is done.
+// arrives or the Dial context is done, across the end of the publisher's
+// connection: an arbiter restarted, or upgraded in place, whose events
+// come again once the socket has dialled and subscribed anew.
 func (c *Client) Recv() (topic string, body []byte, err error) {
 	msg, err := c.sock.Recv()
+	for errors.Is(err, io.EOF) && c.ctx.Err() == nil && !c.closed.Load() {
+		// zmq4 reports the connection that ended, once, and dials again
+		// by itself; a short pause keeps a publisher that keeps closing
+		// from making this a busy loop.
+		select {
+		case <-c.ctx.Done():
+		case <-time.After(reconnectPause):
+		}
+		msg, err = c.sock.Recv()
+	}
 	if err != nil {
 		return "", nil, err
 	}
@@ -54,4 +71,10 @@ func (c *Client) Recv() (topic string, body []byte, err error) {
 }
 
 // Close disconnects.
-func (c *Client) Close() error { return c.sock.Close() }
+func (c *Client) Close() error {
+	c.closed.Store(true)
+	return c.sock.Close()
+}
+
+// reconnectPause is Recv's pause after the publisher's connection ended.
+const reconnectPause = 10 * time.Millisecond
