@@ -185,6 +185,10 @@ func openEndpoints(cfg *config.Config, log *slog.Logger, in *inherited) (*endpoi
 	if e.bus, e.relay, err = startEvents(cfg, e.late, log, in.subscribers()); err != nil {
 		return nil, err
 	}
+	if in != nil {
+		// The events go on from the old image's last number.
+		e.bus.Continue(in.doc.Seq)
+	}
 	if e.stats, err = listenStats(cfg, e.late, log); err == nil {
 		if e.ctl, err = listenControl(cfg, e.late, log); err == nil {
 			if e.web, err = listenWeb(cfg); err == nil {
