@@ -135,6 +135,7 @@ type arbiterProc struct {
 var (
 	upgradedLine = regexp.MustCompile(`msg="?upgraded\b`)
 	failedLine   = regexp.MustCompile(`msg="upgrade failed\b`)
+	tookField    = regexp.MustCompile(`\btook=(\S+)`)
 )
 
 // start runs bin on ini and waits until every watcher has started.
@@ -205,6 +206,22 @@ func (a *arbiterProc) readLog(pr *os.File) {
 			close(a.started)
 		}
 	}
+}
+
+// took is what the last "upgraded" line says the hand-over took, from the
+// request to the new image running (took=...), 0 if it does not say.
+func (a *arbiterProc) took() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.upgrades) == 0 {
+		return 0
+	}
+	m := tookField.FindStringSubmatch(a.upgrades[len(a.upgrades)-1])
+	if m == nil {
+		return 0
+	}
+	d, _ := time.ParseDuration(m[1])
+	return d
 }
 
 // logged returns how many "upgraded" and "upgrade failed" lines the

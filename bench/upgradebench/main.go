@@ -79,6 +79,7 @@ type result struct {
 	failed   int64                    // HTTP requests failed during the round
 	slowest  time.Duration            // the slowest HTTP request of the round
 	requests int64                    // HTTP requests answered during the round
+	took     time.Duration            // what the new image logged the hand-over took
 }
 
 func run(ctx context.Context, n, watchers, rounds, clients int, timeout time.Duration) (err error) {
@@ -138,8 +139,8 @@ func run(ctx context.Context, n, watchers, rounds, clients int, timeout time.Dur
 		if err != nil {
 			return fmt.Errorf("round %d: %w", i+1, err)
 		}
-		fmt.Printf("round %d: every endpoint answering after %s (control %s, pubsub %s, console %s); HTTP: %d answered, %d failed, slowest %s\n",
-			i+1, ms(r.all), ms(r.each["control"]), ms(r.each["pubsub"]), ms(r.each["console"]), r.requests, r.failed, ms(r.slowest))
+		fmt.Printf("round %d: every endpoint answering after %s (control %s, pubsub %s, console %s; the arbiter's took= %s); HTTP: %d answered, %d failed, slowest %s\n",
+			i+1, ms(r.all), ms(r.each["control"]), ms(r.each["pubsub"]), ms(r.each["console"]), ms(r.took), r.requests, r.failed, ms(r.slowest))
 		results = append(results, r)
 	}
 	after, err := workers(c.control)
@@ -205,6 +206,7 @@ func round(a *arbiterProc, bin, src string, ps []probe, l *load, timeout time.Du
 	if u, _, _ := a.logged(); u == ups {
 		return r, errors.New(`the new image answers but never logged "upgraded"`)
 	}
+	r.took = a.took()
 	return r, nil
 }
 

@@ -48,6 +48,12 @@ func report(n, watchers, clients int, results []result, floors map[string][]time
 		answered += r.requests
 		slowest = max(slowest, r.slowest)
 	}
+	var took []time.Duration
+	for _, r := range results {
+		took = append(took, r.took)
+	}
+	tmed, tworst := medWorst(took)
+	fmt.Fprintf(tw, "the arbiter's own took=\t%s\t%s\t\t\t\n", ms(tmed), ms(tworst))
 	med, worst := medWorst(all)
 	fmt.Fprintf(tw, "every endpoint answers\t%s\t%s\t\t\t\n", ms(med), ms(worst))
 	tw.Flush()
