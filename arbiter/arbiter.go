@@ -176,16 +176,25 @@ func (a *Arbiter) newWatchers(cfg *config.Config, socks []*sockets.Socket, keep 
 			}
 			return nil, err
 		}
-		w := newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch)
-		w.out = out
-		w.kickQueues = a.kickQueues
-		w.criticalc = a.criticalc
-		w.guard = a.glink
+		w := a.arbiterWatcher(wc, socks, out)
 		a.attachCgroup(w)
 		ws, fresh = append(ws, w), append(fresh, w)
 	}
 	sortWatchers(ws)
 	return ws, nil
+}
+
+// arbiterWatcher is a new watcher of this arbiter, for New, Add and
+// Restore alike: wired to its sampler, its critical channel and its
+// guardian (a worker spawned without the guardian would get the
+// parent-death signal, and die at an upgrade's exec).
+func (a *Arbiter) arbiterWatcher(wc *config.Watcher, socks []*sockets.Socket, out *logs.Output) *Watcher {
+	w := newWatcher(wc, watcherSockets(wc, socks), a.log, a.pub, a.launch)
+	w.out = out
+	w.kickQueues = a.kickQueues
+	w.criticalc = a.criticalc
+	w.guard = a.glink
+	return w
 }
 
 // sortWatchers puts ws in start order: priority descending, stable.

@@ -45,10 +45,8 @@ func Restore(cfg *config.Config, socks []*sockets.Socket, h *Handover, opts Opti
 		}
 		ws = append(ws, w)
 	}
-	// Only once nothing can fail: until then the way back (the old
-	// binary, with the same document) needs the pipes as they were.
 	for i, w := range ws {
-		w.adoptOutput(h.Watchers[i].Output)
+		w.outputIn = h.Watchers[i].Output
 	}
 	sortWatchers(ws)
 	a.restored = &restoredState{h: h}
@@ -79,12 +77,8 @@ func (a *Arbiter) restoreWatcher(cfg *config.Config, socks []*sockets.Socket, fi
 	if err != nil {
 		return nil, err
 	}
-	w := newWatcher(cur, watcherSockets(cur, socks), a.log, a.pub, a.launch)
-	w.guard = a.glink
+	w := a.arbiterWatcher(cur, socks, out)
 	w.spec, w.specSocks = spec, watcherSockets(spec, socks)
-	w.out = out
-	w.kickQueues = a.kickQueues
-	w.criticalc = a.criticalc
 	w.runtime = wh.Runtime
 	w.restoreState(wh)
 	return w, nil
@@ -166,11 +160,20 @@ func (a *Arbiter) adoptWorkers() {
 	}
 }
 
-// resume is the first step of a restored watcher's loop: what ran beside
-// the loop in the old image (health checks, notify readers) runs again,
-// and the timer is set for whatever the loop waits for.
+// resume is the first step of a restored watcher's loop: its workers'
+// output is read on, what ran beside the loop in the old image (health
+// checks, notify readers) runs again, and the timer is set for whatever
+// the loop waits for.
 func (w *Watcher) resume() {
 	w.resumed = false
+	// First, before the loop can spawn (a new worker's output would make
+	// the kept output unrestorable), and here rather than before Run:
+	// the pipes hold what the workers write meanwhile, and the endpoints
+	// need not wait (2,000 pipes take tens of milliseconds). Not before
+	// the hand-over is taken: until then the way back (the old binary,
+	// with the same document) needs the pipes as they were.
+	w.adoptOutput(w.outputIn)
+	w.outputIn = nil
 	for _, n := range w.notifyFDs {
 		p := w.procs[n.pid]
 		if n.fd < 0 {

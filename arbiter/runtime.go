@@ -74,10 +74,7 @@ func (a *Arbiter) Add(ctx context.Context, cfg *config.Watcher, start bool) (*Wa
 		if err != nil {
 			return err
 		}
-		w = newWatcher(cfg, watcherSockets(cfg, old.sockets), a.log, a.pub, a.launch)
-		w.out = out
-		w.kickQueues = a.kickQueues
-		w.criticalc = a.criticalc
+		w = a.arbiterWatcher(cfg, old.sockets, out)
 		a.attachCgroup(w)
 		w.runtime = true
 		ws := append(slices.Clone(old.watchers), w)

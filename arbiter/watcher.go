@@ -148,6 +148,9 @@ type Watcher struct {
 	// notify sockets, until then.
 	resumed   bool
 	notifyFDs []adoptedNotify
+	// outputIn is its workers' output as handed over, until the loop's
+	// resume reads on from it.
+	outputIn *OutputHandover
 
 	// criticalc is the arbiter's, where a critical watcher that gives up
 	// says so (critical.go); nil in tests of the loop.
