@@ -218,7 +218,7 @@ func (r *upgradeRig) killAndReplace(t *testing.T, b preUpgrade) (killed, fresh i
 	t.Helper()
 	killed = b.pids["extra"][0]
 	if err := syscall.Kill(killed, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+		t.Fatalf("SIGKILL worker %d of extra: %v (it did not outlive the upgrade)", killed, err)
 	}
 	waitFor(t, "the killed worker replaced", 20*time.Second, func() bool {
 		ps := r.pids(t, "extra")
