@@ -39,7 +39,7 @@ func (l Level) String() string {
 var readOnly = map[string]bool{
 	"dstats": true, "get": true, "globaloptions": true, "list": true, "listsockets": true,
 	"numprocesses": true, "numwatchers": true, "options": true, "stats": true, "status": true,
-	"tail": true, "logs": true,
+	"tail": true, "logs": true, "upgradestatus": true,
 }
 
 // ReadOnly reports whether command (matched without regard to case, as

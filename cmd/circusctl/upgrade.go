@@ -49,7 +49,7 @@ func upgrade(ctx context.Context, g globals, e environ, a *parsed) error {
 		}
 		props["binary"] = abs
 	}
-	started, err := upgradeCall(ctx, g, endpoint, props)
+	started, err := upgradeCall(ctx, g, endpoint, "upgrade", props)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func upgrade(ctx context.Context, g globals, e environ, a *parsed) error {
 		}
 		// A new connection each time: the exec dropped the old one, and
 		// a query sent before it would never be answered.
-		last, err := upgradeCall(ctx, g, endpoint, map[string]any{"query": true})
+		last, err := upgradeCall(ctx, g, endpoint, "upgradestatus", nil)
 		if err != nil || last.Attempt < started.Attempt {
 			continue
 		}
@@ -76,14 +76,15 @@ func upgrade(ctx context.Context, g globals, e environ, a *parsed) error {
 	}
 }
 
-// upgradeCall sends one upgrade request on a connection of its own.
-func upgradeCall(ctx context.Context, g globals, endpoint string, props map[string]any) (*upgradeReply, error) {
+// upgradeCall sends one upgrade or upgradestatus request on a connection
+// of its own.
+func upgradeCall(ctx context.Context, g globals, endpoint, command string, props map[string]any) (*upgradeReply, error) {
 	cl, err := control.Dial(endpoint, g.timeout)
 	if err != nil {
 		return nil, fmt.Errorf("%w (endpoint %s)", err, endpoint)
 	}
 	defer cl.Close()
-	raw, err := pollCall(ctx, g, cl, endpoint, "upgrade", props)
+	raw, err := pollCall(ctx, g, cl, endpoint, command, props)
 	if err != nil {
 		return nil, err
 	}

@@ -37,12 +37,12 @@ FOO = bar
 `
 
 // The table knows exactly Circus 0.19's commands (§2.4), and Ringmaster's
-// logs and upgrade.
+// logs, upgrade and upgradestatus.
 func TestNames(t *testing.T) {
 	t.Parallel()
 	want := []string{"add", "decr", "dstats", "get", "globaloptions", "incr", "ipython", "kill", "list", "listen",
 		"listsockets", "logs", "numprocesses", "numwatchers", "options", "quit", "reload", "reloadconfig", "restart", "rm",
-		"set", "signal", "start", "stats", "status", "stop", "tail", "upgrade"}
+		"set", "signal", "start", "stats", "status", "stop", "tail", "upgrade", "upgradestatus"}
 	got := commands.Names()
 	slices.Sort(got)
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -202,6 +202,7 @@ func init() {
 		"stop":          cmdStop,
 		"tail":          cmdTail,
 		"upgrade":       cmdUpgrade,
+		"upgradestatus": cmdUpgradeStatus,
 	}
 }
 

@@ -20,19 +20,12 @@ type Upgrader interface {
 }
 
 // cmdUpgrade is Ringmaster's upgrade: {"binary": PATH} (optional) starts an
-// upgrade in place; {"query": true} reports the last one. A client waits
-// for an upgrade by querying, on a new connection, until the attempt it
-// was given is reported: the exec drops every connection.
+// upgrade in place. A client waits for it by asking upgradestatus, on a
+// new connection, until the attempt it was given is reported: the exec
+// drops every connection.
 func cmdUpgrade(t *Table, req control.Request) (job, *control.Error) {
 	if t.opts.Upgrader == nil {
-		return job{}, control.Errorf(control.CommandError, "this arbiter cannot upgrade in place")
-	}
-	query, e := req.BoolOr("query", false)
-	if e != nil {
-		return job{}, e
-	}
-	if query {
-		return now(func(context.Context) control.Reply { return control.OK(t.opts.Upgrader.Last()...) })
+		return job{}, errNoUpgrade
 	}
 	binary, e := req.StringOr("binary", "")
 	if e != nil {
@@ -45,4 +38,18 @@ func cmdUpgrade(t *Table, req control.Request) (job, *control.Error) {
 		}
 		return control.OK(fields...)
 	})
+}
+
+// errNoUpgrade answers upgrade and upgradestatus on a Table without an
+// Upgrader.
+var errNoUpgrade = control.Errorf(control.CommandError, "this arbiter cannot upgrade in place")
+
+// cmdUpgradeStatus is Ringmaster's upgradestatus: the arbiter's pid and
+// version, and what its last upgrade came to. It changes nothing (read
+// rights suffice, and it is not audited), so that a client may poll it.
+func cmdUpgradeStatus(t *Table, req control.Request) (job, *control.Error) {
+	if t.opts.Upgrader == nil {
+		return job{}, errNoUpgrade
+	}
+	return now(func(context.Context) control.Reply { return control.OK(t.opts.Upgrader.Last()...) })
 }
