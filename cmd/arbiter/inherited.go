@@ -43,6 +43,16 @@ type inherited struct {
 	// long as a way back may need those fds open: a finalizer must not
 	// close them.
 	adopted []any
+	// phases are when this image reached each step of its start, since
+	// the old one was asked (the document's Since), for the debug log.
+	phases []any
+}
+
+// mark records that this image reached step (nil-safe).
+func (in *inherited) mark(step string) {
+	if in != nil {
+		in.phases = append(in.phases, step, time.Since(in.doc.Since).Round(10*time.Microsecond).String())
+	}
 }
 
 // envRebind, set on the way back when the listeners' fds were taken,
@@ -107,6 +117,7 @@ func inheritedState(stderr io.Writer) (*inherited, error) {
 	if err != nil {
 		return nil, in.goBack(err, stderr)
 	}
+	in.mark("document read")
 	return in, nil
 }
 
@@ -192,6 +203,8 @@ func (in *inherited) taken(bus *pubsub.Bus, up *upgrader, log *slog.Logger) {
 	if in == nil {
 		return
 	}
+	in.mark("taken")
+	log.Debug("upgrade: the new image's start, since the old one was asked", in.phases...)
 	in.done()
 	closeUnclaimed(log)
 	// Everything handed over is adopted (close-on-exec) or closed: no fd

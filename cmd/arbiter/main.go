@@ -234,12 +234,14 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	if err != nil {
 		return in.fail(err)
 	}
+	in.mark("endpoints")
 	defer ep.relay.Close()
 	a, err := newArbiter(cfg, arbiter.Options{Logger: log, Publisher: ep.bus, Reloads: svc}, in)
 	if err != nil {
 		ep.abort()
 		return in.fail(err)
 	}
+	in.mark("restored")
 	stopStats, sampler := runStats(ep.stats, a, log)
 	defer stopStats()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)

@@ -158,7 +158,7 @@ func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Ti
 	if err := u.ctx.Err(); err != nil {
 		return fmt.Errorf("upgrade: the arbiter is stopping: %w", err)
 	}
-	u.log.Debug("upgrade: every watcher frozen", "after", time.Since(since))
+	u.log.Debug("upgrade: every watcher frozen and its state written down", "after", time.Since(since))
 	cfg := u.a.Config()
 	exe, err := unix.Open("/proc/self/exe", unix.O_RDONLY, 0)
 	if err != nil {
