@@ -57,17 +57,17 @@ type WatcherHandover struct {
 	State   State               `json:"state"`
 	Workers []WorkerHandover    `json:"workers"`
 
-	SpawnAt     time.Time           `json:"spawn_at"`
+	SpawnAt     time.Time           `json:"spawn_at,omitzero"`
 	SpawnFails  int                 `json:"spawn_fails,omitempty"`
 	StartSpawns int                 `json:"start_spawns,omitempty"`
 	Crashes     map[int]int         `json:"crashes,omitempty"`
 	SlotAt      map[int]time.Time   `json:"slot_at,omitempty"`
 	Deaths      map[int][]time.Time `json:"deaths,omitempty"`
 	FlapRetries int                 `json:"flap_retries,omitempty"`
-	LastFlap    time.Time           `json:"last_flap"`
-	RetryAt     time.Time           `json:"retry_at"`
+	LastFlap    time.Time           `json:"last_flap,omitzero"`
+	RetryAt     time.Time           `json:"retry_at,omitzero"`
 	StopReason  string              `json:"stop_reason,omitempty"`
-	ActiveSince time.Time           `json:"active_since"`
+	ActiveSince time.Time           `json:"active_since,omitzero"`
 	Restarts    map[string]uint64   `json:"restarts,omitempty"`
 	SlotResets  map[int]uint64      `json:"slot_restarts,omitempty"`
 	LastExit    *ExitInfo           `json:"last_exit,omitempty"`
@@ -79,17 +79,17 @@ type WatcherHandover struct {
 type WorkerHandover struct {
 	Pid        int       `json:"pid"`
 	Wid        int       `json:"wid"`
-	Started    time.Time `json:"started"`
-	ExpireAt   time.Time `json:"expire_at"`
+	Started    time.Time `json:"started,omitzero"`
+	ExpireAt   time.Time `json:"expire_at,omitzero"`
 	Stopping   bool      `json:"stopping,omitempty"`
 	Cause      string    `json:"cause,omitempty"`
 	Retiring   bool      `json:"retiring,omitempty"`
-	KillAt     time.Time `json:"kill_at"`
+	KillAt     time.Time `json:"kill_at,omitzero"`
 	Killed     bool      `json:"killed,omitempty"`
 	Ready      bool      `json:"ready"`
-	ReadyAt    time.Time `json:"ready_at"`
-	ReadyBy    time.Time `json:"ready_by"`
-	WatchdogAt time.Time `json:"watchdog_at"`
+	ReadyAt    time.Time `json:"ready_at,omitzero"`
+	ReadyBy    time.Time `json:"ready_by,omitzero"`
+	WatchdogAt time.Time `json:"watchdog_at,omitzero"`
 	Status     string    `json:"status,omitempty"`
 	// NotifyFD is the arbiter's end of its NOTIFY_SOCKET (ready =
 	// notify), -1 without one.

@@ -1,6 +1,7 @@
 package handover
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,12 +93,12 @@ func FromEnv() (fd int, ok bool, err error) {
 // is one this binary reads; it returns the header either way. The fd is
 // left open (and positioned at its start), for a way back.
 func Read(fd int, doc any) (Header, error) {
-	var h Header
 	b, err := readAll(fd)
 	if err != nil {
-		return h, err
+		return Header{}, err
 	}
-	if err := json.Unmarshal(b, &h); err != nil {
+	h, err := readHeader(b)
+	if err != nil {
 		return h, fmt.Errorf("hand-over: %w", err)
 	}
 	if h.Format < MinFormat || h.Format > Format {
@@ -127,4 +128,32 @@ func readAll(fd int) ([]byte, error) {
 		out = append(out, buf[:n]...)
 		off += int64(n)
 	}
+}
+
+// readHeader reads the Header's fields of the document b without decoding
+// the rest of it (a thousand workers' state is most of the hand-over's
+// bytes, decoded once, by Read, into the format it is known to be).
+func readHeader(b []byte) (Header, error) {
+	var h Header
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return h, fmt.Errorf("not a hand-over document (%v)", err)
+	}
+	for found := 0; found < 2 && dec.More(); {
+		t, err := dec.Token()
+		if err != nil {
+			return h, err
+		}
+		var dst any = new(json.RawMessage)
+		switch t {
+		case "format":
+			dst, found = &h.Format, found+1
+		case "version":
+			dst, found = &h.Version, found+1
+		}
+		if err := dec.Decode(dst); err != nil {
+			return h, fmt.Errorf("%v: %w", t, err)
+		}
+	}
+	return h, nil
 }
