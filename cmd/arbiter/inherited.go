@@ -228,3 +228,9 @@ func (in *inherited) subscribers() int {
 	}
 	return in.doc.Subscribers
 }
+
+// reloadAsked says the upgrade that started this image asked for the
+// configuration file to be reloaded once it runs.
+func (in *inherited) reloadAsked() bool {
+	return in != nil && in.failed == "" && in.doc.ReloadConfig
+}

@@ -275,6 +275,16 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	sigs.Go(func() { handleSignals(ctx, a, path, log, svc, up) })
 	sigs.Go(func() { svc.run(ctx, a) })
 	in.taken(ep.bus, up, log)
+	if in.reloadAsked() {
+		sigs.Go(func() {
+			select {
+			case <-a.Started():
+				svc.ReloadBegin()
+				svc.ReloadEnd(reload(ctx, a, path, log))
+			case <-ctx.Done():
+			}
+		})
+	}
 	err = a.Run(ctx)
 	close(stopped)
 	stop() // ends handleSignals and svc too, should Run have returned on its own
@@ -307,7 +317,7 @@ func handleSignals(ctx context.Context, a *arbiter.Arbiter, path string, log *sl
 				}
 			case syscall.SIGUSR2:
 				// Its failure is logged and published by the upgrader.
-				_, _ = up.Start("")
+				_, _ = up.Start("", false)
 			default:
 				svc.ReloadBegin()
 				svc.ReloadEnd(reload(ctx, a, path, log))

@@ -44,8 +44,11 @@ type upgradeDoc struct {
 	Binary string `json:"binary"`
 	// Since is when the old image was asked to upgrade, for the hand-over
 	// time the new one reports.
-	Since   time.Time       `json:"since"`
-	Sources []config.Source `json:"sources"`
+	Since time.Time `json:"since"`
+	// ReloadConfig asks the new image to reload the configuration file
+	// once it runs (an upgrade keeps the configuration in effect).
+	ReloadConfig bool            `json:"reloadconfig,omitempty"`
+	Sources      []config.Source `json:"sources"`
 	// Circus is the [circus] section in effect (reloadconfig keeps the
 	// one the arbiter started with, whatever the file says now).
 	Circus config.Circus `json:"circus"`
@@ -88,7 +91,7 @@ func newUpgrader(ctx context.Context, a *arbiter.Arbiter, ep *endpoints, svc *se
 
 // Start checks binary and begins the upgrade once the command's reply is
 // out (see commands.Upgrader).
-func (u *upgrader) Start(binary string) (control.Object, error) {
+func (u *upgrader) Start(binary string, reload bool) (control.Object, error) {
 	if binary == "" {
 		binary = u.exe
 	}
@@ -113,7 +116,7 @@ func (u *upgrader) Start(binary string) (control.Object, error) {
 	u.mu.Unlock()
 	since := time.Now()
 	u.log.Info("upgrading in place", "attempt", n, "from", u.version, "to", to, "binary", binary)
-	go u.run(n, binary, since)
+	go u.run(n, binary, since, reload)
 	return control.Object{
 		{Key: "attempt", Value: n}, {Key: "pid", Value: os.Getpid()},
 		{Key: "from", Value: u.version}, {Key: "to", Value: to},
@@ -128,14 +131,14 @@ func (u *upgrader) Last() control.Object {
 }
 
 // run hands the arbiter over; it returns only if the exec did not happen.
-func (u *upgrader) run(n int, binary string, since time.Time) {
+func (u *upgrader) run(n int, binary string, since time.Time, reload bool) {
 	// The upgrade command's reply (and any other) goes out first: the
 	// exec drops every connection.
 	dctx, cancel := context.WithTimeout(u.ctx, 200*time.Millisecond)
 	_ = u.ep.ctl.Drain(dctx)
 	cancel()
 	u.svc.ReloadBegin()
-	err := u.a.Upgrade(u.ctx, func(h *arbiter.Handover) error { return u.exec(h, n, binary, since) })
+	err := u.a.Upgrade(u.ctx, func(h *arbiter.Handover) error { return u.exec(h, n, binary, since, reload) })
 	u.svc.ReloadEnd(err)
 	u.failed(n, err)
 }
@@ -154,7 +157,7 @@ func (u *upgrader) failed(n int, err error) {
 
 // exec writes the document and executes binary; it returns only on
 // failure, with everything it kept open closed or close-on-exec again.
-func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Time) (err error) {
+func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Time, reload bool) (err error) {
 	if err := u.ctx.Err(); err != nil {
 		return fmt.Errorf("upgrade: the arbiter is stopping: %w", err)
 	}
@@ -172,7 +175,7 @@ func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Ti
 	cancel()
 	doc := upgradeDoc{
 		Header:  handover.Header{Format: handover.Format, Version: u.version},
-		Attempt: n, Binary: binary, Since: since,
+		Attempt: n, Binary: binary, Since: since, ReloadConfig: reload,
 		Sources: cfg.Sources, Circus: cfg.Circus,
 		Seq:         u.ep.bus.Seq(),
 		Subscribers: u.ep.relay.Subscribed(),

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,5 +100,38 @@ func TestUpgradeWayBack(t *testing.T) {
 	if gone(pid) {
 		t.Errorf("worker %d died in the second upgrade", pid)
 	}
+	p.stop(t, syscall.SIGTERM)
+}
+
+// An upgrade keeps the configuration in effect, whatever the file says by
+// then: a file changed on disk is not applied (that is reloadconfig's
+// job), unless the upgrade asks for it with --reloadconfig.
+func TestUpgradeKeepsConfigUnlessAsked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "circus.ini")
+	writeINI(t, ini, "[watcher:a]\ncmd = WORKER sleep\nnumprocesses = 1\n")
+	p := startArbiter(t, ini)
+	endpoint := controlEndpoint(ini)
+	count := func() int {
+		out, _, code := circusctl(t, endpoint, "numprocesses", "a")
+		if code != 0 {
+			return -1
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(out))
+		return n
+	}
+	waitFor(t, "the arbiter", 20*time.Second, func() bool { return count() == 1 })
+	writeINI(t, ini, "[watcher:a]\ncmd = WORKER sleep\nnumprocesses = 2\n")
+	if out, stderr, code := circusctl(t, endpoint, "upgrade"); code != 0 {
+		t.Fatalf("upgrade: exit %d, %q %q", code, out, stderr)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("numprocesses %d after a plain upgrade, want the 1 in effect (the file's 2 is not applied)", n)
+	}
+	if out, stderr, code := circusctl(t, endpoint, "upgrade", "--reloadconfig"); code != 0 {
+		t.Fatalf("upgrade --reloadconfig: exit %d, %q %q", code, out, stderr)
+	}
+	waitFor(t, "the file's numprocesses after upgrade --reloadconfig", 20*time.Second, func() bool { return count() == 2 })
 	p.stop(t, syscall.SIGTERM)
 }

@@ -352,6 +352,7 @@ lines as they come. Ringmaster's own: Circus has no tail.`,
 		name: "upgrade", short: "Upgrade the arbiter in place, keeping every process", max: 0,
 		flags: []flagSpec{
 			{name: "binary", value: "PATH", help: "the new binary (default: the arbiter's own path)"},
+			{name: "reloadconfig", help: "then reload the configuration file in the new image"},
 		},
 		long: upgradeHelp,
 		local: func(ctx context.Context, g globals, e environ, a *parsed) error {

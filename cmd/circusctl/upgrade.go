@@ -23,7 +23,8 @@ with --binary), keeping its pid, every process, socket and output pipe, and
 the watchers' state. The new binary is checked first; the command then
 waits for the new image to answer and prints the versions and how long the
 hand-over took, or why it failed (the old binary then goes on, with nothing
-lost), and exits 1. SIGUSR2 to the arbiter does the same without waiting.
+lost), and exits 1. The configuration in effect is kept as it is; with
+--reloadconfig the new image then reads the file again, as reloadconfig. SIGUSR2 to the arbiter does the same without waiting.
 Ringmaster's own: Circus cannot upgrade in place.`
 
 // upgradeReply is the upgrade command's reply: the attempt started, or,
@@ -48,6 +49,9 @@ func upgrade(ctx context.Context, g globals, e environ, a *parsed) error {
 			return err
 		}
 		props["binary"] = abs
+	}
+	if a.on("reloadconfig") {
+		props["reloadconfig"] = true
 	}
 	started, err := upgradeCall(ctx, g, endpoint, "upgrade", props)
 	if err != nil {

@@ -12,15 +12,17 @@ type Upgrader interface {
 	// Start checks the new binary (binary, or "" for the arbiter's own
 	// path) and, if it will take the arbiter's state, begins the upgrade
 	// once the reply is out; the fields say which attempt, from and to
-	// which versions. A binary that fails its check is the error.
-	Start(binary string) (control.Object, error)
+	// which versions. A binary that fails its check is the error. With
+	// reload, the new image then reloads the configuration file (as
+	// reloadconfig), which an upgrade alone never does.
+	Start(binary string, reload bool) (control.Object, error)
 	// Last says what the last attempt came to, in this image (which may
 	// be the new one, or the old one back after a failure).
 	Last() control.Object
 }
 
-// cmdUpgrade is Ringmaster's upgrade: {"binary": PATH} (optional) starts an
-// upgrade in place. A client waits for it by asking upgradestatus, on a
+// cmdUpgrade is Ringmaster's upgrade: {"binary": PATH, "reloadconfig":
+// true} (both optional) starts an upgrade in place. A client waits for it by asking upgradestatus, on a
 // new connection, until the attempt it was given is reported: the exec
 // drops every connection.
 func cmdUpgrade(t *Table, req control.Request) (job, *control.Error) {
@@ -31,8 +33,12 @@ func cmdUpgrade(t *Table, req control.Request) (job, *control.Error) {
 	if e != nil {
 		return job{}, e
 	}
+	reload, e := req.BoolOr("reloadconfig", false)
+	if e != nil {
+		return job{}, e
+	}
 	return now(func(context.Context) control.Reply {
-		fields, err := t.opts.Upgrader.Start(binary)
+		fields, err := t.opts.Upgrader.Start(binary, reload)
 		if err != nil {
 			return control.Fail(control.Errorf(control.CommandError, "%v", err))
 		}
