@@ -75,30 +75,90 @@ var stageNames = map[C.int]string{
 // reaper's record of this spawn, told where the child's pidfd appears
 // while the fork is in flight, and which guardian the child was given.
 func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
-	var allocs []unsafe.Pointer
-	defer func() {
-		for _, p := range allocs {
-			C.free(p)
-		}
-	}()
-	cstr := func(s string) *C.char {
-		p := C.CString(s)
-		allocs = append(allocs, unsafe.Pointer(p))
-		return p
+	var m cmem
+	defer m.free()
+	s, err := buildSpawn(a, &m)
+	if err != nil {
+		return 0, -1, err
 	}
-	carray := func(n, size int) unsafe.Pointer {
-		p := C.calloc(C.size_t(max(n, 1)), C.size_t(size))
-		allocs = append(allocs, p)
-		return p
-	}
-	cstrings := func(ss []string, extra int) []*C.char {
-		arr := unsafe.Slice((**C.char)(carray(len(ss)+extra+1, int(unsafe.Sizeof((*C.char)(nil))))), len(ss)+extra+1)
-		for i, s := range ss {
-			arr[i] = cstr(s)
-		}
-		return arr
+	// A descriptor of the spawn's own: the arbiter's may be closed under
+	// it, should the guardian die while the child is being made.
+	s.guardfd = C.int(theReaper.guardFD(sp, a.guard))
+	if s.guardfd >= 0 {
+		defer unix.Close(int(s.guardfd))
+	} else {
+		s.pdeathsig = C.int(syscall.SIGKILL)
+		s.ppid = C.int(os.Getpid())
 	}
 
+	// Not under syscall.ForkLock, as os/exec forks: the lock would be held
+	// until the child execs (CLONE_VFORK), so a child blocked before exec
+	// would stop every other fork in the process, on the other spawner
+	// threads and in os/exec. The lock keeps fds created without
+	// close-on-exec out of children, and ours need no such care: the child
+	// closes every fd beyond those handed over before it execs.
+	//
+	// The kernel stores the pidfd before the child first runs; the reaper
+	// reads it to recognize this child should it die before we return.
+	s.pidfd = -1
+	theReaper.track(sp, (*int32)(unsafe.Pointer(&s.pidfd)))
+	p := int(C.rm_spawn_run(s))
+	if h := forkedHook.Load(); h != nil && sp != nil && p > 0 {
+		(*h)(p)
+	}
+	// From here the pidfd may be closed, and s is freed on return.
+	theReaper.track(sp, nil)
+	runtime.KeepAlive(a.files)
+	a.clonedIn = s.in_cgroup != 0
+
+	if s.err != 0 {
+		err := spawnError(a, s)
+		if p > 0 {
+			unix.Close(int(s.pidfd))
+		}
+		return max(p, 0), -1, err
+	}
+	if p <= 0 {
+		return 0, -1, errors.New("BUG: clone returned no pid and no error")
+	}
+	return p, int(s.pidfd), nil
+}
+
+// cmem is the C memory of one spawn's struct, freed together once the
+// child has exec'd or failed.
+type cmem struct{ allocs []unsafe.Pointer }
+
+func (m *cmem) free() {
+	for _, p := range m.allocs {
+		C.free(p)
+	}
+}
+
+func (m *cmem) str(s string) *C.char {
+	p := C.CString(s)
+	m.allocs = append(m.allocs, unsafe.Pointer(p))
+	return p
+}
+
+func (m *cmem) array(n, size int) unsafe.Pointer {
+	p := C.calloc(C.size_t(max(n, 1)), C.size_t(size))
+	m.allocs = append(m.allocs, p)
+	return p
+}
+
+// strings is ss as a NULL-terminated array, with room for extra more.
+func (m *cmem) strings(ss []string, extra int) []*C.char {
+	arr := unsafe.Slice((**C.char)(m.array(len(ss)+extra+1, int(unsafe.Sizeof((*C.char)(nil))))), len(ss)+extra+1)
+	for i, s := range ss {
+		arr[i] = m.str(s)
+	}
+	return arr
+}
+
+// buildSpawn is the C struct of a's spawn, in m: what the child applies
+// between its clone and its exec.
+func buildSpawn(a *spawnAttr, m *cmem) (*C.struct_rm_spawn, error) {
+	cstr, carray, cstrings := m.str, m.array, m.strings
 	s := (*C.struct_rm_spawn)(carray(1, int(unsafe.Sizeof(C.struct_rm_spawn{}))))
 	s.path = cstr(a.path)
 	s.argv = (**C.char)(unsafe.Pointer(&cstrings(a.argv, 0)[0]))
@@ -120,10 +180,10 @@ func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 		// Through SyscallConn, not Fd, which would make the file blocking.
 		rc, err := f.SyscallConn()
 		if err != nil {
-			return 0, -1, fmt.Errorf("fd %d: %w", i, err)
+			return nil, fmt.Errorf("fd %d: %w", i, err)
 		}
 		if err := rc.Control(func(fd uintptr) { fds[i] = C.int(fd) }); err != nil {
-			return 0, -1, fmt.Errorf("fd %d: %w", i, err)
+			return nil, fmt.Errorf("fd %d: %w", i, err)
 		}
 	}
 	s.fds = &fds[0]
@@ -169,7 +229,7 @@ func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 			cg[i] = C.int(j.FD)
 			if j.Clone {
 				if s.cgroup_clone >= 0 {
-					return 0, -1, errors.New("BUG: two v2 cgroups to join")
+					return nil, errors.New("BUG: two v2 cgroups to join")
 				}
 				s.cgroup_clone = C.int(i)
 			}
@@ -180,75 +240,42 @@ func forkExec(a *spawnAttr, sp *spawning) (pid, pidfd int, err error) {
 	if a.noClone3 {
 		s.no_clone3 = 1
 	}
-	// A descriptor of the spawn's own: the arbiter's may be closed under
-	// it, should the guardian die while the child is being made.
-	s.guardfd = C.int(theReaper.guardFD(sp, a.guard))
-	if s.guardfd >= 0 {
-		defer unix.Close(int(s.guardfd))
-	} else {
-		s.pdeathsig = C.int(syscall.SIGKILL)
-		s.ppid = C.int(os.Getpid())
-	}
+	return s, nil
+}
 
-	// Not under syscall.ForkLock, as os/exec forks: the lock would be held
-	// until the child execs (CLONE_VFORK), so a child blocked before exec
-	// would stop every other fork in the process, on the other spawner
-	// threads and in os/exec. The lock keeps fds created without
-	// close-on-exec out of children, and ours need no such care: the child
-	// closes every fd beyond those handed over before it execs.
-	//
-	// The kernel stores the pidfd before the child first runs; the reaper
-	// reads it to recognize this child should it die before we return.
-	s.pidfd = -1
-	theReaper.track(sp, (*int32)(unsafe.Pointer(&s.pidfd)))
-	p := int(C.rm_spawn_run(s))
-	if h := forkedHook.Load(); h != nil && sp != nil && p > 0 {
-		(*h)(p)
-	}
-	// From here the pidfd may be closed, and s is freed on return.
-	theReaper.track(sp, nil)
-	runtime.KeepAlive(a.files)
-	a.clonedIn = s.in_cgroup != 0
-
-	if s.err != 0 {
-		detail := ""
-		switch s.stage {
-		case C.RM_STAGE_EXEC:
-			detail = fmt.Sprintf(" %q", a.path)
-		case C.RM_STAGE_CHDIR:
-			detail = fmt.Sprintf(" %q", a.dir)
-		case C.RM_STAGE_CHROOT:
-			detail = fmt.Sprintf(" %q", a.chroot)
-		case C.RM_STAGE_SETGROUPS:
-			detail = fmt.Sprintf(" %v", a.groups)
-		case C.RM_STAGE_SETUID:
-			detail = fmt.Sprintf(" %d", a.uid)
-		case C.RM_STAGE_SETGID:
-			detail = fmt.Sprintf(" %d", a.gid)
-		case C.RM_STAGE_CGROUP:
-			if i := int(s.cgroup_failed); i >= 0 && i < len(a.cgroups) {
-				detail = fmt.Sprintf(" %q", a.cgroups[i].Path)
-			}
-		case C.RM_STAGE_CLONE_CGROUP:
-			if i := int(s.cgroup_failed); i >= 0 && i < len(a.cgroups) {
-				detail = fmt.Sprintf(" %q", filepath.Dir(a.cgroups[i].Path))
-			}
+// spawnError says which step of a spawn failed (the C side's stage), on
+// what, and why.
+func spawnError(a *spawnAttr, s *C.struct_rm_spawn) error {
+	detail := ""
+	switch s.stage {
+	case C.RM_STAGE_EXEC:
+		detail = fmt.Sprintf(" %q", a.path)
+	case C.RM_STAGE_CHDIR:
+		detail = fmt.Sprintf(" %q", a.dir)
+	case C.RM_STAGE_CHROOT:
+		detail = fmt.Sprintf(" %q", a.chroot)
+	case C.RM_STAGE_SETGROUPS:
+		detail = fmt.Sprintf(" %v", a.groups)
+	case C.RM_STAGE_SETUID:
+		detail = fmt.Sprintf(" %d", a.uid)
+	case C.RM_STAGE_SETGID:
+		detail = fmt.Sprintf(" %d", a.gid)
+	case C.RM_STAGE_CGROUP:
+		if i := int(s.cgroup_failed); i >= 0 && i < len(a.cgroups) {
+			detail = fmt.Sprintf(" %q", a.cgroups[i].Path)
 		}
-		err := fmt.Errorf("%s%s: %w", stageNames[s.stage], detail, syscall.Errno(s.err))
-		if s.stage == C.RM_STAGE_CGROUP || s.stage == C.RM_STAGE_CLONE_CGROUP {
-			// A cgroup being removed, a pids limit reached: retried as a
-			// passing fault (retry.go), never counted toward max_retry.
-			err = cgroupJoinError{err}
+	case C.RM_STAGE_CLONE_CGROUP:
+		if i := int(s.cgroup_failed); i >= 0 && i < len(a.cgroups) {
+			detail = fmt.Sprintf(" %q", filepath.Dir(a.cgroups[i].Path))
 		}
-		if p > 0 {
-			unix.Close(int(s.pidfd))
-		}
-		return max(p, 0), -1, err
 	}
-	if p <= 0 {
-		return 0, -1, errors.New("BUG: clone returned no pid and no error")
+	err := fmt.Errorf("%s%s: %w", stageNames[s.stage], detail, syscall.Errno(s.err))
+	if s.stage == C.RM_STAGE_CGROUP || s.stage == C.RM_STAGE_CLONE_CGROUP {
+		// A cgroup being removed, a pids limit reached: retried as a
+		// passing fault (retry.go), never counted toward max_retry.
+		err = cgroupJoinError{err}
 	}
-	return p, int(s.pidfd), nil
+	return err
 }
 
 // pidfdProc is a real worker. Signals to it go through its pidfd, and to
