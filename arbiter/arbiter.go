@@ -266,15 +266,17 @@ func (a *Arbiter) Run(ctx context.Context) error {
 		a.log.Warn("cannot become a child subreaper", "err", err)
 	}
 	if a.restored != nil {
+		t0 := time.Now()
 		a.startRestoredCgroups()
+		tc := time.Since(t0)
 		a.startGuardianFrom(a.restored.h.Guardian)
+		tg := time.Since(t0)
+		a.adoptWorkers()
+		theReaper.unhold()
+		a.log.Debug("hand-over: adopted", "cgroups", tc, "guardian", tg, "workers", time.Since(t0))
 	} else {
 		a.startCgroups()
 		a.startGuardian()
-	}
-	if a.restored != nil {
-		a.adoptWorkers()
-		theReaper.unhold()
 	}
 
 	q := a.newQueues()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ringmaster-dev/ringmaster/config"
 	"github.com/ringmaster-dev/ringmaster/sockets"
@@ -172,8 +173,10 @@ func (w *Watcher) resume() {
 	// need not wait (2,000 pipes take tens of milliseconds). Not before
 	// the hand-over is taken: until then the way back (the old binary,
 	// with the same document) needs the pipes as they were.
+	t0 := time.Now()
 	w.adoptOutput(w.outputIn)
 	w.outputIn = nil
+	w.log.Debug("hand-over: output adopted", "took", time.Since(t0))
 	for _, n := range w.notifyFDs {
 		p := w.procs[n.pid]
 		if n.fd < 0 {

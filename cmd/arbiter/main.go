@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -180,7 +181,10 @@ type endpoints struct {
 // openEndpoints binds the event, stats, control, console and metrics endpoints of
 // cfg; on failure nothing stays open.
 func openEndpoints(cfg *config.Config, log *slog.Logger, in *inherited) (*endpoints, error) {
-	e := &endpoints{late: &commands.Late{Config: cfg}}
+	// A request that comes before the command table waits for it: the
+	// listeners of an arbiter upgraded in place take connections while it
+	// restores its state.
+	e := &endpoints{late: &commands.Late{Config: cfg, Wait: 10 * time.Second}}
 	var err error
 	if e.bus, e.relay, err = startEvents(cfg, e.late, log, in.subscribers()); err != nil {
 		return nil, err
