@@ -28,6 +28,11 @@ import (
 // of failure --check-upgrade cannot foresee.
 var refuseHandover string
 
+// refuseLate is refuseHandover later on: once the new image has taken the
+// listeners and adopted the sockets, just before it would restore the
+// watchers (the tests of a way back that must bind the listeners anew).
+var refuseLate string
+
 // inherited is what this image was handed.
 type inherited struct {
 	doc    upgradeDoc

@@ -241,6 +241,9 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	in.mark("endpoints")
 	defer ep.relay.Close()
 	a, err := newArbiter(cfg, arbiter.Options{Logger: log, Publisher: ep.bus, Reloads: svc}, in)
+	if err == nil && in != nil && in.failed == "" && refuseLate != "" {
+		err = errors.New(refuseLate)
+	}
 	if err != nil {
 		ep.abort()
 		return in.fail(err)

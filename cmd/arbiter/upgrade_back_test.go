@@ -135,3 +135,35 @@ func TestUpgradeKeepsConfigUnlessAsked(t *testing.T) {
 	waitFor(t, "the file's numprocesses after upgrade --reloadconfig", 20*time.Second, func() bool { return count() == 2 })
 	p.stop(t, syscall.SIGTERM)
 }
+
+// The way back from a new image that gave up late, after it had taken the
+// listeners (their fds are gone) and adopted the sockets: the old image
+// binds its endpoints anew and takes the sockets back, with the same
+// worker, and answers on the same control endpoint.
+func TestUpgradeWayBackLate(t *testing.T) {
+	t.Parallel()
+	refusing := filepath.Join(t.TempDir(), "arbiter-refusing-late")
+	build := exec.Command("go", "build", "-ldflags", `-X "main.refuseLate=simulated late failure"`, "-o", refusing, ".")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	dir := t.TempDir()
+	ini := filepath.Join(dir, "circus.ini")
+	writeINI(t, ini, fmt.Sprintf("[watcher:a]\ncmd = WORKER describe %s/a.json\nuse_sockets = true\n\n[socket:s]\npath = %s/s.sock\n", dir, dir))
+	p := startArbiter(t, ini)
+	endpoint := controlEndpoint(ini)
+	waitFor(t, "worker a", 10*time.Second, func() bool { return readPid(filepath.Join(dir, "a.json")) > 0 })
+	pid := readPid(filepath.Join(dir, "a.json"))
+	_, stderr, code := circusctl(t, endpoint, "upgrade", "--binary", refusing)
+	if code == 0 || !strings.Contains(stderr, "simulated late failure") {
+		t.Fatalf("upgrade to a binary that gives up late: exit %d, stderr %q; want the reason", code, stderr)
+	}
+	unchanged(t, p, endpoint, pid)
+	if !strings.Contains(p.out.String(), "the old binary is back") {
+		t.Errorf("log without the way back:\n%s", p.out.String())
+	}
+	if out, _, code := circusctl(t, endpoint, "listsockets"); code != 0 || !strings.Contains(out, "s.sock") {
+		t.Errorf("listsockets after the way back = %q (exit %d), want the socket", out, code)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
