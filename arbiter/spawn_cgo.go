@@ -155,6 +155,26 @@ func (m *cmem) strings(ss []string, extra int) []*C.char {
 	return arr
 }
 
+// fds is the child's fd table: files[i] becomes fd i; -1, closed.
+func (m *cmem) fds(files []*os.File) ([]C.int, error) {
+	fds := unsafe.Slice((*C.int)(m.array(len(files), int(unsafe.Sizeof(C.int(0))))), max(len(files), 1))
+	for i, f := range files {
+		fds[i] = -1
+		if f == nil {
+			continue
+		}
+		// Through SyscallConn, not Fd, which would make the file blocking.
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return nil, fmt.Errorf("fd %d: %w", i, err)
+		}
+		if err := rc.Control(func(fd uintptr) { fds[i] = C.int(fd) }); err != nil {
+			return nil, fmt.Errorf("fd %d: %w", i, err)
+		}
+	}
+	return fds, nil
+}
+
 // buildSpawn is the C struct of a's spawn, in m: what the child applies
 // between its clone and its exec.
 func buildSpawn(a *spawnAttr, m *cmem) (*C.struct_rm_spawn, error) {
@@ -171,20 +191,9 @@ func buildSpawn(a *spawnAttr, m *cmem) (*C.struct_rm_spawn, error) {
 	}
 	s.envp = (**C.char)(unsafe.Pointer(&env[0]))
 
-	fds := unsafe.Slice((*C.int)(carray(len(a.files), int(unsafe.Sizeof(C.int(0))))), max(len(a.files), 1))
-	for i, f := range a.files {
-		fds[i] = -1
-		if f == nil {
-			continue
-		}
-		// Through SyscallConn, not Fd, which would make the file blocking.
-		rc, err := f.SyscallConn()
-		if err != nil {
-			return nil, fmt.Errorf("fd %d: %w", i, err)
-		}
-		if err := rc.Control(func(fd uintptr) { fds[i] = C.int(fd) }); err != nil {
-			return nil, fmt.Errorf("fd %d: %w", i, err)
-		}
+	fds, err := m.fds(a.files)
+	if err != nil {
+		return nil, err
 	}
 	s.fds = &fds[0]
 	s.nfds = C.int(len(a.files))
