@@ -62,7 +62,7 @@ type Arbiter struct {
 	reloads   ReloadObserver               // nil: nobody is told
 	// restored is the hand-over this Arbiter was made from (Restore),
 	// nil for one made by New.
-	restored *restoredState
+	restored *Handover
 
 	// opCancel cancels the arbiter-wide operation running, so that a stop
 	// of all overtakes a restart or reloadconfig; nil when none runs.
@@ -269,7 +269,7 @@ func (a *Arbiter) Run(ctx context.Context) error {
 		t0 := time.Now()
 		a.startRestoredCgroups()
 		tc := time.Since(t0)
-		a.startGuardianFrom(a.restored.h.Guardian)
+		a.startGuardianFrom(a.restored.Guardian)
 		tg := time.Since(t0)
 		a.adoptWorkers()
 		theReaper.unhold()

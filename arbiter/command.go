@@ -241,3 +241,18 @@ func (w *Watcher) checkCmd(ctx context.Context, h config.Health, pid int, lookup
 	_, err = c.run(ctx)
 	return err
 }
+
+// RunProgram runs path with args as the arbiter runs a hook (forked on a
+// spawner thread, reaped by the one reaper, registered with the guardian,
+// its group killed once it exits or after timeout), in the arbiter's own
+// environment and directory, and returns the tail of its stdout and
+// stderr, with an error saying how it ended unless it exited 0. A program
+// embedding the package must run children so while an Arbiter runs: one
+// it waits for itself, the reaper may reap first.
+func (a *Arbiter) RunProgram(ctx context.Context, path string, args []string, timeout time.Duration) ([]byte, error) {
+	c := &command{
+		argv: append([]string{path}, args...), path: path, env: os.Environ(),
+		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), timeout: timeout, guard: a.glink,
+	}
+	return c.run(ctx)
+}

@@ -20,11 +20,6 @@ import (
 // exits of the hand-over are routed to their watchers, and starts
 // nothing the old image had not started.
 
-// restoredState is what Run needs of the hand-over.
-type restoredState struct {
-	h *Handover
-}
-
 // Restore makes the Arbiter that h describes, running cfg (the
 // configuration the old image ran, rebuilt from its sources) on socks (its
 // sockets, adopted from their fds, in cfg's order). Nothing is started:
@@ -50,7 +45,7 @@ func Restore(cfg *config.Config, socks []*sockets.Socket, h *Handover, opts Opti
 		w.outputIn = h.Watchers[i].Output
 	}
 	sortWatchers(ws)
-	a.restored = &restoredState{h: h}
+	a.restored = h
 	a.snap.Store(&snapshot{watchers: ws, sockets: socks, cfg: cfg})
 	return a, nil
 }
@@ -87,18 +82,7 @@ func (a *Arbiter) restoreWatcher(cfg *config.Config, socks []*sockets.Socket, fi
 
 // sameSpec reports whether two specs read the same.
 func sameSpec(x, y config.WatcherSpec) bool {
-	eq := func(a, b map[string]string) bool {
-		if len(a) != len(b) {
-			return false
-		}
-		for k, v := range a {
-			if bv, ok := b[k]; !ok || bv != v {
-				return false
-			}
-		}
-		return true
-	}
-	return x.Name == y.Name && x.Flap == y.Flap && eq(x.Options, y.Options) && eq(x.Env, y.Env)
+	return x.Name == y.Name && x.Flap == y.Flap && maps.Equal(x.Options, y.Options) && maps.Equal(x.Env, y.Env)
 }
 
 // restoreState puts the loop's state back, before its loop runs; the
@@ -213,7 +197,7 @@ func (w *Watcher) resume() {
 // tree that cannot be adopted leaves the arbiter without cgroups, and
 // says why.
 func (a *Arbiter) startRestoredCgroups() {
-	st := a.restored.h.Cgroups
+	st := a.restored.Cgroups
 	if st == nil {
 		st = &cgroupState{Info: CgroupInfo{Reason: "the image before had none to hand over"}}
 	}

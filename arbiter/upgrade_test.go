@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ringmaster-dev/ringmaster/arbiter"
+	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
 
 // An upgrade whose exec fails changes nothing: the state it was handed
@@ -112,5 +114,29 @@ graceful_timeout = 30
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the stop did not end")
+	}
+}
+
+// RunProgram runs a child through the arbiter's own reaper: its output and
+// how it ended come back, and no exit is taken for an orphan's.
+func TestRunProgram(t *testing.T) {
+	t.Parallel()
+	r := start(t, "[watcher:idle]\ncmd = WORKER sleep\nautostart = false\n")
+	ctx := context.Background()
+	out, err := r.RunProgram(ctx, "/bin/sh", []string{"-c", "echo ringmaster-handover 1 1 v1"}, 10*time.Second)
+	if err != nil || strings.TrimSpace(string(out)) != "ringmaster-handover 1 1 v1" {
+		t.Errorf("RunProgram(echo) = %q, %v", out, err)
+	}
+	if _, err := r.RunProgram(ctx, "/bin/sh", []string{"-c", "echo nope >&2; exit 3"}, 10*time.Second); err == nil || err.Error() != "exit status 3: nope" {
+		t.Errorf("RunProgram(exit 3) = %v, want exit status 3: nope", err)
+	}
+	if _, err := r.RunProgram(ctx, filepath.Join(t.TempDir(), "missing"), nil, 10*time.Second); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("RunProgram(missing) = %v, want no such file", err)
+	}
+	if _, err := r.RunProgram(ctx, "/bin/sleep", []string{"60"}, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("RunProgram(sleep 60) = %v, want a time-out", err)
+	}
+	if n := len(r.events.Of(pubsub.Orphan)); n != 0 {
+		t.Errorf("%d orphan events: a program's exit taken for an orphan's", n)
 	}
 }

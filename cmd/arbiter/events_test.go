@@ -102,15 +102,7 @@ func TestEventsReachEverySubscriber(t *testing.T) {
 	defer func() { cancel(); c.Close(); <-goDone }()
 
 	script := filepath.Join(dir, "sub.py")
-	if err := os.WriteFile(script, []byte(`import json, sys, zmq
-s = zmq.Context().socket(zmq.SUB)
-s.setsockopt(zmq.LINGER, 0)
-s.connect(sys.argv[1])
-s.setsockopt(zmq.SUBSCRIBE, b"")
-while True:
-    t, b = s.recv_multipart()
-    print(json.dumps([t.decode(), b.decode()]), flush=True)
-`), 0o644); err != nil {
+	if err := os.WriteFile(script, []byte(pySubScript), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	readLines := func(name string, cmd *exec.Cmd, parse func(string) (string, string, bool), into *frames) {
@@ -243,3 +235,16 @@ func readWorkerPid(t *testing.T, arbiterPid int) int {
 	}
 	return 0
 }
+
+// pySubScript is a libzmq subscriber (Circus's own client library's
+// transport) to everything at argv[1], printing each message as a JSON
+// [topic, body] line.
+const pySubScript = `import json, sys, zmq
+s = zmq.Context().socket(zmq.SUB)
+s.setsockopt(zmq.LINGER, 0)
+s.connect(sys.argv[1])
+s.setsockopt(zmq.SUBSCRIBE, b"")
+while True:
+    t, b = s.recv_multipart()
+    print(json.dumps([t.decode(), b.decode()]), flush=True)
+`

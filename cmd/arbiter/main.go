@@ -296,6 +296,7 @@ func serve(path string, cfg *config.Config, log *slog.Logger, journal *logs.Jour
 	close(stopped)
 	stop() // ends handleSignals and svc too, should Run have returned on its own
 	sigs.Wait()
+	up.runs.Wait()
 	con.Close()
 	ops.Close()
 	plug.Close()

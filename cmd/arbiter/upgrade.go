@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -74,6 +73,9 @@ type upgrader struct {
 	attempt int            // the last attempt's number
 	last    control.Object // what it came to
 	ctx     context.Context
+	// runs is the upgrade under way, which serve waits for once the
+	// arbiter has stopped (it then ends at once: no exec once stopping).
+	runs sync.WaitGroup
 }
 
 // newUpgrader is the upgrader of a, whose attempts so far and the last
@@ -105,7 +107,7 @@ func (u *upgrader) Start(binary string, reload bool) (control.Object, error) {
 	}
 	u.running = true
 	u.mu.Unlock()
-	to, err := checkUpgrade(binary)
+	to, err := checkUpgrade(u.ctx, u.a, binary)
 	if err != nil {
 		u.failed(0, err)
 		return nil, err
@@ -116,7 +118,7 @@ func (u *upgrader) Start(binary string, reload bool) (control.Object, error) {
 	u.mu.Unlock()
 	since := time.Now()
 	u.log.Info("upgrading in place", "attempt", n, "from", u.version, "to", to, "binary", binary)
-	go u.run(n, binary, since, reload)
+	u.runs.Go(func() { u.run(n, binary, since, reload) })
 	return control.Object{
 		{Key: "attempt", Value: n}, {Key: "pid", Value: os.Getpid()},
 		{Key: "from", Value: u.version}, {Key: "to", Value: to},
@@ -197,32 +199,25 @@ func (u *upgrader) exec(h *arbiter.Handover, n int, binary string, since time.Ti
 	return fmt.Errorf("upgrade: exec %s: %w", binary, syscall.Exec(binary, os.Args, env))
 }
 
-// checkUpgrade runs binary --check-upgrade and returns its version once it
-// says it reads the document this binary writes.
-func checkUpgrade(binary string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "--check-upgrade")
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		return "", fmt.Errorf("upgrade: %s --check-upgrade did not answer within %s", binary, checkTimeout)
-	}
+// checkUpgrade runs binary --check-upgrade, a child of a (nothing here
+// may wait for a child: the arbiter's reaper takes every exit), and
+// returns its version once it says it reads the document this binary
+// writes.
+func checkUpgrade(ctx context.Context, a *arbiter.Arbiter, binary string) (string, error) {
+	out, err := a.RunProgram(ctx, binary, []string{"--check-upgrade"}, checkTimeout)
 	if err != nil {
-		msg := strings.TrimSpace(errOut.String())
-		if msg == "" {
-			msg = strings.TrimSpace(out.String())
-		}
-		if msg != "" {
-			return "", fmt.Errorf("upgrade: %s --check-upgrade: %v: %s", binary, err, headLine(msg))
-		}
 		return "", fmt.Errorf("upgrade: %s --check-upgrade: %w", binary, err)
 	}
 	var min, max int
 	var version string
-	if _, err := fmt.Sscanf(out.String(), "ringmaster-handover %d %d %s", &min, &max, &version); err != nil {
-		return "", fmt.Errorf("upgrade: %s --check-upgrade answered %q: not a Ringmaster arbiter", binary, headLine(out.String()))
+	line := headLine(string(out))
+	for l := range strings.Lines(string(out)) {
+		if strings.HasPrefix(l, "ringmaster-handover ") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if _, err := fmt.Sscanf(line, "ringmaster-handover %d %d %s", &min, &max, &version); err != nil {
+		return "", fmt.Errorf("upgrade: %s --check-upgrade answered %q: not a Ringmaster arbiter", binary, line)
 	}
 	if handover.Format < min || handover.Format > max {
 		return "", fmt.Errorf("upgrade: %s (%s) reads hand-over formats %d to %d, not this one's %d", binary, version, min, max, handover.Format)

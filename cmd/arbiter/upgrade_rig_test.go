@@ -285,15 +285,7 @@ func subscribeAll(t *testing.T, dir, endpoint string) []*subscriber {
 		return subs
 	}
 	script := filepath.Join(dir, "sub.py")
-	if err := os.WriteFile(script, []byte(`import json, sys, zmq
-s = zmq.Context().socket(zmq.SUB)
-s.setsockopt(zmq.LINGER, 0)
-s.connect(sys.argv[1])
-s.setsockopt(zmq.SUBSCRIBE, b"")
-while True:
-    t, b = s.recv_multipart()
-    print(json.dumps([t.decode(), b.decode()]), flush=True)
-`), 0o644); err != nil {
+	if err := os.WriteFile(script, []byte(pySubScript), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	py := &subscriber{name: "libzmq SUB"}

@@ -5,9 +5,6 @@ import (
 	"strconv"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/ringmaster-dev/ringmaster/internal/handover"
 	"github.com/ringmaster-dev/ringmaster/internal/testproc"
 	"github.com/ringmaster-dev/ringmaster/pubsub"
 )
@@ -21,7 +18,6 @@ import (
 // table is the process's.
 func TestDialRecvAcrossHandover(t *testing.T) {
 	endpoint := "tcp://127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))
-	key := "zmq " + endpoint
 	old, err := Listen(endpoint, SinkOptions{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -36,24 +32,7 @@ func TestDialRecvAcrossHandover(t *testing.T) {
 	defer c.Close()
 	waitSubscribed(t, old, 1, 1)
 
-	fds, err := handover.Listeners()
-	if err != nil {
-		t.Fatalf("Listeners() = %v", err)
-	}
-	fd, err := unix.Dup(fds[key])
-	handover.ListenersBack()
-	if err != nil {
-		t.Fatalf("dup the listener %q (%v): %v", key, fds, err)
-	}
-	old.Close() // what the exec does: every connection dropped, the listener kept
-	handover.Inherit(map[string]int{key: fd})
-	defer handover.Inherit(nil)
-	s, err := Listen(endpoint, SinkOptions{Logger: testLogger(t)})
-	if err != nil {
-		unix.Close(fd)
-		t.Fatalf("Listen(%q) = %v", endpoint, err)
-	}
-	defer s.Close()
+	s := handOverSink(t, old, endpoint)
 	waitSubscribed(t, s, 1, 1)
 	ev := pubsub.Event{Kind: pubsub.Start, Watcher: "web"}
 	s.Send(pubsub.Topic(ev), pubsub.Body(ev))

@@ -51,7 +51,6 @@ func TestListenInherited(t *testing.T) {
 func TestLibzmqReconnectsAcrossHandover(t *testing.T) {
 	needPyzmq(t)
 	endpoint := "tcp://127.0.0.1:" + strconv.Itoa(testproc.FreePort(t))
-	key := "zmq " + endpoint
 	old, err := Listen(endpoint, SinkOptions{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +61,23 @@ func TestLibzmqReconnectsAcrossHandover(t *testing.T) {
 	py := startPySub(t, endpoint, len(w), "watcher.web.")
 	waitSubscribed(t, old, 1, 1)
 
+	s := handOverSink(t, old, endpoint)
+	waitSubscribed(t, s, 1, 1)
+	for _, ev := range evs {
+		s.Send(pubsub.Topic(ev), pubsub.Body(ev))
+	}
+	if diff := cmp.Diff(w, py()); diff != "" {
+		t.Errorf("libzmq SUB after the hand-over: frames differ (-want +got):\n%s", diff)
+	}
+}
+
+// handOverSink plays an upgrade's exec in process: old's listener is
+// handed over (an fd that outlives old, as it outlives the old image),
+// old is closed, dropping every connection, and the Sink of the new image
+// on endpoint takes the listener. The new Sink is closed at the test's end.
+func handOverSink(t *testing.T, old *Sink, endpoint string) *Sink {
+	t.Helper()
+	key := "zmq " + endpoint
 	fds, err := handover.Listeners()
 	if err != nil {
 		t.Fatalf("Listeners() = %v", err)
@@ -71,21 +87,14 @@ func TestLibzmqReconnectsAcrossHandover(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dup the listener %q (%v): %v", key, fds, err)
 	}
-	old.Close() // what the exec does: every connection dropped, the listener kept
+	old.Close()
 	handover.Inherit(map[string]int{key: fd})
-	defer handover.Inherit(nil)
-
+	t.Cleanup(func() { handover.Inherit(nil) })
 	s, err := Listen(endpoint, SinkOptions{Logger: testLogger(t)})
 	if err != nil {
 		unix.Close(fd)
 		t.Fatalf("Listen(%q) = %v", endpoint, err)
 	}
-	defer s.Close()
-	waitSubscribed(t, s, 1, 1)
-	for _, ev := range evs {
-		s.Send(pubsub.Topic(ev), pubsub.Body(ev))
-	}
-	if diff := cmp.Diff(w, py()); diff != "" {
-		t.Errorf("libzmq SUB after the hand-over: frames differ (-want +got):\n%s", diff)
-	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
